@@ -1,0 +1,3 @@
+//! Benchmarks for `bake --print` (filled in with the bake engine).
+
+fn main() {}

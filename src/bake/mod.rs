@@ -1,0 +1,6 @@
+//! Bake files in, resolved targets out. Stages 1–2: parse, evaluate, merge, resolve.
+//!
+//! May import `diag`, `platform` and `buildflags`. Never touches the solver, the network or
+//! any file it is not given: this module is pure, so `--print` needs nothing else.
+
+pub(crate) mod hcl;

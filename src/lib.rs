@@ -1,0 +1,51 @@
+//! # bake
+//!
+//! Reads the build files people already have (`docker-bake.hcl`, `docker-bake.json`,
+//! `compose.yaml`) and builds every image they describe, in this process, with no Docker or
+//! BuildKit daemon.
+//!
+//! This file is the architecture map. Each stage has one entry function, takes the previous
+//! stage's output by reference and returns a new value:
+//!
+//! ```text
+//!  bake files ─► bake::load ─► Resolved ─► plan::plan ─► Plan (BuildRequest per target × platform)
+//!  HCL/JSON/     parse, eval,  (--print)                   │
+//!  Compose       merge, resolve                            │  engine, for each request:
+//!                                                          ▼
+//!                frontend::dockerfile::convert ─► graph::Definition        (debug graph)
+//!                                                          │
+//!                                                          ▼
+//!                solver::Solver::solve ─► SolveResult       each vertex runs through ops/*,
+//!                  ▲ cache::import (keys)                   which use executor, source, snapshot
+//!                                                          │
+//!                                                          ▼
+//!                exporter::export, cache::export ─► ExportReport
+//! ```
+//!
+//! Stages and the modules that own them (layers, lowest first; a module imports only from
+//! lower layers, and `tests/it/architecture.rs` enforces the table):
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | 0 leaf | [`diag`], [`platform`], [`buildflags`] (later `digest`, `progress`, `oci`, `config`) |
+//! | 1 contract | [`graph`] |
+//! | 2 front ends | [`bake`] (→ `plan`), [`frontend`] |
+//! | 2 storage | `content`, `snapshot`, `registry`, `executor` (issues #4, #5) |
+//! | 3 engine core | `solver` (issue #4) |
+//! | 4 back ends | `source`, `ops`, `cache`, `exporter` (issues #4, #5) |
+//! | 5 wiring | `engine` → [`cli`] → `main.rs` |
+//!
+//! 1. `bake::load` turns bake files into `bake::Resolved` targets; `bake::print` renders
+//!    them exactly as `docker buildx bake --print` does.
+//! 2. [`frontend::dockerfile`] lowers a Dockerfile to a `graph::Definition`.
+//! 3. The solver, workers, store and exporters (issue #4) run the definitions.
+//!
+//! Only [`cli`] writes to stdout and stderr.
+
+pub mod bake;
+pub mod buildflags;
+pub mod cli;
+pub mod diag;
+pub mod frontend;
+pub mod graph;
+pub mod platform;
