@@ -1,2 +1,444 @@
 //! Typed CSV specs for `output`, `cache-from`/`cache-to`, `secret`, `ssh` and `attest`, as
-//! buildx's `util/buildflags` parses them. Leaf (imports only `diag`).
+//! buildx's `util/buildflags` parses them, plus the flat JSON form `--print` shows. Leaf.
+//!
+//! Every spec can be written as a CSV string (`type=local,dest=out`) or, in bake files, as
+//! an object (`{ type = "local", dest = "out" }`); both go through the same key handling.
+
+mod csv;
+
+use std::collections::BTreeMap;
+
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+
+pub use self::csv::split_fields;
+
+/// Why a spec string or object could not be parsed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The CSV text itself is malformed (an unterminated or stray quote).
+    #[error("invalid CSV in `{input}`: {reason}")]
+    Csv {
+        /// The text that was parsed.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A field is not a `key=value` pair.
+    #[error("invalid value `{field}`: expected `key=value`")]
+    NotKeyValue {
+        /// The offending field.
+        field: String,
+    },
+    /// A required `type=` is missing.
+    #[error("`type` is required in `{input}`")]
+    MissingType {
+        /// The text that was parsed.
+        input: String,
+    },
+    /// A field has a value that is not allowed.
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The rejected value.
+        value: String,
+        /// What is allowed instead.
+        reason: String,
+    },
+    /// A key that this kind of spec does not know.
+    #[error("unexpected key `{key}` in `{input}`")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The text that was parsed.
+        input: String,
+    },
+}
+
+/// Result alias for spec parsing.
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn key_values(input: &str) -> Result<Vec<(String, String)>> {
+    split_fields(input)?
+        .into_iter()
+        .map(|field| match field.split_once('=') {
+            Some((key, value)) => Ok((key.trim().to_lowercase(), value.to_owned())),
+            None => Err(Error::NotKeyValue { field }),
+        })
+        .collect()
+}
+
+/// Parses Go's `strconv.ParseBool` spellings.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// One exporter (`output`): a type plus attributes, `dest` among them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExportEntry {
+    /// The exporter type (`local`, `tar`, `oci`, `docker`, `image`, `registry`, `cacheonly`).
+    pub kind: String,
+    /// Where the exporter writes (`dest=`), empty when not set.
+    pub destination: String,
+    /// Every other attribute, lowercased keys.
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl ExportEntry {
+    /// Parses an `--output` value; a bare path means `type=local,dest=<path>` and `-` means
+    /// a tar stream on stdout.
+    // Compat: buildx ExportEntry.UnmarshalText (util/buildflags/export.go).
+    pub fn parse(input: &str) -> Result<Self> {
+        let fields = split_fields(input)?;
+        if fields.len() == 1 && fields[0] == input && !input.starts_with("type=") {
+            let kind = if input == "-" { "tar" } else { "local" };
+            return Ok(Self {
+                kind: kind.to_owned(),
+                destination: input.to_owned(),
+                attrs: BTreeMap::new(),
+            });
+        }
+        Self::from_pairs(input, key_values(input)?)
+    }
+
+    /// Builds an entry from already split `key=value` pairs (the object form).
+    pub fn from_pairs(input: &str, pairs: Vec<(String, String)>) -> Result<Self> {
+        let mut entry = Self::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "type" => entry.kind = value,
+                "dest" => entry.destination = value,
+                _ => {
+                    entry.attrs.insert(key, value);
+                }
+            }
+        }
+        if entry.kind.is_empty() {
+            return Err(Error::MissingType {
+                input: input.to_owned(),
+            });
+        }
+        Ok(entry)
+    }
+}
+
+impl Serialize for ExportEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut flat = self.attrs.clone();
+        flat.insert("type".to_owned(), self.kind.clone());
+        if !self.destination.is_empty() {
+            flat.insert("dest".to_owned(), self.destination.clone());
+        }
+        flat.serialize(serializer)
+    }
+}
+
+/// One cache import or export (`cache-from`, `cache-to`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CacheEntry {
+    /// The backend type (`registry`, `local`, `inline`, `gha`, `s3`, `azblob`).
+    pub kind: String,
+    /// Every other attribute, lowercased keys.
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl CacheEntry {
+    /// Parses one list element; a bare reference (or a comma list of them) means
+    /// `type=registry,ref=<ref>` each. Empty input gives no entry.
+    // Compat: buildx ParseCacheEntry / CacheOptionsEntry.UnmarshalText (util/buildflags/cache.go).
+    pub fn parse_list(input: &str) -> Result<Vec<Self>> {
+        if input.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        if !input.contains('=') {
+            return Ok(split_fields(input)?
+                .into_iter()
+                .filter(|field| !field.is_empty())
+                .map(|reference| Self {
+                    kind: "registry".to_owned(),
+                    attrs: BTreeMap::from([("ref".to_owned(), reference)]),
+                })
+                .collect());
+        }
+        Ok(vec![Self::from_pairs(input, key_values(input)?)?])
+    }
+
+    /// Builds an entry from `key=value` pairs (the object form).
+    pub fn from_pairs(input: &str, pairs: Vec<(String, String)>) -> Result<Self> {
+        let mut entry = Self::default();
+        for (key, value) in pairs {
+            if key == "type" {
+                entry.kind = value;
+            } else {
+                entry.attrs.insert(key, value);
+            }
+        }
+        if entry.kind.is_empty() {
+            return Err(Error::MissingType {
+                input: input.to_owned(),
+            });
+        }
+        Ok(entry)
+    }
+}
+
+impl Serialize for CacheEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut flat = self.attrs.clone();
+        flat.insert("type".to_owned(), self.kind.clone());
+        flat.serialize(serializer)
+    }
+}
+
+/// A build secret (`secret`): an id and where its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Secret {
+    /// The id `RUN --mount=type=secret,id=` refers to.
+    pub id: String,
+    /// A file to read the value from.
+    pub src: String,
+    /// An environment variable to read the value from.
+    pub env: String,
+}
+
+impl Secret {
+    /// Parses `id=x,src=path` / `id=x,env=VAR` / `type=env,id=x,src=VAR`.
+    // Compat: buildx Secret.UnmarshalText (util/buildflags/secrets.go).
+    pub fn parse(input: &str) -> Result<Self> {
+        let pairs = split_fields(input)?
+            .into_iter()
+            .map(|field| match field.split_once('=') {
+                Some((key, value)) => Ok((key.to_lowercase(), value.to_owned())),
+                None => Err(Error::NotKeyValue { field }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_pairs(input, pairs)
+    }
+
+    /// Builds a secret from `key=value` pairs (the object form).
+    pub fn from_pairs(input: &str, pairs: Vec<(String, String)>) -> Result<Self> {
+        let mut secret = Self::default();
+        let mut kind = String::new();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "type" if value == "file" || value == "env" => kind = value,
+                "type" => {
+                    return Err(Error::BadValue {
+                        key,
+                        value,
+                        reason: "expected `file` or `env`".to_owned(),
+                    });
+                }
+                "id" => secret.id = value,
+                "source" | "src" => secret.src = value,
+                "env" => secret.env = value,
+                _ => {
+                    return Err(Error::UnknownKey {
+                        key,
+                        input: input.to_owned(),
+                    });
+                }
+            }
+        }
+        if kind == "env" && secret.env.is_empty() {
+            secret.env = std::mem::take(&mut secret.src);
+        }
+        Ok(secret)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let fields = [("id", &self.id), ("src", &self.src), ("env", &self.env)];
+        let count = fields.iter().filter(|(_, v)| !v.is_empty()).count();
+        let mut out = serializer.serialize_struct("Secret", count)?;
+        for (name, value) in fields {
+            if !value.is_empty() {
+                out.serialize_field(name, value)?;
+            }
+        }
+        out.end()
+    }
+}
+
+/// An SSH agent socket or key set (`ssh`): `default` or `id=path,path`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ssh {
+    /// The id `RUN --mount=type=ssh,id=` refers to.
+    pub id: String,
+    /// Key files or agent sockets; empty means the default agent.
+    pub paths: Vec<String>,
+}
+
+impl Ssh {
+    /// Parses `id[=path[,path...]]`.
+    // Compat: buildx SSH.UnmarshalText (util/buildflags/ssh.go).
+    pub fn parse(input: &str) -> Self {
+        match input.split_once('=') {
+            Some((id, paths)) => Self {
+                id: id.to_owned(),
+                paths: paths.split(',').map(str::to_owned).collect(),
+            },
+            None => Self {
+                id: input.to_owned(),
+                paths: Vec::new(),
+            },
+        }
+    }
+}
+
+impl Serialize for Ssh {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let count = usize::from(!self.id.is_empty()) + usize::from(!self.paths.is_empty());
+        let mut out = serializer.serialize_struct("Ssh", count)?;
+        if !self.id.is_empty() {
+            out.serialize_field("id", &self.id)?;
+        }
+        if !self.paths.is_empty() {
+            out.serialize_field("paths", &self.paths)?;
+        }
+        out.end()
+    }
+}
+
+/// An attestation request (`attest`): `type=sbom|provenance`, optionally disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attest {
+    /// `sbom` or `provenance`.
+    pub kind: String,
+    /// Whether this attestation is switched off.
+    pub disabled: bool,
+    /// Every other attribute, lowercased keys.
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl Attest {
+    /// Parses `type=sbom,generator=...` / `type=provenance,mode=max` / `disabled=true`.
+    // Compat: buildx Attest.UnmarshalText (util/buildflags/attests.go).
+    pub fn parse(input: &str) -> Result<Self> {
+        Self::from_pairs(input, key_values(input)?)
+    }
+
+    /// Builds an attestation from `key=value` pairs (the object form).
+    pub fn from_pairs(input: &str, pairs: Vec<(String, String)>) -> Result<Self> {
+        let mut attest = Self::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "type" => attest.kind = value,
+                "disabled" => {
+                    attest.disabled = parse_bool(&value).ok_or_else(|| Error::BadValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        reason: "expected a boolean".to_owned(),
+                    })?;
+                }
+                _ => {
+                    attest.attrs.insert(key, value);
+                }
+            }
+        }
+        if attest.kind.is_empty() {
+            return Err(Error::MissingType {
+                input: input.to_owned(),
+            });
+        }
+        Ok(attest)
+    }
+}
+
+impl Serialize for Attest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        // Go marshals a map here, so keys come out sorted with `disabled` and `type` among them.
+        let mut keys: Vec<&str> = self.attrs.keys().map(String::as_str).collect();
+        keys.push("type");
+        if self.disabled {
+            keys.push("disabled");
+        }
+        keys.sort_unstable();
+        let mut out = serializer.serialize_map(Some(keys.len()))?;
+        for key in keys {
+            match key {
+                "type" => out.serialize_entry(key, &self.kind)?,
+                "disabled" => out.serialize_entry(key, &true)?,
+                _ => out.serialize_entry(key, &self.attrs[key])?,
+            }
+        }
+        out.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_output_path_is_a_local_export() {
+        let entry = ExportEntry::parse("out/dir").unwrap();
+        assert_eq!(entry.kind, "local");
+        assert_eq!(entry.destination, "out/dir");
+        assert_eq!(ExportEntry::parse("-").unwrap().kind, "tar");
+    }
+
+    #[test]
+    fn output_keys_are_lowercased_and_flattened() {
+        let entry = ExportEntry::parse("type=image,Name=acme/app,push=true").unwrap();
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(json, r#"{"name":"acme/app","push":"true","type":"image"}"#);
+    }
+
+    #[test]
+    fn output_without_type_is_an_error() {
+        assert!(matches!(
+            ExportEntry::parse("dest=out,foo=bar"),
+            Err(Error::MissingType { .. })
+        ));
+    }
+
+    #[test]
+    fn bare_cache_refs_become_registry_entries() {
+        let entries = CacheEntry::parse_list("acme/cache:a,acme/cache:b").unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].attrs["ref"], "acme/cache:b");
+        assert!(CacheEntry::parse_list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn secret_env_type_moves_src_to_env() {
+        let secret = Secret::parse("type=env,id=token,src=GITHUB_TOKEN").unwrap();
+        assert_eq!(secret.env, "GITHUB_TOKEN");
+        assert!(secret.src.is_empty());
+        assert!(Secret::parse("id=a,bogus=1").is_err());
+        assert!(Secret::parse("id=a,type=magic").is_err());
+    }
+
+    #[test]
+    fn secret_serializes_in_struct_order() {
+        let secret = Secret::parse("env=E,id=x").unwrap();
+        assert_eq!(
+            serde_json::to_string(&secret).unwrap(),
+            r#"{"id":"x","env":"E"}"#
+        );
+    }
+
+    #[test]
+    fn ssh_splits_paths() {
+        let ssh = Ssh::parse("default=a.pem,b.pem");
+        assert_eq!(ssh.paths, ["a.pem", "b.pem"]);
+        assert_eq!(Ssh::parse("default").paths.len(), 0);
+    }
+
+    #[test]
+    fn attest_disabled_is_a_bool() {
+        let attest = Attest::parse("type=sbom,disabled=true").unwrap();
+        assert_eq!(
+            serde_json::to_string(&attest).unwrap(),
+            r#"{"disabled":true,"type":"sbom"}"#
+        );
+        assert!(Attest::parse("type=sbom,disabled=maybe").is_err());
+    }
+}
