@@ -2,8 +2,105 @@
 //!
 //! May import `diag`, `platform` and `buildflags`. Never touches the solver, the network or
 //! any file it is not given: this module is pure, so `--print` needs nothing else.
+//!
+//! [`load`] runs the whole stage: Compose files first, then every HCL and JSON file merged
+//! as one body on top (so HCL wins over Compose), then [`resolve::resolve`].
 
+mod compose;
 pub mod error;
+pub mod files;
 pub(crate) mod hcl;
 mod merge;
 pub mod model;
+mod overrides;
+pub mod print;
+pub mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use self::error::{Diagnostic, Error};
+pub use self::files::Format;
+pub use self::model::{Group, Target, Variable};
+pub use self::resolve::{Config, Resolved};
+use crate::diag::SourceFile;
+
+/// Everything bake needs besides the files themselves.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The bake files, in load order, with their display names.
+    pub files: Vec<SourceFile>,
+    /// Requested target or group names (empty means `default`).
+    pub targets: Vec<String>,
+    /// `--set` values, plus the ones `--load`, `--push`, `--no-cache`... add.
+    pub overrides: Vec<String>,
+    /// The environment variables may read (empty to disable lookups).
+    pub env: BTreeMap<String, String>,
+    /// `--var NAME=VALUE` values.
+    pub vars: BTreeMap<String, String>,
+    /// The working directory (for Compose's `.env`).
+    pub cwd: Option<PathBuf>,
+    /// The client platform, for `BAKE_LOCAL_PLATFORM`.
+    pub local_platform: String,
+}
+
+/// What the files define, before any target is requested (`--list`).
+#[derive(Debug, Clone, Default)]
+pub struct Definition {
+    /// Targets and groups.
+    pub config: Config,
+    /// Declared variables with their values.
+    pub variables: Vec<Variable>,
+}
+
+/// Parses and evaluates every file into targets, groups and variables.
+pub fn define(inputs: &Inputs) -> Result<Definition, Error> {
+    let mut compose_files = Vec::new();
+    let mut hcl_files = Vec::new();
+    for file in &inputs.files {
+        match Format::of(&file.name) {
+            Format::Compose => compose_files.push(file.clone()),
+            Format::Hcl => hcl_files.push((file.clone(), false)),
+            Format::Json => hcl_files.push((file.clone(), true)),
+            Format::Unknown => {
+                if compose::looks_like_compose(&file.text) {
+                    compose_files.push(file.clone());
+                } else if hcl::body::parse_hcl(0, file).is_ok()
+                    || serde_json::from_str::<serde_json::Value>(&file.text).is_err()
+                {
+                    hcl_files.push((file.clone(), false));
+                } else {
+                    hcl_files.push((file.clone(), true));
+                }
+            }
+        }
+    }
+    let mut config = Config::default();
+    if !compose_files.is_empty() {
+        let mut env = inputs.env.clone();
+        env.extend(inputs.vars.clone());
+        let composed = compose::parse(&compose_files, &env, inputs.cwd.as_deref())?;
+        config.extend(Config {
+            targets: composed.targets,
+            groups: composed.groups,
+        });
+    }
+    let mut variables = Vec::new();
+    if !hcl_files.is_empty() {
+        let (decoded, vars) = hcl::load(&hcl_files, inputs)?;
+        config.extend(decoded);
+        variables = vars;
+    }
+    Ok(Definition { config, variables })
+}
+
+/// Loads bake files and resolves the requested targets: the whole of stages 1–2.
+pub fn load(inputs: &Inputs) -> Result<Resolved, Error> {
+    let definition = define(inputs)?;
+    resolve::resolve(
+        &definition.config,
+        &inputs.targets,
+        &inputs.overrides,
+        &inputs.env,
+    )
+}

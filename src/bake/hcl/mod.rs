@@ -7,3 +7,59 @@ pub(crate) mod eval;
 pub(crate) mod fields;
 pub(crate) mod stdlib;
 pub(crate) mod types;
+
+use std::collections::BTreeMap;
+
+use crate::bake::Inputs;
+use crate::bake::error::Error;
+use crate::bake::model::Variable;
+use crate::bake::resolve::Config;
+use crate::diag::SourceFile;
+
+pub(crate) use self::eval::closest;
+
+/// Parses and evaluates HCL (`false`) and JSON (`true`) files as one body.
+pub(crate) fn load(
+    files: &[(SourceFile, bool)],
+    inputs: &Inputs,
+) -> Result<(Config, Vec<Variable>), Error> {
+    let sources: Vec<SourceFile> = files.iter().map(|(f, _)| f.clone()).collect();
+    let json: Vec<bool> = files.iter().map(|(_, j)| *j).collect();
+    let mut bodies = Vec::new();
+    let mut problems = Vec::new();
+    for (index, (file, is_json)) in files.iter().enumerate() {
+        let parsed = if *is_json {
+            body::parse_json(index, file)
+        } else {
+            body::parse_hcl(index, file)
+        };
+        match parsed {
+            Ok(body) => bodies.push(body),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error {
+            diagnostics: problems,
+        });
+    }
+    let options = decode::Options {
+        env: inputs.env.clone(),
+        vars: inputs.vars.clone(),
+        builtins: BTreeMap::from([
+            ("BAKE_CMD_CONTEXT".to_owned(), "cwd://".to_owned()),
+            (
+                "BAKE_LOCAL_PLATFORM".to_owned(),
+                inputs.local_platform.clone(),
+            ),
+        ]),
+    };
+    let decoded = decode::decode(&sources, &json, &bodies, &options)?;
+    Ok((
+        Config {
+            targets: decoded.targets,
+            groups: decoded.groups,
+        },
+        decoded.variables,
+    ))
+}

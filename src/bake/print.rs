@@ -1,0 +1,284 @@
+//! The `--print` document and the `--list` views, byte-compatible with buildx: Go's
+//! `json.MarshalIndent` with two spaces, sorted maps, struct field order, HTML-safe
+//! escaping, and `${`/`%{` re-escaped so the output reads back as a bake file.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
+
+use crate::bake::model::{Group, Target, Variable};
+use crate::bake::resolve::{Config, Resolved};
+
+#[derive(Serialize)]
+struct Document<'a> {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    group: BTreeMap<&'a str, &'a Group>,
+    target: BTreeMap<&'a str, Target>,
+}
+
+fn escape_template(text: &str) -> String {
+    text.replace("${", "$${").replace("%{", "%%{")
+}
+
+/// Returns the target as `--print` shows it: template markers escaped.
+// Compat: buildx Target.MarshalJSON (bake/bake.go).
+fn printable(target: &Target) -> Target {
+    let mut out = target.clone();
+    for annotation in &mut out.annotations {
+        *annotation = escape_template(annotation);
+    }
+    if let Some(inline) = &mut out.dockerfile_inline {
+        *inline = escape_template(inline);
+    }
+    for map in [&mut out.args, &mut out.labels] {
+        for value in map.values_mut().flatten() {
+            *value = escape_template(value);
+        }
+    }
+    out
+}
+
+/// Renders the resolved targets as `docker buildx bake --print` does (with a final newline).
+pub fn print(resolved: &Resolved) -> String {
+    let document = Document {
+        group: resolved
+            .groups
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect(),
+        target: resolved
+            .targets
+            .iter()
+            .map(|(k, v)| (k.as_str(), printable(v)))
+            .collect(),
+    };
+    let mut text = to_go_json(&document);
+    text.push('\n');
+    text
+}
+
+/// Serialises a value the way Go's `json.MarshalIndent(v, "", "  ")` does.
+pub fn to_go_json<T: Serialize>(value: &T) -> String {
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, GoFormatter::default());
+    if value.serialize(&mut serializer).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// serde_json's pretty printer plus Go's HTML-safe string escaping.
+#[derive(Default)]
+struct GoFormatter {
+    pretty: PrettyFormatter<'static>,
+}
+
+impl Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (index, c) in fragment.char_indices() {
+            let escaped = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..index])?;
+            writer.write_all(escaped.as_bytes())?;
+            start = index + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.begin_array(writer)
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.end_array(writer)
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.pretty.begin_array_value(writer, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.end_array_value(writer)
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.begin_object(writer)
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.end_object(writer)
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.pretty.begin_object_key(writer, first)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.begin_object_value(writer)
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.pretty.end_object_value(writer)
+    }
+}
+
+/// How `--list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// Aligned columns with a header.
+    Table,
+    /// A JSON array.
+    Json,
+}
+
+#[derive(Serialize)]
+struct ListedTarget {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    group: bool,
+}
+
+/// Renders `--list=targets`: targets and groups sorted by name, `_private` ones hidden.
+// Compat: buildx printTargetList (commands/bake.go).
+pub fn list_targets(config: &Config, format: ListFormat) -> String {
+    let mut rows: Vec<ListedTarget> = Vec::new();
+    for group in &config.groups {
+        let mut members = group.targets.clone();
+        members.sort();
+        let list = members.join(", ");
+        let description = match group.description.as_deref().filter(|d| !d.is_empty()) {
+            Some(d) if format == ListFormat::Table => Some(format!("{d} ({list})")),
+            Some(d) => Some(d.to_owned()),
+            None if format == ListFormat::Table => Some(list),
+            None => None,
+        };
+        rows.push(ListedTarget {
+            name: group.name.clone(),
+            description,
+            group: true,
+        });
+    }
+    for target in &config.targets {
+        if rows.iter().any(|r| r.name == target.name) {
+            continue;
+        }
+        rows.push(ListedTarget {
+            name: target.name.clone(),
+            description: target.description.clone().filter(|d| !d.is_empty()),
+            group: false,
+        });
+    }
+    rows.retain(|r| !r.name.starts_with('_'));
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    match format {
+        ListFormat::Json => format!("{}\n", to_go_json(&rows)),
+        ListFormat::Table => table(
+            &["TARGET", "DESCRIPTION"],
+            rows.iter()
+                .map(|r| vec![r.name.clone(), r.description.clone().unwrap_or_default()])
+                .collect(),
+        ),
+    }
+}
+
+/// Renders `--list=variables`: sorted by name, null shown as `<null>` in the table.
+pub fn list_variables(variables: &[Variable], format: ListFormat) -> String {
+    let mut variables = variables.to_vec();
+    variables.sort_by(|a, b| a.name.cmp(&b.name));
+    match format {
+        ListFormat::Json => format!("{}\n", to_go_json(&variables)),
+        ListFormat::Table => table(
+            &["VARIABLE", "TYPE", "VALUE", "DESCRIPTION"],
+            variables
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.name.clone(),
+                        v.type_name.clone().unwrap_or_default(),
+                        v.value.clone().unwrap_or_else(|| "<null>".to_owned()),
+                        v.description.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Left-aligned columns separated by at least one space, like Go's tabwriter.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header_row: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header_row).chain(rows.iter()) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$} ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_json_escapes_html_characters() {
+        let text = to_go_json(&serde_json::json!({"a": "<&>", "b": []}));
+        assert_eq!(
+            text,
+            "{\n  \"a\": \"\\u003c\\u0026\\u003e\",\n  \"b\": []\n}"
+        );
+    }
+
+    #[test]
+    fn print_escapes_template_markers() {
+        let mut target = Target {
+            name: "t".into(),
+            dockerfile_inline: Some("ARG X\nRUN echo ${X}".into()),
+            ..Target::default()
+        };
+        target.args.insert("A".into(), Some("%{x}".into()));
+        let resolved = Resolved {
+            groups: BTreeMap::new(),
+            targets: BTreeMap::from([("t".into(), target)]),
+        };
+        let text = print(&resolved);
+        assert!(text.contains("$${X}"), "{text}");
+        assert!(text.contains("%%{x}"), "{text}");
+        assert!(!text.contains("\"group\""));
+        assert!(text.ends_with("}\n"));
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(&["A", "B"], vec![vec!["long-name".into(), "x".into()]]);
+        assert_eq!(text, "A         B\nlong-name x\n");
+    }
+}

@@ -1,0 +1,461 @@
+//! From all defined targets and groups to the requested, fully resolved ones: name
+//! sanitising and globs, group expansion, `inherits` (cycle-tolerant, as buildx),
+//! `--set` overrides, normalisation, defaults, `target:` links and `SOURCE_DATE_EPOCH`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::bake::error::{Diagnostic, Error};
+use crate::bake::model::{Group, Target};
+use crate::bake::overrides::{self, Overrides};
+use crate::buildflags::ExportEntry;
+
+/// Every target and group the files define, before resolution.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Targets, one per name, in definition order.
+    pub targets: Vec<Target>,
+    /// Groups, one per name, in definition order.
+    pub groups: Vec<Group>,
+}
+
+/// The requested targets, resolved: what `--print` shows and what gets built.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    /// The groups involved, including the synthetic `default` group of requested names.
+    pub groups: BTreeMap<String, Group>,
+    /// The targets to build, including linked (`target:`) dependencies.
+    pub targets: BTreeMap<String, Target>,
+}
+
+impl Config {
+    /// Merges another configuration on top: targets merge by name, groups replace.
+    pub fn extend(&mut self, other: Config) {
+        for target in other.targets {
+            match self.targets.iter_mut().find(|t| t.name == target.name) {
+                Some(existing) => existing.merge(&target),
+                None => self.targets.push(target),
+            }
+        }
+        for group in other.groups {
+            match self.groups.iter_mut().find(|g| g.name == group.name) {
+                Some(existing) => *existing = group,
+                None => self.groups.push(group),
+            }
+        }
+    }
+
+    fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    fn target(&self, name: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// Expands a name into target names and the groups passed through.
+    // Compat: buildx Config.group (bake/bake.go): a group seen twice expands to what it
+    // expanded to the first time (nothing while in progress), so cycles end.
+    fn expand(
+        &self,
+        name: &str,
+        visited: &mut HashMap<String, Vec<String>>,
+    ) -> (Vec<String>, Vec<String>) {
+        if let Some(targets) = visited.get(name) {
+            return (targets.clone(), Vec::new());
+        }
+        let Some(group) = self.group(name) else {
+            return (vec![name.to_owned()], Vec::new());
+        };
+        visited.insert(name.to_owned(), Vec::new());
+        let mut targets = Vec::new();
+        let mut groups = vec![name.to_owned()];
+        for member in &group.targets {
+            let (t, g) = self.expand(member, visited);
+            targets.extend(t);
+            groups.extend(g);
+        }
+        visited.insert(name.to_owned(), targets.clone());
+        (targets, groups)
+    }
+
+    /// Resolves one target: parents first, then itself, then its overrides.
+    // Compat: buildx Config.target (bake/bake.go): a target met again while resolving is
+    // skipped, so `inherits` cycles resolve to what is reachable instead of failing.
+    fn resolve_target(
+        &self,
+        name: &str,
+        overrides: &Overrides,
+        visited: &mut HashMap<String, Option<Target>>,
+    ) -> Result<Option<Target>, Diagnostic> {
+        if let Some(done) = visited.get(name) {
+            return Ok(done.clone());
+        }
+        visited.insert(name.to_owned(), None);
+        let Some(own) = self.target(name) else {
+            return Err(self.unknown_target(name));
+        };
+        let mut merged = Target::default();
+        for parent in &own.inherits {
+            if let Some(parent) = self.resolve_target(parent, overrides, visited)? {
+                merged.merge(&parent);
+            }
+        }
+        merged.merge(own);
+        merged.name = name.to_owned();
+        if let Some(list) = overrides.get(name) {
+            overrides::apply(&mut merged, list)?;
+        }
+        merged.normalize();
+        visited.insert(name.to_owned(), Some(merged.clone()));
+        Ok(Some(merged))
+    }
+
+    fn unknown_target(&self, name: &str) -> Diagnostic {
+        let mut known: Vec<String> = self.targets.iter().map(|t| t.name.clone()).collect();
+        known.extend(self.groups.iter().map(|g| g.name.clone()));
+        let help = match crate::bake::hcl::closest(name, &known) {
+            Some(similar) => format!("did you mean `{similar}`?"),
+            None if known.is_empty() => "the bake files define no targets".to_owned(),
+            None => {
+                known.sort();
+                format!("defined targets and groups: {}", known.join(", "))
+            }
+        };
+        Diagnostic::new("bake::unknown_target", format!("unknown target `{name}`")).help(help)
+    }
+
+    /// Resolves a target the way `bake <name>` asks for it: with defaults applied.
+    fn resolve_final(&self, name: &str, overrides: &Overrides) -> Result<Target, Diagnostic> {
+        let mut target = self
+            .resolve_target(name, overrides, &mut HashMap::new())?
+            .unwrap_or_default();
+        target.name = name.to_owned();
+        target.inherits.clear();
+        target.context = Some(match target.context.take() {
+            None => ".".to_owned(),
+            Some(context) => clean_context(&context),
+        });
+        if target.dockerfile.as_deref().is_none_or(str::is_empty) {
+            target.dockerfile = Some("Dockerfile".to_owned());
+        }
+        Ok(target)
+    }
+
+    /// Expands globs in requested names over targets and groups.
+    fn expand_patterns(&self, requested: &[String]) -> Result<Vec<String>, Diagnostic> {
+        let mut out = Vec::new();
+        for name in requested {
+            if !overrides::is_pattern(name) {
+                out.push(name.clone());
+                continue;
+            }
+            let mut matches: Vec<String> = self
+                .groups
+                .iter()
+                .map(|g| &g.name)
+                .chain(self.targets.iter().map(|t| &t.name))
+                .filter(|candidate| overrides::pattern_matches(name, candidate))
+                .cloned()
+                .collect();
+            matches.sort();
+            matches.dedup();
+            if matches.is_empty() {
+                return Err(Diagnostic::new(
+                    "bake::unknown_target",
+                    format!("could not find any target matching `{name}`"),
+                ));
+            }
+            out.extend(matches);
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a context is a URL rather than a local path.
+pub(crate) fn is_remote(context: &str) -> bool {
+    [
+        "http://",
+        "https://",
+        "git://",
+        "git@",
+        "ssh://",
+        "github.com/",
+    ]
+    .iter()
+    .any(|prefix| context.starts_with(prefix))
+        || context.contains("://")
+}
+
+/// Cleans a local context path like Go's `path.Clean`; URLs pass through and `cwd://` is
+/// stripped.
+pub(crate) fn clean_context(context: &str) -> String {
+    let local = context.strip_prefix("cwd://").unwrap_or(context);
+    if local != context || !is_remote(context) {
+        clean_path(local)
+    } else {
+        context.to_owned()
+    }
+}
+
+/// Go's `path.Clean` for slash-separated paths.
+pub(crate) fn clean_path(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match parts.last() {
+                Some(&last) if last != ".." => {
+                    parts.pop();
+                }
+                _ if rooted => {}
+                _ => parts.push(".."),
+            },
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+/// Resolves the requested names (empty means `default`) into a [`Resolved`] set.
+// Compat: buildx ReadTargets (bake/bake.go).
+pub fn resolve(
+    config: &Config,
+    requested: &[String],
+    sets: &[String],
+    env: &BTreeMap<String, String>,
+) -> Result<Resolved, Error> {
+    let mut requested: Vec<String> = requested.iter().map(|n| n.replace('.', "_")).collect();
+    if requested.is_empty() {
+        requested.push("default".to_owned());
+    }
+    let requested = config.expand_patterns(&requested)?;
+    let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+    let overrides = overrides::parse(sets, &names, env)?;
+    let mut resolved = Resolved::default();
+    let mut problems = Vec::new();
+    for name in &requested {
+        let (targets, groups) = config.expand(name, &mut HashMap::new());
+        for target in targets {
+            if resolved.targets.contains_key(&target) {
+                continue;
+            }
+            match config.resolve_final(&target, &overrides) {
+                Ok(t) => {
+                    resolved.targets.insert(target, t);
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
+        for group in groups {
+            if let Some(g) = config.group(&group) {
+                resolved.groups.insert(group, g.clone());
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error {
+            diagnostics: problems,
+        });
+    }
+    let default = resolved
+        .groups
+        .entry("default".to_owned())
+        .or_insert_with(|| Group {
+            name: "default".to_owned(),
+            description: None,
+            targets: requested.clone(),
+        });
+    default.targets.sort();
+    default.targets.dedup();
+    let names: Vec<String> = resolved.targets.keys().cloned().collect();
+    for name in names {
+        load_links(config, &name, &overrides, &mut resolved, &mut Vec::new())?;
+    }
+    if let Some(epoch) = env.get("SOURCE_DATE_EPOCH") {
+        for target in resolved.targets.values_mut() {
+            target
+                .args
+                .entry("SOURCE_DATE_EPOCH".to_owned())
+                .or_insert_with(|| Some(epoch.clone()));
+        }
+    }
+    Ok(resolved)
+}
+
+/// Resolves `target:<name>` named contexts, adding linked targets that were not requested
+/// with a `cacheonly` output.
+// Compat: buildx Config.loadLinks (bake/bake.go).
+fn load_links(
+    config: &Config,
+    name: &str,
+    overrides: &Overrides,
+    resolved: &mut Resolved,
+    visited: &mut Vec<String>,
+) -> Result<(), Diagnostic> {
+    visited.push(name.to_owned());
+    let Some(target) = resolved.targets.get(name).cloned() else {
+        return Ok(());
+    };
+    for value in target.contexts.values().flatten() {
+        let Some(linked) = value.strip_prefix("target:") else {
+            continue;
+        };
+        if linked == name {
+            return Err(Diagnostic::new(
+                "bake::link",
+                format!("target `{name}` cannot link to itself"),
+            )
+            .help("a `target:` context must name another target"));
+        }
+        if visited.iter().any(|v| v == linked) {
+            return Err(Diagnostic::new(
+                "bake::cycle",
+                format!("infinite loop from `{name}` to `{linked}` through `target:` contexts"),
+            ));
+        }
+        if !resolved.targets.contains_key(linked) {
+            let mut dependency = config.resolve_final(linked, overrides).map_err(|d| {
+                Diagnostic::new(
+                    "bake::link",
+                    format!("target `{name}` links to unknown target `{linked}`"),
+                )
+                .maybe_help(d.help)
+            })?;
+            dependency.output = Some(vec![ExportEntry {
+                kind: "cacheonly".to_owned(),
+                ..ExportEntry::default()
+            }]);
+            resolved.targets.insert(linked.to_owned(), dependency);
+        }
+        load_links(config, linked, overrides, resolved, visited)?;
+        let dependency = &resolved.targets[linked];
+        let platforms = target.platforms.clone().unwrap_or_default();
+        let linked_platforms = dependency.platforms.clone().unwrap_or_default();
+        if platforms.len() > 1 && linked_platforms.len() > 1 {
+            let missing: Vec<&String> = platforms
+                .iter()
+                .filter(|p| !linked_platforms.contains(p))
+                .collect();
+            if !missing.is_empty() {
+                let missing: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+                return Err(Diagnostic::new(
+                    "bake::link",
+                    format!(
+                        "target `{linked}` can't be used by `{name}` because it is missing platforms {}",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    visited.pop();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(name: &str) -> Target {
+        Target {
+            name: name.to_owned(),
+            ..Target::default()
+        }
+    }
+
+    fn config() -> Config {
+        let mut app = target("app");
+        app.inherits = vec!["base".into()];
+        app.contexts.insert("b".into(), Some("target:base".into()));
+        let mut base = target("base");
+        base.tags = Some(vec!["base:1".into()]);
+        Config {
+            targets: vec![base, app],
+            groups: vec![Group {
+                name: "all".into(),
+                description: None,
+                targets: vec!["app".into(), "base".into()],
+            }],
+        }
+    }
+
+    #[test]
+    fn path_clean_matches_go() {
+        for (input, want) in [
+            (".", "."),
+            ("./api", "api"),
+            ("a/../b", "b"),
+            ("", "."),
+            ("../x", "../x"),
+            ("/a/./b/", "/a/b"),
+            ("a//b", "a/b"),
+        ] {
+            assert_eq!(clean_path(input), want, "{input}");
+        }
+        assert_eq!(clean_context("cwd://./x"), "x");
+        assert_eq!(
+            clean_context("https://github.com/a/b.git#main"),
+            "https://github.com/a/b.git#main"
+        );
+    }
+
+    #[test]
+    fn linked_targets_become_cacheonly() {
+        let resolved = resolve(&config(), &["app".into()], &[], &BTreeMap::new()).unwrap();
+        let base = &resolved.targets["base"];
+        assert_eq!(base.output.as_ref().unwrap()[0].kind, "cacheonly");
+        assert_eq!(resolved.targets["app"].tags, Some(vec!["base:1".into()]));
+        assert_eq!(resolved.groups["default"].targets, ["app"]);
+    }
+
+    #[test]
+    fn requested_groups_are_kept_and_default_lists_requests() {
+        let resolved = resolve(&config(), &["all".into()], &[], &BTreeMap::new()).unwrap();
+        assert!(resolved.groups.contains_key("all"));
+        assert_eq!(resolved.groups["default"].targets, ["all"]);
+        assert!(
+            resolved.targets["base"].output.is_none(),
+            "requested, so not cacheonly"
+        );
+    }
+
+    #[test]
+    fn self_links_and_unknown_targets_are_errors() {
+        let mut config = config();
+        config.targets[0]
+            .contexts
+            .insert("me".into(), Some("target:base".into()));
+        assert!(resolve(&config, &["base".into()], &[], &BTreeMap::new()).is_err());
+        assert!(resolve(&config, &["nope".into()], &[], &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn source_date_epoch_is_added_to_args() {
+        let env = BTreeMap::from([("SOURCE_DATE_EPOCH".to_owned(), "0".to_owned())]);
+        let resolved = resolve(&config(), &["base".into()], &[], &env).unwrap();
+        assert_eq!(
+            resolved.targets["base"].args["SOURCE_DATE_EPOCH"].as_deref(),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn overrides_reach_children_through_inherits() {
+        let sets = vec!["base.args.X=1".to_owned()];
+        let resolved = resolve(&config(), &["app".into()], &sets, &BTreeMap::new()).unwrap();
+        assert_eq!(resolved.targets["app"].args["X"].as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn glob_requests_expand_over_targets_and_groups() {
+        let resolved = resolve(&config(), &["a*".into()], &[], &BTreeMap::new()).unwrap();
+        assert_eq!(resolved.groups["default"].targets, ["all", "app"]);
+        assert!(resolve(&config(), &["z*".into()], &[], &BTreeMap::new()).is_err());
+    }
+}

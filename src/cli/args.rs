@@ -1,0 +1,85 @@
+//! The clap types for the `bake` command line, kept apart from what the commands do.
+
+use clap::{ArgAction, Parser};
+
+/// Build every image your bake files describe, with no daemon.
+#[derive(Debug, Parser)]
+#[command(name = "bake", version, about, long_about = None)]
+pub struct Args {
+    /// Targets or groups to build (default: `default`); globs like 'app-*' match names.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Bake file to read (repeatable; `-` reads stdin). Default: the standard names in the
+    /// current directory, or `BUILDX_BAKE_FILE`.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<String>,
+
+    /// Override a target attribute: `<target>.<key>=<value>` or `+=` to append.
+    #[arg(long = "set", value_name = "OVERRIDE")]
+    pub set: Vec<String>,
+
+    /// Set a variable: `NAME=VALUE` (wins over the environment).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub var: Vec<String>,
+
+    /// Print the resolved targets as JSON and do not build.
+    #[arg(long, conflicts_with = "list")]
+    pub print: bool,
+
+    /// List `targets` or `variables` (or `type=targets,format=json`).
+    #[arg(long, value_name = "TYPE")]
+    pub list: Option<String>,
+
+    /// Frontend method: `build`, `check`, `outline` or `targets` (with `,format=json`).
+    #[arg(long, value_name = "METHOD", default_value = "build")]
+    pub call: String,
+
+    /// Shorthand for `--call=check`.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Shorthand for `--set=*.output=type=docker`.
+    #[arg(long)]
+    pub load: bool,
+
+    /// Shorthand for `--set=*.output=type=registry`.
+    #[arg(long)]
+    pub push: bool,
+
+    /// Do not use the cache when building.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", action = ArgAction::Set)]
+    pub no_cache: Option<bool>,
+
+    /// Always look for newer versions of base images.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", action = ArgAction::Set)]
+    pub pull: Option<bool>,
+
+    /// Shorthand for `--set=*.attest=type=sbom,...`.
+    #[arg(long, value_name = "VALUE")]
+    pub sbom: Option<String>,
+
+    /// Shorthand for `--set=*.attest=type=provenance,...`.
+    #[arg(long, value_name = "VALUE")]
+    pub provenance: Option<String>,
+
+    /// Write build results (digests, descriptors) to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<String>,
+
+    /// Progress output: `auto`, `plain`, `tty`, `quiet`, `rawjson` or `none`.
+    #[arg(long, env = "BUILDKIT_PROGRESS", default_value = "auto", value_parser = ["auto", "plain", "tty", "quiet", "rawjson", "none"])]
+    pub progress: String,
+
+    /// Grant an entitlement (`network.host`, `security.insecure`, `fs.read=PATH`, ...).
+    #[arg(long, value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+
+    /// Accepted for buildx compatibility; bake has no builder instances.
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub builder: Option<String>,
+
+    /// Print debug logs.
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+}

@@ -1,0 +1,155 @@
+//! The main `bake` command: gather inputs from flags, files and the environment, call
+//! `bake::load`/`bake::define`, and print the result.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::bake::print::{self, ListFormat};
+use crate::bake::{self, Diagnostic, Error, Inputs};
+use crate::cli::args::Args;
+use crate::platform::Platform;
+
+/// What the command produced: text for stdout, or nothing.
+pub(crate) type Output = Option<String>;
+
+fn truthy(value: Option<&String>) -> bool {
+    value.is_some_and(|v| crate::buildflags::parse_bool(v).unwrap_or(false))
+}
+
+/// Builds the override list the flags imply, the way buildx appends them to `--set`.
+fn overrides(args: &Args, call: &str) -> Vec<String> {
+    let mut out = args.set.clone();
+    if args.load {
+        out.push("*.load=true".to_owned());
+    }
+    if args.push {
+        out.push("*.push=true".to_owned());
+    }
+    if let Some(no_cache) = args.no_cache {
+        out.push(format!("*.no-cache={no_cache}"));
+    }
+    if let Some(pull) = args.pull {
+        out.push(format!("*.pull={pull}"));
+    }
+    for (kind, value) in [("sbom", &args.sbom), ("provenance", &args.provenance)] {
+        if let Some(value) = value {
+            let attest = match crate::buildflags::parse_bool(value) {
+                Some(enabled) => format!("type={kind},disabled={}", !enabled),
+                None => format!("type={kind},{value}"),
+            };
+            out.push(format!("*.attest={attest}"));
+        }
+    }
+    if call != "build" {
+        out.push(format!("*.call={call}"));
+    }
+    out
+}
+
+fn parse_vars(vars: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    vars.iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+            _ => Err(Error::one(
+                Diagnostic::new(
+                    "bake::var",
+                    format!("invalid `--var {entry}`: expected `NAME=VALUE`"),
+                )
+                .help("write variables as `--var TAG=1.0`"),
+            )),
+        })
+        .collect()
+}
+
+fn parse_list(spec: &str) -> Result<(String, ListFormat), Error> {
+    let mut kind = String::new();
+    let mut format = ListFormat::Table;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            None => kind = field.to_owned(),
+            Some(("type", value)) => kind = value.to_owned(),
+            Some(("format", "json")) => format = ListFormat::Json,
+            Some(("format", "table")) => format = ListFormat::Table,
+            _ => {
+                return Err(Error::one(Diagnostic::new("bake::list", format!("invalid `--list` value `{spec}`"))
+                    .help("use `--list=targets`, `--list=variables` or `--list=type=targets,format=json`")));
+            }
+        }
+    }
+    if kind != "targets" && kind != "variables" {
+        return Err(Error::one(
+            Diagnostic::new("bake::list", format!("unknown `--list` type `{kind}`"))
+                .help("use `targets` or `variables`"),
+        ));
+    }
+    Ok((kind, format))
+}
+
+/// Collects the inputs to `bake::load` from the flags, the environment and the files.
+pub(crate) fn inputs(args: &Args, cwd: &Path, call: &str) -> Result<Inputs, Error> {
+    let process_env: BTreeMap<String, String> = std::env::vars().collect();
+    let env = if truthy(process_env.get("BUILDX_BAKE_DISABLE_VARS_ENV_LOOKUP")) {
+        process_env
+            .iter()
+            .filter(|(k, _)| *k == "SOURCE_DATE_EPOCH")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    } else {
+        process_env.clone()
+    };
+    let names = bake::files::discover(
+        &args.files,
+        process_env.get("BUILDX_BAKE_FILE").map(String::as_str),
+        process_env
+            .get("BUILDX_BAKE_PATH_SEPARATOR")
+            .map(String::as_str),
+        cwd,
+    )?;
+    let files = bake::files::read(&names, cwd)?;
+    Ok(Inputs {
+        files,
+        targets: args.targets.clone(),
+        overrides: overrides(args, call),
+        env,
+        vars: parse_vars(&args.var)?,
+        cwd: Some(cwd.to_path_buf()),
+        local_platform: Platform::host().to_string(),
+    })
+}
+
+/// Runs `bake` with parsed arguments.
+pub(crate) fn run(args: &Args) -> Result<Output, Error> {
+    let cwd = std::env::current_dir().map_err(|error| {
+        Error::one(Diagnostic::new(
+            "bake::cwd",
+            format!("cannot read the current directory: {error}"),
+        ))
+    })?;
+    let call = if args.check {
+        "check".to_owned()
+    } else {
+        args.call.clone()
+    };
+    let inputs = inputs(args, &cwd, &call)?;
+    if let Some(spec) = &args.list {
+        let (kind, format) = parse_list(spec)?;
+        let definition = bake::define(&inputs)?;
+        return Ok(Some(match kind.as_str() {
+            "variables" => print::list_variables(&definition.variables, format),
+            _ => print::list_targets(&definition.config, format),
+        }));
+    }
+    let resolved = bake::load(&inputs)?;
+    if args.print {
+        return Ok(Some(print::print(&resolved)));
+    }
+    Err(Error::one(
+        Diagnostic::new(
+            "bake::not_implemented",
+            "building images is not available yet in this version of bake",
+        )
+        .help(
+            "use `--print` to see the resolved targets; building lands with the solver (issue #4)",
+        ),
+    ))
+}
