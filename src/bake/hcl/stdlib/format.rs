@@ -1,0 +1,425 @@
+//! `format` and `formatlist`: cty's printf dialect (`%s %d %f %q %v %t %x %X %o %b %e
+//! %g %%`, flags, width, precision and `%[n]` argument indexes).
+
+use hcl::Value;
+
+use super::super::types::{number_to_string, parse_number, value_to_string};
+use super::encoding::encode_json;
+use super::{CallError, arg_str, failed};
+
+/// One parsed `%` directive.
+#[derive(Default)]
+struct Spec {
+    minus: bool,
+    plus: bool,
+    space: bool,
+    zero: bool,
+    sharp: bool,
+    width: Option<usize>,
+    precision: Option<usize>,
+    verb: char,
+}
+
+pub(super) fn format(args: Vec<Value>) -> Result<Value, CallError> {
+    let fmt = arg_str(&args, 0)?;
+    let rest = args.get(1..).unwrap_or_default();
+    format_values(fmt, rest).map(Value::String).map_err(failed)
+}
+
+pub(super) fn formatlist(args: Vec<Value>) -> Result<Value, CallError> {
+    let fmt = arg_str(&args, 0)?;
+    let rest = args.get(1..).unwrap_or_default();
+    let mut len: Option<(usize, usize)> = None;
+    for (i, v) in rest.iter().enumerate() {
+        match v {
+            Value::Array(items) => match len {
+                Some((l, j)) if l != items.len() => {
+                    return Err(failed(format!(
+                        "argument {} has length {}, which is inconsistent with argument {} of length {l}",
+                        i + 1,
+                        items.len(),
+                        j + 1
+                    )));
+                }
+                Some(_) => {}
+                None => len = Some((items.len(), i)),
+            },
+            Value::Null => {
+                return Err(CallError::Argument {
+                    index: i + 1,
+                    message: "argument must not be null".to_owned(),
+                });
+            }
+            _ => {}
+        }
+    }
+    // Compat: go-cty FormatList — with no list arguments there is exactly one result.
+    let count = len.map_or(1, |(l, _)| l);
+    let mut out = Vec::with_capacity(count);
+    for row in 0..count {
+        let row_args: Vec<Value> = rest
+            .iter()
+            .map(|v| match v {
+                Value::Array(items) => items.get(row).cloned().unwrap_or(Value::Null),
+                other => other.clone(),
+            })
+            .collect();
+        let s = format_values(fmt, &row_args)
+            .map_err(|e| failed(format!("error on format iteration {row}: {e}")))?;
+        out.push(Value::String(s));
+    }
+    Ok(Value::Array(out))
+}
+
+/// Formats `args` according to `fmt`.
+fn format_values(fmt: &str, args: &[Value]) -> Result<String, String> {
+    let chars: Vec<(usize, char)> = fmt.char_indices().collect();
+    let mut out = String::new();
+    let mut next_arg = 0usize;
+    let mut max_used = 0usize;
+    let mut i = 0usize;
+    while let Some(&(offset, c)) = chars.get(i) {
+        i += 1;
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = Spec::default();
+        while let Some(&(_, f)) = chars.get(i) {
+            match f {
+                '-' => spec.minus = true,
+                '+' => spec.plus = true,
+                ' ' => spec.space = true,
+                '0' => spec.zero = true,
+                '#' => spec.sharp = true,
+                _ => break,
+            }
+            i += 1;
+        }
+        if let Some(&(_, '[')) = chars.get(i) {
+            let start = i + 1;
+            let mut end = start;
+            while chars.get(end).is_some_and(|(_, d)| d.is_ascii_digit()) {
+                end += 1;
+            }
+            let digits: String = chars.get(start..end).unwrap_or_default().iter().map(|(_, d)| d).collect();
+            match (digits.parse::<usize>(), chars.get(end)) {
+                (Ok(n), Some((_, ']'))) if n >= 1 => next_arg = n - 1,
+                _ => return Err(format!("invalid argument index at offset {offset}")),
+            }
+            i = end + 1;
+        }
+        let digits = |i: &mut usize| {
+            let mut n: Option<usize> = None;
+            while let Some(d) = chars.get(*i).and_then(|(_, d)| d.to_digit(10)) {
+                n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
+                *i += 1;
+            }
+            n
+        };
+        spec.width = digits(&mut i);
+        if let Some(&(_, '.')) = chars.get(i) {
+            i += 1;
+            spec.precision = Some(digits(&mut i).unwrap_or(0));
+        }
+        let Some(&(_, verb)) = chars.get(i) else {
+            return Err(format!("format string ends with an incomplete directive at offset {offset}"));
+        };
+        i += 1;
+        spec.verb = verb;
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = args.get(next_arg) else {
+            return Err(format!(
+                "not enough arguments for \"%{verb}\" at offset {offset}: need index {} but have {} total",
+                next_arg + 1,
+                args.len()
+            ));
+        };
+        next_arg += 1;
+        max_used = max_used.max(next_arg);
+        let text = format_one(&spec, arg)
+            .map_err(|e| format!("unsupported value for \"%{verb}\" at offset {offset}: {e}"))?;
+        out.push_str(&text);
+    }
+    if max_used < args.len() {
+        return Err(format!(
+            "too many arguments; only {max_used} used by format string"
+        ));
+    }
+    Ok(out)
+}
+
+fn format_one(spec: &Spec, arg: &Value) -> Result<String, String> {
+    if arg.is_null() {
+        return Err("null value cannot be formatted".to_owned());
+    }
+    let body = match spec.verb {
+        'v' => {
+            if spec.sharp || matches!(arg, Value::Array(_) | Value::Object(_)) {
+                let mut s = String::new();
+                encode_json(arg, &mut s);
+                s
+            } else {
+                let s = value_to_string(arg).unwrap_or_default();
+                if matches!(arg, Value::Number(_)) {
+                    return Ok(pad_number(spec, s));
+                }
+                s
+            }
+        }
+        's' => {
+            let s = value_to_string(arg).ok_or("string required")?;
+            match spec.precision {
+                Some(p) => s.chars().take(p).collect(),
+                None => s,
+            }
+        }
+        'q' => go_quote(&value_to_string(arg).ok_or("string required")?),
+        't' => match arg {
+            Value::Bool(b) => b.to_string(),
+            Value::String(s) if s == "true" || s == "false" => s.clone(),
+            _ => return Err("bool required".to_owned()),
+        },
+        'd' | 'b' | 'o' | 'x' | 'X' => {
+            let n = to_f64(arg)?;
+            if n.fract() != 0.0 {
+                return Err("value must be a whole number".to_owned());
+            }
+            let mag = n.abs();
+            let digits = if mag < 1.8e19 {
+                let m = mag as u64;
+                match spec.verb {
+                    'b' => format!("{m:b}"),
+                    'o' => format!("{}{m:o}", if spec.sharp { "0" } else { "" }),
+                    'x' => format!("{}{m:x}", if spec.sharp { "0x" } else { "" }),
+                    'X' => format!("{}{m:X}", if spec.sharp { "0X" } else { "" }),
+                    _ => m.to_string(),
+                }
+            } else {
+                format!("{mag}")
+            };
+            return Ok(pad_number(spec, signed(spec, n < 0.0, digits)));
+        }
+        'e' | 'E' | 'f' | 'F' | 'g' | 'G' => {
+            let n = to_f64(arg)?;
+            let mag = n.abs();
+            let digits = match spec.verb {
+                'f' | 'F' => format!("{mag:.*}", spec.precision.unwrap_or(6)),
+                'e' | 'E' => exp_form(mag, spec.precision.unwrap_or(6), spec.verb == 'E'),
+                _ => general_form(mag, spec.precision, spec.verb == 'G'),
+            };
+            return Ok(pad_number(spec, signed(spec, n < 0.0, digits)));
+        }
+        other => return Err(format!("unrecognized format verb '{other}'")),
+    };
+    Ok(pad(spec, body))
+}
+
+fn to_f64(arg: &Value) -> Result<f64, String> {
+    let n = match arg {
+        Value::Number(n) => Some(n.clone()),
+        Value::String(s) => parse_number(s),
+        _ => None,
+    };
+    n.and_then(|n| n.as_f64()).ok_or_else(|| "a number is required".to_owned())
+}
+
+fn signed(spec: &Spec, negative: bool, digits: String) -> String {
+    if negative {
+        format!("-{digits}")
+    } else if spec.plus {
+        format!("+{digits}")
+    } else if spec.space {
+        format!(" {digits}")
+    } else {
+        digits
+    }
+}
+
+/// Go's `%e`: mantissa with `precision` decimals, exponent signed with ≥ 2 digits.
+fn exp_form(mag: f64, precision: usize, upper: bool) -> String {
+    let s = format!("{mag:.precision$e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    let e = if upper { 'E' } else { 'e' };
+    format!("{mantissa}{e}{sign}{:02}", exp.abs())
+}
+
+/// Go's `%g`: the shortest representation, exponent form for very large or small values.
+fn general_form(mag: f64, precision: Option<usize>, upper: bool) -> String {
+    if mag == 0.0 {
+        return "0".to_owned();
+    }
+    let exp = mag.log10().floor() as i32;
+    let limit = precision.map_or(21, |p| p.max(1) as i32);
+    if exp < -4 || exp >= limit {
+        let s = format!("{mag:e}");
+        let s = match precision {
+            Some(p) => format!("{mag:.*e}", p.saturating_sub(1)),
+            None => s,
+        };
+        let (mantissa, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let e: i32 = e.parse().unwrap_or(0);
+        let sign = if e < 0 { '-' } else { '+' };
+        let letter = if upper { 'E' } else { 'e' };
+        return format!("{mantissa}{letter}{sign}{:02}", e.abs());
+    }
+    match precision {
+        Some(p) => {
+            let decimals = (p as i32 - 1 - exp).max(0) as usize;
+            let s = format!("{mag:.decimals$}");
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_owned()
+            } else {
+                s
+            }
+        }
+        None => format!("{mag}"),
+    }
+}
+
+fn pad(spec: &Spec, body: String) -> String {
+    let len = body.chars().count();
+    match spec.width {
+        Some(w) if w > len => {
+            let fill = " ".repeat(w - len);
+            if spec.minus {
+                body + &fill
+            } else {
+                fill + &body
+            }
+        }
+        _ => body,
+    }
+}
+
+/// Pads a number, putting zero padding between the sign and the digits.
+fn pad_number(spec: &Spec, body: String) -> String {
+    let len = body.chars().count();
+    match spec.width {
+        Some(w) if w > len && spec.zero && !spec.minus => {
+            let (sign, digits) = match body.chars().next() {
+                Some(c @ ('-' | '+' | ' ')) => (c.to_string(), body[1..].to_owned()),
+                _ => (String::new(), body),
+            };
+            format!("{sign}{}{digits}", "0".repeat(w - len))
+        }
+        _ => pad(spec, body),
+    }
+}
+
+/// Go `strconv.Quote`.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Renders a number for `%v`, exposed for tests.
+fn number_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(number_to_string(n)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::call;
+    use hcl::Value;
+
+    fn f(fmt: &str, args: Vec<Value>) -> String {
+        let mut all = vec![Value::from(fmt)];
+        all.extend(args);
+        match call("format", all) {
+            Ok(Value::String(s)) => s,
+            other => panic!("format {fmt:?}: unexpected {other:?}"),
+        }
+    }
+
+    fn n(x: f64) -> Value {
+        Value::Number(hcl::Number::from_f64(x).expect("finite"))
+    }
+
+    #[test]
+    fn verbs() {
+        assert_eq!(f("%03d", vec![7.into()]), "007");
+        assert_eq!(f("%d", vec!["12".into()]), "12");
+        assert_eq!(f("%+d|%5d|%-5d|", vec![3.into(), (-42).into(), 1.into()]), "+3|  -42|1    |");
+        assert_eq!(f("%05d", vec![(-42).into()]), "-0042");
+        assert_eq!(f("%s-%s", vec!["a".into(), 1.into()]), "a-1");
+        assert_eq!(f("%.2s|%5s|%-4s|", vec!["abc".into(), "x".into(), "y".into()]), "ab|    x|y   |");
+        assert_eq!(f("%f", vec![n(1.5)]), "1.500000");
+        assert_eq!(f("%.2f", vec![n(3.14159)]), "3.14");
+        assert_eq!(f("%8.3f", vec![n(3.14159)]), "   3.142");
+        assert_eq!(f("%e", vec![n(1234.5678)]), "1.234568e+03");
+        assert_eq!(f("%.1E", vec![n(0.00012)]), "1.2E-04");
+        assert_eq!(f("%g", vec![n(1.5)]), "1.5");
+        assert_eq!(f("%g", vec![n(1e-7)]), "1e-07");
+        assert_eq!(f("%q", vec!["a\"b\n".into()]), "\"a\\\"b\\n\"");
+        assert_eq!(f("%v %v %v", vec!["s".into(), 1.into(), true.into()]), "s 1 true");
+        assert_eq!(
+            f("%v", vec![Value::Array(vec![1.into(), "a".into()])]),
+            "[1,\"a\"]"
+        );
+        assert_eq!(f("%#v", vec!["s".into()]), "\"s\"");
+        assert_eq!(f("%t", vec![true.into()]), "true");
+        assert_eq!(f("%x %X %o %b", vec![255.into(), 255.into(), 8.into(), 5.into()]), "ff FF 10 101");
+        assert_eq!(f("%#x", vec![255.into()]), "0xff");
+        assert_eq!(f("100%%", vec![]), "100%");
+        assert_eq!(f("%[2]s %[1]s %s", vec!["a".into(), "b".into()]), "b a b");
+        assert_eq!(f("héllo %s", vec!["w".into()]), "héllo w");
+    }
+
+    #[test]
+    fn errors() {
+        assert!(call("format", vec!["%s".into()]).is_err());
+        assert!(call("format", vec!["%s".into(), "a".into(), "b".into()]).is_err());
+        assert!(call("format", vec!["%d".into(), n(1.5)]).is_err());
+        assert!(call("format", vec!["%d".into(), "x".into()]).is_err());
+        assert!(call("format", vec!["%s".into(), Value::Null]).is_err());
+        assert!(call("format", vec!["%s".into(), Value::Array(vec![])]).is_err());
+        assert!(call("format", vec!["%t".into(), 1.into()]).is_err());
+        assert!(call("format", vec!["%y".into(), 1.into()]).is_err());
+        assert!(call("format", vec!["%".into()]).is_err());
+        assert!(call("format", vec![]).is_err());
+    }
+
+    #[test]
+    fn formatlist() {
+        let strs = |v: &[&str]| Value::Array(v.iter().map(|s| Value::from(*s)).collect());
+        assert_eq!(
+            call("formatlist", vec!["%s=%s".into(), strs(&["a", "b"]), "x".into()]),
+            Ok(strs(&["a=x", "b=x"]))
+        );
+        assert_eq!(
+            call("formatlist", vec!["%s-%s".into(), strs(&["a", "b"]), strs(&["1", "2"])]),
+            Ok(strs(&["a-1", "b-2"]))
+        );
+        assert_eq!(call("formatlist", vec!["x".into()]), Ok(strs(&["x"])));
+        assert!(call("formatlist", vec!["%s%s".into(), strs(&["a"]), strs(&["1", "2"])]).is_err());
+        assert!(call("formatlist", vec!["%s".into(), Value::Null]).is_err());
+        assert_eq!(super::number_text(&1.into()), Some("1".to_owned()));
+    }
+}
