@@ -42,7 +42,9 @@ pub(crate) fn from_expr(expr: &Expression) -> Result<Type, String> {
                 "the `{}` type constructor requires one argument specifying the element type",
                 ident.as_str()
             )),
-            other => Err(format!("the keyword `{other}` is not a valid type specification")),
+            other => Err(format!(
+                "the keyword `{other}` is not a valid type specification"
+            )),
         },
         Expression::Parenthesis(inner) => from_expr(inner.inner()),
         Expression::FuncCall(call) => {
@@ -58,11 +60,14 @@ pub(crate) fn from_expr(expr: &Expression) -> Result<Type, String> {
                 "set" => Ok(Type::Set(Box::new(from_expr(arg)?))),
                 "map" => Ok(Type::Map(Box::new(from_expr(arg)?))),
                 "tuple" => match arg {
-                    Expression::Array(items) => {
-                        items.iter().map(from_expr).collect::<Result<_, _>>().map(Type::Tuple)
-                    }
-                    _ => Err("the `tuple` type constructor requires a list of element types"
-                        .to_owned()),
+                    Expression::Array(items) => items
+                        .iter()
+                        .map(from_expr)
+                        .collect::<Result<_, _>>()
+                        .map(Type::Tuple),
+                    _ => Err(
+                        "the `tuple` type constructor requires a list of element types".to_owned(),
+                    ),
                 },
                 "object" => match arg {
                     Expression::Object(items) => {
@@ -70,9 +75,7 @@ pub(crate) fn from_expr(expr: &Expression) -> Result<Type, String> {
                         for (key, value) in items.iter() {
                             let name = match key {
                                 ObjectKey::Ident(ident) => ident.as_str().to_owned(),
-                                ObjectKey::Expression(Expression::String(s)) => {
-                                    s.value().clone()
-                                }
+                                ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
                                 ObjectKey::Expression(Expression::Variable(ident)) => {
                                     ident.as_str().to_owned()
                                 }
@@ -88,10 +91,14 @@ pub(crate) fn from_expr(expr: &Expression) -> Result<Type, String> {
                         }
                         Ok(Type::Object(attrs))
                     }
-                    _ => Err("the `object` type constructor requires an object of attribute types"
-                        .to_owned()),
+                    _ => Err(
+                        "the `object` type constructor requires an object of attribute types"
+                            .to_owned(),
+                    ),
                 },
-                other => Err(format!("the keyword `{other}` is not a valid type constructor")),
+                other => Err(format!(
+                    "the keyword `{other}` is not a valid type constructor"
+                )),
             }
         }
         _ => Err("a type expression is required, e.g. `string` or `list(number)`".to_owned()),
@@ -145,9 +152,7 @@ impl Type {
                 Value::Object(items) => {
                     let mut out = Map::new();
                     for (k, v) in items {
-                        let v = elem
-                            .convert(v)
-                            .map_err(|e| format!("element {k:?}: {e}"))?;
+                        let v = elem.convert(v).map_err(|e| format!("element {k:?}: {e}"))?;
                         out.insert(k, v);
                     }
                     Ok(Value::Object(out))
@@ -270,10 +275,10 @@ pub(crate) fn f64_to_number(f: f64) -> Option<Number> {
         return None;
     }
     if f.fract() == 0.0 {
-        if f >= -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0 {
+        if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
             return Some(Number::from(f as i64));
         }
-        if f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+        if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
             return Some(Number::from(f as u64));
         }
     }
@@ -310,7 +315,8 @@ pub(crate) fn number_to_string(n: &Number) -> String {
     }
     match n.as_f64() {
         // Rust's f64 Display is the shortest round-trip form and never uses an exponent.
-        Some(f) if f == 0.0 => "0".to_owned(),
+        // Negative zero prints as "0" in cty.
+        Some(0.0) => "0".to_owned(),
         Some(f) => format!("{f}"),
         None => n.to_string(),
     }
@@ -426,3 +432,265 @@ fn csv_fields(raw: &str, delimiter: u8) -> Result<Vec<String>, String> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(src: &str) -> Result<Type, String> {
+        let expr: Expression = src.parse().expect("valid HCL expression");
+        from_expr(&expr)
+    }
+
+    fn strs(v: &[&str]) -> Value {
+        Value::Array(v.iter().map(|s| Value::from(*s)).collect())
+    }
+
+    fn obj(pairs: &[(&str, Value)]) -> Value {
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn n(f: f64) -> Value {
+        Value::Number(Number::from_f64(f).expect("finite"))
+    }
+
+    #[test]
+    fn parses_type_expressions() {
+        assert_eq!(ty("string"), Ok(Type::String));
+        assert_eq!(ty("number"), Ok(Type::Number));
+        assert_eq!(ty("bool"), Ok(Type::Bool));
+        assert_eq!(ty("any"), Ok(Type::Any));
+        assert_eq!(ty("list(string)"), Ok(Type::List(Box::new(Type::String))));
+        assert_eq!(ty("set(number)"), Ok(Type::Set(Box::new(Type::Number))));
+        assert_eq!(ty("map(bool)"), Ok(Type::Map(Box::new(Type::Bool))));
+        assert_eq!(
+            ty("tuple([string, number])"),
+            Ok(Type::Tuple(vec![Type::String, Type::Number]))
+        );
+        assert_eq!(
+            ty("object({b = list(bool), a = string})"),
+            Ok(Type::Object(vec![
+                ("b".to_owned(), Type::List(Box::new(Type::Bool))),
+                ("a".to_owned(), Type::String)
+            ]))
+        );
+        assert_eq!(ty("(string)"), Ok(Type::String));
+        assert!(ty("strin").is_err_and(|e| e.contains("strin")));
+        assert!(ty("list").is_err());
+        assert!(ty("list(string, number)").is_err());
+        assert!(ty("tuple(string)").is_err());
+        assert!(ty("object([string])").is_err());
+        assert!(ty("foo(string)").is_err_and(|e| e.contains("foo")));
+        assert!(ty("\"string\"").is_err());
+    }
+
+    #[test]
+    fn displays_type_expressions() {
+        for src in [
+            "string",
+            "number",
+            "bool",
+            "any",
+            "list(string)",
+            "set(number)",
+            "map(list(bool))",
+            "tuple([string,number])",
+            "object({a=string,b=list(bool)})",
+        ] {
+            assert_eq!(ty(src).map(|t| t.to_string()), Ok(src.to_owned()));
+        }
+        assert_eq!(
+            ty("object({b = number, a = string})").map(|t| t.to_string()),
+            Ok("object({a=string,b=number})".to_owned())
+        );
+    }
+
+    #[test]
+    fn converts_primitives() {
+        assert_eq!(Type::String.convert(1.into()), Ok("1".into()));
+        assert_eq!(Type::String.convert(n(1.5)), Ok("1.5".into()));
+        assert_eq!(Type::String.convert(true.into()), Ok("true".into()));
+        assert!(Type::String.convert(strs(&[])).is_err());
+        assert_eq!(Type::Number.convert("42".into()), Ok(42.into()));
+        assert_eq!(Type::Number.convert("0.5".into()), Ok(n(0.5)));
+        assert_eq!(
+            Type::Number.convert("x".into()),
+            Err("a number is required".to_owned())
+        );
+        assert!(Type::Number.convert(true.into()).is_err());
+        assert_eq!(Type::Bool.convert("true".into()), Ok(true.into()));
+        assert_eq!(Type::Bool.convert("0".into()), Ok(false.into()));
+        assert_eq!(
+            Type::Bool.convert("yes".into()),
+            Err("a bool is required".to_owned())
+        );
+        assert!(Type::Bool.convert(1.into()).is_err());
+        assert_eq!(Type::Number.convert(Value::Null), Ok(Value::Null));
+        assert_eq!(Type::Any.convert(strs(&["a"])), Ok(strs(&["a"])));
+    }
+
+    #[test]
+    fn converts_collections() {
+        let list_num = Type::List(Box::new(Type::Number));
+        assert_eq!(
+            list_num.convert(strs(&["1", "2"])),
+            Ok(Value::Array(vec![1.into(), 2.into()]))
+        );
+        assert!(
+            list_num
+                .convert(strs(&["x"]))
+                .is_err_and(|e| e.contains("element 0"))
+        );
+        assert!(list_num.convert("1".into()).is_err());
+        let set_str = Type::Set(Box::new(Type::String));
+        assert_eq!(
+            set_str.convert(Value::Array(vec!["b".into(), "a".into(), "b".into()])),
+            Ok(strs(&["a", "b"]))
+        );
+        let map_str = Type::Map(Box::new(Type::String));
+        assert_eq!(
+            map_str.convert(obj(&[("a", 1.into())])),
+            Ok(obj(&[("a", "1".into())]))
+        );
+        assert!(map_str.convert(strs(&[])).is_err());
+        assert!(map_str.convert(obj(&[("a", strs(&[]))])).is_err());
+        let tuple = Type::Tuple(vec![Type::String, Type::Number]);
+        assert_eq!(
+            tuple.convert(Value::Array(vec![1.into(), "2".into()])),
+            Ok(Value::Array(vec!["1".into(), 2.into()]))
+        );
+        assert!(tuple.convert(strs(&["a"])).is_err());
+        assert!(tuple.convert(obj(&[])).is_err());
+        let object = Type::Object(vec![
+            ("a".to_owned(), Type::String),
+            ("b".to_owned(), Type::Bool),
+        ]);
+        assert_eq!(
+            object.convert(obj(&[
+                ("b", "true".into()),
+                ("a", 1.into()),
+                ("c", 1.into())
+            ])),
+            Ok(obj(&[("a", "1".into()), ("b", true.into())]))
+        );
+        assert!(
+            object
+                .convert(obj(&[("a", 1.into())]))
+                .is_err_and(|e| e.contains("\"b\""))
+        );
+        assert!(object.convert(strs(&[])).is_err());
+    }
+
+    #[test]
+    fn number_and_value_strings() {
+        assert_eq!(number_to_string(&Number::from(4)), "4");
+        assert_eq!(number_to_string(&Number::from(-4)), "-4");
+        assert_eq!(
+            number_to_string(&Number::from(u64::MAX)),
+            "18446744073709551615"
+        );
+        let f = |x: f64| number_to_string(&Number::from_f64(x).expect("finite"));
+        assert_eq!(f(1.5), "1.5");
+        assert_eq!(f(0.1), "0.1");
+        assert_eq!(f(4.0), "4");
+        assert_eq!(f(-0.0), "0");
+        assert_eq!(f(1e21), "1000000000000000000000");
+        assert_eq!(value_to_string(&"a".into()), Some("a".to_owned()));
+        assert_eq!(value_to_string(&false.into()), Some("false".to_owned()));
+        assert_eq!(value_to_string(&n(2.5)), Some("2.5".to_owned()));
+        assert_eq!(value_to_string(&Value::Null), None);
+        assert_eq!(value_to_string(&strs(&[])), None);
+        assert_eq!(f64_to_number(3.0), Some(Number::from(3)));
+        assert_eq!(f64_to_number(f64::NAN), None);
+        assert_eq!(parse_number(" 12 "), Some(Number::from(12)));
+        assert_eq!(parse_number("1e3"), Some(Number::from(1000)));
+        assert_eq!(parse_number("inf"), None);
+        assert_eq!(parse_number("0x10"), None);
+        assert_eq!(parse_number("-"), None);
+    }
+
+    #[test]
+    fn overrides_untyped() {
+        let p = |default: Value, raw: &str| parse_override(None, &default, raw, false);
+        assert_eq!(p(Value::Null, "x"), Ok("x".into()));
+        assert_eq!(p("a".into(), "7070"), Ok("7070".into()));
+        assert_eq!(p(3000.into(), "7070"), Ok(7070.into()));
+        assert_eq!(p(3000.into(), "1.5"), Ok(n(1.5)));
+        assert!(p(3000.into(), "x").is_err());
+        assert!(p(3000.into(), "NaN").is_err());
+        assert!(p(3000.into(), "inf").is_err());
+        assert_eq!(p(true.into(), "0"), Ok(false.into()));
+        assert_eq!(p(false.into(), "T"), Ok(true.into()));
+        assert!(p(false.into(), "yes").is_err());
+        assert_eq!(p(strs(&[]), "a,b"), Err("unsupported type".to_owned()));
+        assert_eq!(p(obj(&[]), "a"), Err("unsupported type".to_owned()));
+        // An untyped `_JSON` value is treated like a plain string.
+        assert_eq!(
+            parse_override(None, &"d".into(), "[1]", true),
+            Ok("[1]".into())
+        );
+    }
+
+    #[test]
+    fn overrides_typed() {
+        let p = |t: &str, raw: &str| parse_override(Some(&ty(t)?), &Value::Null, raw, false);
+        assert_eq!(p("string", "a,b"), Ok("a,b".into()));
+        assert_eq!(p("number", "12"), Ok(12.into()));
+        assert!(p("number", "twelve").is_err());
+        assert_eq!(p("bool", "TRUE"), Ok(true.into()));
+        assert!(p("bool", "yes").is_err());
+        assert_eq!(p("list(string)", "a,\"b,c\""), Ok(strs(&["a", "b,c"])));
+        assert_eq!(p("list(string)", ""), Ok(strs(&[])));
+        assert_eq!(
+            p("list(number)", "1,2"),
+            Ok(Value::Array(vec![1.into(), 2.into()]))
+        );
+        assert!(p("list(number)", "1,x").is_err());
+        assert_eq!(p("set(string)", "b,a,b"), Ok(strs(&["a", "b"])));
+        assert_eq!(
+            p("tuple([string, number, bool])", "a,2,false"),
+            Ok(Value::Array(vec!["a".into(), 2.into(), false.into()]))
+        );
+        assert!(p("tuple([string, number])", "a").is_err());
+        assert_eq!(
+            p("map(number)", "a:1,\"b:2\""),
+            Ok(obj(&[("a", 1.into()), ("b", 2.into())]))
+        );
+        assert_eq!(
+            p("map(string)", "url:\"http://x\""),
+            Ok(obj(&[("url", "http://x".into())]))
+        );
+        assert!(p("map(string)", "novalue").is_err());
+        assert_eq!(
+            p("object({a = string})", "x"),
+            Err("unsupported type".to_owned())
+        );
+        assert_eq!(
+            p("list(list(string))", "x"),
+            Err("unsupported type".to_owned())
+        );
+        // `any` behaves like an untyped variable.
+        assert_eq!(
+            parse_override(Some(&Type::Any), &5.into(), "6", false),
+            Ok(6.into())
+        );
+    }
+
+    #[test]
+    fn overrides_json() {
+        let p = |t: &str, raw: &str| parse_override(Some(&ty(t)?), &Value::Null, raw, true);
+        assert_eq!(
+            p("object({a = list(number)})", r#"{"a":["1",2],"z":true}"#),
+            Ok(obj(&[("a", Value::Array(vec![1.into(), 2.into()]))]))
+        );
+        assert_eq!(p("list(string)", r#"["a","b"]"#), Ok(strs(&["a", "b"])));
+        assert_eq!(p("number", "3"), Ok(3.into()));
+        assert_eq!(p("string", r#""x""#), Ok("x".into()));
+        assert!(p("list(string)", "a,b").is_err());
+        assert!(p("number", r#""x""#).is_err());
+    }
+}

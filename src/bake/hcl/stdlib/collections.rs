@@ -98,14 +98,14 @@ fn subscript<'a>(collection: &'a Value, key: &Value) -> Option<&'a Value> {
 pub(super) fn index(args: Vec<Value>) -> Result<Value, CallError> {
     let (collection, key) = (&args[0..1], &args[1..2]);
     match (collection.first(), key.first()) {
-        (Some(c @ (Value::Array(_) | Value::Object(_))), Some(k)) => subscript(c, k)
-            .cloned()
-            .ok_or_else(|| {
+        (Some(c @ (Value::Array(_) | Value::Object(_))), Some(k)) => {
+            subscript(c, k).cloned().ok_or_else(|| {
                 bad(
                     1,
                     "the given key does not identify an element in this collection value",
                 )
-            }),
+            })
+        }
         _ => Err(bad(0, "a list, map, or object is required")),
     }
 }
@@ -137,9 +137,12 @@ pub(super) fn coalesce(args: Vec<Value>) -> Result<Value, CallError> {
     // Compat: go-cty Coalesce unifies the argument types, so mixing strings with
     // numbers or bools yields the string form.
     let any_string = args.iter().any(|v| matches!(v, Value::String(_)));
-    let all_primitive = args
-        .iter()
-        .all(|v| matches!(v, Value::Null | Value::String(_) | Value::Number(_) | Value::Bool(_)));
+    let all_primitive = args.iter().all(|v| {
+        matches!(
+            v,
+            Value::Null | Value::String(_) | Value::Number(_) | Value::Bool(_)
+        )
+    });
     for v in args {
         if v.is_null() {
             continue;
@@ -363,7 +366,10 @@ mod tests {
     fn lookup_element_index() {
         let o = obj(&[("a", 1.into())]);
         assert_eq!(call("lookup", vec![o.clone(), "a".into()]), Ok(1.into()));
-        assert_eq!(call("lookup", vec![o.clone(), "b".into(), "d".into()]), Ok("d".into()));
+        assert_eq!(
+            call("lookup", vec![o.clone(), "b".into(), "d".into()]),
+            Ok("d".into())
+        );
         assert!(call("lookup", vec![o.clone(), "b".into()]).is_err());
         assert!(matches!(
             call("lookup", vec![o.clone(), "b".into(), 1.into(), 2.into()]),
@@ -386,7 +392,10 @@ mod tests {
 
     #[test]
     fn coalescing() {
-        assert_eq!(call("coalesce", vec![Value::Null, "a".into()]), Ok("a".into()));
+        assert_eq!(
+            call("coalesce", vec![Value::Null, "a".into()]),
+            Ok("a".into())
+        );
         assert_eq!(call("coalesce", vec![1.into(), "a".into()]), Ok("1".into()));
         assert_eq!(call("coalesce", vec![Value::Null, 2.into()]), Ok(2.into()));
         assert!(call("coalesce", vec![Value::Null]).is_err());
@@ -397,7 +406,10 @@ mod tests {
         assert!(call("coalescelist", vec![strs(&[])]).is_err());
         assert!(call("coalescelist", vec!["a".into()]).is_err());
         assert_eq!(
-            call("compact", vec![list(vec!["a".into(), "".into(), Value::Null])]),
+            call(
+                "compact",
+                vec![list(vec!["a".into(), "".into(), Value::Null])]
+            ),
             Ok(strs(&["a"]))
         );
     }
@@ -410,7 +422,10 @@ mod tests {
         );
         assert!(call("concat", vec![]).is_err());
         assert!(call("concat", vec!["a".into()]).is_err());
-        assert_eq!(call("contains", vec![strs(&["a"]), "a".into()]), Ok(true.into()));
+        assert_eq!(
+            call("contains", vec![strs(&["a"]), "a".into()]),
+            Ok(true.into())
+        );
         assert_eq!(
             call("contains", vec![list(vec![1.into()]), "1".into()]),
             Ok(false.into())
@@ -425,7 +440,14 @@ mod tests {
         );
         assert!(call("chunklist", vec![strs(&["a"]), (-1).into()]).is_err());
         assert_eq!(
-            call("flatten", vec![list(vec![strs(&["a"]), list(vec![strs(&["b"])]), "c".into()])]),
+            call(
+                "flatten",
+                vec![list(vec![
+                    strs(&["a"]),
+                    list(vec![strs(&["b"])]),
+                    "c".into()
+                ])]
+            ),
             Ok(strs(&["a", "b", "c"]))
         );
         assert_eq!(
@@ -435,13 +457,22 @@ mod tests {
         assert!(call("slice", vec![strs(&["a"]), 0.into(), 2.into()]).is_err());
         assert!(call("slice", vec![strs(&["a"]), 1.into(), 0.into()]).is_err());
         assert_eq!(
-            call("sort", vec![list(vec!["b".into(), "a".into(), 10.into(), 9.into()])]),
+            call(
+                "sort",
+                vec![list(vec!["b".into(), "a".into(), 10.into(), 9.into()])]
+            ),
             Ok(strs(&["10", "9", "a", "b"]))
         );
         assert!(call("sort", vec![list(vec![Value::Null])]).is_err());
-        assert_eq!(call("reverselist", vec![strs(&["a", "b"])]), Ok(strs(&["b", "a"])));
         assert_eq!(
-            call("zipmap", vec![strs(&["a", "b"]), list(vec![1.into(), 2.into()])]),
+            call("reverselist", vec![strs(&["a", "b"])]),
+            Ok(strs(&["b", "a"]))
+        );
+        assert_eq!(
+            call(
+                "zipmap",
+                vec![strs(&["a", "b"]), list(vec![1.into(), 2.into()])]
+            ),
             Ok(obj(&[("a", 1.into()), ("b", 2.into())]))
         );
         assert!(call("zipmap", vec![strs(&["a"]), strs(&[])]).is_err());
@@ -461,7 +492,10 @@ mod tests {
         assert!(call("merge", vec!["x".into()]).is_err());
         assert_eq!(call("merge", vec![]), Ok(obj(&[])));
         assert_eq!(call("equal", vec![1.into(), 1.into()]), Ok(true.into()));
-        assert_eq!(call("equal", vec![Value::Null, Value::Null]), Ok(true.into()));
+        assert_eq!(
+            call("equal", vec![Value::Null, Value::Null]),
+            Ok(true.into())
+        );
         assert_eq!(call("equal", vec![1.into(), "1".into()]), Ok(false.into()));
         assert_eq!(call("notequal", vec![1.into(), 2.into()]), Ok(true.into()));
         assert!(matches!(

@@ -68,7 +68,11 @@ pub(super) fn bcrypt(args: Vec<Value>) -> Result<Value, CallError> {
             got: args.len(),
         });
     }
-    let cost = if args.len() == 2 { arg_int(&args, 1)? } else { 10 };
+    let cost = if args.len() == 2 {
+        arg_int(&args, 1)?
+    } else {
+        10
+    };
     let cost = u32::try_from(cost)
         .ok()
         .filter(|c| (4..=31).contains(c))
@@ -90,12 +94,8 @@ pub(super) fn uuidv5(args: Vec<Value>) -> Result<Value, CallError> {
         "url" => uuid::Uuid::NAMESPACE_URL,
         "oid" => uuid::Uuid::NAMESPACE_OID,
         "x500" => uuid::Uuid::NAMESPACE_X500,
-        other => uuid::Uuid::parse_str(other).map_err(|_| {
-            bad(
-                0,
-                format!("uuidv5() doesn't support namespace `{other}`"),
-            )
-        })?,
+        other => uuid::Uuid::parse_str(other)
+            .map_err(|_| bad(0, format!("uuidv5() doesn't support namespace `{other}`")))?,
     };
     Ok(Value::String(
         uuid::Uuid::new_v5(&namespace, arg_str(&args, 1)?.as_bytes()).to_string(),
@@ -245,7 +245,10 @@ mod tests {
 
     #[test]
     fn hashes() {
-        assert_eq!(s("md5", vec!["hello".into()]), "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(
+            s("md5", vec!["hello".into()]),
+            "5d41402abc4b2a76b9719d911017c592"
+        );
         assert_eq!(
             s("sha1", vec!["hello".into()]),
             "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
@@ -288,9 +291,15 @@ mod tests {
 
     #[test]
     fn json() {
-        let v = call("jsondecode", vec![r#"{"b":[1,2.5,"x<"],"a":null,"c":true}"#.into()])
-            .expect("valid JSON");
-        assert_eq!(s("jsonencode", vec![v]), r#"{"a":null,"b":[1,2.5,"x\u003c"],"c":true}"#);
+        let v = call(
+            "jsondecode",
+            vec![r#"{"b":[1,2.5,"x<"],"a":null,"c":true}"#.into()],
+        )
+        .expect("valid JSON");
+        assert_eq!(
+            s("jsonencode", vec![v]),
+            r#"{"a":null,"b":[1,2.5,"x\u003c"],"c":true}"#
+        );
         assert_eq!(s("jsonencode", vec![Value::Null]), "null");
         assert_eq!(s("jsonencode", vec!["a\"\n".into()]), r#""a\"\n""#);
         assert!(call("jsondecode", vec!["{".into()]).is_err());
@@ -306,6 +315,9 @@ mod tests {
         );
         assert!(call("csvdecode", vec!["".into()]).is_err());
         assert!(call("csvdecode", vec!["a,b\n1\n".into()]).is_err());
-        assert_eq!(call("csvdecode", vec!["a,b\n".into()]), Ok(Value::Array(vec![])));
+        assert_eq!(
+            call("csvdecode", vec!["a,b\n".into()]),
+            Ok(Value::Array(vec![]))
+        );
     }
 }

@@ -102,7 +102,12 @@ fn format_values(fmt: &str, args: &[Value]) -> Result<String, String> {
             while chars.get(end).is_some_and(|(_, d)| d.is_ascii_digit()) {
                 end += 1;
             }
-            let digits: String = chars.get(start..end).unwrap_or_default().iter().map(|(_, d)| d).collect();
+            let digits: String = chars
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|(_, d)| d)
+                .collect();
             match (digits.parse::<usize>(), chars.get(end)) {
                 (Ok(n), Some((_, ']'))) if n >= 1 => next_arg = n - 1,
                 _ => return Err(format!("invalid argument index at offset {offset}")),
@@ -123,7 +128,9 @@ fn format_values(fmt: &str, args: &[Value]) -> Result<String, String> {
             spec.precision = Some(digits(&mut i).unwrap_or(0));
         }
         let Some(&(_, verb)) = chars.get(i) else {
-            return Err(format!("format string ends with an incomplete directive at offset {offset}"));
+            return Err(format!(
+                "format string ends with an incomplete directive at offset {offset}"
+            ));
         };
         i += 1;
         spec.verb = verb;
@@ -220,11 +227,12 @@ fn format_one(spec: &Spec, arg: &Value) -> Result<String, String> {
 
 fn to_f64(arg: &Value) -> Result<f64, String> {
     let n = match arg {
-        Value::Number(n) => Some(n.clone()),
+        Value::Number(n) => Some(*n),
         Value::String(s) => parse_number(s),
         _ => None,
     };
-    n.and_then(|n| n.as_f64()).ok_or_else(|| "a number is required".to_owned())
+    n.and_then(|n| n.as_f64())
+        .ok_or_else(|| "a number is required".to_owned())
 }
 
 fn signed(spec: &Spec, negative: bool, digits: String) -> String {
@@ -366,26 +374,41 @@ mod tests {
     fn verbs() {
         assert_eq!(f("%03d", vec![7.into()]), "007");
         assert_eq!(f("%d", vec!["12".into()]), "12");
-        assert_eq!(f("%+d|%5d|%-5d|", vec![3.into(), (-42).into(), 1.into()]), "+3|  -42|1    |");
+        assert_eq!(
+            f("%+d|%5d|%-5d|", vec![3.into(), (-42).into(), 1.into()]),
+            "+3|  -42|1    |"
+        );
         assert_eq!(f("%05d", vec![(-42).into()]), "-0042");
         assert_eq!(f("%s-%s", vec!["a".into(), 1.into()]), "a-1");
-        assert_eq!(f("%.2s|%5s|%-4s|", vec!["abc".into(), "x".into(), "y".into()]), "ab|    x|y   |");
+        assert_eq!(
+            f("%.2s|%5s|%-4s|", vec!["abc".into(), "x".into(), "y".into()]),
+            "ab|    x|y   |"
+        );
         assert_eq!(f("%f", vec![n(1.5)]), "1.500000");
-        assert_eq!(f("%.2f", vec![n(3.14159)]), "3.14");
-        assert_eq!(f("%8.3f", vec![n(3.14159)]), "   3.142");
+        assert_eq!(f("%.2f", vec![n(1.23456)]), "1.23");
+        assert_eq!(f("%8.3f", vec![n(1.23456)]), "   1.235");
         assert_eq!(f("%e", vec![n(1234.5678)]), "1.234568e+03");
         assert_eq!(f("%.1E", vec![n(0.00012)]), "1.2E-04");
         assert_eq!(f("%g", vec![n(1.5)]), "1.5");
         assert_eq!(f("%g", vec![n(1e-7)]), "1e-07");
         assert_eq!(f("%q", vec!["a\"b\n".into()]), "\"a\\\"b\\n\"");
-        assert_eq!(f("%v %v %v", vec!["s".into(), 1.into(), true.into()]), "s 1 true");
+        assert_eq!(
+            f("%v %v %v", vec!["s".into(), 1.into(), true.into()]),
+            "s 1 true"
+        );
         assert_eq!(
             f("%v", vec![Value::Array(vec![1.into(), "a".into()])]),
             "[1,\"a\"]"
         );
         assert_eq!(f("%#v", vec!["s".into()]), "\"s\"");
         assert_eq!(f("%t", vec![true.into()]), "true");
-        assert_eq!(f("%x %X %o %b", vec![255.into(), 255.into(), 8.into(), 5.into()]), "ff FF 10 101");
+        assert_eq!(
+            f(
+                "%x %X %o %b",
+                vec![255.into(), 255.into(), 8.into(), 5.into()]
+            ),
+            "ff FF 10 101"
+        );
         assert_eq!(f("%#x", vec![255.into()]), "0xff");
         assert_eq!(f("100%%", vec![]), "100%");
         assert_eq!(f("%[2]s %[1]s %s", vec!["a".into(), "b".into()]), "b a b");
@@ -410,15 +433,27 @@ mod tests {
     fn formatlist() {
         let strs = |v: &[&str]| Value::Array(v.iter().map(|s| Value::from(*s)).collect());
         assert_eq!(
-            call("formatlist", vec!["%s=%s".into(), strs(&["a", "b"]), "x".into()]),
+            call(
+                "formatlist",
+                vec!["%s=%s".into(), strs(&["a", "b"]), "x".into()]
+            ),
             Ok(strs(&["a=x", "b=x"]))
         );
         assert_eq!(
-            call("formatlist", vec!["%s-%s".into(), strs(&["a", "b"]), strs(&["1", "2"])]),
+            call(
+                "formatlist",
+                vec!["%s-%s".into(), strs(&["a", "b"]), strs(&["1", "2"])]
+            ),
             Ok(strs(&["a-1", "b-2"]))
         );
         assert_eq!(call("formatlist", vec!["x".into()]), Ok(strs(&["x"])));
-        assert!(call("formatlist", vec!["%s%s".into(), strs(&["a"]), strs(&["1", "2"])]).is_err());
+        assert!(
+            call(
+                "formatlist",
+                vec!["%s%s".into(), strs(&["a"]), strs(&["1", "2"])]
+            )
+            .is_err()
+        );
         assert!(call("formatlist", vec!["%s".into(), Value::Null]).is_err());
         assert_eq!(super::number_text(&1.into()), Some("1".to_owned()));
     }

@@ -395,7 +395,7 @@ fn convert_arg(kind: P, value: Value) -> Result<Value, String> {
 /// A number from a number or a numeric string.
 fn to_number(value: &Value) -> Option<Number> {
     match value {
-        Value::Number(n) => Some(n.clone()),
+        Value::Number(n) => Some(*n),
         Value::String(s) => parse_number(s),
         _ => None,
     }

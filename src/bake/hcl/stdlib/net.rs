@@ -122,7 +122,9 @@ pub(super) fn cidrsubnet(args: Vec<Value>) -> Result<Value, CallError> {
     if netnum < 0 || (netnum as u128) > ones(newbits) {
         return Err(bad(
             2,
-            format!("prefix extension of {newbits} does not accommodate a subnet numbered {netnum}"),
+            format!(
+                "prefix extension of {newbits} does not accommodate a subnet numbered {netnum}"
+            ),
         ));
     }
     let newlen = newlen as u32;
@@ -193,17 +195,32 @@ mod tests {
 
     #[test]
     fn hosts_and_masks() {
-        assert_eq!(s("cidrhost", vec!["10.12.112.0/20".into(), 16.into()]), "10.12.112.16");
-        assert_eq!(s("cidrhost", vec!["10.12.112.0/20".into(), 268.into()]), "10.12.113.12");
-        assert_eq!(s("cidrhost", vec!["10.0.0.0/24".into(), (-2).into()]), "10.0.0.254");
         assert_eq!(
-            s("cidrhost", vec!["fd00:fd12:3456:7890:00a2::/72".into(), 34.into()]),
+            s("cidrhost", vec!["10.12.112.0/20".into(), 16.into()]),
+            "10.12.112.16"
+        );
+        assert_eq!(
+            s("cidrhost", vec!["10.12.112.0/20".into(), 268.into()]),
+            "10.12.113.12"
+        );
+        assert_eq!(
+            s("cidrhost", vec!["10.0.0.0/24".into(), (-2).into()]),
+            "10.0.0.254"
+        );
+        assert_eq!(
+            s(
+                "cidrhost",
+                vec!["fd00:fd12:3456:7890:00a2::/72".into(), 34.into()]
+            ),
             "fd00:fd12:3456:7890::22"
         );
         assert!(call("cidrhost", vec!["10.0.0.0/30".into(), 4.into()]).is_err());
         assert!(call("cidrhost", vec!["10.0.0.0".into(), 1.into()]).is_err());
         assert!(call("cidrhost", vec!["10.0.0.0/33".into(), 1.into()]).is_err());
-        assert_eq!(s("cidrnetmask", vec!["172.16.0.0/12".into()]), "255.240.0.0");
+        assert_eq!(
+            s("cidrnetmask", vec!["172.16.0.0/12".into()]),
+            "255.240.0.0"
+        );
         assert_eq!(s("cidrnetmask", vec!["::/16".into()]), "ffff::");
         assert!(call("cidrnetmask", vec!["nope/1".into()]).is_err());
     }
@@ -211,15 +228,24 @@ mod tests {
     #[test]
     fn subnets() {
         assert_eq!(
-            s("cidrsubnet", vec!["172.16.0.0/12".into(), 4.into(), 2.into()]),
+            s(
+                "cidrsubnet",
+                vec!["172.16.0.0/12".into(), 4.into(), 2.into()]
+            ),
             "172.18.0.0/16"
         );
         assert_eq!(
-            s("cidrsubnet", vec!["10.1.2.0/24".into(), 4.into(), 15.into()]),
+            s(
+                "cidrsubnet",
+                vec!["10.1.2.0/24".into(), 4.into(), 15.into()]
+            ),
             "10.1.2.240/28"
         );
         assert_eq!(
-            s("cidrsubnet", vec!["fd00:fd12:3456:7890::/56".into(), 16.into(), 162.into()]),
+            s(
+                "cidrsubnet",
+                vec!["fd00:fd12:3456:7890::/56".into(), 16.into(), 162.into()]
+            ),
             "fd00:fd12:3456:7800:a200::/72"
         );
         assert!(call("cidrsubnet", vec!["10.0.0.0/30".into(), 4.into(), 0.into()]).is_err());
@@ -230,14 +256,34 @@ mod tests {
                 "cidrsubnets",
                 vec!["10.1.0.0/16".into(), 4.into(), 4.into(), 8.into(), 4.into()]
             ),
-            Ok(strs(&["10.1.0.0/20", "10.1.16.0/20", "10.1.32.0/24", "10.1.48.0/20"]))
+            Ok(strs(&[
+                "10.1.0.0/20",
+                "10.1.16.0/20",
+                "10.1.32.0/24",
+                "10.1.48.0/20"
+            ]))
         );
         assert_eq!(
-            call("cidrsubnets", vec!["fd00:fd12:3456:7890::/56".into(), 16.into(), 16.into()]),
-            Ok(strs(&["fd00:fd12:3456:7800::/72", "fd00:fd12:3456:7800:100::/72"]))
+            call(
+                "cidrsubnets",
+                vec!["fd00:fd12:3456:7890::/56".into(), 16.into(), 16.into()]
+            ),
+            Ok(strs(&[
+                "fd00:fd12:3456:7800::/72",
+                "fd00:fd12:3456:7800:100::/72"
+            ]))
         );
-        assert_eq!(call("cidrsubnets", vec!["10.0.0.0/8".into()]), Ok(strs(&[])));
-        assert!(call("cidrsubnets", vec!["10.0.0.0/30".into(), 1.into(), 1.into(), 1.into()]).is_err());
+        assert_eq!(
+            call("cidrsubnets", vec!["10.0.0.0/8".into()]),
+            Ok(strs(&[]))
+        );
+        assert!(
+            call(
+                "cidrsubnets",
+                vec!["10.0.0.0/30".into(), 1.into(), 1.into(), 1.into()]
+            )
+            .is_err()
+        );
         assert!(call("cidrsubnets", vec!["10.0.0.0/30".into(), 0.into()]).is_err());
         assert!(call("cidrsubnets", vec!["10.0.0.0/30".into(), 3.into()]).is_err());
     }

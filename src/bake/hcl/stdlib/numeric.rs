@@ -146,7 +146,10 @@ pub(super) fn parseint(args: Vec<Value>) -> Result<Value, CallError> {
     let s = arg_str(&args, 0)?;
     let base = arg_int(&args, 1)?;
     if !(2..=62).contains(&base) {
-        return Err(bad(1, "base must be a whole number between 2 and 62 inclusive"));
+        return Err(bad(
+            1,
+            "base must be a whole number between 2 and 62 inclusive",
+        ));
     }
     let invalid = || bad(0, format!("cannot parse {s:?} as a base {base} integer"));
     let (negative, digits) = match s.strip_prefix('-') {
@@ -263,11 +266,23 @@ mod tests {
 
     #[test]
     fn comparisons_and_logic() {
-        assert_eq!(ok("greaterthan", vec![2.into(), 1.into()]), Value::Bool(true));
-        assert_eq!(ok("greaterthanorequalto", vec![1.into(), 1.into()]), Value::Bool(true));
+        assert_eq!(
+            ok("greaterthan", vec![2.into(), 1.into()]),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            ok("greaterthanorequalto", vec![1.into(), 1.into()]),
+            Value::Bool(true)
+        );
         assert_eq!(ok("lessthan", vec![2.into(), 1.into()]), Value::Bool(false));
-        assert_eq!(ok("lessthanorequalto", vec![1.into(), 1.into()]), Value::Bool(true));
-        assert_eq!(ok("and", vec![true.into(), "false".into()]), Value::Bool(false));
+        assert_eq!(
+            ok("lessthanorequalto", vec![1.into(), 1.into()]),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            ok("and", vec![true.into(), "false".into()]),
+            Value::Bool(false)
+        );
         assert_eq!(ok("or", vec![false.into(), true.into()]), Value::Bool(true));
         assert_eq!(ok("not", vec![true.into()]), Value::Bool(false));
         assert!(call("not", vec!["yes".into()]).is_err());
@@ -283,7 +298,10 @@ mod tests {
         assert_eq!(ok("signum", vec![0.into()]), Value::from(0));
         assert_eq!(ok("pow", vec![2.into(), 10.into()]), Value::from(1024));
         assert_eq!(ok("log", vec![16.into(), 2.into()]), Value::from(4));
-        assert_eq!(ok("max", vec![1.into(), 9.into(), "3".into()]), Value::from(9));
+        assert_eq!(
+            ok("max", vec![1.into(), 9.into(), "3".into()]),
+            Value::from(9)
+        );
         assert_eq!(ok("min", vec![1.into(), n(-9.5)]), n(-9.5));
         assert!(call("max", vec![]).is_err());
         assert!(call("log", vec![0.into(), 2.into()]).is_err());
@@ -291,9 +309,18 @@ mod tests {
 
     #[test]
     fn parseint_bases() {
-        assert_eq!(ok("parseint", vec!["ff".into(), 16.into()]), Value::from(255));
-        assert_eq!(ok("parseint", vec!["-101".into(), 2.into()]), Value::from(-5));
-        assert_eq!(ok("parseint", vec!["FF".into(), 16.into()]), Value::from(255));
+        assert_eq!(
+            ok("parseint", vec!["ff".into(), 16.into()]),
+            Value::from(255)
+        );
+        assert_eq!(
+            ok("parseint", vec!["-101".into(), 2.into()]),
+            Value::from(-5)
+        );
+        assert_eq!(
+            ok("parseint", vec!["FF".into(), 16.into()]),
+            Value::from(255)
+        );
         assert!(call("parseint", vec!["12".into(), 1.into()]).is_err());
         assert!(call("parseint", vec!["19".into(), 8.into()]).is_err());
         assert!(call("parseint", vec!["".into(), 10.into()]).is_err());
@@ -305,7 +332,10 @@ mod tests {
         assert_eq!(ok("range", vec![3.into()]), ints(&[0, 1, 2]));
         assert_eq!(ok("range", vec![1.into(), 4.into()]), ints(&[1, 2, 3]));
         assert_eq!(ok("range", vec![4.into(), 1.into()]), ints(&[4, 3, 2]));
-        assert_eq!(ok("range", vec![0.into(), 10.into(), 4.into()]), ints(&[0, 4, 8]));
+        assert_eq!(
+            ok("range", vec![0.into(), 10.into(), 4.into()]),
+            ints(&[0, 4, 8])
+        );
         assert_eq!(
             ok("range", vec![0.into(), 1.into(), n(0.5)]),
             Value::Array(vec![0.into(), n(0.5)])

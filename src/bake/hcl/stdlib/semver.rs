@@ -39,9 +39,8 @@ static HYPHEN: LazyLock<Regex> = LazyLock::new(|| {
 
 fn parse_version(s: &str) -> Option<Version> {
     let caps = VERSION.captures(s.trim())?;
-    let part = |i: usize| -> Option<u64> {
-        caps.get(i).map_or(Some(0), |m| m.as_str().parse().ok())
-    };
+    let part =
+        |i: usize| -> Option<u64> { caps.get(i).map_or(Some(0), |m| m.as_str().parse().ok()) };
     Some(Version {
         major: part(1)?,
         minor: part(2)?,
@@ -95,7 +94,10 @@ struct Term {
 }
 
 fn parse_term(caps: &regex::Captures<'_>) -> Option<Term> {
-    let wild = |i: usize| caps.get(i).is_none_or(|m| matches!(m.as_str(), "x" | "X" | "*"));
+    let wild = |i: usize| {
+        caps.get(i)
+            .is_none_or(|m| matches!(m.as_str(), "x" | "X" | "*"))
+    };
     let num = |i: usize| -> Option<u64> {
         match caps.get(i) {
             Some(m) if !matches!(m.as_str(), "x" | "X" | "*") => m.as_str().parse().ok(),

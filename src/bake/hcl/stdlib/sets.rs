@@ -109,7 +109,9 @@ pub(super) fn setproduct(args: Vec<Value>) -> Result<Value, CallError> {
         }
         product = next;
     }
-    Ok(Value::Array(product.into_iter().map(Value::Array).collect()))
+    Ok(Value::Array(
+        product.into_iter().map(Value::Array).collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -132,7 +134,10 @@ mod tests {
             Ok(strs(&["1", "a"]))
         );
         assert_eq!(
-            call("setintersection", vec![strs(&["a", "b"]), strs(&["b", "c"])]),
+            call(
+                "setintersection",
+                vec![strs(&["a", "b"]), strs(&["b", "c"])]
+            ),
             Ok(strs(&["b"]))
         );
         assert_eq!(

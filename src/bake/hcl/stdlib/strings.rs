@@ -188,7 +188,9 @@ fn shape(re: &Regex) -> Result<Shape, CallError> {
     } else if names.iter().all(Option::is_none) {
         Ok(Shape::List)
     } else if names.iter().all(Option::is_some) {
-        Ok(Shape::Named(names.into_iter().flatten().map(str::to_owned).collect()))
+        Ok(Shape::Named(
+            names.into_iter().flatten().map(str::to_owned).collect(),
+        ))
     } else {
         Err(bad(
             0,
@@ -255,7 +257,9 @@ pub(super) fn sanitize(args: Vec<Value>) -> Result<Value, CallError> {
 pub(super) fn homedir(_args: Vec<Value>) -> Result<Value, CallError> {
     match std::env::var("HOME") {
         Ok(home) if !home.is_empty() => string(home),
-        _ => Err(failed("cannot determine the home directory: $HOME is not set")),
+        _ => Err(failed(
+            "cannot determine the home directory: $HOME is not set",
+        )),
     }
 }
 
@@ -336,7 +340,10 @@ mod tests {
     fn case_functions() {
         assert_eq!(s("upper", vec!["abc".into()]), "ABC");
         assert_eq!(s("lower", vec!["ABC".into()]), "abc");
-        assert_eq!(s("title", vec!["hello wORLD-foo_bar".into()]), "Hello WORLD-Foo_bar");
+        assert_eq!(
+            s("title", vec!["hello wORLD-foo_bar".into()]),
+            "Hello WORLD-Foo_bar"
+        );
         assert_eq!(s("upper", vec![true.into()]), "TRUE");
         assert!(matches!(
             call("upper", vec![Value::Null]),
@@ -349,14 +356,29 @@ mod tests {
     fn lengths_and_slices() {
         assert_eq!(call("strlen", vec!["héllo".into()]), Ok(Value::from(5)));
         assert_eq!(call("byteslen", vec!["héllo".into()]), Ok(Value::from(6)));
-        assert_eq!(s("bytesslice", vec!["hello".into(), 1.into(), 3.into()]), "ell");
+        assert_eq!(
+            s("bytesslice", vec!["hello".into(), 1.into(), 3.into()]),
+            "ell"
+        );
         assert!(call("bytesslice", vec!["hello".into(), 4.into(), 3.into()]).is_err());
         assert_eq!(s("reverse", vec!["abc".into()]), "cba");
-        assert_eq!(s("substr", vec!["hello world".into(), 1.into(), 4.into()]), "ello");
-        assert_eq!(s("substr", vec!["hello".into(), (-3).into(), (-1).into()]), "llo");
-        assert_eq!(s("substr", vec!["hello".into(), (-9).into(), 2.into()]), "he");
+        assert_eq!(
+            s("substr", vec!["hello world".into(), 1.into(), 4.into()]),
+            "ello"
+        );
+        assert_eq!(
+            s("substr", vec!["hello".into(), (-3).into(), (-1).into()]),
+            "llo"
+        );
+        assert_eq!(
+            s("substr", vec!["hello".into(), (-9).into(), 2.into()]),
+            "he"
+        );
         assert_eq!(s("substr", vec!["hello".into(), 9.into(), 2.into()]), "");
-        assert_eq!(s("substr", vec!["héllo".into(), 1.into(), 100.into()]), "éllo");
+        assert_eq!(
+            s("substr", vec!["héllo".into(), 1.into(), 100.into()]),
+            "éllo"
+        );
         assert!(call("substr", vec!["x".into(), "a".into(), 1.into()]).is_err());
     }
 
@@ -379,7 +401,10 @@ mod tests {
         );
         assert_eq!(call("split", vec![",".into(), "".into()]), Ok(strs(&[""])));
         assert_eq!(
-            s("join", vec!["-".into(), strs(&["a", "b"]), Value::Array(vec![1.into()])]),
+            s(
+                "join",
+                vec!["-".into(), strs(&["a", "b"]), Value::Array(vec![1.into()])]
+            ),
             "a-b-1"
         );
         assert!(matches!(
@@ -387,13 +412,22 @@ mod tests {
             Err(CallError::Arity { .. })
         ));
         assert!(call("join", vec!["-".into(), "a".into()]).is_err());
-        assert_eq!(s("replace", vec!["a.b.c".into(), ".".into(), "-".into()]), "a-b-c");
         assert_eq!(
-            s("replace", vec!["hello world".into(), "/w(or)ld/".into(), "$1".into()]),
+            s("replace", vec!["a.b.c".into(), ".".into(), "-".into()]),
+            "a-b-c"
+        );
+        assert_eq!(
+            s(
+                "replace",
+                vec!["hello world".into(), "/w(or)ld/".into(), "$1".into()]
+            ),
             "hello or"
         );
         assert_eq!(
-            s("regex_replace", vec!["a1b22".into(), "[0-9]+".into(), "#".into()]),
+            s(
+                "regex_replace",
+                vec!["a1b22".into(), "[0-9]+".into(), "#".into()]
+            ),
             "a#b#"
         );
         assert!(call("regex_replace", vec!["a".into(), "(".into(), "".into()]).is_err());
@@ -401,14 +435,18 @@ mod tests {
 
     #[test]
     fn regex_shapes() {
-        assert_eq!(call("regex", vec!["[a-z]+".into(), "12abc3".into()]), Ok("abc".into()));
+        assert_eq!(
+            call("regex", vec!["[a-z]+".into(), "12abc3".into()]),
+            Ok("abc".into())
+        );
         assert_eq!(
             call("regex", vec!["(\\d+)-(\\d+)".into(), "a 10-20".into()]),
             Ok(strs(&["10", "20"]))
         );
-        let Ok(Value::Object(named)) =
-            call("regex", vec!["(?P<k>\\w+)=(?P<v>\\w+)".into(), "a=b".into()])
-        else {
+        let Ok(Value::Object(named)) = call(
+            "regex",
+            vec!["(?P<k>\\w+)=(?P<v>\\w+)".into(), "a=b".into()],
+        ) else {
             panic!("named groups give an object");
         };
         assert_eq!(named.get("k"), Some(&Value::from("a")));

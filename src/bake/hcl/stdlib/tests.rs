@@ -6,7 +6,10 @@ use hcl::Value;
 #[test]
 fn names_are_complete_and_sorted() {
     assert_eq!(NAMES.len(), 106);
-    assert!(NAMES.windows(2).all(|w| w[0] < w[1]), "NAMES must be sorted and unique");
+    assert!(
+        NAMES.windows(2).all(|w| w[0] < w[1]),
+        "NAMES must be sorted and unique"
+    );
 }
 
 #[test]

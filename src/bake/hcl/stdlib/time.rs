@@ -57,7 +57,12 @@ fn parse_rfc3339(s: &str) -> Option<Moment> {
             .all(|c| c.is_ascii_digit())
             .then(|| part.parse().ok())?
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':'
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return None;
     }
@@ -290,10 +295,9 @@ pub(super) fn timeadd(args: Vec<Value>) -> Result<Value, CallError> {
     let m = parse_rfc3339(ts).ok_or_else(|| not_rfc3339(0, ts))?;
     let d = arg_str(&args, 1)?;
     let dur = parse_duration(d).ok_or_else(|| bad(1, format!("invalid duration `{d}`")))?;
-    let ts = m
-        .ts
-        .checked_add(dur)
-        .map_err(|_| failed("resulting time is out of range"))?;
+    let ts =
+        m.ts.checked_add(dur)
+            .map_err(|_| failed("resulting time is out of range"))?;
     Ok(Value::String(format_rfc3339(&Moment {
         ts,
         offset: m.offset,
@@ -386,25 +390,46 @@ mod tests {
     fn formatdate_verbs() {
         let ts = "2017-03-04T18:05:09+01:00";
         assert_eq!(
-            s("formatdate", vec!["YYYY-MM-DD hh:mm:ss ZZZZZ".into(), ts.into()]),
+            s(
+                "formatdate",
+                vec!["YYYY-MM-DD hh:mm:ss ZZZZZ".into(), ts.into()]
+            ),
             "2017-03-04 18:05:09 +01:00"
         );
         assert_eq!(
-            s("formatdate", vec!["EEEE, DD MMMM YY h:m:s H AA aa ZZZZ ZZZ".into(), ts.into()]),
+            s(
+                "formatdate",
+                vec!["EEEE, DD MMMM YY h:m:s H AA aa ZZZZ ZZZ".into(), ts.into()]
+            ),
             "Saturday, 04 March 17 18:5:9 6 PM pm +0100 +0100"
         );
         assert_eq!(
-            s("formatdate", vec!["EEE MMM D M 'o''clock' ''Z".into(), "2020-01-02T00:00:00Z".into()]),
+            s(
+                "formatdate",
+                vec![
+                    "EEE MMM D M 'o''clock' ''Z".into(),
+                    "2020-01-02T00:00:00Z".into()
+                ]
+            ),
             "Thu Jan 2 1 o'clock 'Z"
         );
         assert_eq!(
-            s("formatdate", vec!["ZZZ HH".into(), "2020-01-02T00:00:00.123Z".into()]),
+            s(
+                "formatdate",
+                vec!["ZZZ HH".into(), "2020-01-02T00:00:00.123Z".into()]
+            ),
             "UTC 12"
         );
         assert!(call("formatdate", vec!["YYY".into(), ts.into()]).is_err());
         assert!(call("formatdate", vec!["'abc".into(), ts.into()]).is_err());
         assert!(call("formatdate", vec!["YYYY".into(), "2017-03-04".into()]).is_err());
-        assert!(call("formatdate", vec!["YYYY".into(), "2017-13-04T00:00:00Z".into()]).is_err());
+        assert!(
+            call(
+                "formatdate",
+                vec!["YYYY".into(), "2017-13-04T00:00:00Z".into()]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -414,11 +439,17 @@ mod tests {
             "2017-11-22T00:10:00Z"
         );
         assert_eq!(
-            s("timeadd", vec!["2017-11-22T00:00:00+02:00".into(), "-1h30m".into()]),
+            s(
+                "timeadd",
+                vec!["2017-11-22T00:00:00+02:00".into(), "-1h30m".into()]
+            ),
             "2017-11-21T22:30:00+02:00"
         );
         assert_eq!(
-            s("timeadd", vec!["2017-11-22T00:00:00Z".into(), "1.5h".into()]),
+            s(
+                "timeadd",
+                vec!["2017-11-22T00:00:00Z".into(), "1.5h".into()]
+            ),
             "2017-11-22T01:30:00Z"
         );
         assert!(call("timeadd", vec!["2017-11-22T00:00:00Z".into(), "1d".into()]).is_err());
@@ -428,15 +459,24 @@ mod tests {
     #[test]
     fn bake_time_helpers() {
         assert_eq!(
-            s("formattimestamp", vec!["YYYY-MM-DD".into(), 1_700_000_000.into()]),
+            s(
+                "formattimestamp",
+                vec!["YYYY-MM-DD".into(), 1_700_000_000.into()]
+            ),
             "2023-11-14"
         );
         assert_eq!(
-            s("formattimestamp", vec!["X".into(), "2023-11-14T22:13:20Z".into()]),
+            s(
+                "formattimestamp",
+                vec!["X".into(), "2023-11-14T22:13:20Z".into()]
+            ),
             "1700000000"
         );
         assert_eq!(
-            s("formattimestamp", vec!["hh:mm".into(), "2023-11-14T22:13:20+01:00".into()]),
+            s(
+                "formattimestamp",
+                vec!["hh:mm".into(), "2023-11-14T22:13:20+01:00".into()]
+            ),
             "22:13"
         );
         assert!(call("formattimestamp", vec!["X".into(), "nope".into()]).is_err());
