@@ -96,8 +96,7 @@ fn subscript<'a>(collection: &'a Value, key: &Value) -> Option<&'a Value> {
 }
 
 pub(super) fn index(args: Vec<Value>) -> Result<Value, CallError> {
-    let (collection, key) = (&args[0..1], &args[1..2]);
-    match (collection.first(), key.first()) {
+    match (args.first(), args.get(1)) {
         (Some(c @ (Value::Array(_) | Value::Object(_))), Some(k)) => {
             subscript(c, k).cloned().ok_or_else(|| {
                 bad(

@@ -3,7 +3,7 @@
 
 use hcl::Value;
 
-use super::super::types::{number_to_string, parse_number, value_to_string};
+use super::super::types::{parse_number, value_to_string};
 use super::encoding::encode_json;
 use super::{CallError, arg_str, failed};
 
@@ -44,12 +44,6 @@ pub(super) fn formatlist(args: Vec<Value>) -> Result<Value, CallError> {
                 Some(_) => {}
                 None => len = Some((items.len(), i)),
             },
-            Value::Null => {
-                return Err(CallError::Argument {
-                    index: i + 1,
-                    message: "argument must not be null".to_owned(),
-                });
-            }
             _ => {}
         }
     }
@@ -138,9 +132,16 @@ fn format_values(fmt: &str, args: &[Value]) -> Result<String, String> {
             out.push('%');
             continue;
         }
+        let end = chars.get(i).map_or(fmt.len(), |(o, _)| *o);
+        let raw = fmt.get(offset..end).unwrap_or_default();
+        if !"vtbdoxXeEfgGsq".contains(verb) {
+            return Err(format!(
+                "unsupported format verb '{verb}' in {raw:?} at offset {offset}"
+            ));
+        }
         let Some(arg) = args.get(next_arg) else {
             return Err(format!(
-                "not enough arguments for \"%{verb}\" at offset {offset}: need index {} but have {} total",
+                "not enough arguments for {raw:?} at {offset}: need index {} but have {} total",
                 next_arg + 1,
                 args.len()
             ));
@@ -148,10 +149,14 @@ fn format_values(fmt: &str, args: &[Value]) -> Result<String, String> {
         next_arg += 1;
         max_used = max_used.max(next_arg);
         let text = format_one(&spec, arg)
-            .map_err(|e| format!("unsupported value for \"%{verb}\" at offset {offset}: {e}"))?;
+            .map_err(|e| format!("unsupported value for {raw:?} at {offset}: {e}"))?;
         out.push_str(&text);
     }
+    // Compat: go-cty format — unused arguments are an error, to catch mistakes.
     if max_used < args.len() {
+        if max_used == 0 {
+            return Err("too many arguments; no verbs in format string".to_owned());
+        }
         return Err(format!(
             "too many arguments; only {max_used} used by format string"
         ));
@@ -160,40 +165,50 @@ fn format_values(fmt: &str, args: &[Value]) -> Result<String, String> {
 }
 
 fn format_one(spec: &Spec, arg: &Value) -> Result<String, String> {
-    if arg.is_null() {
+    if arg.is_null() && spec.verb != 'v' {
         return Err("null value cannot be formatted".to_owned());
     }
     let body = match spec.verb {
-        'v' => {
-            if spec.sharp || matches!(arg, Value::Array(_) | Value::Object(_)) {
+        'v' => match arg {
+            Value::String(s) if !spec.sharp => s.clone(),
+            // Compat: go-cty formats `%v` numbers with big.Float Text('g', -1).
+            Value::Number(n) if !spec.sharp => general_form(
+                n.as_f64().unwrap_or(0.0),
+                None,
+                false,
+                n.as_f64() < Some(0.0),
+            ),
+            _ => {
                 let mut s = String::new();
                 encode_json(arg, &mut s);
                 s
+            }
+        },
+        's' | 'q' => {
+            let s = value_to_string(arg).ok_or("a string is required")?;
+            // Compat: go-cty only truncates for a positive precision.
+            let s = match spec.precision {
+                Some(p) if p > 0 => s.chars().take(p).collect(),
+                _ => s,
+            };
+            if spec.verb == 'q' {
+                let mut quoted = String::new();
+                encode_json(&Value::String(s), &mut quoted);
+                quoted
             } else {
-                let s = value_to_string(arg).unwrap_or_default();
-                if matches!(arg, Value::Number(_)) {
-                    return Ok(pad_number(spec, s));
-                }
                 s
             }
         }
-        's' => {
-            let s = value_to_string(arg).ok_or("string required")?;
-            match spec.precision {
-                Some(p) => s.chars().take(p).collect(),
-                None => s,
-            }
-        }
-        'q' => go_quote(&value_to_string(arg).ok_or("string required")?),
         't' => match arg {
             Value::Bool(b) => b.to_string(),
-            Value::String(s) if s == "true" || s == "false" => s.clone(),
-            _ => return Err("bool required".to_owned()),
+            Value::String(s) if s == "true" || s == "1" => "true".to_owned(),
+            Value::String(s) if s == "false" || s == "0" => "false".to_owned(),
+            _ => return Err("a bool is required".to_owned()),
         },
         'd' | 'b' | 'o' | 'x' | 'X' => {
             let n = to_f64(arg)?;
             if n.fract() != 0.0 {
-                return Err("value must be a whole number".to_owned());
+                return Err("an integer is required".to_owned());
             }
             let mag = n.abs();
             let digits = if mag < 1.8e19 {
@@ -216,11 +231,11 @@ fn format_one(spec: &Spec, arg: &Value) -> Result<String, String> {
             let digits = match spec.verb {
                 'f' | 'F' => format!("{mag:.*}", spec.precision.unwrap_or(6)),
                 'e' | 'E' => exp_form(mag, spec.precision.unwrap_or(6), spec.verb == 'E'),
-                _ => general_form(mag, spec.precision, spec.verb == 'G'),
+                _ => general_form(mag, spec.precision, spec.verb == 'G', false),
             };
             return Ok(pad_number(spec, signed(spec, n < 0.0, digits)));
         }
-        other => return Err(format!("unrecognized format verb '{other}'")),
+        other => return Err(format!("unsupported format verb '{other}'")),
     };
     Ok(pad(spec, body))
 }
@@ -257,44 +272,48 @@ fn exp_form(mag: f64, precision: usize, upper: bool) -> String {
     format!("{mantissa}{e}{sign}{:02}", exp.abs())
 }
 
-/// Go's `%g`: the shortest representation, exponent form for very large or small values.
-fn general_form(mag: f64, precision: Option<usize>, upper: bool) -> String {
+/// Go's `%g`: `%e` when the exponent is below -4 or at least the precision (6 for the
+/// shortest form), `%f` otherwise, without trailing zeros.
+fn general_form(x: f64, precision: Option<usize>, upper: bool, negative: bool) -> String {
+    let mag = x.abs();
+    let sign = if negative { "-" } else { "" };
     if mag == 0.0 {
-        return "0".to_owned();
+        return format!("{sign}0");
     }
-    let exp = mag.log10().floor() as i32;
-    let limit = precision.map_or(21, |p| p.max(1) as i32);
+    // The shortest digits that round-trip, or `precision` significant digits.
+    let sci = match precision {
+        Some(p) => format!("{mag:.*e}", p.max(1) - 1),
+        None => format!("{mag:e}"),
+    };
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let limit = precision.map_or(6, |p| p.max(1) as i32);
     if exp < -4 || exp >= limit {
-        let s = format!("{mag:e}");
-        let s = match precision {
-            Some(p) => format!("{mag:.*e}", p.saturating_sub(1)),
-            None => s,
+        let mantissa = if mantissa.contains('.') && precision.is_some() {
+            mantissa.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            mantissa
         };
-        let (mantissa, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = e.parse().unwrap_or(0);
-        let sign = if e < 0 { '-' } else { '+' };
         let letter = if upper { 'E' } else { 'e' };
-        return format!("{mantissa}{letter}{sign}{:02}", e.abs());
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{mantissa}{letter}{esign}{:02}", exp.abs());
     }
-    match precision {
-        Some(p) => {
-            let decimals = (p as i32 - 1 - exp).max(0) as usize;
-            let s = format!("{mag:.decimals$}");
-            if s.contains('.') {
-                s.trim_end_matches('0').trim_end_matches('.').to_owned()
-            } else {
-                s
-            }
-        }
-        None => format!("{mag}"),
-    }
+    let decimals = (digits.len() as i32 - 1 - exp).max(0) as usize;
+    let fixed = format!("{mag:.decimals$}");
+    let fixed = if fixed.contains('.') {
+        fixed.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        fixed
+    };
+    format!("{sign}{fixed}")
 }
 
 fn pad(spec: &Spec, body: String) -> String {
     let len = body.chars().count();
     match spec.width {
         Some(w) if w > len => {
-            let fill = " ".repeat(w - len);
+            let fill = (if spec.zero { "0" } else { " " }).repeat(w - len);
             if spec.minus {
                 body + &fill
             } else {
@@ -317,38 +336,6 @@ fn pad_number(spec: &Spec, body: String) -> String {
             format!("{sign}{}{digits}", "0".repeat(w - len))
         }
         _ => pad(spec, body),
-    }
-}
-
-/// Go `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Renders a number for `%v`, exposed for tests.
-fn number_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => Some(number_to_string(n)),
-        _ => None,
     }
 }
 
@@ -391,7 +378,14 @@ mod tests {
         assert_eq!(f("%.1E", vec![n(0.00012)]), "1.2E-04");
         assert_eq!(f("%g", vec![n(1.5)]), "1.5");
         assert_eq!(f("%g", vec![n(1e-7)]), "1e-07");
-        assert_eq!(f("%q", vec!["a\"b\n".into()]), "\"a\\\"b\\n\"");
+        assert_eq!(f("%g", vec![1_000_000.into()]), "1e+06");
+        assert_eq!(f("%.3g", vec![n(1234.5)]), "1.23e+03");
+        assert_eq!(f("%v", vec![1_000_000.into()]), "1e+06");
+        assert_eq!(f("%v", vec![123_456.into()]), "123456");
+        assert_eq!(f("%v", vec![n(-0.5)]), "-0.5");
+        assert_eq!(f("%v|%#v", vec![Value::Null, Value::Null]), "null|null");
+        assert_eq!(f("%05s|%.0s", vec!["ab".into(), "cd".into()]), "000ab|cd");
+        assert_eq!(f("%q", vec!["a\"b\n<".into()]), "\"a\\\"b\\n\\u003c\"");
         assert_eq!(
             f("%v %v %v", vec!["s".into(), 1.into(), true.into()]),
             "s 1 true"
@@ -455,6 +449,5 @@ mod tests {
             .is_err()
         );
         assert!(call("formatlist", vec!["%s".into(), Value::Null]).is_err());
-        assert_eq!(super::number_text(&1.into()), Some("1".to_owned()));
     }
 }

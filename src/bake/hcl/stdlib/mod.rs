@@ -413,9 +413,20 @@ fn to_bool(value: &Value) -> Option<bool> {
 
 /// A numeric result, keeping whole numbers integral.
 fn num(f: f64) -> Result<Value, CallError> {
-    f64_to_number(f)
+    f64_to_number(snap(f))
         .map(Value::Number)
         .ok_or_else(|| CallError::Failed("result is not a finite number".to_owned()))
+}
+
+/// Removes binary rounding noise (`0.1 + 0.2` → `0.3`): cty computes with 512-bit
+/// decimals-friendly floats, so its results never show f64 artefacts.
+fn snap(f: f64) -> f64 {
+    let rounded: f64 = format!("{f:.14e}").parse().unwrap_or(f);
+    if (rounded - f).abs() <= f.abs() * 4.0 * f64::EPSILON {
+        rounded
+    } else {
+        f
+    }
 }
 
 /// The string argument at `i` (arguments are already converted).

@@ -246,6 +246,8 @@ mod tests {
         assert_eq!(ok("multiply", vec![3.into(), n(1.5)]), n(4.5));
         assert_eq!(ok("divide", vec![3.into(), 2.into()]), n(1.5));
         assert_eq!(ok("divide", vec![4.into(), 2.into()]), Value::from(2));
+        assert_eq!(ok("add", vec![n(0.1), n(0.2)]), n(0.3));
+        assert_eq!(ok("divide", vec![1.into(), 3.into()]), n(1.0 / 3.0));
         assert_eq!(ok("modulo", vec![(-7).into(), 3.into()]), Value::from(-1));
         assert_eq!(ok("negate", vec![5.into()]), Value::from(-5));
         assert_eq!(ok("absolute", vec![(-5).into()]), Value::from(5));

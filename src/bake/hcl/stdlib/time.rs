@@ -6,7 +6,7 @@ use jiff::civil::DateTime;
 use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 
-use super::{CallError, arg_int, arg_str, bad, failed};
+use super::{CallError, arg_f64, arg_str, bad, failed};
 
 const MONTHS: [&str; 12] = [
     "January",
@@ -336,8 +336,10 @@ pub(super) fn formattimestamp(args: Vec<Value>) -> Result<Value, CallError> {
 }
 
 pub(super) fn unixtimestampparse(args: Vec<Value>) -> Result<Value, CallError> {
-    let secs = arg_int(&args, 0)?;
-    let ts = Timestamp::from_second(secs).map_err(|_| bad(0, "timestamp is out of range"))?;
+    // Fractional seconds are dropped, as converting a cty number to int64 does.
+    let secs = arg_f64(&args, 0)?.trunc();
+    let ts =
+        Timestamp::from_second(secs as i64).map_err(|_| bad(0, "timestamp is out of range"))?;
     let m = Moment { ts, offset: 0 };
     let dt = m.local();
     let iso = dt.date().iso_week_date();
