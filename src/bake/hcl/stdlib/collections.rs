@@ -9,8 +9,7 @@ pub(super) fn length(args: Vec<Value>) -> Result<Value, CallError> {
     let n = match args.first() {
         Some(Value::Array(a)) => a.len(),
         Some(Value::Object(o)) => o.len(),
-        Some(Value::String(s)) => s.chars().count(),
-        _ => return Err(bad(0, "a collection type is required")),
+        _ => return Err(bad(0, "collection must be a list, a map or a tuple")),
     };
     Ok(Value::from(n))
 }
@@ -56,19 +55,17 @@ pub(super) fn lookup(mut args: Vec<Value>) -> Result<Value, CallError> {
     if args.len() == 3 {
         return Ok(take(&mut args, 2));
     }
-    Err(failed(format!(
-        "the given object has no attribute `{key}` and no default was given"
-    )))
+    Err(bad(0, format!("the given object has no attribute {key:?}")))
 }
 
 pub(super) fn element(args: Vec<Value>) -> Result<Value, CallError> {
     let list = arg_list(&args, 0)?;
     let i = arg_int(&args, 1)?;
-    if list.is_empty() {
-        return Err(bad(0, "cannot use element function with an empty list"));
-    }
     if i < 0 {
         return Err(bad(1, "cannot use element function with a negative index"));
+    }
+    if list.is_empty() {
+        return Err(bad(0, "cannot use element function with an empty list"));
     }
     // Compat: go-cty Element wraps the index around the list length.
     let idx = (i as u64 % list.len() as u64) as usize;
@@ -97,15 +94,10 @@ fn subscript<'a>(collection: &'a Value, key: &Value) -> Option<&'a Value> {
 
 pub(super) fn index(args: Vec<Value>) -> Result<Value, CallError> {
     match (args.first(), args.get(1)) {
-        (Some(c @ (Value::Array(_) | Value::Object(_))), Some(k)) => {
-            subscript(c, k).cloned().ok_or_else(|| {
-                bad(
-                    1,
-                    "the given key does not identify an element in this collection value",
-                )
-            })
-        }
-        _ => Err(bad(0, "a list, map, or object is required")),
+        (Some(c @ (Value::Array(_) | Value::Object(_))), Some(k)) => subscript(c, k)
+            .cloned()
+            .ok_or_else(|| failed("invalid index")),
+        _ => Err(bad(0, "collection must be a list, a map or a tuple")),
     }
 }
 
@@ -114,7 +106,7 @@ pub(super) fn hasindex(args: Vec<Value>) -> Result<Value, CallError> {
         (Some(c @ (Value::Array(_) | Value::Object(_))), Some(k)) => {
             Ok(Value::Bool(subscript(c, k).is_some()))
         }
-        _ => Err(bad(0, "a list, map, or object is required")),
+        _ => Err(bad(0, "collection must be a list, a map or a tuple")),
     }
 }
 
@@ -171,13 +163,19 @@ pub(super) fn coalescelist(args: Vec<Value>) -> Result<Value, CallError> {
 }
 
 pub(super) fn compact(args: Vec<Value>) -> Result<Value, CallError> {
-    Ok(Value::Array(
-        arg_list(&args, 0)?
-            .iter()
-            .filter(|v| !matches!(v, Value::Null) && !matches!(v, Value::String(s) if s.is_empty()))
-            .cloned()
-            .collect(),
-    ))
+    // Compat: go-cty Compact takes list(string): elements convert, nulls are dropped.
+    let mut out = Vec::new();
+    for (i, v) in arg_list(&args, 0)?.iter().enumerate() {
+        if v.is_null() {
+            continue;
+        }
+        let s = super::value_to_string(v)
+            .ok_or_else(|| bad(0, format!("element {i}: a string is required")))?;
+        if !s.is_empty() {
+            out.push(Value::String(s));
+        }
+    }
+    Ok(Value::Array(out))
 }
 
 pub(super) fn concat(args: Vec<Value>) -> Result<Value, CallError> {
@@ -211,6 +209,9 @@ pub(super) fn distinct(args: Vec<Value>) -> Result<Value, CallError> {
 pub(super) fn chunklist(args: Vec<Value>) -> Result<Value, CallError> {
     let list = arg_list(&args, 0)?;
     let size = arg_int(&args, 1)?;
+    if list.is_empty() {
+        return Ok(Value::Array(Vec::new()));
+    }
     if size < 0 {
         return Err(bad(1, "the size argument must be positive"));
     }
@@ -244,6 +245,15 @@ pub(super) fn slice(args: Vec<Value>) -> Result<Value, CallError> {
     let end = arg_int(&args, 2)?;
     if start < 0 {
         return Err(bad(1, "start index must not be less than zero"));
+    }
+    if start > list.len() as i64 {
+        return Err(bad(
+            1,
+            "start index must not be greater than the length of the list",
+        ));
+    }
+    if end < 0 {
+        return Err(bad(2, "end index must not be less than zero"));
     }
     if end > list.len() as i64 {
         return Err(bad(
@@ -297,6 +307,10 @@ pub(super) fn zipmap(args: Vec<Value>) -> Result<Value, CallError> {
 }
 
 pub(super) fn merge(args: Vec<Value>) -> Result<Value, CallError> {
+    // Compat: go-cty Merge — when every argument is null the result is null.
+    if !args.is_empty() && args.iter().all(Value::is_null) {
+        return Ok(Value::Null);
+    }
     let mut out = Map::new();
     for (i, v) in args.into_iter().enumerate() {
         match v {
@@ -306,7 +320,7 @@ pub(super) fn merge(args: Vec<Value>) -> Result<Value, CallError> {
                 return Err(bad(
                     i,
                     format!(
-                        "arguments must be maps or objects, got `{}`",
+                        "arguments must be maps or objects, got {:?}",
                         super::type_name(&other)
                     ),
                 ));
@@ -352,7 +366,7 @@ mod tests {
     fn length_keys_values() {
         assert_eq!(call("length", vec![strs(&["a", "b"])]), Ok(2.into()));
         assert_eq!(call("length", vec![obj(&[("a", 1.into())])]), Ok(1.into()));
-        assert_eq!(call("length", vec!["abcd".into()]), Ok(4.into()));
+        assert!(call("length", vec!["abcd".into()]).is_err());
         assert!(call("length", vec![Value::Null]).is_err());
         assert!(call("length", vec![1.into()]).is_err());
         let o = obj(&[("b", 2.into()), ("a", 1.into())]);
@@ -407,10 +421,11 @@ mod tests {
         assert_eq!(
             call(
                 "compact",
-                vec![list(vec!["a".into(), "".into(), Value::Null])]
+                vec![list(vec!["a".into(), "".into(), Value::Null, 1.into()])]
             ),
-            Ok(strs(&["a"]))
+            Ok(strs(&["a", "1"]))
         );
+        assert!(call("compact", vec![list(vec![strs(&[])])]).is_err());
     }
 
     #[test]
@@ -455,6 +470,12 @@ mod tests {
         );
         assert!(call("slice", vec![strs(&["a"]), 0.into(), 2.into()]).is_err());
         assert!(call("slice", vec![strs(&["a"]), 1.into(), 0.into()]).is_err());
+        assert!(call("slice", vec![strs(&["a"]), 2.into(), 2.into()]).is_err());
+        assert!(call("slice", vec![strs(&["a"]), (-1).into(), 1.into()]).is_err());
+        assert_eq!(
+            call("chunklist", vec![strs(&[]), 0.into()]),
+            Ok(Value::Array(vec![]))
+        );
         assert_eq!(
             call(
                 "sort",
@@ -490,6 +511,7 @@ mod tests {
         assert_eq!(merged, Ok(obj(&[("a", 1.into()), ("b", 2.into())])));
         assert!(call("merge", vec!["x".into()]).is_err());
         assert_eq!(call("merge", vec![]), Ok(obj(&[])));
+        assert_eq!(call("merge", vec![Value::Null]), Ok(Value::Null));
         assert_eq!(call("equal", vec![1.into(), 1.into()]), Ok(true.into()));
         assert_eq!(
             call("equal", vec![Value::Null, Value::Null]),

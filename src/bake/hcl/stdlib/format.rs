@@ -31,20 +31,21 @@ pub(super) fn formatlist(args: Vec<Value>) -> Result<Value, CallError> {
     let rest = args.get(1..).unwrap_or_default();
     let mut len: Option<(usize, usize)> = None;
     for (i, v) in rest.iter().enumerate() {
-        match v {
-            Value::Array(items) => match len {
-                Some((l, j)) if l != items.len() => {
-                    return Err(failed(format!(
+        let Value::Array(items) = v else { continue };
+        match len {
+            Some((l, j)) if l != items.len() => {
+                return Err(CallError::Argument {
+                    index: i + 1,
+                    message: format!(
                         "argument {} has length {}, which is inconsistent with argument {} of length {l}",
                         i + 1,
                         items.len(),
                         j + 1
-                    )));
-                }
-                Some(_) => {}
-                None => len = Some((items.len(), i)),
-            },
-            _ => {}
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => len = Some((items.len(), i)),
         }
     }
     // Compat: go-cty FormatList — with no list arguments there is exactly one result.
