@@ -59,7 +59,14 @@ pub(super) fn substr(args: Vec<Value>) -> Result<Value, CallError> {
     // Compat: go-cty Substr — a negative offset counts from the end and clamps at the
     // start; a negative length means "to the end".
     if offset < 0 {
+        // Compat: go-cty Substr never short-circuits a zero length for a negative
+        // offset, and its seek loop then returns the whole remainder.
+        let rest = length <= 0;
         offset = (offset + len).max(0);
+        if rest {
+            let tail = chars.get(offset as usize..).unwrap_or_default();
+            return string(tail.iter().collect::<String>());
+        }
     }
     if offset >= len {
         return string("");
@@ -375,6 +382,11 @@ mod tests {
             "he"
         );
         assert_eq!(s("substr", vec!["hello".into(), 9.into(), 2.into()]), "");
+        assert_eq!(s("substr", vec!["hello".into(), 1.into(), 0.into()]), "");
+        assert_eq!(
+            s("substr", vec!["hello".into(), (-2).into(), 0.into()]),
+            "lo"
+        );
         assert_eq!(
             s("substr", vec!["héllo".into(), 1.into(), 100.into()]),
             "éllo"

@@ -240,12 +240,31 @@ fn format_date(spec: &str, m: &Moment) -> Result<String, CallError> {
             ('Z', 3) | ('Z', 4) => offset_text(m.offset, false),
             _ => {
                 let verb: String = std::iter::repeat_n(c, n).collect();
-                return Err(bad(0, format!("invalid date format verb `{verb}`")));
+                return Err(bad(0, verb_error(&verb, c)));
             }
         };
         out.push_str(&text);
     }
     Ok(out)
+}
+
+/// go-cty's message for a date format token of the wrong length or letter.
+fn verb_error(verb: &str, letter: char) -> String {
+    let hint = match letter {
+        'Y' => r#"year must either be "YY" or "YYYY""#,
+        'M' => r#"month must be "M", "MM", "MMM", or "MMMM""#,
+        'D' => r#"day of month must either be "D" or "DD""#,
+        'E' => r#"day of week must either be "EEE" or "EEEE""#,
+        'h' => r#"24-hour must either be "h" or "hh""#,
+        'H' => r#"12-hour must either be "H" or "HH""#,
+        'A' => r#"must be "AA""#,
+        'a' => r#"must be "aa""#,
+        'm' => r#"minute must either be "m" or "mm""#,
+        's' => r#"second must either be "s" or "ss""#,
+        'Z' => "timezone must be Z, ZZZZ, or ZZZZZ",
+        _ => return format!("invalid date format verb {verb:?}"),
+    };
+    format!("invalid date format verb {verb:?}: {hint}")
 }
 
 /// Parses a Go `time.ParseDuration` string into a signed duration.
@@ -422,7 +441,15 @@ mod tests {
             ),
             "UTC 12"
         );
-        assert!(call("formatdate", vec!["YYY".into(), ts.into()]).is_err());
+        assert_eq!(
+            call("formatdate", vec!["YYY".into(), ts.into()]),
+            Err(super::super::CallError::Argument {
+                index: 0,
+                message: r#"invalid date format verb "YYY": year must either be "YY" or "YYYY""#
+                    .to_owned()
+            })
+        );
+        assert!(call("formatdate", vec!["T".into(), ts.into()]).is_err());
         assert!(call("formatdate", vec!["'abc".into(), ts.into()]).is_err());
         assert!(call("formatdate", vec!["YYYY".into(), "2017-03-04".into()]).is_err());
         assert!(
