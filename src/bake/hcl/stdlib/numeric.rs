@@ -187,7 +187,10 @@ pub(super) fn parseint(args: Vec<Value>) -> Result<Value, CallError> {
 
 pub(super) fn range(args: Vec<Value>) -> Result<Value, CallError> {
     let (start, limit, step) = match args.len() {
-        1 => (0.0, arg_f64(&args, 0)?, 1.0),
+        1 => {
+            let limit = arg_f64(&args, 0)?;
+            (0.0, limit, if limit < 0.0 { -1.0 } else { 1.0 })
+        }
         2 | 3 => {
             let (s, l) = (arg_f64(&args, 0)?, arg_f64(&args, 1)?);
             let step = if args.len() == 3 {
@@ -207,7 +210,17 @@ pub(super) fn range(args: Vec<Value>) -> Result<Value, CallError> {
         }
     };
     if step == 0.0 {
-        return Err(bad(args.len() - 1, "step must not be zero"));
+        return Err(bad(2, "step must not be zero"));
+    }
+    // Compat: go-cty Range rejects a step that moves away from the limit.
+    if step < 0.0 && limit > start {
+        return Err(bad(1, "end must be less than start when step is negative"));
+    }
+    if step > 0.0 && limit < start {
+        return Err(bad(
+            1,
+            "end must be greater than start when step is positive",
+        ));
     }
     let mut out = Vec::new();
     let mut v = start;
@@ -216,7 +229,7 @@ pub(super) fn range(args: Vec<Value>) -> Result<Value, CallError> {
         if out.len() >= 1024 {
             return Err(failed(
                 "more than 1024 values were generated; either decrease the difference \
-                 between start and limit or use a smaller step",
+                 between start and end or use a smaller step",
             ));
         }
         out.push(num(v)?);
@@ -343,6 +356,10 @@ mod tests {
             Value::Array(vec![0.into(), n(0.5)])
         );
         assert!(call("range", vec![0.into(), 1.into(), 0.into()]).is_err());
+        assert!(call("range", vec![0.into(), 5.into(), (-1).into()]).is_err());
+        assert!(call("range", vec![5.into(), 0.into(), 1.into()]).is_err());
+        assert_eq!(ok("range", vec![(-2).into()]), ints(&[0, -1]));
+        assert_eq!(ok("range", vec![0.into()]), ints(&[]));
         assert!(matches!(
             call("range", vec![]),
             Err(CallError::Arity { got: 0, .. })
