@@ -5,6 +5,7 @@ use hcl::Value;
 
 use super::super::types::{parse_number, value_to_string};
 use super::encoding::encode_json;
+use super::strings::graphemes;
 use super::{CallError, arg_str, failed};
 
 /// One parsed `%` directive.
@@ -189,7 +190,7 @@ fn format_one(spec: &Spec, arg: &Value) -> Result<String, String> {
             let s = value_to_string(arg).ok_or("a string is required")?;
             // Compat: go-cty only truncates for a positive precision.
             let s = match spec.precision {
-                Some(p) if p > 0 => s.chars().take(p).collect(),
+                Some(p) if p > 0 => graphemes(&s).into_iter().take(p).collect(),
                 _ => s,
             };
             if spec.verb == 'q' {
@@ -311,7 +312,7 @@ fn general_form(x: f64, precision: Option<usize>, upper: bool, negative: bool) -
 }
 
 fn pad(spec: &Spec, body: String) -> String {
-    let len = body.chars().count();
+    let len = graphemes(&body).len();
     match spec.width {
         Some(w) if w > len => {
             let fill = (if spec.zero { "0" } else { " " }).repeat(w - len);
@@ -327,7 +328,7 @@ fn pad(spec: &Spec, body: String) -> String {
 
 /// Pads a number, putting zero padding between the sign and the digits.
 fn pad_number(spec: &Spec, body: String) -> String {
-    let len = body.chars().count();
+    let len = graphemes(&body).len();
     match spec.width {
         Some(w) if w > len && spec.zero && !spec.minus => {
             let (sign, digits) = match body.chars().next() {

@@ -401,12 +401,13 @@ fn to_number(value: &Value) -> Option<Number> {
     }
 }
 
-/// A bool from a bool or the strings `true`/`false`.
+/// A bool from a bool or the strings `true`/`false`/`1`/`0`.
 fn to_bool(value: &Value) -> Option<bool> {
+    // Compat: go-cty convert (string → bool).
     match value {
         Value::Bool(b) => Some(*b),
-        Value::String(s) if s == "true" => Some(true),
-        Value::String(s) if s == "false" => Some(false),
+        Value::String(s) if s == "true" || s == "1" => Some(true),
+        Value::String(s) if s == "false" || s == "0" => Some(false),
         _ => None,
     }
 }

@@ -1,8 +1,9 @@
 //! String functions (`upper`, `substr`, `split`, `regex`, `replace`, ...) and bake's path
 //! helpers (`basename`, `dirname`, `sanitize`, `homedir`).
 //!
-//! cty counts Unicode grapheme clusters; without a segmentation table we count chars,
-//! which only differs for combining sequences and emoji.
+//! cty counts Unicode grapheme clusters; without the full segmentation tables we
+//! approximate them: combining marks, variation selectors, emoji modifiers, ZWJ
+//! sequences and CRLF stay attached to the preceding character.
 
 use hcl::{Map, Value};
 use regex::Regex;
@@ -11,6 +12,39 @@ use super::{CallError, arg_int, arg_list, arg_str, bad, failed};
 
 fn string(s: impl Into<String>) -> Result<Value, CallError> {
     Ok(Value::String(s.into()))
+}
+
+/// Whether `c` extends the preceding grapheme cluster.
+fn extends(c: char) -> bool {
+    matches!(u32::from(c),
+        0x0300..=0x036F | 0x0483..=0x0489 | 0x0591..=0x05BD | 0x0610..=0x061A
+        | 0x064B..=0x065F | 0x0E31 | 0x0E34..=0x0E3A | 0x0E47..=0x0E4E
+        | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x200C | 0x20D0..=0x20FF
+        | 0xFE00..=0xFE0F | 0xFE20..=0xFE2F | 0x1F3FB..=0x1F3FF | 0xE0020..=0xE007F)
+}
+
+/// Splits a string into (approximate) grapheme clusters.
+pub(super) fn graphemes(s: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    let mut start = 0;
+    let mut prev: Option<char> = None;
+    for (i, c) in s.char_indices() {
+        let joined = match prev {
+            None => true,
+            Some('\r') => c == '\n',
+            Some('\u{200D}') => true,
+            Some(_) => extends(c) || c == '\u{200D}',
+        };
+        if !joined {
+            out.push(&s[start..i]);
+            start = i;
+        }
+        prev = Some(c);
+    }
+    if start < s.len() {
+        out.push(&s[start..]);
+    }
+    out
 }
 
 pub(super) fn upper(args: Vec<Value>) -> Result<Value, CallError> {
@@ -44,15 +78,20 @@ pub(super) fn title(args: Vec<Value>) -> Result<Value, CallError> {
 }
 
 pub(super) fn strlen(args: Vec<Value>) -> Result<Value, CallError> {
-    Ok(Value::from(arg_str(&args, 0)?.chars().count()))
+    Ok(Value::from(graphemes(arg_str(&args, 0)?).len()))
 }
 
 pub(super) fn reverse(args: Vec<Value>) -> Result<Value, CallError> {
-    string(arg_str(&args, 0)?.chars().rev().collect::<String>())
+    string(
+        graphemes(arg_str(&args, 0)?)
+            .into_iter()
+            .rev()
+            .collect::<String>(),
+    )
 }
 
 pub(super) fn substr(args: Vec<Value>) -> Result<Value, CallError> {
-    let chars: Vec<char> = arg_str(&args, 0)?.chars().collect();
+    let chars: Vec<&str> = graphemes(arg_str(&args, 0)?);
     let len = i64::try_from(chars.len()).map_err(|_| failed("string too long"))?;
     let mut offset = arg_int(&args, 1)?;
     let length = arg_int(&args, 2)?;
@@ -65,7 +104,7 @@ pub(super) fn substr(args: Vec<Value>) -> Result<Value, CallError> {
         offset = (offset + len).max(0);
         if rest {
             let tail = chars.get(offset as usize..).unwrap_or_default();
-            return string(tail.iter().collect::<String>());
+            return string(tail.concat());
         }
     }
     if offset >= len {
@@ -80,8 +119,7 @@ pub(super) fn substr(args: Vec<Value>) -> Result<Value, CallError> {
         chars
             .get(offset as usize..end as usize)
             .unwrap_or_default()
-            .iter()
-            .collect::<String>(),
+            .concat(),
     )
 }
 
@@ -369,6 +407,15 @@ mod tests {
         );
         assert!(call("bytesslice", vec!["hello".into(), 4.into(), 3.into()]).is_err());
         assert_eq!(s("reverse", vec!["abc".into()]), "cba");
+        assert_eq!(s("reverse", vec!["ae\u{301}\r\n".into()]), "\r\ne\u{301}a");
+        assert_eq!(
+            call("strlen", vec!["e\u{301}👍🏽👨\u{200D}👩".into()]),
+            Ok(Value::from(3))
+        );
+        assert_eq!(
+            s("substr", vec!["xe\u{301}y".into(), 1.into(), 1.into()]),
+            "e\u{301}"
+        );
         assert_eq!(
             s("substr", vec!["hello world".into(), 1.into(), 4.into()]),
             "ello"

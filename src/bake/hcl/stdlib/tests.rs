@@ -49,6 +49,8 @@ fn arguments_convert_cty_style() {
     assert_eq!(call("upper", vec![false.into()]), Ok("FALSE".into()));
     assert_eq!(call("add", vec!["1.5".into(), 1.into()]), Ok(2.5.into()));
     assert_eq!(call("not", vec!["false".into()]), Ok(true.into()));
+    assert_eq!(call("not", vec!["1".into()]), Ok(false.into()));
+    assert!(call("not", vec!["yes".into()]).is_err());
     assert!(matches!(
         call("add", vec![true.into(), 1.into()]),
         Err(CallError::Argument { index: 0, .. })
