@@ -9,7 +9,11 @@ fn print_cases() {
         let case = cmd.parent().unwrap();
         let scratch = tempfile::tempdir().unwrap();
         support::copy_tree(case, scratch.path(), &["cmd", "env"]);
-        let args: Vec<String> = std::fs::read_to_string(cmd).unwrap().lines().map(str::to_owned).collect();
+        let args: Vec<String> = std::fs::read_to_string(cmd)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
         let env = support::read_env(&case.join("env"));
         let output = support::bake(scratch.path(), &args, &env, None);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -24,7 +28,11 @@ fn stdin_file_is_read_and_sniffed() {
     let hcl = "target \"default\" {\n  tags = [\"from-stdin\"]\n}\n";
     let args = vec!["-f".to_owned(), "-".to_owned(), "--print".to_owned()];
     let output = support::bake(scratch.path(), &args, &[], Some(hcl));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("from-stdin"));
     let json = r#"{"target": {"default": {"tags": ["json-stdin"]}}}"#;
     let output = support::bake(scratch.path(), &args, &[], Some(json));

@@ -7,7 +7,7 @@ use std::ops::Range;
 use hcl::edit::expr::{Array, Expression, Object, ObjectKey, ObjectValue};
 use hcl::edit::structure::{BlockLabel, Structure};
 use hcl::edit::template::StringTemplate;
-use hcl::edit::{Decorated, Formatted, Ident, Span};
+use hcl::edit::{Decorated, Formatted, Span};
 use serde_json::Value as Json;
 
 use crate::bake::error::Diagnostic;
@@ -326,13 +326,6 @@ pub(crate) fn keyword(expr: &Expression) -> Option<String> {
         Expression::String(s) => Some(s.value().clone()),
         _ => None,
     }
-}
-
-/// Wraps an identifier as a variable expression (used for JSON `type = "string"`).
-pub(crate) fn variable_expr(name: &str) -> Option<Expression> {
-    Ident::try_new(name)
-        .ok()
-        .map(|ident| Expression::Variable(Decorated::new(ident)))
 }
 
 #[cfg(test)]

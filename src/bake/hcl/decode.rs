@@ -237,7 +237,7 @@ impl<'a> Parser<'a> {
             }
             other => other,
         };
-        Type::from_expr(expr).map(Some).map_err(|message| {
+        types::from_expr(expr).map(Some).map_err(|message| {
             EvalError::new(message)
                 .code("bake::type")
                 .at(attr.file, attr.span.clone())

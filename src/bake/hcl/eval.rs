@@ -12,10 +12,10 @@ use hcl::edit::expr::{
 };
 use hcl::edit::template::{Directive, Element, Template};
 use hcl::edit::{Ident, Span};
-use hcl::{Map, Number, Value};
+use hcl::{Map, Value};
 
 use crate::bake::hcl::stdlib::{self, CallError};
-use crate::bake::hcl::types::{Type, value_to_string};
+use crate::bake::hcl::types::{self, value_to_string};
 
 /// An evaluation failure: what went wrong and, when known, where (byte range in the file
 /// the expression came from).
@@ -149,17 +149,10 @@ impl Ctx<'_> {
     }
 }
 
-/// Returns a number value, integral when the float is a whole number (cty prints `4`, not
-/// `4.0`).
+/// Returns a number value: integral when whole (cty prints `4`, not `4.0`) and without
+/// binary rounding noise (`0.1 + 0.2` is `0.3`).
 pub(crate) fn number(value: f64) -> Value {
-    if value.fract() == 0.0 && value.abs() < 9.007_199_254_740_992e15 {
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "checked to be whole and in range"
-        )]
-        return Value::Number(Number::from(value as i64));
-    }
-    Number::from_f64(value).map_or(Value::Null, Value::Number)
+    types::f64_to_number(stdlib::snap(value)).map_or(Value::Null, Value::Number)
 }
 
 /// Names the type of a value the way cty's error messages do.
@@ -733,7 +726,7 @@ fn eval_call(call: &FuncCall, whole: &Expression, ctx: &Ctx<'_>) -> EvalResult<V
                 return ctx.fail(whole, "`convert` takes exactly 2 arguments");
             };
             let value = eval(value, ctx)?;
-            let ty = Type::from_expr(type_expr)
+            let ty = types::from_expr(type_expr)
                 .map_err(|e| EvalError::new(e).at(ctx.file, ctx.span_of(*type_expr)))?;
             return ty
                 .convert(value)

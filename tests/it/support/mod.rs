@@ -39,13 +39,22 @@ pub fn bake(dir: &Path, args: &[String], env: &[(String, String)], stdin: Option
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home.path())
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
     if let Some(input) = stdin {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     child.wait_with_output().unwrap()
 }
