@@ -342,7 +342,7 @@ pub(super) fn notequal(args: Vec<Value>) -> Result<Value, CallError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CallError, call};
+    use crate::bake::hcl::stdlib::{CallError, call};
     use hcl::{Map, Value};
 
     fn list(v: Vec<Value>) -> Value {

@@ -6,8 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use hcl::{Map, Value};
 use md5::Digest as _;
 
-use super::super::types::{f64_to_number, number_to_string};
 use super::{CallError, arg_int, arg_str, bad, failed};
+use crate::bake::hcl::types::{f64_to_number, number_to_string};
 
 pub(super) fn base64encode(args: Vec<Value>) -> Result<Value, CallError> {
     Ok(Value::String(STANDARD.encode(arg_str(&args, 0)?)))
@@ -224,7 +224,7 @@ pub(super) fn csvdecode(args: Vec<Value>) -> Result<Value, CallError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::call;
+    use crate::bake::hcl::stdlib::call;
     use hcl::Value;
 
     fn s(name: &str, args: Vec<Value>) -> String {

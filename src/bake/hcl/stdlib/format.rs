@@ -3,10 +3,10 @@
 
 use hcl::Value;
 
-use super::super::types::{parse_number, value_to_string};
 use super::encoding::encode_json;
 use super::strings::graphemes;
 use super::{CallError, arg_str, failed};
+use crate::bake::hcl::types::{parse_number, value_to_string};
 
 /// One parsed `%` directive.
 #[derive(Default)]
@@ -343,7 +343,7 @@ fn pad_number(spec: &Spec, body: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::call;
+    use crate::bake::hcl::stdlib::call;
     use hcl::Value;
 
     fn f(fmt: &str, args: Vec<Value>) -> String {

@@ -183,7 +183,7 @@ pub(super) fn cidrsubnets(args: Vec<Value>) -> Result<Value, CallError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::call;
+    use crate::bake::hcl::stdlib::call;
     use hcl::Value;
 
     fn s(name: &str, args: Vec<Value>) -> String {

@@ -240,7 +240,7 @@ pub(super) fn range(args: Vec<Value>) -> Result<Value, CallError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CallError, call};
+    use crate::bake::hcl::stdlib::{CallError, call};
     use hcl::Value;
 
     fn n(f: f64) -> Value {

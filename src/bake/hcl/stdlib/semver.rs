@@ -228,7 +228,7 @@ pub(super) fn semvercmp(args: Vec<Value>) -> Result<Value, CallError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::call;
+    use crate::bake::hcl::stdlib::call;
     use hcl::Value;
 
     fn check(version: &str, constraint: &str) -> bool {

@@ -3,8 +3,8 @@
 
 use hcl::Value;
 
-use super::super::types::sort_set;
 use super::{CallError, arg_list, failed};
+use crate::bake::hcl::types::sort_set;
 
 /// Turns list arguments into sets: a common element type (strings win over numbers and
 /// bools, as cty unification does), duplicates removed.
@@ -116,7 +116,7 @@ pub(super) fn setproduct(args: Vec<Value>) -> Result<Value, CallError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CallError, call};
+    use crate::bake::hcl::stdlib::{CallError, call};
     use hcl::Value;
 
     fn strs(v: &[&str]) -> Value {

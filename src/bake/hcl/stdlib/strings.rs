@@ -367,7 +367,7 @@ fn path_clean(p: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CallError, call};
+    use crate::bake::hcl::stdlib::{CallError, call};
     use hcl::Value;
 
     fn s(name: &str, args: Vec<Value>) -> String {

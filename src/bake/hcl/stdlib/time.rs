@@ -389,7 +389,7 @@ pub(super) fn unixtimestampparse(args: Vec<Value>) -> Result<Value, CallError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::call;
+    use crate::bake::hcl::stdlib::call;
     use hcl::Value;
 
     fn s(name: &str, args: Vec<Value>) -> String {
@@ -443,7 +443,7 @@ mod tests {
         );
         assert_eq!(
             call("formatdate", vec!["YYY".into(), ts.into()]),
-            Err(super::super::CallError::Argument {
+            Err(crate::bake::hcl::stdlib::CallError::Argument {
                 index: 0,
                 message: r#"invalid date format verb "YYY": year must either be "YY" or "YYYY""#
                     .to_owned()
