@@ -15,6 +15,7 @@ pub mod model;
 mod overrides;
 pub mod print;
 pub mod resolve;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

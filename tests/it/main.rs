@@ -1,12 +1,10 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 //! Integration tests: one binary, one module per topic.
 
 mod architecture;
 mod conformance;
 mod errors;
+mod examples;
 mod print;
+mod schema;
 mod support;
