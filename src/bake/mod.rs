@@ -3,6 +3,7 @@
 //! May import `diag`, `platform` and `buildflags`. Never touches the solver, the network or
 //! any file it is not given: this module is pure, so `--print` needs nothing else.
 
+pub(crate) mod compose;
 pub mod error;
 pub(crate) mod hcl;
 mod merge;
