@@ -320,10 +320,16 @@ impl Cx<'_> {
     }
 
     fn caches(&self, node: &Node, what: &str) -> Result<Vec<CacheEntry>> {
+        let texts = self.list(node, what)?;
+        let items = match &node.value {
+            Value::Seq(items) => items.as_slice(),
+            _ => &[],
+        };
         let mut out = Vec::new();
-        for text in self.list(node, what)? {
-            let entries = CacheEntry::parse_list(&text)
-                .map_err(|err| self.err(node, format!("invalid `{what}`: {err}")))?;
+        for (index, text) in texts.iter().enumerate() {
+            let at = items.get(index).unwrap_or(node);
+            let entries = CacheEntry::parse_list(text)
+                .map_err(|err| self.err(at, format!("invalid `{what}`: {err}")))?;
             for entry in entries {
                 if !out.contains(&entry) {
                     out.push(entry);

@@ -46,9 +46,12 @@ pub(crate) fn parse(
     let env = load_env(env, dotenv_dir)?;
     let mut merged: Option<Node> = None;
     for (index, file) in files.iter().enumerate() {
-        let mut node = yaml::parse(&file.text, index).map_err(|(message, offset)| {
-            Diagnostic::new(CODE, format!("invalid compose file: {message}"))
-                .at(file, offset.map(|o| o..o))
+        let mut node = yaml::parse(&file.text, index).map_err(|(message, position)| {
+            let span = position.map(|(line, column)| {
+                let offset = file.offset_of(line, column);
+                offset..offset
+            });
+            Diagnostic::new(CODE, format!("invalid compose file: {message}")).at(file, span)
         })?;
         if node.is_null() {
             node.value = Value::Map(Vec::new());
@@ -358,3 +361,6 @@ fn keyed_entries(node: &Node, separators: &[char]) -> Option<Vec<(Key, Node)>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -137,8 +137,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
-/// Parses one YAML document; the error keeps serde-saphyr's message and byte offset.
-pub(crate) fn parse(text: &str, file: usize) -> Result<Node, (String, Option<usize>)> {
+/// Parses one YAML document; the error keeps serde-saphyr's message and 1-based line and
+/// column.
+pub(crate) fn parse(text: &str, file: usize) -> Result<Node, (String, Option<(usize, usize)>)> {
     // Compose reads YAML 1.2: `yes`/`no`/`on`/`off` are strings, not booleans.
     let options = serde_saphyr::options! { strict_booleans: true };
     match serde_saphyr::from_str_with_options::<Node>(text, options) {
@@ -147,11 +148,12 @@ pub(crate) fn parse(text: &str, file: usize) -> Result<Node, (String, Option<usi
             Ok(node)
         }
         Err(err) => {
-            let offset = err
-                .location()
-                .and_then(|l| l.span().byte_offset())
-                .and_then(|o| usize::try_from(o).ok());
-            Err((err.without_snippet().to_string(), offset))
+            let position = err.location().and_then(|l| {
+                let line = usize::try_from(l.line()).ok()?;
+                let column = usize::try_from(l.column()).ok()?;
+                (line > 0).then_some((line, column.max(1)))
+            });
+            Err((err.without_snippet().to_string(), position))
         }
     }
 }
