@@ -87,7 +87,7 @@ pub(super) fn decode(
                 group.targets.push(name);
                 composed.targets.push(target);
             }
-            Err(diagnostic) => problems.push(diagnostic),
+            Err(diagnostic) => problems.push(*diagnostic),
         }
     }
     if !problems.is_empty() {
@@ -107,11 +107,12 @@ struct Cx<'a> {
     secrets: Option<&'a Node>,
 }
 
-type Result<T> = std::result::Result<T, Diagnostic>;
+// Boxed: a `Diagnostic` is large and these results travel through every helper.
+type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
 impl Cx<'_> {
-    fn err(&self, node: &Node, message: impl Into<String>) -> Diagnostic {
-        error(self.files, node, message)
+    fn err(&self, node: &Node, message: impl Into<String>) -> Box<Diagnostic> {
+        Box::new(error(self.files, node, message))
     }
 
     /// A scalar as text; `null` and empty strings are "not set".
@@ -407,12 +408,12 @@ impl Cx<'_> {
         for (key, value) in entries {
             let name = &key.name;
             if !NAMES.contains(&name.as_str()) {
-                return Err(key_error(
+                return Err(Box::new(key_error(
                     self.files,
                     value.file,
                     key,
                     format!("invalid ulimit type `{name}`"),
-                ));
+                )));
             }
             let (soft, hard) = match (value.get("soft"), value.get("hard")) {
                 (Some(soft), Some(hard)) => (int(soft, "soft")?, int(hard, "hard")?),
@@ -527,12 +528,12 @@ impl Cx<'_> {
             }
             .ok_or_else(|| self.err(item, "build secret has no `source`"))?;
             let Some(defined) = self.secrets.and_then(|s| s.get(&source)) else {
-                return Err(self
-                    .err(
-                        item,
-                        format!("service `{service}` refers to undefined build secret `{source}`"),
-                    )
-                    .help(format!("declare `{source}` under the top-level `secrets`")));
+                let message =
+                    format!("service `{service}` refers to undefined build secret `{source}`");
+                return Err(Box::new(
+                    error(self.files, item, message)
+                        .help(format!("declare `{source}` under the top-level `secrets`")),
+                ));
             };
             if let Some(external) = defined.get("external")
                 && self.boolean(external, "external")? == Some(true)
