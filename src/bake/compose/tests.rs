@@ -478,3 +478,29 @@ fn dotenv_adds_missing_keys_only() {
     let file = SourceFile::new("compose.yaml", "services: {}\n");
     assert!(parse(&[file], &env, Some(dir.path())).is_err());
 }
+
+#[test]
+fn short_and_long_build_forms_merge() {
+    let base = "services:\n  app:\n    build:\n      context: ./old\n      dockerfile: D\n";
+    let over = "services:\n  app:\n    build: ./new\n";
+    let composed = load_with(&[base, over], &[]).unwrap();
+    assert_eq!(
+        target_json(&composed, "app"),
+        json!({"context": "new", "dockerfile": "D"})
+    );
+    let composed = load_with(&[over, base], &[]).unwrap();
+    assert_eq!(
+        target_json(&composed, "app"),
+        json!({"context": "old", "dockerfile": "D"})
+    );
+}
+
+#[test]
+fn errors_in_a_later_file_point_at_that_file() {
+    let base = "services:\n  app:\n    build: .\n";
+    let over = "services:\n  app:\n    build:\n      platforms: linux/amd64\n";
+    let err = load_with(&[base, over], &[]).unwrap_err();
+    let diagnostic = &err.diagnostics[0];
+    assert_eq!(diagnostic.file.as_ref().unwrap().name, "compose1.yaml");
+    assert!(over[diagnostic.span.clone().unwrap()].contains("linux/amd64"));
+}
