@@ -5,7 +5,12 @@
 //!
 //! Run with `cargo bench --bench print`; it prints the binary's peak RSS at the end.
 #![allow(unsafe_code, reason = "getrusage has no safe std wrapper")]
-#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used, reason = "a benchmark reports on stdout")]
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark reports on stdout"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +18,10 @@ use std::sync::OnceLock;
 
 /// Writes the generated bake file into a fresh directory and returns it.
 fn generate(services: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bake-bench-print-{services}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "bake-bench-print-{services}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut lines: Vec<String> = [
         r#"variable "REGISTRY" { default = "ghcr.io/acme" }"#,
@@ -46,15 +54,23 @@ fn generate(services: usize) -> PathBuf {
         lines.push(format!("  dockerfile = \"services/{svc}/Dockerfile\""));
         lines.push("  target = flavor".to_owned());
         lines.push(format!("  tags = img(\"{svc}\", flavor)"));
-        lines.push(format!("  args = {{ SERVICE = \"{svc}\", FLAVOR = upper(flavor) }}"));
+        lines.push(format!(
+            "  args = {{ SERVICE = \"{svc}\", FLAVOR = upper(flavor) }}"
+        ));
         if i % 3 == 0 {
             lines.push(r#"  contexts = { shared = "target:shared" }"#.to_owned());
         }
         lines.push("}".to_owned());
         names.push(format!("\"{svc}\""));
     }
-    lines.push("target \"shared\" {\n  inherits = [\"_base\"]\n  dockerfile = \"shared/Dockerfile\"\n}".to_owned());
-    lines.push(format!("group \"default\" {{\n  targets = [{}]\n}}", names.join(", ")));
+    lines.push(
+        "target \"shared\" {\n  inherits = [\"_base\"]\n  dockerfile = \"shared/Dockerfile\"\n}"
+            .to_owned(),
+    );
+    lines.push(format!(
+        "group \"default\" {{\n  targets = [{}]\n}}",
+        names.join(", ")
+    ));
     std::fs::write(dir.join("docker-bake.hcl"), lines.join("\n") + "\n").unwrap();
     dir
 }
@@ -70,7 +86,11 @@ fn run_binary(dir: &Path) {
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.stdout.len() > 100_000);
 }
 
@@ -104,7 +124,10 @@ fn main() {
     if status == 0 {
         // SAFETY: getrusage returned 0, so it initialised the struct.
         let usage = unsafe { usage.assume_init() };
-        println!("peak RSS of `bake --print` (250 services, 500 targets): {:.1} MiB", usage.ru_maxrss as f64 / 1024.0);
+        println!(
+            "peak RSS of `bake --print` (250 services, 500 targets): {:.1} MiB",
+            usage.ru_maxrss as f64 / 1024.0
+        );
     }
     let _ = std::fs::remove_dir_all(monorepo());
 }

@@ -17,15 +17,14 @@ pub struct Diagnostic {
     pub code: &'static str,
     /// Lowercase description with user values in backticks.
     pub message: String,
-    /// The file the span points into.
-    pub file: Option<SourceFile>,
     /// Byte range of the offending text.
     pub span: Option<Range<usize>>,
     /// Text shown under the span.
     pub label: Option<String>,
     /// A concrete fix, when there is one.
     pub help: Option<String>,
-    named: Option<NamedSource<Arc<str>>>,
+    /// The file the span points into, boxed so `Result<_, Diagnostic>` stays small.
+    source: Option<Box<NamedSource<Arc<str>>>>,
 }
 
 impl Diagnostic {
@@ -34,20 +33,23 @@ impl Diagnostic {
         Self {
             code,
             message: message.into(),
-            file: None,
             span: None,
             label: None,
             help: None,
-            named: None,
+            source: None,
         }
     }
 
     /// Points the diagnostic at a byte range of a file.
     pub fn at(mut self, file: &SourceFile, span: Option<Range<usize>>) -> Self {
-        self.file = Some(file.clone());
-        self.named = Some(file.named());
+        self.source = Some(Box::new(file.named()));
         self.span = span;
         self
+    }
+
+    /// Returns the name of the file the diagnostic points into.
+    pub fn file_name(&self) -> Option<&str> {
+        self.source.as_deref().map(NamedSource::name)
     }
 
     /// Sets the text shown under the span.
@@ -93,10 +95,8 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        if self.span.is_none() {
-            return None;
-        }
-        self.named.as_ref().map(|n| n as &dyn SourceCode)
+        self.span.as_ref()?;
+        self.source.as_deref().map(|n| n as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -147,11 +147,11 @@ impl Error {
 
 impl miette::Diagnostic for Error {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.first().and_then(|d| miette::Diagnostic::code(d))
+        self.first().and_then(miette::Diagnostic::code)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.first().and_then(|d| miette::Diagnostic::help(d))
+        self.first().and_then(miette::Diagnostic::help)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -160,7 +160,7 @@ impl miette::Diagnostic for Error {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.first().and_then(|d| miette::Diagnostic::labels(d))
+        self.first().and_then(miette::Diagnostic::labels)
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {

@@ -163,10 +163,16 @@ mod tests {
     #[test]
     fn schema_lists_every_target_attribute() {
         let schema: serde_json::Value = serde_json::from_str(&super::bake_file_schema()).unwrap();
-        let properties = schema["$defs"]["FileTarget"]["properties"].as_object().unwrap();
+        let properties = schema["$defs"]["FileTarget"]["properties"]
+            .as_object()
+            .unwrap();
         let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
         names.sort_unstable();
-        let mut expected: Vec<&str> = TARGET_ATTRIBUTES.iter().copied().chain(["matrix", "name"]).collect();
+        let mut expected: Vec<&str> = TARGET_ATTRIBUTES
+            .iter()
+            .copied()
+            .chain(["matrix", "name"])
+            .collect();
         expected.sort_unstable();
         assert_eq!(names, expected);
     }

@@ -1,10 +1,6 @@
 //! The command line: clap types, subcommands, and the only place that writes to stdout and
 //! stderr. Layer 5.
-#![expect(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "the CLI owns stdout and stderr"
-)]
+#![expect(clippy::print_stderr, reason = "the CLI owns stderr")]
 
 pub mod args;
 mod bake;

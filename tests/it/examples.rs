@@ -6,7 +6,10 @@ use crate::support;
 #[test]
 fn examples_print() {
     let root = support::root().join("examples/bake");
-    let mut examples: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut examples: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     examples.sort();
     assert!(examples.len() >= 3, "at least three example projects");
     for example in examples {

@@ -548,14 +548,12 @@ impl<'a> Parser<'a> {
         }
         let matrix = block.attr("matrix");
         let name_attr = block.attr("name");
-        if block.kind == "group" {
-            if let Some(attr) = matrix.or(name_attr) {
-                return Err(
-                    EvalError::new(format!("`{}` is not allowed in a group", attr.name))
-                        .code("bake::matrix")
-                        .at(attr.file, attr.span.clone()),
-                );
-            }
+        if let (true, Some(attr)) = (block.kind == "group", matrix.or(name_attr)) {
+            return Err(
+                EvalError::new(format!("`{}` is not allowed in a group", attr.name))
+                    .code("bake::matrix")
+                    .at(attr.file, attr.span.clone()),
+            );
         }
         let cells = match matrix {
             Some(attr) => self.matrix_cells(attr)?,

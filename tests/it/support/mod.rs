@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The repository root.
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Copies a directory tree, skipping the named entries at its top level.
-pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+pub(crate) fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -29,7 +29,12 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
 }
 
 /// Runs `bake` with `args` in `dir`, with only `PATH`, an empty `HOME` and `env` set.
-pub fn bake(dir: &Path, args: &[String], env: &[(String, String)], stdin: Option<&str>) -> Output {
+pub(crate) fn bake(
+    dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    stdin: Option<&str>,
+) -> Output {
     let home = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_bake"));
     command
@@ -60,7 +65,7 @@ pub fn bake(dir: &Path, args: &[String], env: &[(String, String)], stdin: Option
 }
 
 /// Reads a `KEY=VALUE` per line file (missing file: no variables).
-pub fn read_env(path: &Path) -> Vec<(String, String)> {
+pub(crate) fn read_env(path: &Path) -> Vec<(String, String)> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
@@ -74,7 +79,7 @@ pub fn read_env(path: &Path) -> Vec<(String, String)> {
 }
 
 /// Splits a command line the way a POSIX shell splits words (quotes, backslashes).
-pub fn shell_words(line: &str) -> Vec<String> {
+pub(crate) fn shell_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut in_word = false;
@@ -123,7 +128,7 @@ pub fn shell_words(line: &str) -> Vec<String> {
 }
 
 /// Lists the case directories under `dir` (those holding `marker`), sorted.
-pub fn cases(dir: &Path, marker: &str) -> Vec<PathBuf> {
+pub(crate) fn cases(dir: &Path, marker: &str) -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -1,0 +1,867 @@
+//! From the merged Compose tree to bake targets: one per service with a `build` section,
+//! every `build` key and the `x-bake` extension mapped as buildx does.
+
+use std::collections::BTreeMap;
+
+use crate::bake::error::{Diagnostic, Error};
+use crate::bake::model::{Group, NullableMap, Target};
+use crate::buildflags::{Attest, CacheEntry, ExportEntry, Secret, Ssh};
+use crate::diag::SourceFile;
+
+use super::yaml::{Node, Value};
+use super::{Composed, error, key_error, keyed_entries};
+
+/// Turns the merged document into targets and the `default` group.
+// Compat: buildx bake/compose.go ParseCompose.
+pub(super) fn decode(
+    root: &Node,
+    files: &[SourceFile],
+    env: &BTreeMap<String, String>,
+) -> std::result::Result<Composed, Error> {
+    let services = root.get("services").filter(|n| !n.is_null());
+    let secrets = root.get("secrets").filter(|n| !n.is_null());
+    if services.is_none() && secrets.is_none() {
+        let diagnostic = Diagnostic::new(super::CODE, "empty compose file");
+        let diagnostic = match files.first() {
+            Some(file) => diagnostic.at(file, None),
+            None => diagnostic,
+        };
+        return Err(diagnostic
+            .help("add a `services` section with at least one `build`")
+            .into());
+    }
+    if let Some(secrets) = secrets
+        && secrets.entries().is_none()
+    {
+        return Err(error(files, secrets, "`secrets` must be a mapping").into());
+    }
+    let mut composed = Composed::default();
+    let Some(services) = services else {
+        return Ok(composed);
+    };
+    let Some(entries) = services.entries() else {
+        return Err(error(files, services, "`services` must be a mapping").into());
+    };
+    let cx = Cx {
+        files,
+        env,
+        secrets,
+    };
+    let mut group = Group {
+        name: "default".to_owned(),
+        ..Group::default()
+    };
+    let mut problems = Vec::new();
+    for (key, service) in entries {
+        let Some(build) = service.get("build").filter(|b| !b.is_null()) else {
+            continue;
+        };
+        if service.entries().is_none() {
+            problems.push(error(
+                files,
+                service,
+                format!("service `{}` must be a mapping", key.name),
+            ));
+            continue;
+        }
+        // Compat: buildx sanitizeTargetName / validateTargetName.
+        let name = key.name.replace('.', "_");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            problems.push(
+                key_error(
+                    files,
+                    service.file,
+                    key,
+                    format!("invalid service name `{name}`: only `[a-zA-Z0-9_-]+` are allowed"),
+                )
+                .help("rename the service"),
+            );
+            continue;
+        }
+        match cx.target(&name, service, build) {
+            Ok(target) => {
+                group.targets.push(name);
+                composed.targets.push(target);
+            }
+            Err(diagnostic) => problems.push(*diagnostic),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error {
+            diagnostics: problems,
+        });
+    }
+    if !entries.is_empty() {
+        composed.groups.push(group);
+    }
+    Ok(composed)
+}
+
+struct Cx<'a> {
+    files: &'a [SourceFile],
+    env: &'a BTreeMap<String, String>,
+    secrets: Option<&'a Node>,
+}
+
+// Boxed: a `Diagnostic` is large and these results travel through every helper.
+type Result<T> = std::result::Result<T, Box<Diagnostic>>;
+
+impl Cx<'_> {
+    fn err(&self, node: &Node, message: impl Into<String>) -> Box<Diagnostic> {
+        Box::new(error(self.files, node, message))
+    }
+
+    /// A scalar as text; `null` and empty strings are "not set".
+    fn string(&self, node: &Node, what: &str) -> Result<Option<String>> {
+        if node.is_null() {
+            return Ok(None);
+        }
+        match node.scalar_text() {
+            Some(text) if text.is_empty() => Ok(None),
+            Some(text) => Ok(Some(text)),
+            None => Err(self.err(
+                node,
+                format!("`{what}` must be a string, not {}", node.kind()),
+            )),
+        }
+    }
+
+    /// A list of scalars.
+    fn list(&self, node: &Node, what: &str) -> Result<Vec<String>> {
+        match &node.value {
+            Value::Null => Ok(Vec::new()),
+            Value::Seq(items) => items
+                .iter()
+                .map(|item| {
+                    item.scalar_text().ok_or_else(|| {
+                        self.err(
+                            item,
+                            format!("`{what}` items must be strings, not {}", item.kind()),
+                        )
+                    })
+                })
+                .collect(),
+            _ => Err(self.err(
+                node,
+                format!("`{what}` must be a list, not {}", node.kind()),
+            )),
+        }
+    }
+
+    /// An `x-bake` list: a list, or one whitespace-separated string.
+    // Compat: buildx bake/compose.go stringArray.UnmarshalYAML.
+    fn fields(&self, node: &Node, what: &str) -> Result<Vec<String>> {
+        match node.scalar_text() {
+            Some(text) => Ok(text.split_whitespace().map(str::to_owned).collect()),
+            None => self.list(node, what),
+        }
+    }
+
+    /// A boolean, also from a string after interpolation (compose-go casts those).
+    fn boolean(&self, node: &Node, what: &str) -> Result<Option<bool>> {
+        match &node.value {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(*b)),
+            Value::Str(s) => match s.to_lowercase().as_str() {
+                "y" | "yes" | "true" | "on" => Ok(Some(true)),
+                "n" | "no" | "false" | "off" => Ok(Some(false)),
+                _ => Err(self.err(node, format!("`{what}` must be a boolean, not `{s}`"))),
+            },
+            _ => Err(self.err(
+                node,
+                format!("`{what}` must be a boolean, not {}", node.kind()),
+            )),
+        }
+    }
+
+    /// A mapping or a `KEY=VALUE` list; `null` values (and bare `KEY`) are `None`.
+    fn keyed(
+        &self,
+        node: &Node,
+        what: &str,
+        separators: &[char],
+    ) -> Result<Vec<(String, Option<String>)>> {
+        if node.is_null() {
+            return Ok(Vec::new());
+        }
+        let entries = keyed_entries(node, separators).ok_or_else(|| {
+            self.err(
+                node,
+                format!("`{what}` must be a mapping or a list, not {}", node.kind()),
+            )
+        })?;
+        entries
+            .into_iter()
+            .map(|(key, value)| {
+                if value.is_null() {
+                    return Ok((key.name, None));
+                }
+                let text = value.scalar_text().ok_or_else(|| {
+                    self.err(
+                        &value,
+                        format!(
+                            "`{what}.{}` must be a string, not {}",
+                            key.name,
+                            value.kind()
+                        ),
+                    )
+                })?;
+                Ok((key.name, Some(text)))
+            })
+            .collect()
+    }
+
+    fn target(&self, name: &str, service: &Node, build: &Node) -> Result<Target> {
+        let mut target = Target {
+            name: name.to_owned(),
+            ..Target::default()
+        };
+        let mut raw_args = Vec::new();
+        let mut x_bake = None;
+        match &build.value {
+            Value::Str(context) => target.context = Some(context.clone()).filter(|c| !c.is_empty()),
+            Value::Map(entries) => {
+                for (key, value) in entries {
+                    let what = key.name.as_str();
+                    match what {
+                        "context" => target.context = self.string(value, what)?,
+                        "dockerfile" => target.dockerfile = self.string(value, what)?,
+                        "dockerfile_inline" => {
+                            target.dockerfile_inline = self.string(value, what)?
+                        }
+                        "args" => raw_args = self.keyed(value, what, &['='])?,
+                        "labels" => {
+                            // Compose has no null labels: a bare `KEY` is an empty label.
+                            target.labels = self
+                                .keyed(value, what, &['='])?
+                                .into_iter()
+                                .map(|(k, v)| (k, Some(v.unwrap_or_default())))
+                                .collect();
+                        }
+                        "tags" => target.tags = non_empty(self.list(value, what)?),
+                        "platforms" => target.platforms = non_empty(self.list(value, what)?),
+                        "cache_from" => target.cache_from = self.caches(value, what)?,
+                        "cache_to" => target.cache_to = non_empty(self.caches(value, what)?),
+                        "target" => target.target = self.string(value, what)?,
+                        "network" => target.network = self.string(value, what)?,
+                        "shm_size" => target.shm_size = self.shm_size(value)?,
+                        "ulimits" => target.ulimits = self.ulimits(value)?,
+                        "extra_hosts" => target.extra_hosts = self.extra_hosts(value)?,
+                        "ssh" => target.ssh = self.ssh(value)?,
+                        "secrets" => target.secret = self.secrets(name, value)?,
+                        "additional_contexts" => {
+                            target.contexts = named_contexts(self.keyed(value, what, &['='])?);
+                        }
+                        "sbom" | "provenance" => {
+                            if let Some(attest) = self.attest(value, what)? {
+                                target.attest.push(attest);
+                            }
+                        }
+                        "no_cache" => target.no_cache = self.boolean(value, what)?.filter(|b| *b),
+                        "pull" => target.pull = self.boolean(value, what)?.filter(|b| *b),
+                        "x-bake" => x_bake = Some(value),
+                        // Other Compose keys (isolation, privileged, ...) have no bake meaning.
+                        _ => {}
+                    }
+                }
+            }
+            _ => {
+                return Err(self.err(
+                    build,
+                    format!(
+                        "`build` must be a string or a mapping, not {}",
+                        build.kind()
+                    ),
+                ));
+            }
+        }
+        target.context = Some(clean_context(target.context.as_deref().unwrap_or(".")));
+        target.args = self.resolve_args(service, raw_args)?;
+        if let Some(x_bake) = x_bake {
+            self.x_bake(&mut target, x_bake)?;
+        }
+        if target.tags.as_ref().is_none_or(Vec::is_empty)
+            && let Some(image) = service.get("image")
+            && let Some(image) = self.string(image, "image")?
+        {
+            target.tags = Some(vec![image]);
+        }
+        Ok(target)
+    }
+
+    /// Resolves args without a value from the service `environment`, then the project
+    /// environment; those still without one are dropped.
+    // Compat: buildx ParseCompose (Args.Resolve + flatten).
+    fn resolve_args(
+        &self,
+        service: &Node,
+        raw: Vec<(String, Option<String>)>,
+    ) -> Result<NullableMap> {
+        let environment = match service.get("environment") {
+            Some(node) => self.keyed(node, "environment", &['='])?,
+            None => Vec::new(),
+        };
+        Ok(raw
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let value = value.or_else(|| {
+                    environment
+                        .iter()
+                        .find(|(k, v)| k == &key && v.is_some())
+                        .and_then(|(_, v)| v.clone())
+                        .or_else(|| self.env.get(&key).cloned())
+                })?;
+                Some((key, Some(value)))
+            })
+            .collect())
+    }
+
+    fn caches(&self, node: &Node, what: &str) -> Result<Vec<CacheEntry>> {
+        let texts = self.list(node, what)?;
+        let items = match &node.value {
+            Value::Seq(items) => items.as_slice(),
+            _ => &[],
+        };
+        let mut out = Vec::new();
+        for (index, text) in texts.iter().enumerate() {
+            let at = items.get(index).unwrap_or(node);
+            let entries = CacheEntry::parse_list(text)
+                .map_err(|err| self.err(at, format!("invalid `{what}`: {err}")))?;
+            for entry in entries {
+                if !out.contains(&entry) {
+                    out.push(entry);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `shm_size` as bytes (a number or `2gb`-style text), shown as buildx shows it.
+    // Compat: buildx ParseCompose (dockeropts.MemBytes.String).
+    fn shm_size(&self, node: &Node) -> Result<Option<String>> {
+        let bytes = match &node.value {
+            Value::Null => return Ok(None),
+            Value::Int(n) => *n,
+            Value::Str(text) => ram_in_bytes(text)
+                .ok_or_else(|| self.err(node, format!("invalid `shm_size` `{text}`")))?,
+            _ => {
+                return Err(self.err(
+                    node,
+                    format!("`shm_size` must be a size, not {}", node.kind()),
+                ));
+            }
+        };
+        if bytes <= 0 {
+            return Ok(None);
+        }
+        // Precision loss only affects sizes beyond 2^53 bytes, shown with 4 digits anyway.
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "shown with 4 significant digits"
+        )]
+        Ok(Some(bytes_size(bytes as f64)))
+    }
+
+    // Compat: buildx ParseCompose ulimits + go-units ParseUlimit.
+    fn ulimits(&self, node: &Node) -> Result<Vec<String>> {
+        const NAMES: &[&str] = &[
+            "core",
+            "cpu",
+            "data",
+            "fsize",
+            "locks",
+            "memlock",
+            "msgqueue",
+            "nice",
+            "nofile",
+            "nproc",
+            "rss",
+            "rtprio",
+            "rttime",
+            "sigpending",
+            "stack",
+        ];
+        let Some(entries) = node.entries() else {
+            if node.is_null() {
+                return Ok(Vec::new());
+            }
+            return Err(self.err(
+                node,
+                format!("`ulimits` must be a mapping, not {}", node.kind()),
+            ));
+        };
+        let int = |n: &Node, what: &str| -> Result<i128> {
+            match &n.value {
+                Value::Int(i) => Ok(*i),
+                Value::Str(s) => s
+                    .trim()
+                    .parse()
+                    .map_err(|_| self.err(n, format!("`{what}` must be an integer, not `{s}`"))),
+                _ => Err(self.err(n, format!("`{what}` must be an integer, not {}", n.kind()))),
+            }
+        };
+        let mut out = Vec::new();
+        for (key, value) in entries {
+            let name = &key.name;
+            if !NAMES.contains(&name.as_str()) {
+                return Err(Box::new(key_error(
+                    self.files,
+                    value.file,
+                    key,
+                    format!("invalid ulimit type `{name}`"),
+                )));
+            }
+            let (soft, hard) = match (value.get("soft"), value.get("hard")) {
+                (Some(soft), Some(hard)) => (int(soft, "soft")?, int(hard, "hard")?),
+                _ => {
+                    let single = int(value, name)?;
+                    (single, single)
+                }
+            };
+            if soft > hard {
+                return Err(self.err(
+                    value,
+                    format!("ulimit soft limit must be less than or equal to hard limit: `{soft}` > `{hard}`"),
+                ));
+            }
+            out.push(format!("{name}={soft}:{hard}"));
+        }
+        // Go iterates the map in random order; sorting keeps --print stable.
+        out.sort();
+        Ok(out)
+    }
+
+    /// `host:ip` / `host=ip` list or mapping; several IPs of one host are joined by `,`.
+    // Compat: compose-go types.NewHostsList, buildx ParseCompose extraHosts.
+    fn extra_hosts(&self, node: &Node) -> Result<NullableMap> {
+        let mut hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        match &node.value {
+            Value::Null => {}
+            Value::Seq(items) => {
+                for item in items {
+                    let text = item.scalar_text().ok_or_else(|| {
+                        self.err(
+                            item,
+                            format!("`extra_hosts` items must be strings, not {}", item.kind()),
+                        )
+                    })?;
+                    let (host, ips) = text
+                        .split_once('=')
+                        .or_else(|| text.split_once(':'))
+                        .ok_or_else(|| {
+                            self.err(
+                                item,
+                                format!("invalid additional host, missing IP: `{text}`"),
+                            )
+                        })?;
+                    hosts
+                        .entry(host.to_owned())
+                        .or_default()
+                        .extend(ips.split(',').map(unbracket));
+                }
+            }
+            Value::Map(entries) => {
+                for (key, value) in entries {
+                    let ips: Vec<String> = match &value.value {
+                        Value::Seq(_) => self.list(value, "extra_hosts")?,
+                        Value::Null => vec![String::new()],
+                        _ => vec![value.scalar_text().unwrap_or_default()],
+                    };
+                    hosts
+                        .entry(key.name.clone())
+                        .or_default()
+                        .extend(ips.iter().map(|ip| unbracket(ip)));
+                }
+            }
+            _ => {
+                return Err(self.err(
+                    node,
+                    format!(
+                        "`extra_hosts` must be a mapping or a list, not {}",
+                        node.kind()
+                    ),
+                ));
+            }
+        }
+        Ok(hosts
+            .into_iter()
+            .map(|(host, ips)| (host, Some(ips.join(","))))
+            .collect())
+    }
+
+    /// `id=path` / `default` list or `id: path` mapping, sorted.
+    // Compat: buildx composeToBuildkitSSH.
+    fn ssh(&self, node: &Node) -> Result<Vec<Ssh>> {
+        let mut out: Vec<Ssh> = self
+            .keyed(node, "ssh", &['='])?
+            .into_iter()
+            .map(|(id, path)| Ssh {
+                id,
+                paths: path.into_iter().filter(|p| !p.is_empty()).collect(),
+            })
+            .collect();
+        sort_ssh(&mut out);
+        Ok(out)
+    }
+
+    /// Service-level `secrets` referring to top-level `secrets` (`file` or `environment`).
+    // Compat: buildx composeToBuildkitSecret.
+    fn secrets(&self, service: &str, node: &Node) -> Result<Vec<Secret>> {
+        let Value::Seq(items) = &node.value else {
+            if node.is_null() {
+                return Ok(Vec::new());
+            }
+            return Err(self.err(
+                node,
+                format!("`secrets` must be a list, not {}", node.kind()),
+            ));
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let source = match item.get("source") {
+                Some(source) => self.string(source, "source")?,
+                None => self.string(item, "secrets")?,
+            }
+            .ok_or_else(|| self.err(item, "build secret has no `source`"))?;
+            let Some(defined) = self.secrets.and_then(|s| s.get(&source)) else {
+                let message =
+                    format!("service `{service}` refers to undefined build secret `{source}`");
+                return Err(Box::new(
+                    error(self.files, item, message)
+                        .help(format!("declare `{source}` under the top-level `secrets`")),
+                ));
+            };
+            if let Some(external) = defined.get("external")
+                && self.boolean(external, "external")? == Some(true)
+            {
+                let name = match defined.get("name") {
+                    Some(name) => self.string(name, "name")?,
+                    None => None,
+                };
+                return Err(self.err(
+                    item,
+                    format!("unsupported external secret `{}`", name.unwrap_or(source)),
+                ));
+            }
+            let field = |key: &str| -> Result<String> {
+                match defined.get(key) {
+                    Some(value) => Ok(self.string(value, key)?.unwrap_or_default()),
+                    None => Ok(String::new()),
+                }
+            };
+            out.push(Secret {
+                id: source,
+                src: field("file")?,
+                env: field("environment")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `sbom` / `provenance`: a boolean switches it on or off, text is its attributes.
+    // Compat: buildx buildflags.CanonicalizeAttest.
+    fn attest(&self, node: &Node, kind: &str) -> Result<Option<Attest>> {
+        let Some(text) = self.string(node, kind)? else {
+            return Ok(None);
+        };
+        let spec = match crate::buildflags::parse_bool(&text) {
+            Some(enabled) => format!("type={kind},disabled={}", !enabled),
+            None => format!("type={kind},{text}"),
+        };
+        Attest::parse(&spec)
+            .map(Some)
+            .map_err(|err| self.err(node, format!("invalid `{kind}`: {err}")))
+    }
+
+    /// Applies `x-bake` on top of what `build` produced.
+    // Compat: buildx Target.composeExtTarget.
+    fn x_bake(&self, target: &mut Target, node: &Node) -> Result<()> {
+        let Some(entries) = node.entries() else {
+            if node.is_null() {
+                return Ok(());
+            }
+            return Err(self.err(
+                node,
+                format!("`x-bake` must be a mapping, not {}", node.kind()),
+            ));
+        };
+        for (key, value) in entries {
+            let what = key.name.as_str();
+            let parse_err = |err: crate::buildflags::Error| {
+                self.err(value, format!("invalid `x-bake.{what}`: {err}"))
+            };
+            match what {
+                "tags" => append_unique(
+                    target.tags.get_or_insert_default(),
+                    self.fields(value, what)?,
+                ),
+                "platforms" => {
+                    append_unique(
+                        target.platforms.get_or_insert_default(),
+                        self.fields(value, what)?,
+                    );
+                }
+                "no-cache-filter" => {
+                    append_unique(&mut target.no_cache_filter, self.fields(value, what)?)
+                }
+                "cache-from" => {
+                    for text in self.fields(value, what)? {
+                        let entries = CacheEntry::parse_list(&text).map_err(parse_err)?;
+                        push_unique(&mut target.cache_from, entries);
+                    }
+                }
+                "cache-to" => {
+                    for text in self.fields(value, what)? {
+                        let entries = CacheEntry::parse_list(&text).map_err(parse_err)?;
+                        push_unique(target.cache_to.get_or_insert_default(), entries);
+                    }
+                }
+                "output" => {
+                    for text in self.fields(value, what)? {
+                        let entry = ExportEntry::parse(&text).map_err(parse_err)?;
+                        push_unique(target.output.get_or_insert_default(), vec![entry]);
+                    }
+                }
+                "secret" => {
+                    for text in self.fields(value, what)? {
+                        let secret = Secret::parse(&text).map_err(parse_err)?;
+                        // Compat: buildflags Secrets.Merge replaces by id, in place.
+                        match target.secret.iter_mut().find(|s| s.id == secret.id) {
+                            Some(existing) => *existing = secret,
+                            None => target.secret.push(secret),
+                        }
+                    }
+                }
+                "ssh" => {
+                    for text in self.fields(value, what)? {
+                        let ssh = Ssh::parse(&text);
+                        match target.ssh.iter_mut().find(|s| s.id == ssh.id) {
+                            Some(existing) => *existing = ssh,
+                            None => target.ssh.push(ssh),
+                        }
+                    }
+                    sort_ssh(&mut target.ssh);
+                }
+                "pull" => {
+                    if let Some(pull) = self.boolean(value, what)? {
+                        target.pull = Some(pull);
+                    }
+                }
+                "no-cache" => {
+                    if let Some(no_cache) = self.boolean(value, what)? {
+                        target.no_cache = Some(no_cache);
+                    }
+                }
+                "contexts" => {
+                    let entries = value.entries().ok_or_else(|| {
+                        self.err(
+                            value,
+                            format!("`x-bake.contexts` must be a mapping, not {}", value.kind()),
+                        )
+                    })?;
+                    let mut pairs = Vec::new();
+                    for (name, item) in entries {
+                        pairs.push((name.name.clone(), self.string(item, what)?));
+                    }
+                    // Compat: buildx dedupMap keeps contexts `build` already set.
+                    for (name, value) in named_contexts(pairs) {
+                        target.contexts.entry(name).or_insert(value);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
+    (!list.is_empty()).then_some(list)
+}
+
+fn append_unique(list: &mut Vec<String>, more: Vec<String>) {
+    for item in more {
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+}
+
+fn push_unique<T: PartialEq>(list: &mut Vec<T>, more: Vec<T>) {
+    for item in more {
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+}
+
+fn unbracket(ip: &str) -> String {
+    ip.strip_prefix('[')
+        .and_then(|i| i.strip_suffix(']'))
+        .unwrap_or(ip)
+        .to_owned()
+}
+
+// Compat: buildx buildflags SSH.Less (id, then paths).
+fn sort_ssh(list: &mut [Ssh]) {
+    list.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.paths.cmp(&b.paths)));
+}
+
+/// `service:x` (and `target:x`) link another target, with the name sanitised.
+// Compat: buildx composeToBuildkitNamedContexts.
+fn named_contexts(pairs: Vec<(String, Option<String>)>) -> NullableMap {
+    pairs
+        .into_iter()
+        .map(|(name, value)| {
+            let value = value.unwrap_or_default();
+            let linked = value
+                .strip_prefix("service:")
+                .or_else(|| value.strip_prefix("target:"))
+                .map(|t| format!("target:{}", t.replace('.', "_")));
+            (name, Some(linked.unwrap_or(value)))
+        })
+        .collect()
+}
+
+/// Lexically cleans a local context path like Go's `path.Clean`; URLs are left alone.
+fn clean_context(context: &str) -> String {
+    if context.contains("://") || context.starts_with("git@") {
+        return context.to_owned();
+    }
+    clean_path(context)
+}
+
+/// Go `path.Clean`: drops `.` and empty elements and resolves `..` lexically.
+fn clean_path(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+/// Parses `2gb`, `512m`, `1.5 KiB`, `100` into bytes (binary units).
+// Compat: go-units RAMInBytes.
+fn ram_in_bytes(text: &str) -> Option<i128> {
+    let number_end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(number_end);
+    if number.is_empty() || !number.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let size: f64 = number.parse().ok()?;
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_lowercase();
+    let mut rest = unit.as_str();
+    let mut multiplier = 1f64;
+    if let Some((index, _)) = ["k", "m", "g", "t", "p"]
+        .iter()
+        .enumerate()
+        .find(|(_, p)| rest.starts_with(**p))
+    {
+        multiplier = 1024f64.powi(i32::try_from(index).ok()? + 1);
+        rest = &rest[1..];
+    }
+    rest = rest.strip_prefix('i').unwrap_or(rest);
+    rest = rest.strip_prefix('b').unwrap_or(rest);
+    if !rest.is_empty() {
+        return None;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "Go truncates with int64(size)"
+    )]
+    Some((size * multiplier) as i128)
+}
+
+/// Formats bytes as go-units `BytesSize` does: binary units, `%.4g`.
+// Compat: go-units BytesSize / CustomSize.
+fn bytes_size(mut size: f64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{}{}", go_g4(size), UNITS[unit])
+}
+
+/// Go's `%.4g`: four significant digits, trailing zeros dropped.
+fn go_g4(value: f64) -> String {
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    let sci = format!("{value:.3e}");
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return sci;
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    if !(-4..4).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
+    }
+    let precision = usize::try_from(3 - exp).unwrap_or(0);
+    trim(&format!("{value:.precision$}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ram_in_bytes("2gb"), Some(2 * 1024 * 1024 * 1024));
+        assert_eq!(ram_in_bytes("128m"), Some(128 * 1024 * 1024));
+        assert_eq!(ram_in_bytes("1.5 KiB"), Some(1536));
+        assert_eq!(ram_in_bytes("100"), Some(100));
+        assert_eq!(ram_in_bytes("12x"), None);
+        assert_eq!(ram_in_bytes("gb"), None);
+        assert_eq!(bytes_size(134_217_728.0), "128MiB");
+        assert_eq!(bytes_size(2_147_483_648.0), "2GiB");
+        assert_eq!(bytes_size(1536.0), "1.5KiB");
+        assert_eq!(bytes_size(100.0), "100B");
+        assert_eq!(bytes_size(1_000_000.0), "976.6KiB");
+        assert_eq!(bytes_size(1023.9 * 1024.0), "1024KiB");
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(clean_path("./api"), "api");
+        assert_eq!(clean_path("."), ".");
+        assert_eq!(clean_path(""), ".");
+        assert_eq!(clean_path("a/../b/./c/"), "b/c");
+        assert_eq!(clean_path("../x"), "../x");
+        assert_eq!(clean_path("/a/../.."), "/");
+        assert_eq!(
+            clean_context("https://github.com/a/b.git#main"),
+            "https://github.com/a/b.git#main"
+        );
+    }
+}
