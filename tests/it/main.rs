@@ -6,6 +6,7 @@
 //! Integration tests: one binary, one module per topic.
 
 mod architecture;
+mod book;
 mod conformance;
 mod errors;
 mod examples;
