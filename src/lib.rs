@@ -46,6 +46,7 @@ pub mod bake;
 pub mod buildflags;
 pub mod cli;
 pub mod diag;
+pub mod digest;
 pub mod frontend;
 pub mod graph;
 pub mod platform;
