@@ -13,6 +13,7 @@ pub(crate) mod hcl;
 mod merge;
 pub mod model;
 mod overrides;
+mod path;
 pub mod print;
 pub mod resolve;
 pub mod schema;

@@ -191,34 +191,9 @@ pub(crate) fn is_remote(context: &str) -> bool {
 pub(crate) fn clean_context(context: &str) -> String {
     let local = context.strip_prefix("cwd://").unwrap_or(context);
     if local != context || !is_remote(context) {
-        clean_path(local)
+        crate::bake::path::clean(local)
     } else {
         context.to_owned()
-    }
-}
-
-/// Go's `path.Clean` for slash-separated paths.
-pub(crate) fn clean_path(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => match parts.last() {
-                Some(&last) if last != ".." => {
-                    parts.pop();
-                }
-                _ if rooted => {}
-                _ => parts.push(".."),
-            },
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
     }
 }
 
@@ -396,7 +371,7 @@ mod tests {
             ("/a/./b/", "/a/b"),
             ("a//b", "a/b"),
         ] {
-            assert_eq!(clean_path(input), want, "{input}");
+            assert_eq!(crate::bake::path::clean(input), want, "{input}");
         }
         assert_eq!(clean_context("cwd://./x"), "x");
         assert_eq!(

@@ -7,17 +7,8 @@ use crate::support;
 fn bad_inputs_render_diagnostics() {
     insta::glob!("../../fixtures", "bake-errors/*/cmd", |cmd| {
         let case = cmd.parent().unwrap();
-        let scratch = tempfile::tempdir().unwrap();
-        support::copy_tree(case, scratch.path(), &["cmd", "env"]);
-        let args: Vec<String> = std::fs::read_to_string(cmd)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        let env = support::read_env(&case.join("env"));
-        let output = support::bake(scratch.path(), &args, &env, None);
-        let stderr = String::from_utf8_lossy(&output.stderr)
-            .replace(scratch.path().to_str().unwrap(), "[CASE]");
+        let (output, scratch) = support::run_fixture(cmd);
+        let stderr = String::from_utf8_lossy(&output.stderr).replace(&scratch, "[CASE]");
         assert_eq!(
             output.status.code(),
             Some(1),

@@ -7,15 +7,7 @@ use crate::support;
 fn print_cases() {
     insta::glob!("../../fixtures", "bake/*/cmd", |cmd| {
         let case = cmd.parent().unwrap();
-        let scratch = tempfile::tempdir().unwrap();
-        support::copy_tree(case, scratch.path(), &["cmd", "env"]);
-        let args: Vec<String> = std::fs::read_to_string(cmd)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        let env = support::read_env(&case.join("env"));
-        let output = support::bake(scratch.path(), &args, &env, None);
+        let (output, _) = support::run_fixture(cmd);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{}: {stderr}", case.display());
         insta::assert_snapshot!(String::from_utf8_lossy(&output.stdout));

@@ -431,6 +431,18 @@ fn csv_fields(raw: &str, delimiter: u8) -> Result<Vec<String>, String> {
     }
 }
 
+/// Names the type of a value the way cty's error messages do.
+pub(crate) fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "tuple",
+        Value::Object(_) => "object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

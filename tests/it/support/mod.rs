@@ -137,3 +137,19 @@ pub(crate) fn cases(dir: &Path, marker: &str) -> Vec<PathBuf> {
     cases.sort();
     cases
 }
+
+/// Runs a `fixtures/<suite>/<case>/cmd` case in a scratch copy: the `cmd` file holds one
+/// argument per line, `env` optional variables. Returns the output and the scratch path.
+pub(crate) fn run_fixture(cmd: &Path) -> (Output, String) {
+    let case = cmd.parent().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    copy_tree(case, scratch.path(), &["cmd", "env"]);
+    let args: Vec<String> = std::fs::read_to_string(cmd)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let env = read_env(&case.join("env"));
+    let output = bake(scratch.path(), &args, &env, None);
+    (output, scratch.path().to_str().unwrap().to_owned())
+}

@@ -12,6 +12,7 @@ use hcl::edit::{Ident, Span};
 use hcl::{Map, Value};
 
 use crate::bake::hcl::stdlib;
+pub(crate) use crate::bake::hcl::types::type_name;
 use crate::bake::hcl::types::{self, value_to_string};
 
 mod access;
@@ -158,18 +159,6 @@ impl Ctx<'_> {
 /// binary rounding noise (`0.1 + 0.2` is `0.3`).
 pub(crate) fn number(value: f64) -> Value {
     types::f64_to_number(stdlib::snap(value)).map_or(Value::Null, Value::Number)
-}
-
-/// Names the type of a value the way cty's error messages do.
-pub(crate) fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "tuple",
-        Value::Object(_) => "object",
-    }
 }
 
 /// Evaluates an expression.

@@ -321,7 +321,7 @@ pub(super) fn merge(args: Vec<Value>) -> Result<Value, CallError> {
                     i,
                     format!(
                         "arguments must be maps or objects, got {:?}",
-                        super::type_name(&other)
+                        crate::bake::hcl::types::type_name(&other)
                     ),
                 ));
             }

@@ -501,24 +501,13 @@ fn failed(message: impl Into<String>) -> CallError {
     CallError::Failed(message.into())
 }
 
-/// A short, cty-like name of a value's type, for error messages.
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "tuple",
-        Value::Object(_) => "object",
-    }
-}
-
 /// Renders a primitive for messages (`"a"`, `1`).
 fn display(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
         Value::Number(n) => number_to_string(n),
-        other => value_to_string(other).unwrap_or_else(|| type_name(other).to_owned()),
+        other => value_to_string(other)
+            .unwrap_or_else(|| crate::bake::hcl::types::type_name(other).to_owned()),
     }
 }
 
