@@ -29,7 +29,7 @@
 //! | --- | --- |
 //! | 0 leaf | [`diag`], [`platform`], [`buildflags`] (later `digest`, `progress`, `oci`, `config`) |
 //! | 1 contract | [`graph`] |
-//! | 2 front ends | [`bake`] (→ `plan`), [`frontend`] |
+//! | 2 front ends | [`bake`] → [`plan`], [`frontend`] |
 //! | 2 storage | `content`, `snapshot`, `registry`, `executor` (issues #4, #5) |
 //! | 3 engine core | `solver` (issue #4) |
 //! | 4 back ends | `source`, `ops`, `cache`, `exporter` (issues #4, #5) |
@@ -37,8 +37,9 @@
 //!
 //! 1. `bake::load` turns bake files into `bake::Resolved` targets; `bake::print` renders
 //!    them exactly as `docker buildx bake --print` does.
-//! 2. [`frontend::dockerfile`] lowers a Dockerfile to a `graph::Definition`.
-//! 3. The solver, workers, store and exporters (issue #4) run the definitions.
+//! 2. [`plan::plan`] turns them into one [`plan::BuildRequest`] per target and platform.
+//! 3. [`frontend::dockerfile`] lowers a Dockerfile to a `graph::Definition`.
+//! 4. The solver, workers, store and exporters (issue #4) run the definitions.
 //!
 //! Only [`cli`] writes to stdout and stderr.
 
@@ -49,4 +50,5 @@ pub mod diag;
 pub mod digest;
 pub mod frontend;
 pub mod graph;
+pub mod plan;
 pub mod platform;
