@@ -36,7 +36,10 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 }
 
 /// Returns the sandbox, or prints why the test cannot run here.
-#[expect(clippy::print_stderr, reason = "a skipped test says why, never passes silently")]
+#[expect(
+    clippy::print_stderr,
+    reason = "a skipped test says why, never passes silently"
+)]
 fn sandbox_with(runtime: &str) -> Option<Sandbox> {
     let skip = |why: String| {
         eprintln!("skipping executor test: {why}");
@@ -197,6 +200,28 @@ fn stdout_and_stderr_are_captured() {
 }
 
 #[test]
+fn output_is_streamed_in_arrival_order() {
+    let Some(sandbox) = sandbox() else { return };
+    let mut events = Vec::new();
+    let request = sandbox.request("echo a; sleep 0.1; echo b >&2; sleep 0.1; echo c");
+    let status = sandbox
+        .runtime()
+        .run(&request, &mut |stream, bytes| {
+            events.push((stream, String::from_utf8_lossy(bytes).into_owned()));
+        })
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        events,
+        [
+            (Stream::Stdout, "a\n".to_owned()),
+            (Stream::Stderr, "b\n".to_owned()),
+            (Stream::Stdout, "c\n".to_owned()),
+        ]
+    );
+}
+
+#[test]
 fn env_and_cwd_are_applied() {
     let Some(sandbox) = sandbox() else { return };
     let mut request = sandbox.request(r#"echo "$GREETING|$PATH|$(pwd)""#);
@@ -252,6 +277,24 @@ fn network_none_has_only_loopback() {
     let mut request = sandbox.request("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
     request.network = Network::None;
     assert_eq!(sandbox.run(&request).stdout, "lo\n");
+}
+
+#[test]
+fn host_network_sees_the_host_interfaces() {
+    let Some(sandbox) = sandbox() else { return };
+    let interfaces = |dev: &str| {
+        let mut names: Vec<String> = dev
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next())
+            .map(|n| n.trim().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let out = sandbox.run(&sandbox.request("cat /proc/net/dev"));
+    assert_eq!(interfaces(&out.stdout), interfaces(&host));
 }
 
 #[test]
@@ -335,6 +378,20 @@ fn missing_command_is_a_runtime_error() {
     let request = ExecRequest::new(sandbox.rootfs.path(), vec!["/no/such/binary".into()]);
     let err = sandbox.try_run(&request).err().unwrap();
     assert!(matches!(err, Error::Runtime { .. }), "{err:?}");
+    assert!(err.to_string().contains("/no/such/binary"), "{err}");
+    // Cleanup ran although the container never started: no state, no bundle left.
+    let runtime_state = sandbox.state.path().join("runtime");
+    let containers = std::fs::read_dir(&runtime_state).map_or(0, |d| d.count());
+    assert_eq!(
+        containers,
+        0,
+        "container state left in {}",
+        runtime_state.display()
+    );
+    let bundles = std::fs::read_dir(sandbox.state.path().join("bundles"))
+        .unwrap()
+        .count();
+    assert_eq!(bundles, 0);
 }
 
 #[test]
