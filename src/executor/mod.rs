@@ -32,7 +32,9 @@ pub const DEFAULT_HOSTNAME: &str = "buildkitsandbox";
 /// Everything needed to run one process in a container, and nothing about where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecRequest {
-    /// The root filesystem directory; writes to it persist after the run.
+    /// The root filesystem directory (absolute); writes to it persist after the run.
+    /// Concurrent runs must each get their own rootfs, as every RUN step gets its own
+    /// mutable snapshot: mount stubs are cleaned up per run.
     pub rootfs: PathBuf,
     /// The argv of the process; `args[0]` is looked up in `PATH` inside the container.
     pub args: Vec<String>,

@@ -20,12 +20,15 @@ use crate::executor::stub::MountStubs;
 use crate::executor::user;
 use crate::executor::{Error, ExecRequest, ExitStatus, Result, Stream};
 
-/// Something that can run one process in a container.
-pub trait Runtime {
+/// Something that can run one process in a container. Implementations are shared by the
+/// solver's parallel workers, hence `Send + Sync`.
+pub trait Runtime: Send + Sync {
     /// Runs `request` to completion, passing every chunk the process writes to `output` as it
     /// arrives, stdout and stderr interleaved in arrival order.
     ///
     /// A process that exits non-zero is reported in the [`ExitStatus`], not as an error.
+    /// The runtime's own diagnostics (runc prints its errors to stderr) reach `output` as
+    /// [`Stream::Stderr`] too, so a build log shows them where the user looks.
     ///
     /// # Errors
     ///
