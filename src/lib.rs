@@ -48,6 +48,7 @@ pub mod buildflags;
 pub mod cli;
 pub mod diag;
 pub mod digest;
+pub mod executor;
 pub mod frontend;
 pub mod graph;
 pub mod plan;

@@ -10,6 +10,7 @@ mod book;
 mod conformance;
 mod errors;
 mod examples;
+mod executor;
 mod print;
 mod schema;
 mod support;

@@ -1,0 +1,219 @@
+//! Runs one RUN step: owns the [`ExecRequest`] (rootfs path, argv, env, cwd, user, mounts,
+//! network mode), its translation into an OCI runtime spec ([`spec`]) and the hand-off to an
+//! OCI runtime such as runc or crun ([`runtime`]).
+//!
+//! Stage 4 (execute), storage layer. It imports nothing from the crate: it knows nothing
+//! about graphs, caches, images or layers. The caller (the `ops` layer) prepares a rootfs
+//! directory and the mount sources; the executor returns an exit status and streams the
+//! process's output through a callback.
+//!
+//! Files the executor generates (`/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`) live in a
+//! private bundle directory and are bind-mounted, so they never land in the rootfs and never
+//! leak into a layer. Empty mount points that the runtime has to create in the rootfs are
+//! removed again after the run ([`stub`]).
+
+pub mod runtime;
+pub mod spec;
+pub mod stub;
+pub mod user;
+
+use std::path::PathBuf;
+
+pub use runtime::{Runc, Runtime};
+
+/// The default `PATH` given to a process whose environment lacks one.
+// Compat: buildkit util/system DefaultPathEnvUnix.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The hostname used when a request leaves [`ExecRequest::hostname`] empty.
+// Compat: buildkit executor/oci/hosts.go defaultHostname.
+pub const DEFAULT_HOSTNAME: &str = "buildkitsandbox";
+
+/// Everything needed to run one process in a container, and nothing about where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The root filesystem directory (absolute); writes to it persist after the run.
+    /// Concurrent runs must each get their own rootfs, as every RUN step gets its own
+    /// mutable snapshot: mount stubs are cleaned up per run.
+    pub rootfs: PathBuf,
+    /// The argv of the process; `args[0]` is looked up in `PATH` inside the container.
+    pub args: Vec<String>,
+    /// `KEY=value` pairs; `PATH` defaults to [`DEFAULT_PATH`] when absent.
+    pub env: Vec<String>,
+    /// The working directory inside the container; empty means `/`.
+    pub cwd: String,
+    /// `""` (root), `name`, `uid`, `uid:gid`, `name:group` and mixes, as in Docker's `USER`.
+    pub user: String,
+    /// The container's hostname; empty means [`DEFAULT_HOSTNAME`].
+    pub hostname: String,
+    /// Whether the process shares the host's network or gets only a loopback device.
+    pub network: Network,
+    /// Extra mounts, applied in order after the standard ones.
+    pub mounts: Vec<Mount>,
+    /// Mounts the rootfs read-only.
+    pub readonly_rootfs: bool,
+    /// `(host, ip)` pairs appended to `/etc/hosts`.
+    pub extra_hosts: Vec<(String, String)>,
+}
+
+impl ExecRequest {
+    /// Creates a request that runs `args` as root in `rootfs` with host networking.
+    pub fn new(rootfs: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        Self {
+            rootfs: rootfs.into(),
+            args,
+            env: Vec::new(),
+            cwd: String::new(),
+            user: String::new(),
+            hostname: String::new(),
+            network: Network::Host,
+            mounts: Vec::new(),
+            readonly_rootfs: false,
+            extra_hosts: Vec::new(),
+        }
+    }
+}
+
+/// The network mode of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// Shares the host's network namespace.
+    // Compat: buildkit's default when no CNI is configured (`network.mode=host` provider).
+    #[default]
+    Host,
+    /// A new network namespace holding only the loopback device.
+    None,
+}
+
+/// One extra mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The absolute path inside the container.
+    pub destination: String,
+    /// What is mounted there.
+    pub kind: MountKind,
+}
+
+/// The kinds of [`Mount`] the executor supports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A recursive bind mount of a host path (a file or a directory).
+    Bind {
+        /// The host path.
+        source: PathBuf,
+        /// Mounts it read-only.
+        readonly: bool,
+    },
+    /// An empty, memory-backed file system that disappears with the container.
+    Tmpfs {
+        /// Size limit in bytes; `None` leaves the kernel default (half of RAM).
+        size: Option<u64>,
+    },
+}
+
+/// Which output stream of the process a chunk of bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// The process's standard output.
+    Stdout,
+    /// The process's standard error.
+    Stderr,
+}
+
+/// How the process of a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExitStatus {
+    /// The exit code; `128 + n` when the process was killed by signal `n`, as shells report it.
+    pub code: i32,
+}
+
+impl ExitStatus {
+    /// Reports whether the process exited with code 0.
+    pub fn success(self) -> bool {
+        self.code == 0
+    }
+}
+
+/// Errors of the executor. A process that exits non-zero is not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed (empty argv, relative paths).
+    #[error("invalid exec request: {reason}")]
+    InvalidRequest {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A user string is not a name, a number or `user:group`.
+    #[error("invalid user `{user}`")]
+    InvalidUser {
+        /// The user string as given.
+        user: String,
+    },
+    /// A user name is not in the rootfs `/etc/passwd` (or the file is missing).
+    #[error("unable to find user `{user}` in `{path}`")]
+    UnknownUser {
+        /// The user name.
+        user: String,
+        /// The passwd file looked at, on the host.
+        path: PathBuf,
+    },
+    /// A group name is not in the rootfs `/etc/group` (or the file is missing).
+    #[error("unable to find group `{group}` in `{path}`")]
+    UnknownGroup {
+        /// The group name.
+        group: String,
+        /// The group file looked at, on the host.
+        path: PathBuf,
+    },
+    /// The rootfs `/etc/passwd` or `/etc/group` exists but cannot be read.
+    #[error("failed to read `{path}`")]
+    ReadUserDatabase {
+        /// The file, on the host.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The oci-spec crate rejected a value while building the runtime spec.
+    #[error("failed to build the OCI runtime spec")]
+    Spec(#[from] oci_spec::OciSpecError),
+    /// Writing the bundle (config.json, generated /etc files) failed.
+    #[error("failed to write the OCI bundle at `{path}`")]
+    Bundle {
+        /// The file or directory that could not be written.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime binary could not be started or waited for.
+    #[error("failed to run `{binary}`")]
+    Spawn {
+        /// The runtime binary.
+        binary: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime started but could not create or start the container.
+    #[error("`{binary}` failed to run container `{id}`: {message}")]
+    Runtime {
+        /// The runtime binary.
+        binary: PathBuf,
+        /// The container id.
+        id: String,
+        /// The runtime's own error message.
+        message: String,
+    },
+    /// The runtime refuses this host's cgroup layout (crun 1.8 on a cgroup v1/v2 hybrid).
+    #[error("`{binary}` does not support this host's hybrid cgroup layout: {message}")]
+    HybridCgroups {
+        /// The runtime binary.
+        binary: PathBuf,
+        /// The runtime's own error message.
+        message: String,
+    },
+}
+
+/// The result type of the executor.
+pub type Result<T> = std::result::Result<T, Error>;
