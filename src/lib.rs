@@ -45,8 +45,10 @@
 pub mod bake;
 pub mod buildflags;
 pub mod cli;
+pub mod content;
 pub mod diag;
 pub mod digest;
 pub mod frontend;
 pub mod graph;
 pub mod platform;
+pub mod snapshot;

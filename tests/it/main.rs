@@ -10,6 +10,8 @@ mod book;
 mod conformance;
 mod errors;
 mod examples;
+mod layer;
 mod print;
 mod schema;
+mod store;
 mod support;
