@@ -505,3 +505,21 @@ fn entry_error(entry: &str, action: &'static str, source: io::Error) -> Error {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_reroots_absolute_names_and_rejects_dotdot() {
+        assert_eq!(
+            normalize(b"/etc//passwd"),
+            Some(Some(PathBuf::from("etc/passwd")))
+        );
+        assert_eq!(normalize(b"./a/./b/"), Some(Some(PathBuf::from("a/b"))));
+        assert_eq!(normalize(b"./"), Some(None));
+        assert_eq!(normalize(b"/"), Some(None));
+        assert_eq!(normalize(b"a/../../b"), None);
+        assert_eq!(normalize(b".."), None);
+    }
+}

@@ -352,3 +352,19 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_length_counts_its_own_digits() {
+        let mut out = Vec::new();
+        pax_record(&mut out, b"SCHILY.xattr.user.color", b"red");
+        assert_eq!(out, b"31 SCHILY.xattr.user.color=red\n");
+        // 9 bytes + 1 digit would be 10, which needs 2 digits: the length settles at 11.
+        let mut out = Vec::new();
+        pax_record(&mut out, b"k", b"vvvvv");
+        assert_eq!(out, b"11 k=vvvvv\n");
+    }
+}
