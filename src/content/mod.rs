@@ -4,7 +4,7 @@
 //! Layer 2 (storage). May import `digest` (and later `oci`); never `snapshot`, `solver` or
 //! anything above. Several `bake` processes may share one root: blobs are written to a temp
 //! file in the same directory, fsynced and renamed, so a crash never leaves a half blob under a
-//! real name, and the database is SQLite in WAL mode (see [`metadata`]).
+//! real name, and the database is SQLite in WAL mode (see `metadata.rs`).
 
 mod metadata;
 
