@@ -46,6 +46,7 @@
 pub mod bake;
 pub mod buildflags;
 pub mod cli;
+pub mod content;
 pub mod diag;
 pub mod digest;
 pub mod executor;
@@ -53,3 +54,4 @@ pub mod frontend;
 pub mod graph;
 pub mod plan;
 pub mod platform;
+pub mod snapshot;

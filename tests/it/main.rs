@@ -11,6 +11,8 @@ mod conformance;
 mod errors;
 mod examples;
 mod executor;
+mod layer;
 mod print;
 mod schema;
+mod store;
 mod support;
