@@ -46,6 +46,8 @@ pub mod bake;
 pub mod buildflags;
 pub mod cli;
 pub mod diag;
+pub mod digest;
 pub mod frontend;
 pub mod graph;
+pub mod oci;
 pub mod platform;
