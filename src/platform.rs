@@ -50,14 +50,23 @@ impl Platform {
     // Compat: containerd platforms.Normalize.
     pub fn normalize(mut self) -> Self {
         self.os = self.os.to_lowercase();
-        let (architecture, variant) = match (self.architecture.to_lowercase().as_str(), self.variant.as_deref()) {
+        let (architecture, variant) = match (
+            self.architecture.to_lowercase().as_str(),
+            self.variant.as_deref(),
+        ) {
             ("x86_64" | "x86-64" | "amd64", variant) => ("amd64", variant.filter(|v| *v != "v1")),
             ("aarch64" | "arm64", variant) => ("arm64", variant.filter(|v| *v != "v8")),
             ("armhf", _) => ("arm", Some("v7")),
             ("armel", _) => ("arm", Some("v6")),
             ("arm", None) => ("arm", Some("v7")),
             ("i386" | "386", variant) => ("386", variant),
-            (other, variant) => return Self { architecture: other.to_owned(), variant: variant.map(str::to_owned), ..self },
+            (other, variant) => {
+                return Self {
+                    architecture: other.to_owned(),
+                    variant: variant.map(str::to_owned),
+                    ..self
+                };
+            }
         };
         self.architecture = architecture.to_owned();
         self.variant = variant.map(str::to_owned);
@@ -78,11 +87,19 @@ impl FromStr for Platform {
         if parts.next().is_some() || variant.as_deref() == Some("") {
             return Err(error());
         }
-        let valid = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        let valid = |s: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        };
         if !valid(os) || !valid(architecture) || !variant.as_deref().is_none_or(valid) {
             return Err(error());
         }
-        Ok(Self { os: os.to_owned(), architecture: architecture.to_owned(), variant }.normalize())
+        Ok(Self {
+            os: os.to_owned(),
+            architecture: architecture.to_owned(),
+            variant,
+        }
+        .normalize())
     }
 }
 

@@ -52,7 +52,10 @@ mod tests {
         let a = State::image("alpine", &linux(), VertexMeta::default());
         let b = State::image("alpine", &linux(), named);
         assert_eq!(a.edge(), b.edge());
-        assert_ne!(touch(&a, "/x").edge(), touch(&State::scratch(), "/x").edge());
+        assert_ne!(
+            touch(&a, "/x").edge(),
+            touch(&State::scratch(), "/x").edge()
+        );
     }
 
     #[test]

@@ -195,7 +195,11 @@ mod tests {
         let json = serde_json::to_value(&image).expect("serialises");
         assert_eq!(json["config"]["Cmd"][0], "sh");
         assert_eq!(json["config"]["WorkingDir"], "/");
-        assert!(json["config"]["Env"][0].as_str().is_some_and(|e| e.starts_with("PATH=")));
+        assert!(
+            json["config"]["Env"][0]
+                .as_str()
+                .is_some_and(|e| e.starts_with("PATH="))
+        );
     }
 
     #[test]
