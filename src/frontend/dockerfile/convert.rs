@@ -132,6 +132,8 @@ pub(crate) enum Base {
     Image(String),
     Stage(usize),
     Named(NamedContext),
+    /// The stage's own name is a named context: the stage is replaced, its instructions skipped.
+    Replaced(NamedContext),
 }
 
 /// Everything the per-stage walk needs to know.

@@ -60,12 +60,11 @@ impl StageState {
     /// Returns the next progress name prefix, e.g. `[build 2/4]`.
     pub(crate) fn next_step(&mut self) -> String {
         self.step += 1;
-        format!(
-            "[{} {}/{}]",
-            self.display_name,
-            self.step,
-            self.total.max(self.step)
-        )
+        let total = self.total.max(self.step);
+        match self.display_name.as_str() {
+            "" => format!("[{}/{total}]", self.step),
+            name => format!("[{name} {}/{total}]", self.step),
+        }
     }
 }
 
@@ -112,10 +111,16 @@ pub(crate) fn resolve_stages(
                     &stage.node,
                 )
             })?;
+        // Compat: buildkit drops the stage name from progress names when there is one stage.
+        let display_name = if context.parsed.stages.len() == 1 {
+            String::new()
+        } else {
+            stage_display_name(stage, index)
+        };
         resolved.push(ResolvedStage {
             base,
             platform,
-            display_name: stage_display_name(stage, index),
+            display_name,
         });
     }
     Ok(resolved)
@@ -206,7 +211,7 @@ fn resolve_platform(
 
 fn base_of(context: &Context<'_>, index: usize, base: &str, name: Option<&str>) -> Option<Base> {
     if let Some(named) = name.and_then(|n| context.options.named_contexts.get(n)) {
-        return Some(Base::Named(named.clone()));
+        return Some(Base::Replaced(named.clone()));
     }
     let lower = base.to_lowercase();
     if let Some(stage) = context.stage_names[..index]
@@ -255,7 +260,7 @@ pub(crate) fn run_stages(
     Ok(Converted {
         definition: Definition::from_state(&stage.state),
         image,
-        target: stage.display_name.clone(),
+        target: stage_display_name(&context.parsed.stages[target], target),
         platform: stage.platform.clone(),
     })
 }
@@ -314,6 +319,9 @@ impl Dispatcher<'_, '_> {
                 .env
                 .push(format!("PATH={}", oci::DEFAULT_PATH_ENV));
         }
+        if matches!(resolved.base, Base::Replaced(_)) {
+            return Ok(state);
+        }
         let triggers = state.image.config.on_build.take().unwrap_or_default();
         for trigger in triggers {
             self.dispatch_trigger(&mut state, &trigger, &stage.node)?;
@@ -356,12 +364,15 @@ impl Dispatcher<'_, '_> {
                 let image = self.resolve_image(reference, &platform, node)?;
                 let total = count_steps(&context.parsed.stages[index].commands) + 1;
                 let meta = VertexMeta {
-                    name: format!("[{} 1/{total}] FROM {reference}", resolved.display_name),
+                    name: match resolved.display_name.as_str() {
+                        "" => format!("[1/{total}] FROM {reference}"),
+                        name => format!("[{name} 1/{total}] FROM {reference}"),
+                    },
                     ..meta
                 };
                 (State::image(reference, &platform, meta), image, platform)
             }
-            Base::Named(named) => {
+            Base::Named(named) | Base::Replaced(named) => {
                 let (state, image) = self.named_state(named, &platform, meta, node)?;
                 (state, image, platform)
             }

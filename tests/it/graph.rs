@@ -1,0 +1,115 @@
+//! Graph snapshots: every `fixtures/dockerfile/<case>/Dockerfile` is converted for
+//! `linux/amd64` and the resulting definition and image config are snapshotted as JSON, so any
+//! change in lowering or in the digest encoding shows up in review.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bake::diag::SourceFile;
+use bake::frontend::dockerfile::{ConvertOptions, ImageResolver, NamedContext, convert};
+use bake::oci;
+use bake::platform::Platform;
+
+/// A resolver standing in for a registry: a few known images with fixed configs.
+struct FakeResolver;
+
+impl ImageResolver for FakeResolver {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Option<oci::Image>, String> {
+        let mut image = oci::Image::empty(platform);
+        image.config.env = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned()];
+        match reference {
+            "docker.io/library/onbuild-base:latest" => {
+                image.config.on_build = Some(vec![
+                    "COPY app.txt /app/".to_owned(),
+                    "RUN echo triggered".to_owned(),
+                ]);
+            }
+            "docker.io/library/with-workdir:latest" => {
+                image.config.working_dir = Some("/srv".to_owned());
+                image.config.user = Some("nobody".to_owned());
+                image.config.cmd = Some(vec!["serve".to_owned()]);
+            }
+            "docker.io/library/broken:latest" => return Err("manifest unknown".to_owned()),
+            _ => {}
+        }
+        Ok(Some(image))
+    }
+}
+
+/// Reads `KEY=VALUE` lines of an optional `options` file next to the Dockerfile:
+/// `target=`, `platform=`, `arg:NAME=`, `context:NAME=` (`docker-image://`, `target:`, `local:`).
+fn options_for(dir: &Path) -> ConvertOptions {
+    let linux = || "linux/amd64".parse::<Platform>().expect("valid platform");
+    let mut options = ConvertOptions {
+        build_platform: Some(linux()),
+        target_platform: Some(linux()),
+        resolver: Some(Arc::new(FakeResolver)),
+        ..ConvertOptions::default()
+    };
+    let text = std::fs::read_to_string(dir.join("options")).unwrap_or_default();
+    let mut contexts = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, value) = line.split_once('=').expect("KEY=VALUE");
+        let value = value.to_owned();
+        if let Some(name) = key.strip_prefix("arg:") {
+            options.build_args.insert(name.to_owned(), value);
+        } else if let Some(name) = key.strip_prefix("context:") {
+            let context = if let Some(reference) = value.strip_prefix("docker-image://") {
+                NamedContext::Image {
+                    reference: reference.to_owned(),
+                }
+            } else if let Some(target) = value.strip_prefix("target:") {
+                NamedContext::Target {
+                    name: target.to_owned(),
+                }
+            } else if let Some(path) = value.strip_prefix("oci-layout://") {
+                let (path, reference) = match path.split_once(':') {
+                    Some((path, tag)) => (path.to_owned(), Some(tag.to_owned())),
+                    None => (path.to_owned(), None),
+                };
+                NamedContext::OciLayout { path, reference }
+            } else {
+                NamedContext::Local {
+                    name: value.trim_start_matches("local:").to_owned(),
+                }
+            };
+            contexts.insert(name.to_owned(), context);
+        } else if key == "target" {
+            options.target = Some(value);
+        } else if key == "platform" {
+            options.target_platform = Some(value.parse().expect("valid platform"));
+        } else if let Some(name) = key.strip_prefix("label:") {
+            options.labels.insert(name.to_owned(), value);
+        } else {
+            panic!("unknown option `{key}`");
+        }
+    }
+    options.named_contexts = contexts;
+    options
+}
+
+#[test]
+fn dockerfile_graphs() {
+    insta::glob!("../../fixtures", "dockerfile/*/Dockerfile", |path| {
+        let dir = path.parent().expect("case folder");
+        let text = std::fs::read_to_string(path).expect("readable Dockerfile");
+        let file = SourceFile::new("Dockerfile", text);
+        let converted = match convert(&file, &options_for(dir)) {
+            Ok(converted) => converted,
+            Err(error) => panic!("{}", bake::diag::render(&error)),
+        };
+        insta::assert_json_snapshot!(converted);
+    });
+}
+
+#[test]
+fn digests_are_stable_across_runs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dockerfile/multi-stage");
+    let text = std::fs::read_to_string(dir.join("Dockerfile")).expect("fixture exists");
+    let file = SourceFile::new("Dockerfile", text);
+    let first = convert(&file, &options_for(&dir)).expect("converts");
+    let second = convert(&file, &options_for(&dir)).expect("converts");
+    assert_eq!(first.definition, second.definition);
+    assert!(first.definition.root.is_some());
+}
