@@ -362,6 +362,7 @@ impl Dispatcher<'_, '_> {
             }
             Base::Image(reference) => {
                 let image = self.resolve_image(reference, &platform, node)?;
+                self.check_base_platform(index, reference, &platform, &image);
                 let total = count_steps(&context.parsed.stages[index].commands) + 1;
                 let meta = VertexMeta {
                     name: match resolved.display_name.as_str() {
@@ -392,6 +393,32 @@ impl Dispatcher<'_, '_> {
             step: 0,
             total: 0,
         })
+    }
+
+    /// Warns when the resolved base image is for another platform than requested.
+    // Compat: buildkit dockerfile2llb validateBaseImagePlatform.
+    fn check_base_platform(
+        &mut self,
+        index: usize,
+        reference: &str,
+        expected: &Platform,
+        image: &oci::Image,
+    ) {
+        if image.os.is_empty() || image.architecture.is_empty() {
+            return;
+        }
+        let actual = image.platform().normalize();
+        if actual.os != expected.os
+            || actual.architecture != expected.architecture
+            || (actual.variant.is_some() && actual.variant != expected.variant)
+        {
+            let node = &self.context.parsed.stages[index].node;
+            self.linter.run(
+                &check::INVALID_BASE_IMAGE_PLATFORM,
+                (node.start_line, node.end_line),
+                format!("Base image {reference} was pulled with platform \"{actual}\", expected \"{expected}\" for current build"),
+            );
+        }
     }
 
     pub(crate) fn resolve_image(

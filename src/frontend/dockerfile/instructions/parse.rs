@@ -65,7 +65,7 @@ pub(crate) fn parse_instruction(
     let lines = (node.start_line, node.end_line);
     match node.keyword.as_str() {
         "add" | "copy" => parse_copy(context, node),
-        "arg" => parse_arg(context, node),
+        "arg" => parse_arg(context, node, lint),
         "cmd" => Ok(Instruction::Cmd(parse_command_line(context, node)?)),
         "entrypoint" => Ok(Instruction::Entrypoint(parse_command_line(context, node)?)),
         "env" | "label" => parse_key_values(context, node, lint),
@@ -208,6 +208,9 @@ fn parse_from(context: &Context<'_>, node: &Node, lint: &mut Linter) -> Result<S
             ));
         }
     };
+    if let Some(name) = &name {
+        check_description(lint, node, "build stage", name);
+    }
     let description = description_of(&node.comments, name.as_deref().unwrap_or_default());
     Ok(Stage {
         name,
@@ -250,9 +253,26 @@ fn description_of(comments: &[String], name: &str) -> String {
     }
 }
 
-fn parse_arg(context: &Context<'_>, node: &Node) -> Result<Instruction> {
+/// Reports a comment directly above a definition that does not start with the defined name.
+// Compat: buildkit instructions.validateDefinitionDescription (experimental rule).
+fn check_description(lint: &mut Linter, node: &Node, instruction: &str, name: &str) {
+    let Some(last) = node.comments.last() else {
+        return;
+    };
+    let first_word = last.split_whitespace().next().unwrap_or_default();
+    if first_word != name && !last.trim().is_empty() {
+        lint.run(
+            &check::INVALID_DEFINITION_DESCRIPTION,
+            (node.start_line, node.end_line),
+            format!("Comment for {instruction} should follow the format: `# {name} <description>`"),
+        );
+    }
+}
+
+fn parse_arg(context: &Context<'_>, node: &Node, lint: &mut Linter) -> Result<Instruction> {
     context.flags(node, &[])?;
     let words = raw_words(&require_args(context, node)?, context.escape);
+    let words_count = words.len();
     let mut declarations = Vec::new();
     for word in words {
         let (name, default) = match word.split_once('=') {
@@ -261,6 +281,9 @@ fn parse_arg(context: &Context<'_>, node: &Node) -> Result<Instruction> {
         };
         if name.is_empty() {
             return Err(context.error("`ARG` names can not be blank", node.args_span.clone()));
+        }
+        if words_count == 1 {
+            check_description(lint, node, "argument", &name);
         }
         let description = description_of(&node.comments, &name);
         declarations.push(ArgDecl {
