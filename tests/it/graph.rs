@@ -31,6 +31,25 @@ impl ImageResolver for FakeResolver {
                 image.config.cmd = Some(vec!["serve".to_owned()]);
             }
             "docker.io/library/broken:latest" => return Err("manifest unknown".to_owned()),
+            // The base image of the build conformance suite (busybox installed into scratch).
+            "docker.io/bake-test/busybox:latest" => {
+                image.config.env = vec!["PATH=/bin".to_owned()];
+                image.config.cmd = Some(vec!["/bin/sh".to_owned()]);
+                image.history = [
+                    ("COPY busybox /bin/busybox # buildkit", false),
+                    ("RUN /bin/busybox --install -s /bin # buildkit", false),
+                    ("ENV PATH=/bin", true),
+                    ("CMD [\"/bin/sh\"]", true),
+                ]
+                .into_iter()
+                .map(|(created_by, empty_layer)| oci::History {
+                    created_by: Some(created_by.to_owned()),
+                    comment: Some("buildkit.dockerfile.v0".to_owned()),
+                    empty_layer,
+                    ..oci::History::default()
+                })
+                .collect();
+            }
             _ => {}
         }
         Ok(Some(image))
@@ -112,4 +131,40 @@ fn digests_are_stable_across_runs() {
     let second = convert(&file, &options_for(&dir)).expect("converts");
     assert_eq!(first.definition, second.definition);
     assert!(first.definition.root.is_some());
+}
+
+/// The image config and history BuildKit produced for the build conformance cases
+/// (`fixtures/dockerfile/buildkit-*/expected-image.json`) must come out of our conversion too.
+#[test]
+fn image_config_and_history_match_buildkit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dockerfile");
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&root).expect("fixtures exist") {
+        let dir = entry.expect("readable entry").path();
+        let Ok(expected) = std::fs::read_to_string(dir.join("expected-image.json")) else {
+            continue;
+        };
+        cases += 1;
+        let expected: serde_json::Value = serde_json::from_str(&expected).expect("valid JSON");
+        let text = std::fs::read_to_string(dir.join("Dockerfile")).expect("readable Dockerfile");
+        let converted = convert(&SourceFile::new("Dockerfile", text), &options_for(&dir))
+            .unwrap_or_else(|e| panic!("{}", bake::diag::render(&e)));
+        let image = serde_json::to_value(&converted.image).expect("serialises");
+        let history: Vec<serde_json::Value> = converted
+            .image
+            .history
+            .iter()
+            .map(|h| serde_json::json!({"created_by": h.created_by, "empty_layer": h.empty_layer}))
+            .collect();
+        let actual = serde_json::json!({"config": image["config"], "history": history});
+        if actual != expected {
+            failures.push(format!(
+                "{}:\n  expected {expected}\n  actual   {actual}",
+                dir.display()
+            ));
+        }
+    }
+    assert!(cases >= 20, "only {cases} cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -14,74 +14,70 @@ use crate::frontend::dockerfile::{copy, parser, run};
 use crate::graph::{FileAction, FileOp, FileOwner, Inputs, Op, State, VertexMeta};
 use crate::oci;
 
-/// Lowers one instruction into the stage.
+/// Lowers one instruction into the stage and records its history entry.
 pub(crate) fn dispatch(
     dispatcher: &mut Dispatcher<'_, '_>,
     state: &mut StageState,
     command: &Command,
 ) -> Result<()> {
     let node = &command.node;
-    let layer = match &command.instruction {
+    let created_by = match &command.instruction {
         Instruction::Add(spec) | Instruction::Copy(spec) => {
-            copy::convert_copy(dispatcher, state, spec, node)?;
-            true
+            copy::convert_copy(dispatcher, state, spec, node)?
         }
-        Instruction::Run(spec) => {
-            run::convert_run(dispatcher, state, spec, node)?;
-            true
-        }
-        Instruction::Workdir(path) => {
-            convert_workdir(dispatcher, state, path, node)?;
-            true
-        }
-        Instruction::Arg(declarations) => {
-            convert_arg(dispatcher, state, declarations, node).map(|()| false)?
-        }
-        Instruction::Cmd(line) => convert_cmd(dispatcher, state, line, node).map(|()| false)?,
-        Instruction::Entrypoint(line) => {
-            convert_entrypoint(dispatcher, state, line, node).map(|()| false)?
-        }
-        Instruction::Env(pairs) => convert_env(dispatcher, state, pairs, node).map(|()| false)?,
-        Instruction::Expose(ports) => {
-            convert_expose(dispatcher, state, ports, node).map(|()| false)?
-        }
-        Instruction::Healthcheck(spec) => {
-            convert_healthcheck(dispatcher, state, spec, node).map(|()| false)?
-        }
-        Instruction::Label(pairs) => {
-            convert_label(dispatcher, state, pairs, node).map(|()| false)?
-        }
+        Instruction::Run(spec) => run::convert_run(dispatcher, state, spec, node)?,
+        Instruction::Workdir(path) => convert_workdir(dispatcher, state, path, node)?,
+        Instruction::Arg(declarations) => convert_arg(dispatcher, state, declarations, node)?,
+        Instruction::Cmd(line) => convert_cmd(dispatcher, state, line, node),
+        Instruction::Entrypoint(line) => convert_entrypoint(dispatcher, state, line, node),
+        Instruction::Env(pairs) => convert_env(dispatcher, state, pairs, node)?,
+        Instruction::Expose(ports) => convert_expose(dispatcher, state, ports, node)?,
+        Instruction::Healthcheck(spec) => convert_healthcheck(dispatcher, state, spec, node)?,
+        Instruction::Label(pairs) => convert_label(dispatcher, state, pairs, node)?,
         Instruction::Maintainer(name) => convert_maintainer(state, name),
         Instruction::Onbuild(trigger) => convert_onbuild(state, trigger),
         Instruction::Shell(shell) => convert_shell(state, shell),
-        Instruction::StopSignal(signal) => {
-            convert_stopsignal(dispatcher, state, signal, node).map(|()| false)?
-        }
-        Instruction::User(user) => convert_user(dispatcher, state, user, node).map(|()| false)?,
-        Instruction::Volume(volumes) => {
-            convert_volume(dispatcher, state, volumes, node).map(|()| false)?
-        }
+        Instruction::StopSignal(signal) => convert_stopsignal(dispatcher, state, signal, node)?,
+        Instruction::User(user) => convert_user(dispatcher, state, user, node)?,
+        Instruction::Volume(volumes) => convert_volume(dispatcher, state, volumes, node)?,
     };
-    record_history(state, node, layer);
-    Ok(())
-}
-
-fn record_history(state: &mut StageState, node: &parser::Node, layer: bool) {
-    let rest = node
-        .original
-        .get(node.original_keyword.len()..)
-        .unwrap_or_default()
-        .trim();
-    let mut created_by = format!("{} {rest}", node.keyword.to_uppercase());
-    if layer {
-        created_by.push_str(" # buildkit");
-    }
+    let layer = matches!(
+        command.instruction,
+        Instruction::Add(_) | Instruction::Copy(_) | Instruction::Run(_) | Instruction::Workdir(_)
+    );
     state.image.history.push(oci::History {
         created_by: Some(created_by),
         comment: Some("buildkit.dockerfile.v0".to_owned()),
         empty_layer: !layer,
         ..oci::History::default()
     });
+    Ok(())
+}
+
+/// Formats a list the way Go's `%q` formats a `[]string`: `["a" "b"]`.
+pub(crate) fn go_quoted_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| go_quote(item)).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+/// Quotes a string like Go's `strconv.Quote`.
+fn go_quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Returns a vertex meta named after the instruction, with its location.
@@ -112,7 +108,8 @@ fn convert_arg(
     state: &mut StageState,
     declarations: &[ArgDecl],
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
+    let mut parts = Vec::new();
     for declaration in declarations {
         let name = &declaration.name;
         let default = match &declaration.default {
@@ -143,11 +140,15 @@ fn convert_arg(
             .or(global);
         state.declared.insert(name.clone());
         state.args.retain(|(k, _)| k != name);
-        if let Some(value) = value {
-            state.args.push((name.clone(), value));
+        match value {
+            Some(value) => {
+                parts.push(format!("{name}={value}"));
+                state.args.push((name.clone(), value));
+            }
+            None => parts.push(name.clone()),
         }
     }
-    Ok(())
+    Ok(format!("ARG {}", parts.join(" ")))
 }
 
 fn convert_env(
@@ -155,13 +156,17 @@ fn convert_env(
     state: &mut StageState,
     pairs: &[KeyValue],
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
     let mut expanded = Vec::new();
     for pair in pairs {
         let key = dispatcher.expand(state, &pair.key, node)?.result;
         let value = dispatcher.expand(state, &pair.value, node)?.result;
         expanded.push((key, value));
     }
+    let message = expanded
+        .iter()
+        .map(|(k, v)| format!(" {k}={v}"))
+        .collect::<String>();
     for (key, value) in expanded {
         if check::is_secret_key(&key) {
             dispatcher.linter.run(
@@ -172,7 +177,7 @@ fn convert_env(
         }
         state.image.config.set_env(&key, &value);
     }
-    Ok(())
+    Ok(format!("ENV{message}"))
 }
 
 fn convert_label(
@@ -180,13 +185,15 @@ fn convert_label(
     state: &mut StageState,
     pairs: &[KeyValue],
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
+    let mut message = String::from("LABEL");
     for pair in pairs {
         let key = dispatcher.expand(state, &pair.key, node)?.result;
         let value = dispatcher.expand(state, &pair.value, node)?.result;
+        message.push_str(&format!(" {key}={value}"));
         state.image.config.labels.insert(key, value);
     }
-    Ok(())
+    Ok(message)
 }
 
 /// Wraps a shell-form command in the stage's shell.
@@ -234,14 +241,16 @@ fn convert_cmd(
     state: &mut StageState,
     line: &CommandLine,
     node: &parser::Node,
-) -> Result<()> {
+) -> String {
     let mut seen = state.seen_cmd.take();
     used_once(dispatcher, &mut seen, "CMD", node);
     state.seen_cmd = seen;
     recommend_json(dispatcher, state, line, "CMD", node);
-    state.image.config.cmd = Some(with_shell(&state.image, line));
+    let args = with_shell(&state.image, line);
+    let message = format!("CMD {}", go_quoted_list(&args));
+    state.image.config.cmd = Some(args);
     state.cmd_set = true;
-    Ok(())
+    message
 }
 
 fn convert_entrypoint(
@@ -249,17 +258,19 @@ fn convert_entrypoint(
     state: &mut StageState,
     line: &CommandLine,
     node: &parser::Node,
-) -> Result<()> {
+) -> String {
     let mut seen = state.seen_entrypoint.take();
     used_once(dispatcher, &mut seen, "ENTRYPOINT", node);
     state.seen_entrypoint = seen;
     recommend_json(dispatcher, state, line, "ENTRYPOINT", node);
-    state.image.config.entrypoint = Some(with_shell(&state.image, line));
+    let args = with_shell(&state.image, line);
+    let message = format!("ENTRYPOINT {}", go_quoted_list(&args));
+    state.image.config.entrypoint = Some(args);
     // Setting ENTRYPOINT clears a CMD inherited from the base image.
     if !state.cmd_set {
         state.image.config.cmd = None;
     }
-    Ok(())
+    message
 }
 
 fn convert_expose(
@@ -267,7 +278,8 @@ fn convert_expose(
     state: &mut StageState,
     ports: &[String],
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
+    let mut specs = Vec::new();
     for raw in ports {
         let port = dispatcher.expand(state, raw, node)?.result;
         if port.contains(':') {
@@ -290,6 +302,7 @@ fn convert_expose(
                 .context
                 .error(format!("invalid port `{port}` in `EXPOSE`"), node));
         };
+        specs.push(format!("{range}/{protocol}"));
         for number in start..=end.max(start) {
             state
                 .image
@@ -298,7 +311,7 @@ fn convert_expose(
                 .insert(format!("{number}/{protocol}"), oci::Empty {});
         }
     }
-    Ok(())
+    Ok(format!("EXPOSE [{}]", specs.join(" ")))
 }
 
 fn convert_healthcheck(
@@ -306,7 +319,7 @@ fn convert_healthcheck(
     state: &mut StageState,
     spec: &HealthSpec,
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
     let mut seen = state.seen_healthcheck.take();
     used_once(dispatcher, &mut seen, "HEALTHCHECK", node);
     state.seen_healthcheck = seen;
@@ -350,8 +363,9 @@ fn convert_healthcheck(
             }
         }
     };
+    let message = format!("HEALTHCHECK {}", go_quoted_list(&check.test));
     state.image.config.healthcheck = Some(check);
-    Ok(())
+    Ok(message)
 }
 
 /// Parses Go durations such as `30s`, `1m30s`, `500ms` into nanoseconds.
@@ -383,24 +397,24 @@ pub(crate) fn parse_duration(text: &str) -> Option<u64> {
     Some(total as u64)
 }
 
-fn convert_maintainer(state: &mut StageState, name: &str) -> bool {
+fn convert_maintainer(state: &mut StageState, name: &str) -> String {
     state.image.author = Some(name.to_owned());
-    false
+    format!("MAINTAINER {name}")
 }
 
-fn convert_onbuild(state: &mut StageState, trigger: &str) -> bool {
+fn convert_onbuild(state: &mut StageState, trigger: &str) -> String {
     state
         .image
         .config
         .on_build
         .get_or_insert_with(Vec::new)
         .push(trigger.to_owned());
-    false
+    format!("ONBUILD {trigger}")
 }
 
-fn convert_shell(state: &mut StageState, shell: &[String]) -> bool {
+fn convert_shell(state: &mut StageState, shell: &[String]) -> String {
     state.image.config.shell = Some(shell.to_vec());
-    false
+    format!("SHELL [{}]", shell.join(" "))
 }
 
 fn convert_stopsignal(
@@ -408,7 +422,7 @@ fn convert_stopsignal(
     state: &mut StageState,
     signal: &str,
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
     let signal = dispatcher.expand(state, signal, node)?.result;
     let valid = signal.parse::<u32>().is_ok()
         || signal
@@ -420,8 +434,9 @@ fn convert_stopsignal(
             .context
             .error(format!("invalid signal `{signal}`"), node));
     }
+    let message = format!("STOPSIGNAL {signal}");
     state.image.config.stop_signal = Some(signal);
-    Ok(())
+    Ok(message)
 }
 
 fn convert_user(
@@ -429,9 +444,11 @@ fn convert_user(
     state: &mut StageState,
     user: &str,
     node: &parser::Node,
-) -> Result<()> {
-    state.image.config.user = Some(dispatcher.expand(state, user, node)?.result);
-    Ok(())
+) -> Result<String> {
+    let user = dispatcher.expand(state, user, node)?.result;
+    let message = format!("USER {user}");
+    state.image.config.user = Some(user);
+    Ok(message)
 }
 
 fn convert_volume(
@@ -439,7 +456,8 @@ fn convert_volume(
     state: &mut StageState,
     volumes: &[String],
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
+    let mut expanded = Vec::new();
     for raw in volumes {
         let volume = dispatcher.expand(state, raw, node)?.result;
         if volume.trim().is_empty() {
@@ -448,9 +466,10 @@ fn convert_volume(
                 node,
             ));
         }
+        expanded.push(volume.clone());
         state.image.config.volumes.insert(volume, oci::Empty {});
     }
-    Ok(())
+    Ok(format!("VOLUME [{}]", expanded.join(" ")))
 }
 
 /// Joins a path onto the working directory (absolute paths win).
@@ -483,7 +502,7 @@ fn convert_workdir(
     state: &mut StageState,
     raw: &str,
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
     let path = dispatcher.expand(state, raw, node)?.result;
     if !path.starts_with('/') && !state.workdir_set {
         dispatcher.linter.run(
@@ -503,6 +522,7 @@ fn convert_workdir(
         .unwrap_or_else(|| "/".to_owned());
     let workdir = join_workdir(&current, &path);
     state.image.config.working_dir = Some(workdir.clone());
+    let message = format!("WORKDIR {workdir}");
     let meta = step_meta(dispatcher, state, node);
     let mut inputs = Inputs::default();
     let base = inputs.add(&state.state);
@@ -520,7 +540,7 @@ fn convert_workdir(
         }],
     });
     state.state = State::with_op(op, inputs, Some(state.platform.clone()), meta);
-    Ok(())
+    Ok(message)
 }
 
 /// Returns the build context state (the `context` named context when one is given).

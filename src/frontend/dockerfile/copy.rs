@@ -130,7 +130,7 @@ pub(crate) fn convert_copy(
     state: &mut StageState,
     spec: &CopySpec,
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
     let is_add = node.keyword == "add";
     let (owner, mode_str) = parse_owner(dispatcher, state, spec, node)?;
     let dest_raw = dispatcher.expand(state, &spec.dest, node)?.result;
@@ -157,9 +157,17 @@ pub(crate) fn convert_copy(
     let link = spec.link;
     let base = if link { None } else { inputs.add(&state.state) };
     let mut actions = Vec::new();
+    let mut message = node.keyword.to_uppercase();
+    for (flag, value) in [("chown", &spec.chown), ("chmod", &spec.chmod)] {
+        if let Some(value) = value {
+            message.push_str(&format!(" --{flag}={value}"));
+        }
+    }
     for raw in &spec.sources {
-        let (source_state, src, unpack) =
+        let (source_state, src, unpack, written) =
             copy_source(dispatcher, state, spec, raw, from.as_ref(), is_add, node)?;
+        message.push(' ');
+        message.push_str(&written);
         let source = inputs.add(&source_state);
         actions.push(FileAction::Copy(CopyAction {
             source,
@@ -177,6 +185,7 @@ pub(crate) fn convert_copy(
             exclude_patterns: excludes.clone(),
         }));
     }
+    message.push_str(&format!(" {dest_raw} # buildkit"));
     let meta = step_meta(dispatcher, state, node);
     let op = Op::File(FileOp { base, actions });
     let layer = State::with_op(op, inputs, Some(state.platform.clone()), meta.clone());
@@ -185,10 +194,11 @@ pub(crate) fn convert_copy(
     } else {
         layer
     };
-    Ok(())
+    Ok(message)
 }
 
-/// Returns (state to copy from, path inside it, unpack archives) for one source word.
+/// Returns (state to copy from, path inside it, unpack archives, the source as the history
+/// shows it) for one source word.
 fn copy_source(
     dispatcher: &mut Dispatcher<'_, '_>,
     state: &StageState,
@@ -197,7 +207,7 @@ fn copy_source(
     from: Option<&State>,
     is_add: bool,
     node: &parser::Node,
-) -> Result<(State, String, bool)> {
+) -> Result<(State, String, bool, String)> {
     if let Some(heredoc) = raw.strip_prefix("<<").and_then(|name| {
         spec.heredocs
             .iter()
@@ -234,11 +244,12 @@ fn copy_source(
             State::with_op(op, Inputs::default(), None, meta),
             path,
             false,
+            raw.to_owned(),
         ));
     }
     let source = dispatcher.expand(state, raw, node)?.result;
     if let Some(from) = from {
-        return Ok((from.clone(), source, false));
+        return Ok((from.clone(), source.clone(), false, source));
     }
     let meta = VertexMeta {
         name: String::new(),
@@ -266,7 +277,7 @@ fn copy_source(
             None,
             meta,
         );
-        return Ok((git, "/".to_owned(), false));
+        return Ok((git, "/".to_owned(), false, source));
     }
     if is_add && is_url(&source) {
         let mut attrs = BTreeMap::new();
@@ -289,10 +300,12 @@ fn copy_source(
             None,
             meta,
         );
-        return Ok((http, format!("/{filename}"), spec.unpack.unwrap_or(false)));
+        let unpack = spec.unpack.unwrap_or(false);
+        return Ok((http, format!("/{filename}"), unpack, source));
     }
     let context = build_context(dispatcher, state, node)?;
-    Ok((context, source, is_add && spec.unpack.unwrap_or(true)))
+    let unpack = is_add && spec.unpack.unwrap_or(true);
+    Ok((context, source.clone(), unpack, source))
 }
 
 #[cfg(test)]

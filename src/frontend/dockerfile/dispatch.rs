@@ -431,10 +431,7 @@ impl Dispatcher<'_, '_> {
             return Ok(oci::Image::empty(platform));
         };
         match resolver.resolve(reference, platform) {
-            Ok(Some(mut image)) => {
-                image.history.clear();
-                Ok(image)
-            }
+            Ok(Some(image)) => Ok(image),
             Ok(None) => Ok(oci::Image::empty(platform)),
             Err(message) => Err(self
                 .context

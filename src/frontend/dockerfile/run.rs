@@ -20,7 +20,7 @@ pub(crate) fn convert_run(
     state: &mut StageState,
     spec: &RunSpec,
     node: &parser::Node,
-) -> Result<()> {
+) -> Result<String> {
     let mut inputs = Inputs::default();
     let root = inputs.add(&state.state);
     let mut mounts = vec![Mount {
@@ -46,6 +46,13 @@ pub(crate) fn convert_run(
             env.push(format!("{key}={value}"));
         }
     }
+    let mut message = String::from("RUN ");
+    if !state.args.is_empty() {
+        let pairs: Vec<String> = state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        message.push_str(&format!("|{} {} ", pairs.len(), pairs.join(" ")));
+    }
+    message.push_str(&args.join(" "));
+    message.push_str(" # buildkit");
     let meta = ExecMeta {
         args,
         env,
@@ -78,7 +85,7 @@ pub(crate) fn convert_run(
         secret_env,
     });
     state.state = State::with_op(op, inputs, Some(state.platform.clone()), vertex_meta);
-    Ok(())
+    Ok(message)
 }
 
 /// Builds argv: shell/exec form, with heredocs appended for the shell or run as a script.
