@@ -278,32 +278,37 @@ fn convert_with_linter(
     dispatch::run_stages(&context, stages, target_index, linter)
 }
 
+// Compat: buildkit frontend/dockerfile/builder (BUILDKIT_SYNTAX overrides `# syntax=`;
+// `dockerfile.v0` forces the built-in front end).
 fn check_syntax_directive(dockerfile: &parser::Dockerfile, options: &ConvertOptions) -> Result<()> {
-    let Some(syntax) = &dockerfile.directives.syntax else {
-        return Ok(());
+    let directive = dockerfile.directives.syntax.as_ref();
+    let (image, span) = match (options.build_args.get("BUILDKIT_SYNTAX"), directive) {
+        (Some(value), _) if value == "dockerfile.v0" => return Ok(()),
+        (Some(value), directive) => (value.clone(), directive.map(|d| d.span.clone())),
+        (None, Some(directive)) => (directive.value.clone(), Some(directive.span.clone())),
+        (None, None) => return Ok(()),
     };
-    if options
-        .build_args
-        .get("BUILDKIT_SYNTAX")
-        .is_some_and(|v| v == "dockerfile.v0")
-    {
-        return Ok(());
-    }
-    let image = syntax.value.as_str();
-    let name = image.split('@').next().unwrap_or(image);
-    let (repository, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
-    let repository = repository.trim_start_matches("docker.io/");
-    let builtin_tag = tag == "latest"
-        || tag == "labs"
-        || tag.strip_suffix("-labs").unwrap_or(tag).split('.').next() == Some("1");
-    if repository == "docker/dockerfile" && builtin_tag {
+    if is_builtin_frontend(&image) {
         return Ok(());
     }
     Err(Error::UnsupportedSyntax {
-        image: image.to_owned(),
+        image,
         src: dockerfile.file.named(),
-        span: diag::span(syntax.span.clone()),
+        span: span.map(diag::span),
     })
+}
+
+/// Returns true for `docker/dockerfile` images we implement: any `1.x`, with or without `-labs`.
+fn is_builtin_frontend(image: &str) -> bool {
+    let name = image.split('@').next().unwrap_or(image);
+    let (repository, tag) = match name.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => (repository, tag),
+        _ => (name, "latest"),
+    };
+    let repository = repository.trim_start_matches("docker.io/");
+    let version = tag.strip_suffix("-labs").unwrap_or(tag);
+    repository == "docker/dockerfile"
+        && (matches!(version, "latest" | "labs") || version.split('.').next() == Some("1"))
 }
 
 fn resolve_target(file: &SourceFile, parsed: &Parsed, options: &ConvertOptions) -> Result<usize> {
@@ -531,4 +536,45 @@ pub(crate) fn stage_display_name(stage: &Stage, index: usize) -> String {
         .name
         .clone()
         .unwrap_or_else(|| format!("stage-{index}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_frontend_versions_are_recognised() {
+        for image in [
+            "docker/dockerfile:1",
+            "docker/dockerfile:1.7-labs",
+            "docker.io/docker/dockerfile:1.4.3",
+            "docker/dockerfile",
+            "docker/dockerfile:labs",
+        ] {
+            assert!(is_builtin_frontend(image), "{image}");
+        }
+        for image in [
+            "docker/dockerfile:0.9",
+            "example.com/frontend:1",
+            "tonistiigi/dockerfile:1",
+        ] {
+            assert!(!is_builtin_frontend(image), "{image}");
+        }
+    }
+
+    #[test]
+    fn buildkit_syntax_arg_overrides_the_directive() {
+        let file = SourceFile::new("Dockerfile", "# syntax=example.com/x:1\nFROM scratch\n");
+        let mut options = ConvertOptions::default();
+        assert!(convert(&file, &options).is_err());
+        options
+            .build_args
+            .insert("BUILDKIT_SYNTAX".to_owned(), "dockerfile.v0".to_owned());
+        assert!(convert(&file, &options).is_ok());
+        let plain = SourceFile::new("Dockerfile", "FROM scratch\n");
+        options
+            .build_args
+            .insert("BUILDKIT_SYNTAX".to_owned(), "example.com/x:1".to_owned());
+        assert!(convert(&plain, &options).is_err());
+    }
 }

@@ -47,14 +47,12 @@ pub(crate) struct StageState {
 }
 
 impl StageState {
-    /// Variables for expansion: ARG values, overridden by ENV.
-    pub(crate) fn vars(&self) -> Vec<(String, String)> {
-        let mut vars = self.args.clone();
-        for entry in &self.image.config.env {
-            let (key, value) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
-            vars.push((key.to_owned(), value.to_owned()));
+    /// Variables for expansion: ARG values, overridden by ENV (borrowed, never copied).
+    pub(crate) fn vars(&self) -> StageVars<'_> {
+        StageVars {
+            env: &self.image.config.env,
+            args: &self.args,
         }
-        vars
     }
 
     /// Returns the next progress name prefix, e.g. `[build 2/4]`.
@@ -65,6 +63,44 @@ impl StageState {
             "" => format!("[{}/{total}]", self.step),
             name => format!("[{name} {}/{total}]", self.step),
         }
+    }
+}
+
+/// The variables visible to one instruction: the image's `ENV` entries win over ARGs.
+pub(crate) struct StageVars<'a> {
+    env: &'a [String],
+    args: &'a [(String, String)],
+}
+
+impl StageVars<'_> {
+    /// Returns every variable name (for "did you mean" suggestions).
+    fn names(&self) -> impl Iterator<Item = &str> {
+        let env = self
+            .env
+            .iter()
+            .map(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k));
+        env.chain(self.args.iter().map(|(k, _)| k.as_str()))
+    }
+}
+
+impl shell::Vars for StageVars<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        let from_env = self
+            .env
+            .iter()
+            .rev()
+            .find_map(|entry| match entry.split_once('=') {
+                Some((key, value)) if key == name => Some(value),
+                None if entry == name => Some(""),
+                _ => None,
+            });
+        from_env.or_else(|| {
+            self.args
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        })
     }
 }
 
@@ -540,7 +576,7 @@ impl Dispatcher<'_, '_> {
             if state.declared.contains(name) || PROXY_ARGS.contains(&name.as_str()) {
                 continue;
             }
-            let detail = match suggest(name, vars.iter().map(|(k, _)| k.as_str()), true) {
+            let detail = match suggest(name, vars.names(), true) {
                 Some(close) => {
                     format!("Usage of undefined variable '${name}' (did you mean ${close}?)")
                 }

@@ -105,9 +105,9 @@ pub enum Error {
         /// The Dockerfile.
         #[source_code]
         src: NamedSource<Arc<str>>,
-        /// The directive.
+        /// The directive, when it came from one (not from `BUILDKIT_SYNTAX`).
         #[label("external front ends are not supported")]
-        span: SourceSpan,
+        span: Option<SourceSpan>,
     },
     /// A stage, target or variable problem found while converting.
     #[error("{message}")]

@@ -3,7 +3,7 @@
 //!
 //! Compat: buildkit dockerfile2llb/convert.go dispatchRun and convert_runmount.go.
 
-use crate::frontend::dockerfile::commands::{build_context, step_meta, with_shell};
+use crate::frontend::dockerfile::commands::{build_context, join_workdir, step_meta, with_shell};
 use crate::frontend::dockerfile::copy::from_state;
 use crate::frontend::dockerfile::dispatch::{Dispatcher, StageState};
 use crate::frontend::dockerfile::error::Result;
@@ -34,10 +34,20 @@ pub(crate) fn convert_run(
     let args = command_args(dispatcher, state, spec, node, &mut inputs, &mut mounts)?;
     let mut secret_env = Vec::new();
     let mut ssh_count = 0;
-    for mount in &spec.mounts {
-        let (mount, env) =
-            convert_mount(dispatcher, state, mount, node, &mut inputs, &mut ssh_count)?;
-        mounts.push(mount);
+    for spec_mount in &spec.mounts {
+        let (mount, env) = convert_mount(
+            dispatcher,
+            state,
+            spec_mount,
+            node,
+            &mut inputs,
+            &mut ssh_count,
+        )?;
+        // Compat: a secret with `env=` and no `target=` is exposed only as a variable.
+        let env_only = env.is_some() && !spec_mount.options.contains_key("target");
+        if !env_only {
+            mounts.push(mount);
+        }
         secret_env.extend(env);
     }
     let mut env = state.image.config.env.clone();
@@ -201,6 +211,15 @@ fn is_true(value: Option<&String>) -> bool {
     value.is_some_and(|v| v == "true")
 }
 
+/// One `--mount` being lowered: the spec plus what every mount type needs.
+struct MountRequest<'m> {
+    mount: &'m MountSpec,
+    node: &'m parser::Node,
+    dest: Option<String>,
+    source: String,
+    required: bool,
+}
+
 fn convert_mount(
     dispatcher: &mut Dispatcher<'_, '_>,
     state: &StageState,
@@ -210,22 +229,24 @@ fn convert_mount(
     ssh_count: &mut usize,
 ) -> Result<(Mount, Option<SecretEnv>)> {
     let target = option(dispatcher, state, mount, "target", node)?;
-    let source = option(dispatcher, state, mount, "source", node)?.unwrap_or_default();
     let workdir = state
         .image
         .config
         .working_dir
         .clone()
         .unwrap_or_else(|| "/".to_owned());
-    let dest = target
-        .as_deref()
-        .map(|t| crate::frontend::dockerfile::commands::join_workdir(&workdir, t));
+    let request = MountRequest {
+        mount,
+        node,
+        dest: target.as_deref().map(|t| join_workdir(&workdir, t)),
+        source: option(dispatcher, state, mount, "source", node)?.unwrap_or_default(),
+        required: is_true(mount.options.get("required")),
+    };
     let readonly_default = !matches!(mount.kind, MountType::Cache | MountType::Tmpfs);
     let readonly = mount
         .options
         .get("readonly")
         .map_or(readonly_default, |v| v == "true");
-    let required = is_true(mount.options.get("required"));
     let mut env = None;
     let (input, kind, dest) = match mount.kind {
         MountType::Bind => {
@@ -233,31 +254,13 @@ fn convert_mount(
                 Some(from) => from_state(dispatcher, state, &from, node)?,
                 None => build_context(dispatcher, state, node)?,
             };
-            (inputs.add(&from), MountKind::Bind, dest.unwrap_or_default())
-        }
-        MountType::Cache => {
-            let dest = dest.unwrap_or_default();
-            let id = option(dispatcher, state, mount, "id", node)?.unwrap_or_else(|| dest.clone());
-            let sharing = match option(dispatcher, state, mount, "sharing", node)?.as_deref() {
-                None | Some("shared") => CacheSharing::Shared,
-                Some("private") => CacheSharing::Private,
-                Some("locked") => CacheSharing::Locked,
-                Some(other) => return Err(dispatcher.context.error(format!("unsupported cache sharing `{other}` (expected `shared`, `private` or `locked`)"), node)),
-            };
-            let from = match option(dispatcher, state, mount, "from", node)? {
-                Some(from) => inputs.add(&from_state(dispatcher, state, &from, node)?),
-                None => None,
-            };
             (
-                from,
-                MountKind::Cache {
-                    id,
-                    sharing,
-                    owner: owner(dispatcher, state, mount, node, 0o755)?,
-                },
-                dest,
+                inputs.add(&from),
+                MountKind::Bind,
+                request.dest.clone().unwrap_or_default(),
             )
         }
+        MountType::Cache => cache_mount(dispatcher, state, &request, inputs)?,
         MountType::Tmpfs => {
             let size = match option(dispatcher, state, mount, "size", node)? {
                 Some(text) => parse_size(&text).ok_or_else(|| {
@@ -267,57 +270,40 @@ fn convert_mount(
                 })?,
                 None => 0,
             };
-            (None, MountKind::Tmpfs { size }, dest.unwrap_or_default())
-        }
-        MountType::Secret => {
-            let id = option(dispatcher, state, mount, "id", node)?
-                .or_else(|| (!source.is_empty()).then(|| source.clone()))
-                .or_else(|| {
-                    dest.as_deref()
-                        .and_then(|d| d.rsplit('/').next())
-                        .map(str::to_owned)
-                })
-                .or_else(|| mount.options.get("env").cloned())
-                .unwrap_or_default();
-            if let Some(name) = option(dispatcher, state, mount, "env", node)? {
-                env = Some(SecretEnv {
-                    id: id.clone(),
-                    name,
-                    required,
-                });
-            }
-            let dest = dest.unwrap_or_else(|| format!("/run/secrets/{id}"));
             (
                 None,
-                MountKind::Secret {
-                    id,
-                    owner: owner(dispatcher, state, mount, node, 0o400)?,
-                    required,
-                },
-                dest,
+                MountKind::Tmpfs { size },
+                request.dest.clone().unwrap_or_default(),
             )
+        }
+        MountType::Secret => {
+            let (kind, dest, secret_env) = secret_mount(dispatcher, state, &request)?;
+            env = secret_env;
+            (None, kind, dest)
         }
         MountType::Ssh => {
             let id = option(dispatcher, state, mount, "id", node)?
                 .unwrap_or_else(|| "default".to_owned());
             *ssh_count += 1;
-            let dest =
-                dest.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{}", *ssh_count - 1));
+            let dest = request
+                .dest
+                .clone()
+                .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{}", *ssh_count - 1));
+            let owner = owner(dispatcher, state, mount, node, 0o600)?;
             (
                 None,
                 MountKind::Ssh {
                     id,
-                    owner: owner(dispatcher, state, mount, node, 0o600)?,
-                    required,
+                    owner,
+                    required: request.required,
                 },
                 dest,
             )
         }
     };
-    let selector = if mount.kind == MountType::Bind || mount.kind == MountType::Cache {
-        source
-    } else {
-        String::new()
+    let selector = match mount.kind {
+        MountType::Bind | MountType::Cache => request.source,
+        _ => String::new(),
     };
     Ok((
         Mount {
@@ -328,6 +314,73 @@ fn convert_mount(
             readonly,
             kind,
         },
+        env,
+    ))
+}
+
+fn cache_mount(
+    dispatcher: &mut Dispatcher<'_, '_>,
+    state: &StageState,
+    request: &MountRequest<'_>,
+    inputs: &mut Inputs,
+) -> Result<(Option<usize>, MountKind, String)> {
+    let (mount, node) = (request.mount, request.node);
+    let dest = request.dest.clone().unwrap_or_default();
+    let id = option(dispatcher, state, mount, "id", node)?.unwrap_or_else(|| dest.clone());
+    let sharing = match option(dispatcher, state, mount, "sharing", node)?.as_deref() {
+        None | Some("shared") => CacheSharing::Shared,
+        Some("private") => CacheSharing::Private,
+        Some("locked") => CacheSharing::Locked,
+        Some(other) => {
+            let message = format!(
+                "unsupported cache sharing `{other}` (expected `shared`, `private` or `locked`)"
+            );
+            return Err(dispatcher.context.error(message, node));
+        }
+    };
+    let from = match option(dispatcher, state, mount, "from", node)? {
+        Some(from) => inputs.add(&from_state(dispatcher, state, &from, node)?),
+        None => None,
+    };
+    let owner = owner(dispatcher, state, mount, node, 0o755)?;
+    Ok((from, MountKind::Cache { id, sharing, owner }, dest))
+}
+
+/// A secret's id defaults to `source`, then the target's file name, then the `env` name.
+fn secret_mount(
+    dispatcher: &mut Dispatcher<'_, '_>,
+    state: &StageState,
+    request: &MountRequest<'_>,
+) -> Result<(MountKind, String, Option<SecretEnv>)> {
+    let (mount, node) = (request.mount, request.node);
+    let id = option(dispatcher, state, mount, "id", node)?
+        .or_else(|| (!request.source.is_empty()).then(|| request.source.clone()))
+        .or_else(|| {
+            request
+                .dest
+                .as_deref()
+                .and_then(|d| d.rsplit('/').next())
+                .map(str::to_owned)
+        })
+        .or_else(|| mount.options.get("env").cloned())
+        .unwrap_or_default();
+    let env = option(dispatcher, state, mount, "env", node)?.map(|name| SecretEnv {
+        id: id.clone(),
+        name,
+        required: request.required,
+    });
+    let dest = request
+        .dest
+        .clone()
+        .unwrap_or_else(|| format!("/run/secrets/{id}"));
+    let owner = owner(dispatcher, state, mount, node, 0o400)?;
+    Ok((
+        MountKind::Secret {
+            id,
+            owner,
+            required: request.required,
+        },
+        dest,
         env,
     ))
 }
