@@ -164,11 +164,11 @@ pub(crate) fn convert_copy(
         }
     }
     for raw in &spec.sources {
-        let (source_state, src, unpack, written) =
-            copy_source(dispatcher, state, spec, raw, from.as_ref(), is_add, node)?;
+        let resolved = copy_source(dispatcher, state, spec, raw, from.as_ref(), is_add, node)?;
         message.push(' ');
-        message.push_str(&written);
-        let source = inputs.add(&source_state);
+        message.push_str(&resolved.written);
+        let source = inputs.add(&resolved.state);
+        let (src, unpack) = (resolved.path, resolved.unpack);
         actions.push(FileAction::Copy(CopyAction {
             source,
             src,
@@ -197,8 +197,19 @@ pub(crate) fn convert_copy(
     Ok(message)
 }
 
-/// Returns (state to copy from, path inside it, unpack archives, the source as the history
-/// shows it) for one source word.
+/// One resolved copy source.
+struct Source {
+    /// The state copied from.
+    state: State,
+    /// The path inside it.
+    path: String,
+    /// Unpack archives (`ADD` of a local tar, or `--unpack`).
+    unpack: bool,
+    /// The source as the history entry shows it.
+    written: String,
+}
+
+/// Resolves one source word of `COPY`/`ADD`.
 fn copy_source(
     dispatcher: &mut Dispatcher<'_, '_>,
     state: &StageState,
@@ -207,105 +218,130 @@ fn copy_source(
     from: Option<&State>,
     is_add: bool,
     node: &parser::Node,
-) -> Result<(State, String, bool, String)> {
-    if let Some(heredoc) = raw.strip_prefix("<<").and_then(|name| {
-        spec.heredocs
-            .iter()
-            .find(|h| h.name == name.trim_start_matches('-').trim_matches(['"', '\'']))
-    }) {
-        let mut content = heredoc.content.clone();
-        if heredoc.chomp {
-            content = content
-                .lines()
-                .map(|l| format!("{}\n", l.trim_start_matches('\t')))
-                .collect();
-        }
-        if heredoc.expand {
-            content = dispatcher.expand(state, &content, node)?.result;
-        }
-        let path = format!("/{}", heredoc.name);
-        let op = Op::File(FileOp {
-            base: None,
-            actions: vec![FileAction::Mkfile {
-                path: path.clone(),
-                owner: FileOwner {
-                    mode: Some(0o644),
-                    ..FileOwner::default()
-                },
-                data: content,
-            }],
-        });
-        let meta = VertexMeta {
-            name: format!("[internal] preparing inline document {}", heredoc.name),
-            location: Some(dispatcher.context.location(node)),
-            ignore_cache: false,
-        };
-        return Ok((
-            State::with_op(op, Inputs::default(), None, meta),
+) -> Result<Source> {
+    let heredoc = raw.strip_prefix("<<").and_then(|name| {
+        let name = name.trim_start_matches('-').trim_matches(['"', '\'']);
+        spec.heredocs.iter().find(|h| h.name == name)
+    });
+    if let Some(heredoc) = heredoc {
+        let (state, path) = heredoc_source(dispatcher, state, heredoc, node)?;
+        return Ok(Source {
+            state,
             path,
-            false,
-            raw.to_owned(),
-        ));
+            unpack: false,
+            written: raw.to_owned(),
+        });
     }
     let source = dispatcher.expand(state, raw, node)?.result;
     if let Some(from) = from {
-        return Ok((from.clone(), source.clone(), false, source));
+        return Ok(Source {
+            state: from.clone(),
+            path: source.clone(),
+            unpack: false,
+            written: source,
+        });
     }
     let meta = VertexMeta {
         name: String::new(),
         location: Some(dispatcher.context.location(node)),
         ignore_cache: false,
     };
-    if is_add && is_git(&source) {
-        let mut attrs = BTreeMap::new();
+    if is_add && (is_git(&source) || is_url(&source)) {
+        return Ok(remote_source(spec, source, meta));
+    }
+    let context = build_context(dispatcher, state, node)?;
+    let unpack = is_add && spec.unpack.unwrap_or(true);
+    Ok(Source {
+        state: context,
+        path: source.clone(),
+        unpack,
+        written: source,
+    })
+}
+
+/// A heredoc becomes a file in a scratch filesystem (expanded unless its delimiter was quoted).
+fn heredoc_source(
+    dispatcher: &mut Dispatcher<'_, '_>,
+    state: &StageState,
+    heredoc: &parser::Heredoc,
+    node: &parser::Node,
+) -> Result<(State, String)> {
+    let mut content = heredoc.content.clone();
+    if heredoc.chomp {
+        content = content
+            .lines()
+            .map(|l| format!("{}\n", l.trim_start_matches('\t')))
+            .collect();
+    }
+    if heredoc.expand {
+        content = dispatcher.expand(state, &content, node)?.result;
+    }
+    let path = format!("/{}", heredoc.name);
+    let owner = FileOwner {
+        mode: Some(0o644),
+        ..FileOwner::default()
+    };
+    let op = Op::File(FileOp {
+        base: None,
+        actions: vec![FileAction::Mkfile {
+            path: path.clone(),
+            owner,
+            data: content,
+        }],
+    });
+    let meta = VertexMeta {
+        name: format!("[internal] preparing inline document {}", heredoc.name),
+        location: Some(dispatcher.context.location(node)),
+        ignore_cache: false,
+    };
+    Ok((State::with_op(op, Inputs::default(), None, meta), path))
+}
+
+/// `ADD <git url>` (a git source, copied whole) or `ADD <http url>` (one downloaded file).
+fn remote_source(spec: &CopySpec, source: String, meta: VertexMeta) -> Source {
+    let mut attrs = BTreeMap::new();
+    if is_git(&source) {
         if spec.keep_git_dir {
             attrs.insert("git.keepgitdir".to_owned(), "true".to_owned());
         }
         if let Some(checksum) = &spec.checksum {
             attrs.insert("git.checksum".to_owned(), checksum.clone());
         }
-        let git = State::source(
-            SourceOp {
-                identifier: format!(
-                    "git://{}",
-                    source
-                        .trim_start_matches("https://")
-                        .trim_start_matches("git://")
-                ),
-                attrs,
-            },
-            None,
-            meta,
-        );
-        return Ok((git, "/".to_owned(), false, source));
+        let remote = source
+            .trim_start_matches("https://")
+            .trim_start_matches("git://");
+        let op = SourceOp {
+            identifier: format!("git://{remote}"),
+            attrs,
+        };
+        return Source {
+            state: State::source(op, None, meta),
+            path: "/".to_owned(),
+            unpack: false,
+            written: source,
+        };
     }
-    if is_add && is_url(&source) {
-        let mut attrs = BTreeMap::new();
-        if let Some(checksum) = &spec.checksum {
-            attrs.insert("http.checksum".to_owned(), checksum.clone());
-        }
-        let filename = source
-            .split(['?', '#'])
-            .next()
-            .and_then(|s| s.rsplit('/').next())
-            .filter(|s| !s.is_empty())
-            .unwrap_or("__unnamed__")
-            .to_owned();
-        attrs.insert("http.filename".to_owned(), filename.clone());
-        let http = State::source(
-            SourceOp {
-                identifier: source.clone(),
-                attrs,
-            },
-            None,
-            meta,
-        );
-        let unpack = spec.unpack.unwrap_or(false);
-        return Ok((http, format!("/{filename}"), unpack, source));
+    if let Some(checksum) = &spec.checksum {
+        attrs.insert("http.checksum".to_owned(), checksum.clone());
     }
-    let context = build_context(dispatcher, state, node)?;
-    let unpack = is_add && spec.unpack.unwrap_or(true);
-    Ok((context, source.clone(), unpack, source))
+    let filename = source
+        .split(['?', '#'])
+        .next()
+        .and_then(|s| s.rsplit('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("__unnamed__")
+        .to_owned();
+    attrs.insert("http.filename".to_owned(), filename.clone());
+    let op = SourceOp {
+        identifier: source.clone(),
+        attrs,
+    };
+    Source {
+        state: State::source(op, None, meta),
+        path: format!("/{filename}"),
+        unpack: spec.unpack.unwrap_or(false),
+        written: source,
+    }
 }
 
 #[cfg(test)]

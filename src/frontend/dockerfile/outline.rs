@@ -174,49 +174,59 @@ pub fn outline(file: &SourceFile, options: &ConvertOptions) -> Result<Outline> {
         }
     }
     for index in &reachable {
-        for command in &parsed.stages[*index].commands {
-            let lines = Location::lines(command.node.start_line, command.node.end_line);
-            match &command.instruction {
-                Instruction::Arg(declarations) => {
-                    for declaration in declarations {
-                        push_arg(&mut outline, &mut seen, options, declaration, &command.node);
-                    }
-                }
-                Instruction::Run(run) => {
-                    for mount in &run.mounts {
-                        let required = mount.options.get("required").is_some_and(|v| v == "true");
-                        let id = mount.options.get("id").cloned();
-                        match mount.kind {
-                            MountType::Secret => {
-                                let name = id
-                                    .or_else(|| {
-                                        mount
-                                            .options
-                                            .get("target")
-                                            .and_then(|t| t.rsplit('/').next())
-                                            .map(str::to_owned)
-                                    })
-                                    .unwrap_or_default();
-                                outline.secrets.push(OutlineMount {
-                                    name,
-                                    required,
-                                    location: lines.clone(),
-                                });
-                            }
-                            MountType::Ssh => outline.ssh.push(OutlineMount {
-                                name: id.unwrap_or_else(|| "default".to_owned()),
-                                required,
-                                location: lines.clone(),
-                            }),
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+        collect_stage(&mut outline, &mut seen, options, &parsed.stages[*index]);
     }
     Ok(outline)
+}
+
+/// Adds one stage's ARGs, secrets and SSH mounts to the outline.
+fn collect_stage(
+    outline: &mut Outline,
+    seen: &mut BTreeSet<String>,
+    options: &ConvertOptions,
+    stage: &crate::frontend::dockerfile::instructions::Stage,
+) {
+    for command in &stage.commands {
+        let lines = Location::lines(command.node.start_line, command.node.end_line);
+        match &command.instruction {
+            Instruction::Arg(declarations) => {
+                for declaration in declarations {
+                    push_arg(outline, seen, options, declaration, &command.node);
+                }
+            }
+            Instruction::Run(run) => {
+                for mount in &run.mounts {
+                    let required = mount.options.get("required").is_some_and(|v| v == "true");
+                    let id = mount.options.get("id").cloned();
+                    match mount.kind {
+                        MountType::Secret => {
+                            let name = id
+                                .or_else(|| {
+                                    mount
+                                        .options
+                                        .get("target")
+                                        .and_then(|t| t.rsplit('/').next())
+                                        .map(str::to_owned)
+                                })
+                                .unwrap_or_default();
+                            outline.secrets.push(OutlineMount {
+                                name,
+                                required,
+                                location: lines.clone(),
+                            });
+                        }
+                        MountType::Ssh => outline.ssh.push(OutlineMount {
+                            name: id.unwrap_or_else(|| "default".to_owned()),
+                            required,
+                            location: lines.clone(),
+                        }),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn push_arg(
