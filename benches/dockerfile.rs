@@ -13,10 +13,13 @@ fn main() {
 fn generate(stages: usize) -> String {
     let mut text = String::from("# syntax=docker/dockerfile:1\nARG BASE=alpine:3.20\n");
     for stage in 0..stages {
-        let base = if stage == 0 {
-            "${BASE}".to_owned()
-        } else {
+        // Most stages start from an image (as real multi-stage files do); every tenth builds on
+        // the stage before it, so ENV and ARG inheritance is exercised too. Each stage copies
+        // from the previous one, so all 50 stages are reachable and lowered.
+        let base = if stage % 10 == 9 {
             format!("stage{}", stage - 1)
+        } else {
+            "${BASE}".to_owned()
         };
         text.push_str(&format!("FROM {base} AS stage{stage}\n"));
         text.push_str(&format!("ARG VERSION_{stage}=1.{stage}\n"));

@@ -1,7 +1,9 @@
 //! Vertices, edges and the serialisable [`Definition`]: the graph a front end hands to the
 //! solver, with content digests computed from a versioned canonical encoding.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,8 +58,8 @@ pub struct VertexMeta {
 pub struct Vertex {
     /// Digest of the canonical encoding of `op`, `inputs` and `platform`.
     pub digest: Digest,
-    /// What the vertex does.
-    pub op: Op,
+    /// What the vertex does (shared with the [`State`] that built it).
+    pub op: Arc<Op>,
     /// Inputs, indexed by the op.
     pub inputs: Vec<Edge>,
     /// Platform the op runs for.
@@ -94,10 +96,33 @@ pub fn vertex_digest(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> D
         inputs,
         platform,
     };
-    // Serialising plain structs, enums, Vecs and BTreeMaps to JSON cannot fail, and field order
-    // is fixed by the struct definitions, which makes the bytes canonical.
-    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-    Digest::of(&bytes)
+    // The JSON of plain structs, enums, Vecs and BTreeMaps has a fixed field order, which makes
+    // it canonical; it is streamed into the hash, never buffered. Serialising these types into
+    // a hasher cannot fail.
+    let mut hasher = HashingWriter::default();
+    let _ = serde_json::to_writer(&mut hasher, &canonical);
+    hasher.finish()
+}
+
+/// An `io::Write` that feeds sha256.
+#[derive(Default)]
+struct HashingWriter(sha2::Sha256);
+
+impl HashingWriter {
+    fn finish(self) -> Digest {
+        Digest::from_bytes(sha2::Digest::finalize(self.0).into())
+    }
+}
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Definition {
@@ -132,9 +157,28 @@ impl Definition {
     }
 }
 
+/// Hashes a digest by its first eight bytes: they are already uniformly distributed, so a
+/// general-purpose hash over them would only cost time.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for (index, byte) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*byte) << (8 * index);
+        }
+    }
+}
+
+type DigestSet = HashSet<Digest, BuildHasherDefault<DigestHasher>>;
+
 #[derive(Default)]
 struct Builder {
-    seen: HashMap<Digest, ()>,
+    seen: DigestSet,
     vertices: Vec<Vertex>,
 }
 
@@ -144,17 +188,17 @@ impl Builder {
         let mut stack: Vec<(std::sync::Arc<Node>, bool)> = vec![(start.clone(), false)];
         while let Some((node, expanded)) = stack.pop() {
             let digest = node.digest();
-            if self.seen.contains_key(&digest) {
+            if self.seen.contains(&digest) {
                 continue;
             }
             if expanded {
-                self.seen.insert(digest, ());
+                self.seen.insert(digest);
                 self.vertices.push(node.to_vertex());
                 continue;
             }
             stack.push((node.clone(), true));
             for input in node.inputs.iter().rev() {
-                if !self.seen.contains_key(&input.node.digest()) {
+                if !self.seen.contains(&input.node.digest()) {
                     stack.push((input.node.clone(), false));
                 }
             }

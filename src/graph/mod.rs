@@ -66,7 +66,7 @@ mod tests {
         let merged = State::merge(&[left, right], VertexMeta::default());
         let definition = Definition::from_state(&merged);
         assert_eq!(definition.vertices.len(), 4);
-        assert!(matches!(definition.vertices[0].op, Op::Source(_)));
+        assert!(matches!(*definition.vertices[0].op, Op::Source(_)));
         assert_eq!(definition.root, merged.edge());
     }
 

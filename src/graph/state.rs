@@ -11,7 +11,7 @@ use crate::platform::Platform;
 /// A vertex under construction, shared between the states that use it.
 #[derive(Debug)]
 pub(crate) struct Node {
-    pub(crate) op: Op,
+    pub(crate) op: Arc<Op>,
     pub(crate) inputs: Vec<Output>,
     pub(crate) platform: Option<Platform>,
     pub(crate) meta: VertexMeta,
@@ -60,7 +60,7 @@ impl Node {
     pub(crate) fn to_vertex(&self) -> Vertex {
         Vertex {
             digest: self.digest(),
-            op: self.op.clone(),
+            op: Arc::clone(&self.op),
             inputs: self.edges(),
             platform: self.platform.clone(),
             meta: self.meta.clone(),
@@ -151,7 +151,7 @@ impl State {
     /// Returns the result of a new vertex running `op` over `inputs` (output 0).
     pub fn with_op(op: Op, inputs: Inputs, platform: Option<Platform>, meta: VertexMeta) -> Self {
         let node = Node {
-            op,
+            op: Arc::new(op),
             inputs: inputs.outputs,
             platform,
             meta,

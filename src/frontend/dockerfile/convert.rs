@@ -241,7 +241,7 @@ fn convert_with_linter(
             "Empty continuation line".to_owned(),
         );
     }
-    let parsed = instructions::parse_instructions(&dockerfile, linter)?;
+    let parsed = instructions::parse_instructions(dockerfile, linter)?;
     if parsed.stages.is_empty() {
         return Err(Error::Convert {
             message: "dockerfile contains no stages to build".to_owned(),

@@ -94,7 +94,7 @@ pub struct OutlineMount {
 
 fn parse(file: &SourceFile) -> Result<Parsed> {
     let dockerfile = parser::parse(file)?;
-    parse_instructions(&dockerfile, &mut Linter::disabled())
+    parse_instructions(dockerfile, &mut Linter::disabled())
 }
 
 /// Lists the stages of a Dockerfile.

@@ -50,9 +50,15 @@ pub(crate) fn convert_run(
         }
         secret_env.extend(env);
     }
+    // ARGs become environment variables of the process unless ENV already sets them.
     let mut env = state.image.config.env.clone();
     for (key, value) in &state.args {
-        if state.image.config.env_value(key).is_none() {
+        let set_by_env = state.image.config.env.iter().any(|entry| {
+            entry.len() > key.len()
+                && entry.starts_with(key.as_str())
+                && entry.as_bytes()[key.len()] == b'='
+        });
+        if !set_by_env {
             env.push(format!("{key}={value}"));
         }
     }

@@ -69,7 +69,7 @@ pub fn expand(
     escape: char,
 ) -> Result<Expansion, ShellError> {
     let mut lexer = Lexer {
-        chars: word.chars().collect(),
+        text: word,
         position: 0,
         escape,
         vars,
@@ -130,7 +130,8 @@ impl Words {
 }
 
 struct Lexer<'v, V: Vars + ?Sized> {
-    chars: Vec<char>,
+    /// The word; `position` is a byte offset into it, always on a character boundary.
+    text: &'v str,
     position: usize,
     escape: char,
     vars: &'v V,
@@ -140,13 +141,15 @@ struct Lexer<'v, V: Vars + ?Sized> {
 
 impl<V: Vars + ?Sized> Lexer<'_, V> {
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.position).copied()
+        self.text
+            .get(self.position..)
+            .and_then(|rest| rest.chars().next())
     }
 
     fn next(&mut self) -> Option<char> {
         let c = self.peek();
-        if c.is_some() {
-            self.position += 1;
+        if let Some(c) = c {
+            self.position += c.len_utf8();
         }
         c
     }

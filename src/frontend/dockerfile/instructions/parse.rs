@@ -17,27 +17,32 @@ use crate::frontend::dockerfile::parser::{Dockerfile, Node, raw_words};
 /// # Errors
 /// Returns the first unknown instruction or flag, malformed argument list, or an instruction
 /// other than `ARG` before the first `FROM`.
-pub fn parse_instructions(dockerfile: &Dockerfile, lint: &mut Linter) -> Result<Parsed> {
+pub fn parse_instructions(dockerfile: Dockerfile, lint: &mut Linter) -> Result<Parsed> {
+    let Dockerfile {
+        file,
+        escape,
+        nodes,
+        ..
+    } = dockerfile;
     let context = Context {
-        file: &dockerfile.file,
-        escape: dockerfile.escape,
+        file: &file,
+        escape,
     };
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    for node in &dockerfile.nodes {
+    for node in nodes {
         if node.keyword == "from" {
             stages.push(parse_from(&context, node, lint)?);
             continue;
         }
-        let instruction = parse_instruction(&context, node, lint)?;
-        let command = Command {
-            instruction,
-            node: node.clone(),
-        };
+        let instruction = parse_instruction(&context, &node, lint)?;
+        let is_arg = node.keyword == "arg";
+        let command = Command { instruction, node };
         match stages.last_mut() {
             Some(stage) => stage.commands.push(command),
-            None if node.keyword == "arg" => meta_args.push(command),
+            None if is_arg => meta_args.push(command),
             None => {
+                let node = &command.node;
                 return Err(context.error(
                     format!(
                         "no build stage in current context: `{}` before the first `FROM`",
@@ -49,8 +54,8 @@ pub fn parse_instructions(dockerfile: &Dockerfile, lint: &mut Linter) -> Result<
         }
     }
     Ok(Parsed {
-        file: dockerfile.file.clone(),
-        escape: dockerfile.escape,
+        file: file.clone(),
+        escape,
         meta_args,
         stages,
     })
@@ -169,7 +174,8 @@ fn command_line(args: &str) -> CommandLine {
     }
 }
 
-fn parse_from(context: &Context<'_>, node: &Node, lint: &mut Linter) -> Result<Stage> {
+fn parse_from(context: &Context<'_>, owned: Node, lint: &mut Linter) -> Result<Stage> {
+    let node = &owned;
     let flags = context.flags(node, &[("platform", FlagKind::Value)])?;
     let words: Vec<&str> = node.args.split_whitespace().collect();
     let lines = (node.start_line, node.end_line);
@@ -212,11 +218,12 @@ fn parse_from(context: &Context<'_>, node: &Node, lint: &mut Linter) -> Result<S
         check_description(lint, node, "build stage", name);
     }
     let description = description_of(&node.comments, name.as_deref().unwrap_or_default());
+    let base = words.first().map(|w| (*w).to_owned()).unwrap_or_default();
     Ok(Stage {
         name,
-        base: words.first().map(|w| (*w).to_owned()).unwrap_or_default(),
+        base,
         platform: flags.value("platform"),
-        node: node.clone(),
+        node: owned,
         description,
         commands: Vec::new(),
     })
