@@ -104,19 +104,47 @@ pub fn vertex_digest(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> D
     hasher.finish()
 }
 
-/// An `io::Write` that feeds sha256.
-#[derive(Default)]
-struct HashingWriter(sha2::Sha256);
+/// An `io::Write` that feeds sha256 through a small stack buffer (serde_json writes many tiny
+/// pieces, and each sha256 update has a fixed cost).
+struct HashingWriter {
+    hasher: sha2::Sha256,
+    buffer: [u8; 1024],
+    len: usize,
+}
+
+impl Default for HashingWriter {
+    fn default() -> Self {
+        Self {
+            hasher: sha2::Sha256::default(),
+            buffer: [0; 1024],
+            len: 0,
+        }
+    }
+}
 
 impl HashingWriter {
-    fn finish(self) -> Digest {
-        Digest::from_bytes(sha2::Digest::finalize(self.0).into())
+    fn drain(&mut self) {
+        sha2::Digest::update(&mut self.hasher, &self.buffer[..self.len]);
+        self.len = 0;
+    }
+
+    fn finish(mut self) -> Digest {
+        self.drain();
+        Digest::from_bytes(sha2::Digest::finalize(self.hasher).into())
     }
 }
 
 impl std::io::Write for HashingWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        sha2::Digest::update(&mut self.0, bytes);
+        if self.len + bytes.len() > self.buffer.len() {
+            self.drain();
+        }
+        if bytes.len() > self.buffer.len() {
+            sha2::Digest::update(&mut self.hasher, bytes);
+        } else {
+            self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
         Ok(bytes.len())
     }
 

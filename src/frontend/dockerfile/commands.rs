@@ -545,7 +545,7 @@ fn convert_workdir(
 
 /// Returns the build context state (the `context` named context when one is given).
 pub(crate) fn build_context(
-    dispatcher: &Dispatcher<'_, '_>,
+    dispatcher: &mut Dispatcher<'_, '_>,
     state: &StageState,
     node: &parser::Node,
 ) -> Result<State> {
@@ -554,19 +554,22 @@ pub(crate) fn build_context(
         location: None,
         ignore_cache: false,
     };
-    match dispatcher.context.options.named_contexts.get("context") {
-        Some(named) => Ok(dispatcher
+    if let Some(named) = dispatcher.context.options.named_contexts.get("context") {
+        return Ok(dispatcher
             .named_state(named, &state.platform, meta, node)?
-            .0),
-        None => {
-            let named = NamedContext::Local {
-                name: "context".to_owned(),
-            };
-            Ok(dispatcher
-                .named_state(&named, &state.platform, meta, node)?
-                .0)
-        }
+            .0);
     }
+    if let Some(local) = &dispatcher.local_context {
+        return Ok(local.clone());
+    }
+    let named = NamedContext::Local {
+        name: "context".to_owned(),
+    };
+    let local = dispatcher
+        .named_state(&named, &state.platform, meta, node)?
+        .0;
+    dispatcher.local_context = Some(local.clone());
+    Ok(local)
 }
 
 #[cfg(test)]

@@ -116,6 +116,8 @@ pub(crate) struct Dispatcher<'c, 'a> {
     pub(crate) resolved: Vec<ResolvedStage>,
     slots: Vec<Slot>,
     pub(crate) linter: &'c mut Linter,
+    /// The main build context source, created once and shared by every `COPY`.
+    pub(crate) local_context: Option<State>,
 }
 
 /// Expands every stage's base name and `--platform` (reporting the FROM lint rules).
@@ -278,6 +280,7 @@ pub(crate) fn run_stages(
         resolved,
         slots: (0..count).map(|_| Slot::Pending).collect(),
         linter,
+        local_context: None,
     };
     if context.options.all_stages {
         for index in 0..count {
