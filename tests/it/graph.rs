@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bake::diag::SourceFile;
-use bake::frontend::dockerfile::{ConvertOptions, ImageResolver, NamedContext, convert};
+use bake::frontend::dockerfile::{
+    ConvertOptions, ImageResolver, NamedContext, ResolvedImage, convert,
+};
 use bake::oci;
 use bake::platform::Platform;
 
@@ -15,7 +17,11 @@ use bake::platform::Platform;
 struct FakeResolver;
 
 impl ImageResolver for FakeResolver {
-    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Option<oci::Image>, String> {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<Option<ResolvedImage>, String> {
         let mut image = oci::Image::empty(platform);
         image.config.env = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned()];
         match reference {
@@ -52,7 +58,10 @@ impl ImageResolver for FakeResolver {
             }
             _ => {}
         }
-        Ok(Some(image))
+        // One pinned image shows how a resolved digest ends up in the source identifier.
+        let digest = (reference == "docker.io/library/golang:1.22")
+            .then(|| bake::digest::Digest::of(b"golang manifest"));
+        Ok(Some(ResolvedImage { digest, image }))
     }
 }
 

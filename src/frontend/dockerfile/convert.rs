@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::diag::{self, SourceFile};
+use crate::digest::Digest;
 use crate::frontend::dockerfile::check::{self, CheckConfig, Linter};
 use crate::frontend::dockerfile::dispatch;
 use crate::frontend::dockerfile::error::{Error, Result, suggest};
@@ -21,9 +22,11 @@ use crate::oci;
 use crate::platform::Platform;
 
 /// Metadata about a base image, supplied by whoever can reach a registry.
+// Compat: buildkit llb.ImageMetaResolver (ResolveImageConfig returns the digest and config).
 pub trait ImageResolver {
-    /// Returns the config of `reference` for `platform`, or `None` when unknown (the stage then
-    /// starts from an empty config, as in a dry run).
+    /// Returns the config of `reference` (normalised, e.g. `docker.io/library/alpine:3`) for
+    /// `platform`, or `None` when unknown (the stage then starts from an empty config, as in a
+    /// dry run).
     ///
     /// # Errors
     /// Returns a message when the image exists but cannot be read.
@@ -31,7 +34,16 @@ pub trait ImageResolver {
         &self,
         reference: &str,
         platform: &Platform,
-    ) -> std::result::Result<Option<oci::Image>, String>;
+    ) -> std::result::Result<Option<ResolvedImage>, String>;
+}
+
+/// What an [`ImageResolver`] knows about one image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedImage {
+    /// The manifest digest; when given, the source is pinned to `reference@digest`.
+    pub digest: Option<Digest>,
+    /// The image config (env, workdir, user, ONBUILD triggers, history, ...).
+    pub image: oci::Image,
 }
 
 /// A replacement input for a stage name, `FROM` name or `COPY --from` name (bake `contexts`).

@@ -400,7 +400,7 @@ impl Dispatcher<'_, '_> {
                 });
             }
             Base::Image(reference) => {
-                let image = self.resolve_image(reference, &platform, node)?;
+                let (image, pinned) = self.resolve_image(reference, &platform, node)?;
                 self.check_base_platform(index, reference, &platform, &image);
                 let total = count_steps(&context.parsed.stages[index].commands) + 1;
                 let meta = VertexMeta {
@@ -410,7 +410,7 @@ impl Dispatcher<'_, '_> {
                     },
                     ..meta
                 };
-                (State::image(reference, &platform, meta), image, platform)
+                (State::image(&pinned, &platform, meta), image, platform)
             }
             Base::Named(named) | Base::Replaced(named) => {
                 let (state, image) = self.named_state(named, &platform, meta, node)?;
@@ -460,18 +460,26 @@ impl Dispatcher<'_, '_> {
         }
     }
 
+    /// Returns the base image's config and the reference to pull (pinned to the resolved
+    /// digest when the resolver knows it).
     pub(crate) fn resolve_image(
         &self,
         reference: &str,
         platform: &Platform,
         node: &parser::Node,
-    ) -> Result<oci::Image> {
+    ) -> Result<(oci::Image, String)> {
         let Some(resolver) = &self.context.options.resolver else {
-            return Ok(oci::Image::empty(platform));
+            return Ok((oci::Image::empty(platform), reference.to_owned()));
         };
         match resolver.resolve(reference, platform) {
-            Ok(Some(image)) => Ok(image),
-            Ok(None) => Ok(oci::Image::empty(platform)),
+            Ok(Some(resolved)) => {
+                let pinned = match resolved.digest {
+                    Some(digest) if !reference.contains('@') => format!("{reference}@{digest}"),
+                    _ => reference.to_owned(),
+                };
+                Ok((resolved.image, pinned))
+            }
+            Ok(None) => Ok((oci::Image::empty(platform), reference.to_owned())),
             Err(message) => Err(self
                 .context
                 .error(format!("failed to resolve `{reference}`: {message}"), node)),
@@ -494,8 +502,8 @@ impl Dispatcher<'_, '_> {
             NamedContext::Image { reference } => {
                 let normalized =
                     reference::normalize(reference).unwrap_or_else(|| reference.clone());
-                let image = self.resolve_image(&normalized, platform, node)?;
-                (State::image(&normalized, platform, meta), image)
+                let (image, pinned) = self.resolve_image(&normalized, platform, node)?;
+                (State::image(&pinned, platform, meta), image)
             }
             NamedContext::Local { name } => (
                 State::source(source(format!("local://{name}")), None, meta),

@@ -3,7 +3,7 @@
 //! the solver or any back end. Pure: text and options in, a [`crate::graph::Definition`] and an
 //! image config out; base-image metadata comes through [`ImageResolver`].
 //!
-//! Entry points: [`convert`] (build graph of a target), [`check`] (`--call=check`),
+//! Entry points: [`convert`] (build graph of a target), [`check()`] (`--call=check`; rules in [`mod@check`]),
 //! [`outline`] and [`targets`] (`--call=outline|targets`).
 
 // Errors carry the whole source for their diagnostic; they happen at most once per conversion,
@@ -24,6 +24,8 @@ mod run;
 pub mod shell;
 
 pub use check::CheckReport;
-pub use convert::{ConvertOptions, Converted, ImageResolver, NamedContext, check, convert};
+pub use convert::{
+    ConvertOptions, Converted, ImageResolver, NamedContext, ResolvedImage, check, convert,
+};
 pub use error::{Error, Result};
 pub use outline::{Outline, OutlineArg, TargetInfo, Targets, outline, targets};
