@@ -90,6 +90,17 @@ struct Canonical<'a> {
 
 /// Computes the digest of an op with its inputs and platform.
 pub fn vertex_digest(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> Digest {
+    // Proxy variables are not part of what a vertex is.
+    let without_proxy;
+    let op = match op {
+        Op::Exec(exec) if !exec.proxy_env.is_empty() => {
+            let mut exec = exec.clone();
+            exec.proxy_env.clear();
+            without_proxy = Op::Exec(exec);
+            &without_proxy
+        }
+        _ => op,
+    };
     let canonical = Canonical {
         version: ENCODING_VERSION,
         op,

@@ -71,6 +71,33 @@ mod tests {
     }
 
     #[test]
+    fn proxy_env_is_left_out_of_the_digest() {
+        let exec = |proxy: &[(&str, &str)]| {
+            Op::Exec(ExecOp {
+                meta: ExecMeta {
+                    args: vec!["true".into()],
+                    env: Vec::new(),
+                    cwd: "/".into(),
+                    user: String::new(),
+                    extra_hosts: Vec::new(),
+                    devices: Vec::new(),
+                },
+                mounts: Vec::new(),
+                network: NetworkMode::Sandbox,
+                security: SecurityMode::Sandbox,
+                secret_env: Vec::new(),
+                proxy_env: proxy
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            })
+        };
+        let plain = vertex_digest(&exec(&[]), &[], None);
+        let proxied = vertex_digest(&exec(&[("HTTP_PROXY", "http://p:3128")]), &[], None);
+        assert_eq!(plain, proxied);
+    }
+
+    #[test]
     fn long_chains_do_not_overflow_the_stack() {
         let mut state = State::scratch();
         for i in 0..20_000 {

@@ -44,6 +44,11 @@ pub struct ExecOp {
     /// Secrets exposed as environment variables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<SecretEnv>,
+    /// Proxy variables (`HTTP_PROXY`, ...) passed to the process but left out of the digest, so
+    /// a different proxy never invalidates the cache.
+    // Compat: buildkit llb ProxyEnv (excluded from the exec op's cache key).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxy_env: BTreeMap<String, String>,
 }
 
 /// The process part of an [`ExecOp`].

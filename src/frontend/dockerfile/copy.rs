@@ -249,6 +249,11 @@ fn copy_source(
     if is_add && (is_git(&source) || is_url(&source)) {
         return Ok(remote_source(spec, source, meta));
     }
+    // Compat: buildkit dispatchCopy rejects --checksum for local sources.
+    if spec.checksum.is_some() {
+        let message = format!("checksum can't be specified for local source `{source}`");
+        return Err(dispatcher.context.error(message, node));
+    }
     let context = build_context(dispatcher, state, node)?;
     let unpack = is_add && spec.unpack.unwrap_or(true);
     Ok(Source {

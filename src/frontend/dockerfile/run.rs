@@ -4,6 +4,7 @@
 //! Compat: buildkit dockerfile2llb/convert.go dispatchRun and convert_runmount.go.
 
 use crate::frontend::dockerfile::commands::{build_context, join_workdir, step_meta, with_shell};
+use crate::frontend::dockerfile::convert::PROXY_ARGS;
 use crate::frontend::dockerfile::copy::from_state;
 use crate::frontend::dockerfile::dispatch::{Dispatcher, StageState};
 use crate::frontend::dockerfile::error::Result;
@@ -93,12 +94,21 @@ pub(crate) fn convert_run(
         SecurityMode::Sandbox
     };
     let vertex_meta = step_meta(dispatcher, state, node);
+    let proxy_env = dispatcher
+        .context
+        .options
+        .build_args
+        .iter()
+        .filter(|(key, _)| PROXY_ARGS.contains(&key.as_str()) && !state.declared.contains(*key))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
     let op = Op::Exec(ExecOp {
         meta,
         mounts,
         network,
         security,
         secret_env,
+        proxy_env,
     });
     state.state = State::with_op(op, inputs, Some(state.platform.clone()), vertex_meta);
     Ok(message)
