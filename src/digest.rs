@@ -33,6 +33,11 @@ impl Digest {
         Self(hasher.finalize().into())
     }
 
+    /// Wraps 32 raw sha256 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// Returns the raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -44,9 +49,23 @@ impl Digest {
     }
 }
 
+impl Digest {
+    /// Writes the hex digits into a stack buffer, so formatting never allocates (digests are
+    /// formatted for every edge of every vertex when a graph is hashed).
+    fn hex_buffer(&self) -> [u8; 64] {
+        let mut buffer = [0u8; 64];
+        // 64 bytes is exactly twice 32, so encoding cannot fail.
+        let _ = hex::encode_to_slice(self.0, &mut buffer);
+        buffer
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        let buffer = self.hex_buffer();
+        let hex = std::str::from_utf8(&buffer).map_err(|_| fmt::Error)?;
+        f.write_str("sha256:")?;
+        f.write_str(hex)
     }
 }
 
@@ -73,7 +92,13 @@ impl FromStr for Digest {
 
 impl Serialize for Digest {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let mut text = [0u8; 71];
+        text[..7].copy_from_slice(b"sha256:");
+        text[7..].copy_from_slice(&self.hex_buffer());
+        match std::str::from_utf8(&text) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.collect_str(self),
+        }
     }
 }
 

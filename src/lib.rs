@@ -52,6 +52,7 @@ pub mod digest;
 pub mod executor;
 pub mod frontend;
 pub mod graph;
+pub mod oci;
 pub mod plan;
 pub mod platform;
 pub mod snapshot;

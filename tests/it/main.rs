@@ -7,10 +7,13 @@
 
 mod architecture;
 mod book;
+mod check;
 mod conformance;
+mod dockerfile_errors;
 mod errors;
 mod examples;
 mod executor;
+mod graph;
 mod layer;
 mod print;
 mod schema;
