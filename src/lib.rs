@@ -49,6 +49,7 @@ pub mod cli;
 pub mod content;
 pub mod diag;
 pub mod digest;
+pub mod engine;
 pub mod executor;
 pub mod frontend;
 pub mod graph;

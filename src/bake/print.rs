@@ -59,6 +59,44 @@ pub fn print(resolved: &Resolved) -> String {
     text
 }
 
+/// Renders `--call=<method>,format=json`: each target's resolved definition under `build`
+/// and the frontend's answer under the method's name (`check`, `outline`, `targets`).
+// Compat: buildx printResult / the `--call` JSON document (commands/bake.go).
+pub fn print_calls(
+    resolved: &Resolved,
+    results: &BTreeMap<String, (String, serde_json::Value)>,
+) -> String {
+    let mut targets = serde_json::Map::new();
+    for (name, (method, result)) in results {
+        let Some(target) = resolved.targets.get(name) else {
+            continue;
+        };
+        let mut entry = serde_json::Map::new();
+        entry.insert(
+            "build".to_owned(),
+            serde_json::to_value(printable(target)).unwrap_or_default(),
+        );
+        entry.insert(method.clone(), result.clone());
+        targets.insert(name.clone(), serde_json::Value::Object(entry));
+    }
+    let groups: BTreeMap<&str, &Group> = resolved
+        .groups
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let mut document = serde_json::Map::new();
+    if !groups.is_empty() {
+        document.insert(
+            "group".to_owned(),
+            serde_json::to_value(groups).unwrap_or_default(),
+        );
+    }
+    document.insert("target".to_owned(), serde_json::Value::Object(targets));
+    let mut text = to_go_json(&document);
+    text.push('\n');
+    text
+}
+
 /// Serialises a value the way Go's `json.MarshalIndent(v, "", "  ")` does.
 pub fn to_go_json<T: Serialize>(value: &T) -> String {
     let mut out = Vec::new();

@@ -7,17 +7,26 @@ use std::path::Path;
 use crate::bake::print::{self, ListFormat};
 use crate::bake::{self, Diagnostic, Error, Inputs};
 use crate::cli::args::Args;
+use crate::cli::call::{self, CallSpec};
+use crate::plan::{self, Call};
 use crate::platform::Platform;
 
-/// What the command produced: text for stdout, or nothing.
-pub(crate) type Output = Option<String>;
+/// What a command produced: text for stdout, and whether it must exit non-zero anyway
+/// (checks that found problems still print their findings).
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// Text for stdout.
+    pub(crate) stdout: Option<String>,
+    /// Exit 1 after printing.
+    pub(crate) failed: bool,
+}
 
 fn truthy(value: Option<&String>) -> bool {
     value.is_some_and(|v| crate::buildflags::parse_bool(v).unwrap_or(false))
 }
 
 /// Builds the override list the flags imply, the way buildx appends them to `--set`.
-fn overrides(args: &Args, call: &str) -> Vec<String> {
+fn overrides(args: &Args, call: &CallSpec) -> Vec<String> {
     let mut out = args.set.clone();
     if args.load {
         out.push("*.load=true".to_owned());
@@ -40,8 +49,8 @@ fn overrides(args: &Args, call: &str) -> Vec<String> {
             out.push(format!("*.attest={attest}"));
         }
     }
-    if call != "build" {
-        out.push(format!("*.call={call}"));
+    if call.name != "build" {
+        out.push(format!("*.call={}", call.name));
     }
     out
 }
@@ -86,7 +95,7 @@ fn parse_list(spec: &str) -> Result<(String, ListFormat), Error> {
 }
 
 /// Collects the inputs to `bake::load` from the flags, the environment and the files.
-pub(crate) fn inputs(args: &Args, cwd: &Path, call: &str) -> Result<Inputs, Error> {
+pub(crate) fn inputs(args: &Args, cwd: &Path, call: &CallSpec) -> Result<Inputs, Error> {
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
     let env = if truthy(process_env.get("BUILDX_BAKE_DISABLE_VARS_ENV_LOOKUP")) {
         process_env
@@ -117,39 +126,56 @@ pub(crate) fn inputs(args: &Args, cwd: &Path, call: &str) -> Result<Inputs, Erro
     })
 }
 
-/// Runs `bake` with parsed arguments.
-pub(crate) fn run(args: &Args) -> Result<Output, Error> {
-    let cwd = std::env::current_dir().map_err(|error| {
+/// Returns the working directory as a diagnostic-friendly result.
+pub(crate) fn current_dir() -> Result<std::path::PathBuf, Error> {
+    std::env::current_dir().map_err(|error| {
         Error::one(Diagnostic::new(
             "bake::cwd",
             format!("cannot read the current directory: {error}"),
         ))
-    })?;
-    let call = if args.check {
-        "check".to_owned()
-    } else {
-        args.call.clone()
-    };
-    let inputs = inputs(args, &cwd, &call)?;
-    if let Some(spec) = &args.list {
-        let (kind, format) = parse_list(spec)?;
+    })
+}
+
+/// Parses `--call` (or `--check`).
+pub(crate) fn call_spec(args: &Args) -> Result<CallSpec, Error> {
+    call::parse(if args.check { "check" } else { &args.call })
+}
+
+/// Runs `bake` with parsed arguments.
+pub(crate) fn run(args: &Args) -> miette::Result<Output> {
+    let cwd = current_dir()?;
+    let spec = call_spec(args)?;
+    let inputs = inputs(args, &cwd, &spec)?;
+    if let Some(list) = &args.list {
+        let (kind, format) = parse_list(list)?;
         let definition = bake::define(&inputs)?;
-        return Ok(Some(match kind.as_str() {
+        let text = match kind.as_str() {
             "variables" => print::list_variables(&definition.variables, format),
             _ => print::list_targets(&definition.config, format),
-        }));
+        };
+        return Ok(Output {
+            stdout: Some(text),
+            failed: false,
+        });
     }
     let resolved = bake::load(&inputs)?;
     if args.print {
-        return Ok(Some(print::print(&resolved)));
+        return Ok(Output {
+            stdout: Some(print::print(&resolved)),
+            failed: false,
+        });
+    }
+    let plan = plan::plan(&resolved, &cwd)?;
+    if plan.requests.iter().any(|r| r.call != Call::Build) {
+        let (text, failed) = call::run(&resolved, &plan.requests, &spec)?;
+        return Ok(Output {
+            stdout: Some(text),
+            failed,
+        });
     }
     Err(Error::one(
-        Diagnostic::new(
-            "bake::not_implemented",
-            "building images is not available yet in this version of bake",
-        )
-        .help(
-            "use `--print` to see the resolved targets; building lands with the solver (issue #4)",
-        ),
-    ))
+        Diagnostic::new("bake::not_implemented", "building images is not available yet in this version of bake")
+            .help("use `--print` to see the resolved targets, or `--call=check` to lint the Dockerfiles; building lands with the solver (issue #4)"),
+    )
+    .into())
 }

@@ -4,7 +4,10 @@
 
 pub mod args;
 mod bake;
+mod call;
+mod debug;
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -12,10 +15,17 @@ use clap::Parser;
 
 /// Runs the `bake` command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let args = args::Args::parse();
-    match bake::run(&args) {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // `bake debug ...` is a subcommand; anything else is a list of targets, as in buildx
+    // (a target literally named `debug` can still be built as `bake -- debug`).
+    let outcome = if argv.get(1).is_some_and(|a| a == "debug") {
+        debug::run(&debug::DebugArgs::parse_from(&argv[1..]))
+    } else {
+        bake::run(&args::Args::parse_from(&argv))
+    };
+    match outcome {
         Ok(output) => {
-            if let Some(text) = output {
+            if let Some(text) = output.stdout {
                 let mut stdout = std::io::stdout().lock();
                 if stdout
                     .write_all(text.as_bytes())
@@ -25,17 +35,21 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
-            ExitCode::SUCCESS
+            if output.failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
-        Err(error) => {
-            report(&error);
+        Err(report) => {
+            draw(report.as_ref());
             ExitCode::FAILURE
         }
     }
 }
 
 /// Draws a diagnostic on stderr: coloured on a terminal, plain otherwise.
-fn report(error: &dyn miette::Diagnostic) {
+fn draw(error: &dyn miette::Diagnostic) {
     let text = if std::io::stderr().is_terminal() {
         let mut out = String::new();
         let handler = miette::GraphicalReportHandler::new();

@@ -62,7 +62,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "engine",
         &[
             "plan", "frontend", "graph", "solver", "ops", "source", "cache", "exporter", "config",
-            "progress", "diag",
+            "progress", "diag", "platform",
         ],
     ),
     (

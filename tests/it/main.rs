@@ -7,6 +7,7 @@
 
 mod architecture;
 mod book;
+mod call;
 mod check;
 mod conformance;
 mod dockerfile_errors;

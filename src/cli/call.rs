@@ -1,0 +1,175 @@
+//! `--call=check|outline|targets[,format=json][,ignorestatus=true]`: runs the frontend
+//! method for every resolved target and prints the results as buildx does.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::bake::{self, Diagnostic, Error, Resolved};
+use crate::diag::SourceFile;
+use crate::engine::{self, CallResult};
+use crate::frontend::dockerfile::CheckReport;
+use crate::plan::{BuildRequest, Call};
+
+/// A parsed `--call` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CallSpec {
+    /// The method name as the `call` attribute holds it (`check` becomes `lint`).
+    pub(crate) name: String,
+    /// Print JSON instead of text.
+    pub(crate) json: bool,
+    /// Exit 0 even when checks report problems.
+    pub(crate) ignore_status: bool,
+}
+
+/// Parses `check,format=json,ignorestatus=true`.
+// Compat: buildx buildflags.ParseCallFunc.
+pub(crate) fn parse(value: &str) -> Result<CallSpec, Error> {
+    let invalid = |message: String| {
+        Error::one(
+            Diagnostic::new("bake::call", message)
+                .help("use `--call=check`, `--call=outline,format=json` or `--call=targets`"),
+        )
+    };
+    let mut spec = CallSpec {
+        name: String::new(),
+        json: false,
+        ignore_status: false,
+    };
+    for field in value.split(',') {
+        match field.split_once('=') {
+            None => spec.name = field.trim().to_owned(),
+            Some(("format", "json")) => spec.json = true,
+            Some(("format", "text")) => spec.json = false,
+            Some(("ignorestatus", flag)) => {
+                spec.ignore_status = crate::buildflags::parse_bool(flag)
+                    .ok_or_else(|| invalid(format!("invalid `ignorestatus` value `{flag}`")))?;
+            }
+            Some(_) => return Err(invalid(format!("invalid `--call` option `{field}`"))),
+        }
+    }
+    spec.name = match Call::parse(&spec.name) {
+        Some(Call::Build) => "build".to_owned(),
+        Some(Call::Lint) => "lint".to_owned(),
+        Some(Call::Outline) => "outline".to_owned(),
+        Some(Call::Targets) => "targets".to_owned(),
+        None => return Err(invalid(format!("unknown `--call` method `{}`", spec.name))),
+    };
+    Ok(spec)
+}
+
+/// The key a method's result is printed under.
+fn method_key(call: Call) -> &'static str {
+    match call {
+        Call::Lint | Call::Build => "check",
+        Call::Outline => "outline",
+        Call::Targets => "targets",
+    }
+}
+
+/// Runs the call for every target (its first platform) and returns the text to print and
+/// whether any result failed.
+pub(crate) fn run(
+    resolved: &Resolved,
+    requests: &[BuildRequest],
+    spec: &CallSpec,
+) -> Result<(String, bool), miette::Report> {
+    let mut first: BTreeMap<&str, &BuildRequest> = BTreeMap::new();
+    for request in requests.iter().filter(|r| r.call != Call::Build) {
+        first.entry(request.target.as_str()).or_insert(request);
+    }
+    let mut failed = false;
+    let mut json = BTreeMap::new();
+    let mut text = String::new();
+    for (name, request) in &first {
+        let result = engine::call(request)?;
+        failed |= result.failed();
+        if spec.json {
+            let value = serde_json::to_value(&result).map_err(|e| miette::miette!("{e}"))?;
+            json.insert(
+                (*name).to_owned(),
+                (method_key(request.call).to_owned(), value),
+            );
+            continue;
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let _ = writeln!(text, "{name}");
+        if let Some(description) = resolved
+            .targets
+            .get(*name)
+            .and_then(|t| t.description.as_deref())
+        {
+            let _ = writeln!(text, "{description}");
+        }
+        text.push('\n');
+        match &result {
+            CallResult::Check(report) => {
+                text.push_str(&render_check(report, &engine::dockerfile(request)?))
+            }
+            other => text.push_str(&bake::print::to_go_json(other)),
+        }
+        text.push('\n');
+    }
+    let output = if spec.json {
+        bake::print::print_calls(resolved, &json)
+    } else {
+        text
+    };
+    Ok((output, failed && !spec.ignore_status))
+}
+
+/// Renders check findings the way buildx prints them: a summary, then each warning with its
+/// rule, URL, description and the Dockerfile lines it points at.
+fn render_check(report: &CheckReport, file: &SourceFile) -> String {
+    let mut out = String::new();
+    match report.warnings.len() {
+        0 => out.push_str("Check complete, no warnings found.\n"),
+        1 => out.push_str("Check complete, 1 warning has been found!\n"),
+        n => {
+            let _ = writeln!(out, "Check complete, {n} warnings have been found!");
+        }
+    }
+    let lines: Vec<&str> = file.text.lines().collect();
+    for warning in &report.warnings {
+        let _ = writeln!(out, "\nWARNING: {} - {}", warning.rule_name, warning.url);
+        let _ = writeln!(out, "{}", warning.detail);
+        for range in &warning.location.ranges {
+            let (start, end) = (range.start.line, range.end.line);
+            let _ = writeln!(out, "{}:{start}\n--------------------", file.name);
+            let from = start.saturating_sub(2).max(1);
+            let to = (end + 2).min(lines.len());
+            for number in from..=to {
+                let marker = if (start..=end).contains(&number) {
+                    ">>>"
+                } else {
+                    "   "
+                };
+                let line = lines.get(number - 1).copied().unwrap_or_default();
+                let _ = writeln!(out, " {number:>3} | {marker} {line}");
+            }
+            out.push_str("--------------------\n");
+        }
+    }
+    if let Some(error) = &report.error {
+        let _ = writeln!(out, "\nERROR: {}", error.message);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_values_parse_like_buildx() {
+        let spec = parse("check,format=json").unwrap();
+        assert_eq!(
+            (spec.name.as_str(), spec.json, spec.ignore_status),
+            ("lint", true, false)
+        );
+        assert!(parse("outline,ignorestatus=true").unwrap().ignore_status);
+        assert!(parse("explode").is_err());
+        assert!(parse("check,format=xml").is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! `bake debug graph [TARGET]` and `bake debug plan`: print the lowered build graph or the
+//! build requests as JSON, like `buildctl debug dump-llb`.
+
+use clap::{Parser, Subcommand};
+
+use crate::bake::print::to_go_json;
+use crate::bake::{self, Diagnostic, Error};
+use crate::cli::args::Args;
+use crate::cli::bake::{Output, call_spec, current_dir, inputs};
+use crate::engine;
+use crate::plan;
+
+/// Inspect what bake would build.
+#[derive(Debug, Parser)]
+#[command(name = "bake debug")]
+pub(crate) struct DebugArgs {
+    #[command(subcommand)]
+    command: DebugCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DebugCommand {
+    /// Print the build graph (ops, inputs, digests, source locations) of a target as JSON.
+    Graph(Args),
+    /// Print the build requests (one per target and platform) as JSON.
+    Plan(Args),
+}
+
+/// Runs a `bake debug` subcommand.
+pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
+    let (bake_args, graph) = match &args.command {
+        DebugCommand::Graph(a) => (a, true),
+        DebugCommand::Plan(a) => (a, false),
+    };
+    let cwd = current_dir()?;
+    let inputs = inputs(bake_args, &cwd, &call_spec(bake_args)?)?;
+    let resolved = bake::load(&inputs)?;
+    let plan = plan::plan(&resolved, &cwd)?;
+    if !graph {
+        return Ok(Output {
+            stdout: Some(format!("{}\n", to_go_json(&plan))),
+            failed: false,
+        });
+    }
+    let requested: Vec<String> = bake_args
+        .targets
+        .iter()
+        .map(|t| t.replace('.', "_"))
+        .collect();
+    let request = plan
+        .requests
+        .iter()
+        .find(|r| requested.is_empty() || requested.contains(&r.target))
+        .ok_or_else(|| {
+            Error::one(Diagnostic::new(
+                "bake::unknown_target",
+                "no target to show the graph of",
+            ))
+        })?;
+    let definition = engine::graph(request)?;
+    Ok(Output {
+        stdout: Some(format!("{}\n", to_go_json(&definition))),
+        failed: false,
+    })
+}

@@ -1,0 +1,215 @@
+//! The only place front ends meet back ends: a [`BuildRequest`] goes to the Dockerfile
+//! front end here. Today it answers `--call=check|outline|targets` and `bake debug graph`;
+//! the solve, export and cache steps of issue #4 plug in here too. Layer 5.
+//!
+//! May import `plan`, `frontend`, `graph`, `platform`, `diag` (and later `solver`, `ops`,
+//! `source`, `cache`, `exporter`, `config`, `progress`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::diag::SourceFile;
+use crate::frontend::dockerfile::{self, CheckReport, ConvertOptions, Outline, Targets};
+use crate::graph::Definition;
+use crate::plan::{self, BuildRequest, Call, Dockerfile};
+
+/// Why a request could not be handed to the front end.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// The Dockerfile could not be read.
+    #[error("target `{target}`: failed to read `{path}`: {source}")]
+    #[diagnostic(
+        code(engine::dockerfile),
+        help("check the target's `context` and `dockerfile`")
+    )]
+    ReadDockerfile {
+        /// The target.
+        target: String,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The request needs something this version cannot do yet.
+    #[error("target `{target}`: {what} is not supported yet")]
+    #[diagnostic(code(engine::unsupported))]
+    Unsupported {
+        /// The target.
+        target: String,
+        /// What is missing.
+        what: String,
+    },
+    /// The Dockerfile front end rejected the Dockerfile.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Dockerfile(#[from] Box<dockerfile::Error>),
+}
+
+/// Result alias for the engine.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What a `--call` method returned for one request.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum CallResult {
+    /// `check` (BuildKit's `lint`).
+    Check(CheckReport),
+    /// `outline`.
+    Outline(Outline),
+    /// `targets`.
+    Targets(Targets),
+}
+
+impl CallResult {
+    /// Whether the call reports a failure, which makes bake exit non-zero unless
+    /// `ignorestatus` is set.
+    // Compat: buildx exits 1 when a lint result has any warning or an error, whether or not
+    // `# check=error=true` made BuildKit treat the warnings as errors.
+    pub fn failed(&self) -> bool {
+        match self {
+            CallResult::Check(report) => report.error.is_some() || !report.warnings.is_empty(),
+            CallResult::Outline(_) | CallResult::Targets(_) => false,
+        }
+    }
+}
+
+/// Reads the request's Dockerfile (or takes the inline text).
+pub fn dockerfile(request: &BuildRequest) -> Result<SourceFile> {
+    match &request.dockerfile {
+        Dockerfile::Inline(text) => Ok(SourceFile::new("Dockerfile", text.as_str())),
+        Dockerfile::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::ReadDockerfile {
+                target: request.target.clone(),
+                path: path.display().to_string(),
+                source,
+            })?;
+            let name = path.file_name().map_or_else(
+                || "Dockerfile".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            Ok(SourceFile::new(name, text))
+        }
+        Dockerfile::Remote(_) => Err(Error::Unsupported {
+            target: request.target.clone(),
+            what: "a Dockerfile inside a remote context".to_owned(),
+        }),
+    }
+}
+
+/// Maps a request onto the front end's options.
+pub fn convert_options(request: &BuildRequest) -> Result<ConvertOptions> {
+    let mut named_contexts = BTreeMap::new();
+    for (name, context) in &request.named_contexts {
+        let mapped = match context {
+            plan::NamedContext::Local { .. } => {
+                dockerfile::NamedContext::Local { name: name.clone() }
+            }
+            plan::NamedContext::Image { reference } => dockerfile::NamedContext::Image {
+                reference: reference.clone(),
+            },
+            plan::NamedContext::OciLayout { path, reference } => {
+                dockerfile::NamedContext::OciLayout {
+                    path: path.display().to_string(),
+                    reference: reference.clone(),
+                }
+            }
+            plan::NamedContext::Target { name } => {
+                dockerfile::NamedContext::Target { name: name.clone() }
+            }
+            plan::NamedContext::Remote { url } => {
+                return Err(Error::Unsupported {
+                    target: request.target.clone(),
+                    what: format!("the URL named context `{name}` (`{url}`)"),
+                });
+            }
+        };
+        named_contexts.insert(name.clone(), mapped);
+    }
+    Ok(ConvertOptions {
+        target: request.stage.clone(),
+        build_args: request.build_args.clone(),
+        labels: request.labels.clone(),
+        target_platform: request.platform.clone(),
+        build_platform: None,
+        named_contexts,
+        resolver: None,
+        all_stages: false,
+    })
+}
+
+/// Runs a frontend method (`check`, `outline`, `targets`) for one request.
+pub fn call(request: &BuildRequest) -> Result<CallResult> {
+    let file = dockerfile(request)?;
+    let options = convert_options(request)?;
+    Ok(match request.call {
+        Call::Lint | Call::Build => {
+            CallResult::Check(dockerfile::check(&file, &options).map_err(Box::new)?)
+        }
+        Call::Outline => {
+            CallResult::Outline(dockerfile::outline(&file, &options).map_err(Box::new)?)
+        }
+        Call::Targets => CallResult::Targets(dockerfile::targets(&file).map_err(Box::new)?),
+    })
+}
+
+/// Lowers one request's Dockerfile to its build graph (`bake debug graph`).
+pub fn graph(request: &BuildRequest) -> Result<Definition> {
+    let file = dockerfile(request)?;
+    let options = convert_options(request)?;
+    Ok(dockerfile::convert(&file, &options)
+        .map_err(Box::new)?
+        .definition)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> BuildRequest {
+        BuildRequest {
+            target: "app".to_owned(),
+            platform: None,
+            context: plan::Context::Local("/nonexistent".into()),
+            dockerfile: Dockerfile::Inline(text.to_owned()),
+            stage: None,
+            build_args: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            named_contexts: BTreeMap::new(),
+            outputs: Vec::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            secrets: Vec::new(),
+            ssh: Vec::new(),
+            network: None,
+            no_cache: false,
+            no_cache_filter: Vec::new(),
+            pull: false,
+            call: Call::Lint,
+        }
+    }
+
+    #[test]
+    fn check_finds_warnings_in_inline_dockerfiles() {
+        let result = call(&request("FROM scratch\nCMD a\nCMD b\n")).unwrap();
+        assert!(result.failed());
+        let json = serde_json::to_value(&result).unwrap();
+        assert!(json["warnings"].as_array().is_some_and(|w| !w.is_empty()));
+    }
+
+    #[test]
+    fn graph_lowers_the_target_stage() {
+        let definition = graph(&request(
+            "FROM scratch AS a\nFROM scratch\nCOPY --from=a / /\n",
+        ))
+        .unwrap();
+        assert!(serde_json::to_string(&definition).unwrap().len() > 10);
+    }
+
+    #[test]
+    fn missing_dockerfile_is_a_clear_error() {
+        let mut missing = request("");
+        missing.dockerfile = Dockerfile::File("/nonexistent/Dockerfile".into());
+        assert!(matches!(call(&missing), Err(Error::ReadDockerfile { .. })));
+    }
+}
