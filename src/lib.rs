@@ -54,6 +54,7 @@ pub mod executor;
 pub mod frontend;
 pub mod graph;
 pub mod oci;
+pub mod ops;
 pub mod plan;
 pub mod platform;
 pub mod snapshot;

@@ -1,0 +1,9 @@
+//! One implementation per `graph::Op`: how each kind of vertex changes a root filesystem.
+//! Layer 4. May import `solver`, `graph`, `executor`, `source`, `snapshot`, `content`,
+//! `progress`.
+//!
+//! Today: the file op ([`file::apply`]). The solver's `OpExec` implementations for every op
+//! land with the solver.
+
+pub mod chmod;
+pub mod file;
