@@ -1,11 +1,11 @@
 //! The file op: `COPY`, `ADD` (local files), `WORKDIR`'s mkdir, heredoc files and removals,
 //! applied to a mutable root filesystem. Part of `ops`.
 //!
-//! Every action is turned into tar entries and written by [`snapshot::apply_layer`], whose
+//! Every action is turned into tar entries and written by [`crate::snapshot::apply_layer`], whose
 //! `openat2(RESOLVE_IN_ROOT)` path resolution is the one audited way this crate writes into a
 //! root filesystem: a destination such as `/etc/x` where `/etc` is a symlink to `/tmp` lands
 //! in the root's own `/tmp`, never the host's. Sources are resolved inside their own root with
-//! [`executor::user::resolve_in_root`] and walked without following symlinks.
+//! [`crate::executor::user::resolve_in_root`] and walked without following symlinks.
 
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
@@ -476,7 +476,7 @@ fn tempfile_dir() -> Result<tempfile::TempDir> {
 }
 
 /// A tar stream under construction; each action's changes become one layer applied with
-/// [`snapshot::apply_layer`].
+/// [`crate::snapshot::apply_layer`].
 #[derive(Default)]
 struct Layer {
     builder: Option<tar::Builder<Vec<u8>>>,
