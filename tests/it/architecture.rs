@@ -21,7 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "ops",
         &[
-            "solver", "graph", "executor", "source", "snapshot", "content", "progress",
+            "solver", "graph", "executor", "source", "snapshot", "content", "progress", "digest",
         ],
     ),
     ("executor", &["progress", "diag"]),

@@ -13,6 +13,7 @@ mod conformance;
 mod dockerfile_errors;
 mod errors;
 mod examples;
+mod execop;
 mod executor;
 mod fileop;
 mod graph;

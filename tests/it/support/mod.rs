@@ -153,3 +153,40 @@ pub(crate) fn run_fixture(cmd: &Path) -> (Output, String) {
     let output = bake(scratch.path(), &args, &env, None);
     (output, scratch.path().to_str().unwrap().to_owned())
 }
+
+/// Finds an executable on `PATH` (or in the sbin directories).
+pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Copies busybox into `root/bin`, links every applet to it and adds a passwd and group
+/// file. No `/etc/hosts` or `/etc/resolv.conf`: the executor must provide them.
+pub(crate) fn build_busybox_rootfs(root: &Path, busybox: &Path) {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(busybox, bin.join("busybox")).unwrap();
+    let list = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nbuilder:x:1500:1600:Builder:/home/builder:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nbuilders:x:1600:\nextra:x:1700:builder\n",
+    )
+    .unwrap();
+    for dir in ["proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+}

@@ -1,0 +1,280 @@
+//! The exec op (`RUN`): turns a graph `ExecOp` and its input roots into one executor run.
+//! Part of `ops`.
+//!
+//! The op's `/` mount is the mutable root the caller prepared; other binds come from input
+//! roots. A writable bind that produces no output gets a throwaway copy, so a cached input is
+//! never changed by a later step. Cache mounts persist under a cache root and never enter a
+//! layer; secrets are written to a private directory outside the root and bound read-only.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::executor::{self, ExecRequest, ExitStatus, MountKind, Network, Runtime, Stream};
+use crate::graph::{self, CacheSharing, ExecOp, NetworkMode, SecurityMode};
+
+/// Why an exec op could not run (a non-zero exit is not an error: see [`ExitStatus`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A mount refers to an input the vertex does not have (a malformed definition).
+    #[error("mount `{dest}` refers to input {index}, but only {count} inputs were given")]
+    MissingInput {
+        /// The mount point.
+        dest: String,
+        /// The input index.
+        index: usize,
+        /// How many inputs there are.
+        count: usize,
+    },
+    /// A required secret was not provided.
+    #[error("secret `{id}` is required but was not provided")]
+    MissingSecret {
+        /// The secret id.
+        id: String,
+    },
+    /// The step asks for something this version cannot provide yet.
+    #[error("{what} is not supported yet")]
+    Unsupported {
+        /// What is missing.
+        what: String,
+    },
+    /// Preparing a mount failed.
+    #[error("failed to prepare `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Copying an input for a writable mount failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::Error),
+    /// The runtime failed.
+    #[error(transparent)]
+    Executor(#[from] executor::Error),
+}
+
+/// Result alias for the exec op.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What every exec op of a build shares.
+pub struct ExecEnvironment<'a> {
+    /// The OCI runtime (runc or crun).
+    pub runtime: &'a dyn Runtime,
+    /// Where cache mounts live between builds (`<root>/cache-mounts`).
+    pub cache_root: &'a Path,
+    /// Secret values by id.
+    pub secrets: &'a BTreeMap<String, Vec<u8>>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Runs `op` with `root` as its root filesystem and `inputs[i]` as the root of input `i`;
+/// `output` receives the process's stdout and stderr as they arrive.
+pub fn run(
+    op: &ExecOp,
+    root: &Path,
+    inputs: &[&Path],
+    environment: &ExecEnvironment<'_>,
+    output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<ExitStatus> {
+    if op.security == SecurityMode::Insecure {
+        return Err(Error::Unsupported {
+            what: "`RUN --security=insecure`".to_owned(),
+        });
+    }
+    if !op.meta.devices.is_empty() {
+        return Err(Error::Unsupported {
+            what: "`RUN --device`".to_owned(),
+        });
+    }
+    // Scratch space for throwaway copies, empty binds and secret files; removed on return.
+    let scratch = tempfile::tempdir().map_err(io_error(&std::env::temp_dir()))?;
+    let mut request = ExecRequest::new(root, op.meta.args.clone());
+    request.env = op.meta.env.clone();
+    request
+        .env
+        .extend(op.proxy_env.iter().map(|(k, v)| format!("{k}={v}")));
+    request.cwd = if op.meta.cwd.is_empty() {
+        "/".to_owned()
+    } else {
+        op.meta.cwd.clone()
+    };
+    request.user = op.meta.user.clone();
+    request.network = match op.network {
+        // Compat: without CNI, BuildKit's sandbox network is the host's.
+        NetworkMode::Sandbox | NetworkMode::Host => Network::Host,
+        NetworkMode::None => Network::None,
+    };
+    request.extra_hosts = op
+        .meta
+        .extra_hosts
+        .iter()
+        .filter_map(|entry| {
+            entry
+                .split_once('=')
+                .map(|(h, ip)| (h.to_owned(), ip.to_owned()))
+        })
+        .collect();
+    for secret in &op.secret_env {
+        match environment.secrets.get(&secret.id) {
+            Some(value) => request.env.push(format!(
+                "{}={}",
+                secret.name,
+                String::from_utf8_lossy(value)
+            )),
+            None if secret.required => {
+                return Err(Error::MissingSecret {
+                    id: secret.id.clone(),
+                });
+            }
+            None => {}
+        }
+    }
+    let mut locks = Vec::new();
+    for (index, mount) in op.mounts.iter().enumerate() {
+        if mount.dest == "/" {
+            continue;
+        }
+        let kind = mount_kind(
+            mount,
+            index,
+            inputs,
+            environment,
+            scratch.path(),
+            &mut locks,
+        )?;
+        if let Some(kind) = kind {
+            request.mounts.push(executor::Mount {
+                destination: mount.dest.clone(),
+                kind,
+            });
+        }
+    }
+    let status = environment.runtime.run(&request, output)?;
+    drop(locks);
+    Ok(status)
+}
+
+fn mount_kind(
+    mount: &graph::Mount,
+    index: usize,
+    inputs: &[&Path],
+    environment: &ExecEnvironment<'_>,
+    scratch: &Path,
+    locks: &mut Vec<fs::File>,
+) -> Result<Option<MountKind>> {
+    Ok(Some(match &mount.kind {
+        graph::MountKind::Bind => {
+            let source = match mount.input {
+                Some(input) => {
+                    let base = inputs.get(input).ok_or(Error::MissingInput {
+                        dest: mount.dest.clone(),
+                        index: input,
+                        count: inputs.len(),
+                    })?;
+                    crate::executor::user::resolve_in_root(base, &mount.selector)
+                }
+                None => {
+                    let empty = scratch.join(format!("empty-{index}"));
+                    fs::create_dir_all(&empty).map_err(io_error(&empty))?;
+                    empty
+                }
+            };
+            let source = if mount.readonly || mount.input.is_none() {
+                source
+            } else {
+                // Writes to a bind that produces no kept output must not reach the input.
+                let copy = scratch.join(format!("bind-{index}"));
+                crate::snapshot::copy_tree(&source, &copy)?;
+                copy
+            };
+            MountKind::Bind {
+                source,
+                readonly: mount.readonly,
+            }
+        }
+        graph::MountKind::Cache { id, sharing, owner } => MountKind::Bind {
+            source: cache_dir(environment.cache_root, id, *sharing, owner.mode, locks)?,
+            readonly: mount.readonly,
+        },
+        graph::MountKind::Tmpfs { size } => MountKind::Tmpfs {
+            size: (*size > 0).then_some(*size),
+        },
+        graph::MountKind::Secret {
+            id,
+            owner,
+            required,
+        } => {
+            let Some(value) = environment.secrets.get(id) else {
+                if *required {
+                    return Err(Error::MissingSecret { id: id.clone() });
+                }
+                return Ok(None);
+            };
+            let file = scratch.join(format!("secret-{index}"));
+            fs::write(&file, value).map_err(io_error(&file))?;
+            let mode = owner.mode.unwrap_or(0o400);
+            fs::set_permissions(&file, fs::Permissions::from_mode(mode))
+                .map_err(io_error(&file))?;
+            MountKind::Bind {
+                source: file,
+                readonly: true,
+            }
+        }
+        graph::MountKind::Ssh { id, required, .. } => {
+            if *required {
+                return Err(Error::Unsupported {
+                    what: format!("the SSH mount `{id}`"),
+                });
+            }
+            return Ok(None);
+        }
+    }))
+}
+
+/// Returns the directory of a cache mount, creating it on first use. `locked` waits for other
+/// users; `private` takes a separate directory when the shared one is busy.
+fn cache_dir(
+    cache_root: &Path,
+    id: &str,
+    sharing: CacheSharing,
+    mode: Option<u32>,
+    locks: &mut Vec<fs::File>,
+) -> Result<PathBuf> {
+    // Ids are user text (often a path): hash them into a safe directory name.
+    let name = crate::digest::Digest::of(id.as_bytes()).hex();
+    fs::create_dir_all(cache_root).map_err(io_error(cache_root))?;
+    let mut candidate = 0;
+    loop {
+        let dir = match candidate {
+            0 => cache_root.join(&name),
+            n => cache_root.join(format!("{name}-{n}")),
+        };
+        let lock_path = dir.with_extension("lock");
+        if sharing != CacheSharing::Shared {
+            let lock = fs::File::create(&lock_path).map_err(io_error(&lock_path))?;
+            let operation = match sharing {
+                CacheSharing::Locked => rustix::fs::FlockOperation::LockExclusive,
+                _ => rustix::fs::FlockOperation::NonBlockingLockExclusive,
+            };
+            if rustix::fs::flock(&lock, operation).is_err() {
+                candidate += 1;
+                continue;
+            }
+            locks.push(lock);
+        }
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode.unwrap_or(0o755)))
+                .map_err(io_error(&dir))?;
+        }
+        return Ok(dir);
+    }
+}
