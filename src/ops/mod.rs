@@ -2,9 +2,11 @@
 //! Layer 4. May import `solver`, `graph`, `executor`, `source`, `snapshot`, `content`,
 //! `progress`.
 //!
-//! Today: the file op ([`file::apply`]) and the exec op ([`exec::run`]). The solver's `OpExec` implementations for every op
+//! Today: the file op ([`file::apply`]), the exec op ([`exec::run`]) and the merge op
+//! ([`merge::apply`]). The solver's `OpExec` implementations for every op
 //! land with the solver.
 
 pub mod chmod;
 pub mod exec;
 pub mod file;
+pub mod merge;
