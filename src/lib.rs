@@ -56,4 +56,6 @@ pub mod graph;
 pub mod oci;
 pub mod plan;
 pub mod platform;
+pub mod progress;
 pub mod snapshot;
+pub mod solver;
