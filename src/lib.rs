@@ -57,4 +57,6 @@ pub mod oci;
 pub mod ops;
 pub mod plan;
 pub mod platform;
+pub mod progress;
 pub mod snapshot;
+pub mod solver;

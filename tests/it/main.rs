@@ -20,5 +20,6 @@ mod graph;
 mod layer;
 mod print;
 mod schema;
+mod solver;
 mod store;
 mod support;
