@@ -57,3 +57,4 @@ pub mod oci;
 pub mod plan;
 pub mod platform;
 pub mod snapshot;
+pub mod source;

@@ -18,5 +18,6 @@ mod graph;
 mod layer;
 mod print;
 mod schema;
+mod source;
 mod store;
 mod support;
