@@ -359,7 +359,7 @@ fn busybox_layout_resolves_by_default_tag_and_digest() {
 }
 
 #[test]
-fn missing_tag_lists_available_tags_and_wrong_platform_is_an_error() {
+fn missing_tag_lists_available_tags() {
     let layout = busybox();
     let error = layout
         .resolve(&Selector::Tag("v2".into()), &amd64())
@@ -369,13 +369,6 @@ fn missing_tag_lists_available_tags_and_wrong_platform_is_an_error() {
         message.contains("`v2`") && message.contains("`latest`"),
         "{message}"
     );
-    let arm: Platform = "linux/arm64".parse().unwrap();
-    let error = layout
-        .resolve(&Selector::Tag("latest".into()), &arm)
-        .map(|_| ());
-    // The manifest is named directly by the tag, so no platform choice happens there, as in
-    // BuildKit; choosing by platform applies to indexes.
-    assert!(error.is_ok());
 }
 
 #[test]
@@ -492,4 +485,169 @@ fn not_a_layout_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let error = OciLayout::open(dir.path()).unwrap_err();
     assert!(matches!(error, Error::NotLayout { .. }), "{error}");
+}
+
+/// Writes `bytes` as a blob of `layout` and returns its descriptor JSON.
+fn put_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
+    let digest = Digest::of(bytes);
+    fs::write(layout.join("blobs/sha256").join(digest.hex()), bytes).unwrap();
+    serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": bytes.len()})
+}
+
+/// Builds a one-file layer tar.
+fn layer_tar(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, name, data).unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// A layout whose `index.json` names a nested index (tag `multi`) with an amd64 image (zstd
+/// layer) and an arm64 image (uncompressed layer).
+fn multi_platform_layout(dir: &Path) -> PathBuf {
+    let layout = dir.join("multi");
+    fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let mut entries = Vec::new();
+    for (arch, name) in [("amd64", "zstd"), ("arm64", "plain")] {
+        let tar = layer_tar(&format!("etc/{name}"), arch.as_bytes());
+        let (media_type, blob) = if name == "zstd" {
+            (
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                zstd::encode_all(tar.as_slice(), 3).unwrap(),
+            )
+        } else {
+            ("application/vnd.oci.image.layer.v1.tar", tar.clone())
+        };
+        let layer = put_blob(&layout, media_type, &blob);
+        let config = serde_json::json!({
+            "architecture": arch, "os": "linux",
+            "config": {"Env": [format!("ARCH={arch}")]},
+            "rootfs": {"type": "layers", "diff_ids": [Digest::of(&tar).to_string()]},
+        });
+        let config = put_blob(
+            &layout,
+            "application/vnd.oci.image.config.v1+json",
+            config.to_string().as_bytes(),
+        );
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config, "layers": [layer],
+        });
+        let mut entry = put_blob(
+            &layout,
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.to_string().as_bytes(),
+        );
+        entry["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+        entries.push(entry);
+    }
+    let nested = serde_json::json!({"schemaVersion": 2, "manifests": entries});
+    let mut top = put_blob(
+        &layout,
+        "application/vnd.oci.image.index.v1+json",
+        nested.to_string().as_bytes(),
+    );
+    top["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "multi"});
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [top]});
+    fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    layout
+}
+
+#[test]
+fn nested_index_selects_by_platform_and_unpacks_zstd_and_plain_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::open(&multi_platform_layout(dir.path())).unwrap();
+    for (platform, file) in [("linux/amd64", "zstd"), ("linux/arm64/v8", "plain")] {
+        let platform: Platform = platform.parse().unwrap();
+        let image = layout
+            .resolve(&Selector::Tag("multi".into()), &platform)
+            .unwrap();
+        assert_eq!(image.config.architecture, platform.architecture);
+        let root = dir.path().join(file);
+        layout.unpack(&image, &root).unwrap();
+        let text = fs::read_to_string(root.join("etc").join(file)).unwrap();
+        assert_eq!(text, platform.architecture);
+    }
+    let riscv: Platform = "linux/riscv64".parse().unwrap();
+    let error = layout.resolve(&Selector::Default, &riscv).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("linux/riscv64") && message.contains("linux/arm64"),
+        "{message}"
+    );
+}
+
+#[test]
+fn layer_that_does_not_match_its_diff_id_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = multi_platform_layout(dir.path());
+    let layout = OciLayout::open(&path).unwrap();
+    let mut image = layout.resolve(&Selector::Default, &amd64()).unwrap();
+    image.diff_ids[0] = Digest::of(b"something else");
+    let error = layout.unpack(&image, &dir.path().join("root")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(&image.layers[0].digest.to_string()),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_file_changed_right_after_hashing_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("hot"), "one").unwrap();
+    let source = LocalSource::new(dir.path(), &LocalOptions::default()).unwrap();
+    let mut cache = StatCache::in_memory();
+    let first = source.checksum(&["hot"], &mut cache).unwrap();
+    // Same size, and quite possibly the same coarse timestamps: only the racy rule catches it.
+    fs::write(dir.path().join("hot"), "two").unwrap();
+    let second = source.checksum(&["hot"], &mut cache).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(cache.content_reads(), 2);
+}
+
+#[test]
+fn ownership_is_hashed_and_copied_when_root() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: changing owners needs root");
+        return;
+    }
+    let dir = context();
+    let file = dir.path().join("src/main.rs");
+    let before = checksum(dir.path(), &["src"]);
+    std::os::unix::fs::lchown(&file, Some(1234), Some(5678)).unwrap();
+    assert_ne!(checksum(dir.path(), &["src"]), before, "owner matters");
+    let source = LocalSource::new(dir.path(), &LocalOptions::default()).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    source.materialize(dest.path()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let copied = fs::metadata(dest.path().join("src/main.rs")).unwrap();
+    assert_eq!((copied.uid(), copied.gid()), (1234, 5678));
+}
+
+#[test]
+fn walk_lists_symlinked_directories_without_entering_them() {
+    let dir = context();
+    symlink("/etc", dir.path().join("etc")).unwrap();
+    symlink("../..", dir.path().join("up")).unwrap();
+    let source = LocalSource::new(dir.path(), &LocalOptions::default()).unwrap();
+    let entries = source.walk().unwrap();
+    let etc = entries.iter().find(|e| e.path == Path::new("etc")).unwrap();
+    assert_eq!(etc.kind, EntryKind::Symlink(PathBuf::from("/etc")));
+    assert!(!entries.iter().any(|e| {
+        e.path.components().count() > 1 && (e.path.starts_with("etc") || e.path.starts_with("up"))
+    }));
+    // Hashing the whole context hashes the links, not what they point to.
+    source
+        .checksum(&["."], &mut StatCache::in_memory())
+        .unwrap();
 }
