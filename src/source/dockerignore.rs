@@ -15,8 +15,8 @@ use super::{Error, Result};
 
 /// Returns the ignore file that applies to a build: `<Dockerfile>.dockerignore` next to the
 /// Dockerfile when it exists, otherwise `.dockerignore` at the context root, otherwise `None`.
-// Compat: buildx build/build.go (and dockerfile frontend) `<Dockerfile>.dockerignore` lookup:
-// the Dockerfile-specific file wins over the context's.
+// Compat: buildkit frontend/dockerui (Client.ReadEntrypoint / dockerignore lookup): the
+// Dockerfile-specific `<name>.dockerignore`, next to the Dockerfile, wins over the context's.
 pub fn ignore_file_for(context: &Path, dockerfile: Option<&Path>) -> Option<PathBuf> {
     if let Some(dockerfile) = dockerfile {
         let dockerfile = if dockerfile.is_absolute() {
@@ -248,6 +248,7 @@ fn check_syntax(pattern: &str) -> std::result::Result<(), &'static str> {
     let mut chars = pattern.chars().peekable();
     while let Some(ch) = chars.next() {
         match ch {
+            // The guard consumes the escaped character, so it is never read as syntax.
             '\\' if chars.next().is_none() => return Err("ends with an unescaped `\\`"),
             '[' => {
                 if chars.peek() == Some(&'^') {

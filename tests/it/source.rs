@@ -77,6 +77,7 @@ fn options(excludes: &[&str], includes: &[&str]) -> LocalOptions {
     LocalOptions {
         exclude_patterns: excludes.iter().map(|s| s.to_string()).collect(),
         include_patterns: includes.iter().map(|s| s.to_string()).collect(),
+        follow_paths: Vec::new(),
     }
 }
 
@@ -141,6 +142,25 @@ fn include_patterns_keep_only_what_the_build_reads() {
     assert_eq!(paths(&source), ["build.sh", "src", "src/main.rs"]);
     let deep = LocalSource::new(dir.path(), &options(&["src/gen/out.rs"], &["src"])).unwrap();
     assert_eq!(paths(&deep), ["src", "src/gen", "src/main.rs"]);
+}
+
+#[test]
+fn follow_paths_bring_in_symlink_targets_and_refuse_escapes() {
+    let dir = context();
+    fs::create_dir(dir.path().join("docker")).unwrap();
+    fs::write(dir.path().join("docker/real.Dockerfile"), "FROM scratch\n").unwrap();
+    symlink("docker/real.Dockerfile", dir.path().join("Dockerfile")).unwrap();
+    let follow = |path: &str| LocalOptions {
+        follow_paths: vec![path.to_owned()],
+        ..LocalOptions::default()
+    };
+    let source = LocalSource::new(dir.path(), &follow("Dockerfile")).unwrap();
+    assert_eq!(
+        paths(&source),
+        ["Dockerfile", "docker", "docker/real.Dockerfile"]
+    );
+    let error = LocalSource::new(dir.path(), &follow("escape")).unwrap_err();
+    assert!(matches!(error, Error::OutsideContext { .. }), "{error}");
 }
 
 fn checksum(dir: &Path, selectors: &[&str]) -> Digest {

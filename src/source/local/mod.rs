@@ -7,22 +7,24 @@
 //! symlinks are copied as symlinks, and [`LocalSource::resolve`] rejects a path whose
 //! symlinks lead outside.
 
+mod checksum;
+mod include;
+
 use std::collections::VecDeque;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Read as _};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
-use sha2::{Digest as _, Sha256};
+use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
 
-use super::dockerignore::{self, Matcher, Pattern};
-use super::stat_cache::{FileStat, StatCache};
+use self::include::Includes;
+use super::dockerignore::{self, Matcher};
+use super::stat_cache::FileStat;
 use super::{Error, Result, io_error};
-use crate::digest::Digest;
 
 /// Symlink hops allowed while resolving one path, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -36,6 +38,10 @@ pub struct LocalOptions {
     /// BuildKit's `local.includepattern`, which the Dockerfile front end fills with the paths
     /// the build reads.
     pub include_patterns: Vec<String>,
+    /// Paths whose symlinks are followed: each is resolved inside the context and both the
+    /// path and its target are added to the include patterns (BuildKit's `local.followpaths`,
+    /// which the front end sets for the Dockerfile so a symlinked Dockerfile works).
+    pub follow_paths: Vec<String>,
 }
 
 /// What kind of filesystem object an [`Entry`] is.
@@ -91,17 +97,24 @@ impl LocalSource {
             Mode::empty(),
         )
         .map_err(|errno| io_error("open", &root)(errno.into()))?;
-        let includes = if options.include_patterns.is_empty() {
-            None
-        } else {
-            Some(Includes::new(&options.include_patterns)?)
-        };
-        Ok(Self {
+        let mut source = Self {
             excludes: Matcher::new(&options.exclude_patterns)?,
-            includes,
+            includes: None,
             root,
             root_fd,
-        })
+        };
+        // Compat: fsutil Walk: follow paths and their resolved targets join the include
+        // patterns, so giving follow paths alone restricts the walk to them.
+        let mut includes = options.include_patterns.clone();
+        for path in &options.follow_paths {
+            includes.push(path.clone());
+            let target = source.resolve(path)?;
+            includes.push(target.to_string_lossy().into_owned());
+        }
+        if !includes.is_empty() {
+            source.includes = Some(Includes::new(&includes)?);
+        }
+        Ok(source)
     }
 
     /// Opens the context at `root` with the ignore file that applies to `dockerfile` (see
@@ -114,6 +127,7 @@ impl LocalSource {
         let options = LocalOptions {
             exclude_patterns: dockerignore::load(root, dockerfile)?,
             include_patterns: include_patterns.to_vec(),
+            follow_paths: Vec::new(),
         };
         Self::new(root, &options)
     }
@@ -226,110 +240,6 @@ impl LocalSource {
         Ok(resolved)
     }
 
-    /// Returns the content checksum of the paths `selectors` name, as a COPY's cache key uses
-    /// it: file content, mode, owner, xattrs, symlink targets and the directory structure, but
-    /// never timestamps.
-    ///
-    /// A selector is a path (resolved through symlinks with [`Self::resolve`]; `.` is the whole
-    /// context) or a wildcard pattern. A path's checksum does not depend on the path's own
-    /// name, so renaming a source directory keeps the checksum; a wildcard's does include the
-    /// names it matched.
-    // Compat: buildkit cache/contenthash Checksum: tarsum-style header fields (mode, uid, gid,
-    // size, type, link target, filtered xattrs) plus content, mtime excluded, names relative to
-    // the selected path. Diverges: the byte encoding is ours (length-prefixed sha256 parts),
-    // not tarsum's, so digests differ from BuildKit's while their equalities agree.
-    pub fn checksum(&self, selectors: &[&str], cache: &mut StatCache) -> Result<Digest> {
-        let entries = self.walk()?;
-        cache.start_pass();
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        for selector in selectors {
-            let cleaned = dockerignore::clean(selector.trim_start_matches('/'));
-            if cleaned.contains(['*', '?', '[']) {
-                let pattern = Pattern::new(&cleaned)?;
-                parts.push(b"glob".to_vec());
-                for entry in entries.iter() {
-                    let text = entry.path.to_string_lossy();
-                    if pattern.matches(&text) {
-                        parts.push(entry.path.as_os_str().as_bytes().to_vec());
-                        let digest = self.tree_digest(&entries, &entry.path, cache)?;
-                        parts.push(digest.as_bytes().to_vec());
-                    }
-                }
-            } else {
-                let path = if cleaned == "." {
-                    PathBuf::new()
-                } else {
-                    self.resolve(&cleaned)?
-                };
-                if !path.as_os_str().is_empty()
-                    && entries.binary_search_by(|e| e.path.cmp(&path)).is_err()
-                {
-                    return Err(Error::NotFound {
-                        path: (*selector).to_owned(),
-                        context: self.root.clone(),
-                    });
-                }
-                parts.push(b"path".to_vec());
-                parts.push(
-                    self.tree_digest(&entries, &path, cache)?
-                        .as_bytes()
-                        .to_vec(),
-                );
-            }
-        }
-        Ok(Digest::of_parts(parts.iter().map(Vec::as_slice)))
-    }
-
-    /// Hashes `top` and everything below it, names taken relative to `top`.
-    fn tree_digest(&self, entries: &[Entry], top: &Path, cache: &mut StatCache) -> Result<Digest> {
-        let start = entries.partition_point(|e| e.path.as_path() < top);
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        for entry in entries[start..]
-            .iter()
-            .take_while(|e| e.path.starts_with(top))
-        {
-            let name = entry.path.strip_prefix(top).unwrap_or(&entry.path);
-            parts.push(name.as_os_str().as_bytes().to_vec());
-            parts.push(self.entry_digest(entry, cache)?.as_bytes().to_vec());
-        }
-        Ok(Digest::of_parts(parts.iter().map(Vec::as_slice)))
-    }
-
-    fn entry_digest(&self, entry: &Entry, cache: &mut StatCache) -> Result<Digest> {
-        let full = self.root.join(&entry.path);
-        let (kind, permissions, link): (&[u8], u32, &[u8]) = match &entry.kind {
-            EntryKind::Directory => (b"dir", entry.mode & 0o7777, b""),
-            EntryKind::File => (b"file", entry.mode & 0o7777, b""),
-            // Compat: buildkit cache/contenthash: symlinks hash with mode 0777 whatever lstat
-            // says, since their permission bits mean nothing on Linux.
-            EntryKind::Symlink(target) => (b"symlink", 0o777, target.as_os_str().as_bytes()),
-            EntryKind::Other => (b"other", entry.mode & 0o7777, b""),
-        };
-        let content = match entry.kind {
-            EntryKind::File => {
-                let text = entry.path.to_string_lossy();
-                cache.digest(&text, entry.stat, || self.hash_file(&entry.path))?
-            }
-            _ => Digest::of(b""),
-        };
-        let xattrs = read_xattrs(&full).map_err(io_error("read xattrs of", &full))?;
-        let mut parts: Vec<Vec<u8>> = vec![
-            kind.to_vec(),
-            permissions.to_be_bytes().to_vec(),
-            entry.uid.to_be_bytes().to_vec(),
-            entry.gid.to_be_bytes().to_vec(),
-            entry.size.to_be_bytes().to_vec(),
-            entry.rdev.to_be_bytes().to_vec(),
-            link.to_vec(),
-            content.as_bytes().to_vec(),
-        ];
-        for (name, value) in xattrs {
-            parts.push(name.as_bytes().to_vec());
-            parts.push(value);
-        }
-        Ok(Digest::of_parts(parts.iter().map(Vec::as_slice)))
-    }
-
     /// Opens a regular file of the context without following any symlink, so a path swapped
     /// for a symlink after the walk cannot make us read outside the context.
     fn open(&self, path: &Path) -> Result<File> {
@@ -342,22 +252,6 @@ impl LocalSource {
         )
         .map_err(|errno| io_error("open", self.root.join(path))(errno.into()))?;
         Ok(File::from(fd))
-    }
-
-    fn hash_file(&self, path: &Path) -> Result<Digest> {
-        let mut file = self.open(path)?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let count = file
-                .read(&mut buffer)
-                .map_err(io_error("read", self.root.join(path)))?;
-            if count == 0 {
-                break;
-            }
-            hasher.update(&buffer[..count]);
-        }
-        Ok(Digest::from_bytes(hasher.finalize().into()))
     }
 
     /// Copies every path [`Self::walk`] lists into `dest` (created if needed), preserving
@@ -388,7 +282,7 @@ impl LocalSource {
                 // sender does for anything that is not a file, directory or symlink.
                 EntryKind::Other => continue,
             }
-            set_metadata(&target, entry, privileged)?;
+            set_metadata(&self.root, &target, entry, privileged)?;
         }
         // Creating children touched the directories' mtimes; restore them, deepest first.
         for entry in entries.iter().rev() {
@@ -438,12 +332,22 @@ fn components(path: &Path) -> VecDeque<OsString> {
         .collect()
 }
 
-fn set_metadata(target: &Path, entry: &Entry, privileged: bool) -> Result<()> {
+fn set_metadata(root: &Path, target: &Path, entry: &Entry, privileged: bool) -> Result<()> {
     let error = |errno: rustix::io::Errno| io_error("set metadata of", target)(errno.into());
     if privileged {
         let owner = Some(rustix::fs::Uid::from_raw(entry.uid));
         let group = Some(rustix::fs::Gid::from_raw(entry.gid));
         rustix::fs::chownat(CWD, target, owner, group, AtFlags::SYMLINK_NOFOLLOW).map_err(error)?;
+    }
+    let source = root.join(&entry.path);
+    let xattrs = checksum::read_xattrs(&source).map_err(io_error("read xattrs of", &source))?;
+    for (name, value) in xattrs {
+        // Filesystems without xattrs, and `trusted.*` names without privilege, are skipped
+        // rather than failing the copy, as the native snapshotter does.
+        match rustix::fs::lsetxattr(target, &name, &value, XattrFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::PERM) => {}
+            Err(errno) => return Err(error(errno)),
+        }
     }
     if !matches!(entry.kind, EntryKind::Symlink(_)) {
         // After chown, which clears set-id bits.
@@ -464,96 +368,4 @@ fn set_times(target: &Path, entry: &Entry) -> Result<()> {
     };
     rustix::fs::utimensat(CWD, target, &times, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|errno| io_error("set times of", target)(errno.into()))
-}
-
-/// Reads the extended attributes that belong to a file's identity, sorted by name.
-// Compat: buildkit cache/contenthash: `security.*` except `security.capability`, and
-// `system.*` (ACLs the kernel derives), are left out of checksums.
-fn read_xattrs(path: &Path) -> io::Result<Vec<(OsString, Vec<u8>)>> {
-    let mut names = vec![0u8; 4096];
-    let length = loop {
-        match rustix::fs::llistxattr(path, &mut names[..]) {
-            Ok(length) => break length,
-            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-            Err(rustix::io::Errno::RANGE) => {
-                let needed = rustix::fs::llistxattr_query(path)?;
-                names.resize(needed.max(names.len() * 2), 0);
-            }
-            Err(errno) => return Err(errno.into()),
-        }
-    };
-    let mut xattrs = Vec::new();
-    for name in names[..length].split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let kept = !name.starts_with(b"system.")
-            && (!name.starts_with(b"security.") || name == b"security.capability");
-        if !kept {
-            continue;
-        }
-        let name = OsStr::from_bytes(name);
-        let size = rustix::fs::lgetxattr_query(path, name)?;
-        let mut value = vec![0u8; size];
-        let size = rustix::fs::lgetxattr(path, name, &mut value[..])?;
-        value.truncate(size);
-        xattrs.push((name.to_owned(), value));
-    }
-    xattrs.sort();
-    Ok(xattrs)
-}
-
-/// Include patterns (BuildKit's `local.includepattern`): a path is included when a pattern
-/// matches it or one of its parents.
-#[derive(Debug)]
-struct Includes {
-    patterns: Vec<Pattern>,
-    /// Each pattern's components, `None` standing for `**`, to decide which directories to
-    /// enter on the way to a match.
-    components: Vec<Vec<Option<Pattern>>>,
-}
-
-impl Includes {
-    fn new(patterns: &[String]) -> Result<Self> {
-        let mut compiled = Vec::new();
-        let mut components = Vec::new();
-        for pattern in patterns {
-            let cleaned = dockerignore::clean(pattern.trim_start_matches('/'));
-            compiled.push(Pattern::new(&cleaned)?);
-            components.push(
-                cleaned
-                    .split('/')
-                    .map(|part| {
-                        if part.contains("**") {
-                            Ok(None)
-                        } else {
-                            Pattern::new(part).map(Some)
-                        }
-                    })
-                    .collect::<Result<_>>()?,
-            );
-        }
-        Ok(Self {
-            patterns: compiled,
-            components,
-        })
-    }
-
-    fn includes(&self, path: &str) -> bool {
-        self.patterns.iter().any(|p| p.matches_or_parent(path))
-    }
-
-    /// Returns true when some pattern may match a path below the directory `dir`.
-    // Compat: fsutil's include handling enters a directory when it is a prefix of a pattern.
-    fn may_match_below(&self, dir: &str) -> bool {
-        let dir_parts: Vec<&str> = dir.split('/').collect();
-        self.components.iter().any(|parts| {
-            for (index, dir_part) in dir_parts.iter().enumerate() {
-                match parts.get(index) {
-                    None => return false,
-                    Some(None) => return true,
-                    Some(Some(part)) if !part.matches(dir_part) => return false,
-                    Some(Some(_)) => {}
-                }
-            }
-            parts.len() > dir_parts.len()
-        })
-    }
 }
