@@ -298,6 +298,20 @@ fn materialize_copies_modes_and_symlinks_without_following_them() {
 }
 
 #[test]
+fn materialize_keeps_hard_links_linked() {
+    let dir = context();
+    fs::hard_link(dir.path().join("build.sh"), dir.path().join("build2.sh")).unwrap();
+    let source = LocalSource::new(dir.path(), &LocalOptions::default()).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    source.materialize(dest.path()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let first = fs::metadata(dest.path().join("build.sh")).unwrap();
+    let second = fs::metadata(dest.path().join("build2.sh")).unwrap();
+    assert_eq!(first.ino(), second.ino());
+    assert_eq!(first.nlink(), 2);
+}
+
+#[test]
 fn stat_cache_rereads_nothing_for_an_unchanged_context_of_10000_files() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("context");

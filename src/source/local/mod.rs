@@ -10,7 +10,7 @@
 mod checksum;
 mod include;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
@@ -76,6 +76,8 @@ pub struct Entry {
     pub rdev: u64,
     stat: FileStat,
     mtime: (i64, i64),
+    inode: (u64, u64),
+    links: u64,
 }
 
 /// A context directory opened for reading.
@@ -261,8 +263,18 @@ impl LocalSource {
         let entries = self.walk()?;
         fs::create_dir_all(dest).map_err(io_error("create", dest))?;
         let privileged = rustix::process::geteuid().is_root();
+        // Files with several links inside the selection stay linked in the copy, as fsutil's
+        // transfer keeps them.
+        let mut linked: HashMap<(u64, u64), &Path> = HashMap::new();
         for entry in &entries {
             let target = dest.join(&entry.path);
+            if entry.kind == EntryKind::File && entry.links > 1 {
+                if let Some(first) = linked.get(&entry.inode) {
+                    fs::hard_link(dest.join(first), &target).map_err(io_error("link", &target))?;
+                    continue;
+                }
+                linked.insert(entry.inode, &entry.path);
+            }
             match &entry.kind {
                 EntryKind::Directory => match fs::create_dir(&target) {
                     Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
@@ -318,6 +330,8 @@ fn entry(path: PathBuf, full: &Path, meta: &fs::Metadata) -> Result<Entry> {
         gid: meta.gid(),
         rdev: meta.rdev(),
         stat: FileStat::of(meta),
+        inode: (meta.dev(), meta.ino()),
+        links: meta.nlink(),
         mtime: (meta.mtime(), meta.mtime_nsec()),
     })
 }
