@@ -60,3 +60,4 @@ pub mod platform;
 pub mod progress;
 pub mod snapshot;
 pub mod solver;
+pub mod source;

@@ -21,5 +21,6 @@ mod layer;
 mod print;
 mod schema;
 mod solver;
+mod source;
 mod store;
 mod support;

@@ -1,0 +1,385 @@
+//! The local build context: a directory on this machine, filtered by `.dockerignore` and by
+//! the include patterns of what a build reads, checksummed by content and copied into a
+//! snapshot directory. Part of `source`.
+//!
+//! Symlinks are never followed out of the context: the walk uses `lstat`, file contents are
+//! opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the context's descriptor,
+//! symlinks are copied as symlinks, and [`LocalSource::resolve`] rejects a path whose
+//! symlinks lead outside.
+
+mod checksum;
+mod include;
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
+
+use self::include::Includes;
+use super::dockerignore::{self, Matcher};
+use super::stat_cache::FileStat;
+use super::{Error, Result, io_error};
+
+/// Symlink hops allowed while resolving one path, as Linux's `MAXSYMLINKS`.
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Which paths of a context a build sees.
+#[derive(Debug, Clone, Default)]
+pub struct LocalOptions {
+    /// `.dockerignore` patterns (as [`dockerignore::parse`] returns them).
+    pub exclude_patterns: Vec<String>,
+    /// When not empty, only paths matching one of these (or below a match) are transferred:
+    /// BuildKit's `local.includepattern`, which the Dockerfile front end fills with the paths
+    /// the build reads.
+    pub include_patterns: Vec<String>,
+    /// Paths whose symlinks are followed: each is resolved inside the context and both the
+    /// path and its target are added to the include patterns (BuildKit's `local.followpaths`,
+    /// which the front end sets for the Dockerfile so a symlinked Dockerfile works).
+    pub follow_paths: Vec<String>,
+}
+
+/// What kind of filesystem object an [`Entry`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory.
+    Directory,
+    /// A regular file.
+    File,
+    /// A symlink and its target, as written (never followed).
+    Symlink(PathBuf),
+    /// A device node, fifo or socket.
+    Other,
+}
+
+/// One path of the context, as the walk saw it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The path relative to the context root.
+    pub path: PathBuf,
+    /// The object's kind.
+    pub kind: EntryKind,
+    /// The full `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (regular files).
+    pub size: u64,
+    /// Device number (device nodes).
+    pub rdev: u64,
+    stat: FileStat,
+    mtime: (i64, i64),
+    inode: (u64, u64),
+    links: u64,
+}
+
+/// A context directory opened for reading.
+#[derive(Debug)]
+pub struct LocalSource {
+    root: PathBuf,
+    root_fd: OwnedFd,
+    excludes: Matcher,
+    includes: Option<Includes>,
+}
+
+impl LocalSource {
+    /// Opens the context at `root` with explicit options.
+    pub fn new(root: &Path, options: &LocalOptions) -> Result<Self> {
+        let root = fs::canonicalize(root).map_err(io_error("open", root))?;
+        let root_fd = rustix::fs::open(
+            &root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| io_error("open", &root)(errno.into()))?;
+        let mut source = Self {
+            excludes: Matcher::new(&options.exclude_patterns)?,
+            includes: None,
+            root,
+            root_fd,
+        };
+        // Compat: fsutil Walk: follow paths and their resolved targets join the include
+        // patterns, so giving follow paths alone restricts the walk to them.
+        let mut includes = options.include_patterns.clone();
+        for path in &options.follow_paths {
+            includes.push(path.clone());
+            let target = source.resolve(path)?;
+            includes.push(target.to_string_lossy().into_owned());
+        }
+        if !includes.is_empty() {
+            source.includes = Some(Includes::new(&includes)?);
+        }
+        Ok(source)
+    }
+
+    /// Opens the context at `root` with the ignore file that applies to `dockerfile` (see
+    /// [`dockerignore::ignore_file_for`]) and optional include patterns.
+    pub fn load(
+        root: &Path,
+        dockerfile: Option<&Path>,
+        include_patterns: &[String],
+    ) -> Result<Self> {
+        let options = LocalOptions {
+            exclude_patterns: dockerignore::load(root, dockerfile)?,
+            include_patterns: include_patterns.to_vec(),
+            follow_paths: Vec::new(),
+        };
+        Self::new(root, &options)
+    }
+
+    /// Returns the canonical context directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Lists every path the build may see, parents before children, siblings sorted by name
+    /// (so the order is the same on every machine).
+    pub fn walk(&self) -> Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        self.walk_dir(Path::new(""), &mut entries)?;
+        Ok(entries)
+    }
+
+    fn walk_dir(&self, dir: &Path, out: &mut Vec<Entry>) -> Result<()> {
+        let full = self.root.join(dir);
+        let mut names: Vec<OsString> = fs::read_dir(&full)
+            .and_then(|entries| entries.map(|e| e.map(|e| e.file_name())).collect())
+            .map_err(io_error("list", &full))?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let path = dir.join(&name);
+            let text = path.to_string_lossy();
+            let excluded = self.excludes.excludes(&text);
+            let included = self.includes.as_ref().is_none_or(|i| i.includes(&text));
+            let full = self.root.join(&path);
+            let meta = fs::symlink_metadata(&full).map_err(io_error("stat", &full))?;
+            let selected = !excluded && included;
+            if meta.is_dir() {
+                // An excluded directory is still entered when a `!` pattern may bring something
+                // below it back, and a directory outside the include patterns when one of them
+                // may match below it; it is listed only if something inside is.
+                let may_hold_excluded = !excluded || self.excludes.has_exclusions();
+                let may_hold_included = included
+                    || self
+                        .includes
+                        .as_ref()
+                        .is_some_and(|i| i.may_match_below(&text));
+                if !(selected || (may_hold_excluded && may_hold_included)) {
+                    continue;
+                }
+                let position = out.len();
+                out.push(entry(path.clone(), &full, &meta)?);
+                self.walk_dir(&path, out)?;
+                if !selected && out.len() == position + 1 {
+                    out.pop();
+                }
+            } else if selected {
+                out.push(entry(path, &full, &meta)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `path` (relative to the context; `..` cannot climb above it) through the
+    /// context's symlinks, the final one included, and returns the real relative path.
+    ///
+    /// # Errors
+    /// [`Error::OutsideContext`] when a symlink leads outside the context: an absolute target
+    /// not under the context directory, or a relative one that climbs above it.
+    // Diverges: buildkit resolves symlinks as if the context were `/` (fs.RootPath), so an
+    // absolute target silently names another file of the context; we refuse instead, so a COPY
+    // never reads something other than what the user's symlink says.
+    pub fn resolve(&self, path: &str) -> Result<PathBuf> {
+        let outside = || Error::OutsideContext {
+            path: path.to_owned(),
+            context: self.root.clone(),
+        };
+        let cleaned = dockerignore::clean(&format!("/{path}"));
+        let mut pending: VecDeque<OsString> = components(Path::new(&cleaned));
+        let mut resolved = PathBuf::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop_front() {
+            if part == ".." {
+                if !resolved.pop() {
+                    return Err(outside());
+                }
+                continue;
+            }
+            let candidate = resolved.join(&part);
+            let full = self.root.join(&candidate);
+            match fs::symlink_metadata(&full) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(io_error("resolve", full)(io::Error::other(
+                            "too many levels of symbolic links",
+                        )));
+                    }
+                    let target = fs::read_link(&full).map_err(io_error("read symlink", &full))?;
+                    let target = if target.is_absolute() {
+                        resolved = PathBuf::new();
+                        target
+                            .strip_prefix(&self.root)
+                            .map_err(|_| outside())?
+                            .to_owned()
+                    } else {
+                        target
+                    };
+                    for part in components(&target).into_iter().rev() {
+                        pending.push_front(part);
+                    }
+                }
+                _ => resolved = candidate,
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Opens a regular file of the context without following any symlink, so a path swapped
+    /// for a symlink after the walk cannot make us read outside the context.
+    fn open(&self, path: &Path) -> Result<File> {
+        let fd = rustix::fs::openat2(
+            &self.root_fd,
+            path,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|errno| io_error("open", self.root.join(path))(errno.into()))?;
+        Ok(File::from(fd))
+    }
+
+    /// Copies every path [`Self::walk`] lists into `dest` (created if needed), preserving
+    /// modes, symlinks, modification times and, when running as root, ownership. Returns the
+    /// entries copied.
+    pub fn materialize(&self, dest: &Path) -> Result<Vec<Entry>> {
+        let entries = self.walk()?;
+        fs::create_dir_all(dest).map_err(io_error("create", dest))?;
+        let privileged = rustix::process::geteuid().is_root();
+        // Files with several links inside the selection stay linked in the copy, as fsutil's
+        // transfer keeps them.
+        let mut linked: HashMap<(u64, u64), &Path> = HashMap::new();
+        for entry in &entries {
+            let target = dest.join(&entry.path);
+            if entry.kind == EntryKind::File && entry.links > 1 {
+                if let Some(first) = linked.get(&entry.inode) {
+                    fs::hard_link(dest.join(first), &target).map_err(io_error("link", &target))?;
+                    continue;
+                }
+                linked.insert(entry.inode, &entry.path);
+            }
+            match &entry.kind {
+                EntryKind::Directory => match fs::create_dir(&target) {
+                    Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                        return Err(io_error("create", &target)(error));
+                    }
+                    _ => {}
+                },
+                EntryKind::File => {
+                    let mut input = self.open(&entry.path)?;
+                    let mut output =
+                        File::create_new(&target).map_err(io_error("create", &target))?;
+                    io::copy(&mut input, &mut output).map_err(io_error("copy", &target))?;
+                }
+                EntryKind::Symlink(link) => std::os::unix::fs::symlink(link, &target)
+                    .map_err(io_error("create symlink", &target))?,
+                // Diverges: device nodes and fifos in a context are skipped, as fsutil's
+                // sender does for anything that is not a file, directory or symlink.
+                EntryKind::Other => continue,
+            }
+            set_metadata(&self.root, &target, entry, privileged)?;
+        }
+        // Creating children touched the directories' mtimes; restore them, deepest first.
+        for entry in entries.iter().rev() {
+            if entry.kind == EntryKind::Directory {
+                set_times(&dest.join(&entry.path), entry)?;
+            }
+        }
+        Ok(entries)
+    }
+}
+
+fn entry(path: PathBuf, full: &Path, meta: &fs::Metadata) -> Result<Entry> {
+    let file_type = meta.file_type();
+    let kind = if file_type.is_dir() {
+        EntryKind::Directory
+    } else if file_type.is_file() {
+        EntryKind::File
+    } else if file_type.is_symlink() {
+        EntryKind::Symlink(fs::read_link(full).map_err(io_error("read symlink", full))?)
+    } else {
+        EntryKind::Other
+    };
+    Ok(Entry {
+        path,
+        size: if kind == EntryKind::File {
+            meta.size()
+        } else {
+            0
+        },
+        kind,
+        mode: meta.mode(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        rdev: meta.rdev(),
+        stat: FileStat::of(meta),
+        inode: (meta.dev(), meta.ino()),
+        links: meta.nlink(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+    })
+}
+
+fn components(path: &Path) -> VecDeque<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_owned()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn set_metadata(root: &Path, target: &Path, entry: &Entry, privileged: bool) -> Result<()> {
+    let error = |errno: rustix::io::Errno| io_error("set metadata of", target)(errno.into());
+    if privileged {
+        let owner = Some(rustix::fs::Uid::from_raw(entry.uid));
+        let group = Some(rustix::fs::Gid::from_raw(entry.gid));
+        rustix::fs::chownat(CWD, target, owner, group, AtFlags::SYMLINK_NOFOLLOW).map_err(error)?;
+    }
+    let source = root.join(&entry.path);
+    let xattrs = checksum::read_xattrs(&source).map_err(io_error("read xattrs of", &source))?;
+    for (name, value) in xattrs {
+        // Filesystems without xattrs, and `trusted.*` names without privilege, are skipped
+        // rather than failing the copy, as the native snapshotter does.
+        match rustix::fs::lsetxattr(target, &name, &value, XattrFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::PERM) => {}
+            Err(errno) => return Err(error(errno)),
+        }
+    }
+    if !matches!(entry.kind, EntryKind::Symlink(_)) {
+        // After chown, which clears set-id bits.
+        fs::set_permissions(target, fs::Permissions::from_mode(entry.mode & 0o7777))
+            .map_err(io_error("set permissions of", target))?;
+    }
+    set_times(target, entry)
+}
+
+fn set_times(target: &Path, entry: &Entry) -> Result<()> {
+    let time = Timespec {
+        tv_sec: entry.mtime.0,
+        tv_nsec: entry.mtime.1 as _,
+    };
+    let times = Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
+    rustix::fs::utimensat(CWD, target, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|errno| io_error("set times of", target)(errno.into()))
+}

@@ -1,0 +1,543 @@
+//! OCI image layouts on disk (`oci-layout://path[:tag|@digest]`): selecting an image by tag,
+//! digest and platform, verifying and importing its blobs, and unpacking its layers. Part of
+//! `source`.
+//!
+//! A layout is untrusted input: every blob is checked against its descriptor's digest and size
+//! before it is used, and layers are applied with [`snapshot::apply_layer`], which never writes
+//! outside the target directory.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use super::{Error, Result, io_error};
+use crate::content;
+use crate::digest::Digest;
+use crate::oci;
+use crate::platform::Platform;
+use crate::snapshot;
+
+/// The annotation that carries a manifest's tag in `index.json`.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const MANIFEST_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+/// Manifests and indexes are small; anything larger is refused before it is read.
+const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
+
+/// A content descriptor as it appears in an index or manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// The blob's media type.
+    #[serde(default)]
+    pub media_type: String,
+    /// The blob's digest.
+    pub digest: Digest,
+    /// The blob's size in bytes.
+    pub size: u64,
+    /// Annotations (tags live here in `index.json`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The platform of the image the descriptor points to (index entries).
+    #[serde(default)]
+    pub platform: Option<DescriptorPlatform>,
+}
+
+/// The `platform` object of a descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DescriptorPlatform {
+    /// CPU architecture.
+    pub architecture: String,
+    /// Operating system.
+    pub os: String,
+    /// Architecture variant.
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl DescriptorPlatform {
+    fn to_platform(&self) -> Platform {
+        Platform {
+            os: self.os.clone(),
+            architecture: self.architecture.clone(),
+            variant: self.variant.clone(),
+        }
+        .normalize()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Index {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    #[serde(default)]
+    media_type: Option<String>,
+    config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+/// The parts of an image config that [`oci::Image`] does not model.
+#[derive(Debug, Default, Deserialize)]
+struct ConfigExtras {
+    #[serde(default)]
+    rootfs: RootFs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<Digest>,
+}
+
+/// Which image of a layout to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The only top-level entry (or the one matching the platform).
+    Default,
+    /// The entry whose `org.opencontainers.image.ref.name` is this tag.
+    Tag(String),
+    /// The manifest or index with this digest.
+    Digest(Digest),
+}
+
+/// Splits `path[:tag|@digest]` (the part after `oci-layout://`) into a path and a selector.
+pub fn parse_reference(reference: &str) -> std::result::Result<(PathBuf, Selector), String> {
+    if let Some((path, digest)) = reference.rsplit_once('@') {
+        let digest = digest.parse().map_err(|e| format!("{e}"))?;
+        return Ok((PathBuf::from(path), Selector::Digest(digest)));
+    }
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_slash..].rfind(':') {
+        Some(colon) => {
+            let colon = last_slash + colon;
+            Ok((
+                PathBuf::from(&reference[..colon]),
+                Selector::Tag(reference[colon + 1..].to_owned()),
+            ))
+        }
+        None => Ok((PathBuf::from(reference), Selector::Default)),
+    }
+}
+
+/// An opened OCI image layout directory.
+#[derive(Debug)]
+pub struct OciLayout {
+    dir: PathBuf,
+    index: Vec<Descriptor>,
+}
+
+/// One image chosen from a layout: its manifest, parsed config and ordered layers.
+#[derive(Debug, Clone)]
+pub struct LayoutImage {
+    /// The digest of the image manifest.
+    pub manifest_digest: Digest,
+    /// The manifest's descriptor (media type, size).
+    pub manifest: Descriptor,
+    /// The config blob's descriptor.
+    pub config_descriptor: Descriptor,
+    /// The parsed image config.
+    pub config: oci::Image,
+    /// The uncompressed digests of the layers, from the config's `rootfs.diff_ids`.
+    pub diff_ids: Vec<Digest>,
+    /// The layers, base first.
+    pub layers: Vec<Descriptor>,
+}
+
+impl OciLayout {
+    /// Opens a layout: checks `oci-layout` and reads `index.json`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let not_layout = |reason: String| Error::NotLayout {
+            path: dir.to_owned(),
+            reason,
+        };
+        let marker = std::fs::read(dir.join("oci-layout"))
+            .map_err(|e| not_layout(format!("cannot read `oci-layout`: {e}")))?;
+        let marker: serde_json::Value = serde_json::from_slice(&marker)
+            .map_err(|e| not_layout(format!("`oci-layout` is not JSON: {e}")))?;
+        if marker.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
+            return Err(not_layout(
+                "`oci-layout` lacks `imageLayoutVersion` 1.0.0".to_owned(),
+            ));
+        }
+        let index = std::fs::read(dir.join("index.json"))
+            .map_err(|e| not_layout(format!("cannot read `index.json`: {e}")))?;
+        let index: Index = serde_json::from_slice(&index)
+            .map_err(|e| not_layout(format!("`index.json` does not parse: {e}")))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            index: index.manifests,
+        })
+    }
+
+    /// Returns the layout directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Returns the tags of the top-level entries, in index order.
+    pub fn tags(&self) -> Vec<&str> {
+        self.index
+            .iter()
+            .filter_map(|d| d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str))
+            .collect()
+    }
+
+    fn available_tags(&self) -> String {
+        let tags = self.tags();
+        if tags.is_empty() {
+            "none".to_owned()
+        } else {
+            tags.iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    /// Returns where a blob lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs").join("sha256").join(digest.hex())
+    }
+
+    /// Selects one image for `platform` and reads its manifest and config.
+    pub fn resolve(&self, selector: &Selector, platform: &Platform) -> Result<LayoutImage> {
+        let platform = platform.clone().normalize();
+        let descriptor = match selector {
+            Selector::Tag(tag) => self
+                .index
+                .iter()
+                .find(|d| d.annotations.get(REF_NAME_ANNOTATION) == Some(tag))
+                .cloned()
+                .ok_or_else(|| Error::TagNotFound {
+                    tag: tag.clone(),
+                    layout: self.dir.clone(),
+                    available: self.available_tags(),
+                })?,
+            Selector::Digest(digest) => {
+                self.find_digest(&self.index, digest, 0)?
+                    .ok_or_else(|| Error::DigestNotFound {
+                        digest: *digest,
+                        layout: self.dir.clone(),
+                    })?
+            }
+            Selector::Default => match self.index.as_slice() {
+                [only] => only.clone(),
+                entries if entries.iter().all(|d| d.platform.is_some()) => {
+                    // A bare multi-platform index.json: choose among its entries by platform.
+                    return self.select_platform(entries, &platform, 0);
+                }
+                entries => {
+                    return Err(Error::Ambiguous {
+                        layout: self.dir.clone(),
+                        count: entries.len(),
+                        available: self.available_tags(),
+                    });
+                }
+            },
+        };
+        self.resolve_descriptor(&descriptor, &platform, 0)
+    }
+
+    /// Searches the index, and the indexes it names, for a descriptor with `digest`.
+    fn find_digest(
+        &self,
+        entries: &[Descriptor],
+        digest: &Digest,
+        depth: usize,
+    ) -> Result<Option<Descriptor>> {
+        if let Some(found) = entries.iter().find(|d| d.digest == *digest) {
+            return Ok(Some(found.clone()));
+        }
+        if depth > 4 {
+            return Ok(None);
+        }
+        for entry in entries.iter().filter(|d| is_index(d)) {
+            let index: Index = self.read_document(entry, "index")?;
+            if let Some(found) = self.find_digest(&index.manifests, digest, depth + 1)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    fn resolve_descriptor(
+        &self,
+        descriptor: &Descriptor,
+        platform: &Platform,
+        depth: usize,
+    ) -> Result<LayoutImage> {
+        if is_index(descriptor) {
+            let index: Index = self.read_document(descriptor, "index")?;
+            return self.select_platform(&index.manifests, platform, depth + 1);
+        }
+        self.load_image(descriptor)
+    }
+
+    /// Picks the first entry for `platform`, entering nested indexes (bounded depth, so a
+    /// layout whose indexes name each other cannot loop).
+    fn select_platform(
+        &self,
+        entries: &[Descriptor],
+        platform: &Platform,
+        depth: usize,
+    ) -> Result<LayoutImage> {
+        let mut found = Vec::new();
+        if depth <= 4 {
+            for entry in entries {
+                match &entry.platform {
+                    Some(candidate) if platform_matches(&candidate.to_platform(), platform) => {
+                        return self.resolve_descriptor(entry, platform, depth);
+                    }
+                    Some(candidate) => found.push(candidate.to_platform().to_string()),
+                    None if is_index(entry) => {
+                        match self.resolve_descriptor(entry, platform, depth) {
+                            Err(Error::NoPlatform { .. }) => {}
+                            other => return other,
+                        }
+                    }
+                    None => {}
+                }
+            }
+        }
+        Err(Error::NoPlatform {
+            platform: platform.to_string(),
+            layout: self.dir.clone(),
+            available: if found.is_empty() {
+                "none".to_owned()
+            } else {
+                found.join(", ")
+            },
+        })
+    }
+
+    fn load_image(&self, descriptor: &Descriptor) -> Result<LayoutImage> {
+        let manifest: Manifest = self.read_document(descriptor, "manifest")?;
+        let media_type = manifest
+            .media_type
+            .as_deref()
+            .unwrap_or(descriptor.media_type.as_str());
+        if !media_type.is_empty() && !MANIFEST_TYPES.contains(&media_type) {
+            return Err(Error::MediaType {
+                media_type: media_type.to_owned(),
+                digest: descriptor.digest,
+            });
+        }
+        let config: oci::Image = self.read_document(&manifest.config, "image config")?;
+        let extras: ConfigExtras = self.read_document(&manifest.config, "image config")?;
+        Ok(LayoutImage {
+            manifest_digest: descriptor.digest,
+            manifest: descriptor.clone(),
+            config_descriptor: manifest.config,
+            config,
+            diff_ids: extras.rootfs.diff_ids,
+            layers: manifest.layers,
+        })
+    }
+
+    /// Reads a small JSON blob after checking its size and digest.
+    fn read_document<T: serde::de::DeserializeOwned>(
+        &self,
+        descriptor: &Descriptor,
+        what: &'static str,
+    ) -> Result<T> {
+        if descriptor.size > MAX_DOCUMENT_SIZE {
+            return Err(self.corrupt(
+                descriptor,
+                format!("{what} of {} bytes is too large", descriptor.size),
+            ));
+        }
+        let path = self.blob_path(&descriptor.digest);
+        let bytes = std::fs::read(&path).map_err(io_error("read", &path))?;
+        let actual = Digest::of(&bytes);
+        if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
+            return Err(self.corrupt(
+                descriptor,
+                format!(
+                    "read {} bytes hashing to `{actual}`, expected {} bytes",
+                    bytes.len(),
+                    descriptor.size
+                ),
+            ));
+        }
+        serde_json::from_slice(&bytes).map_err(|source| Error::BadDocument {
+            what,
+            digest: descriptor.digest,
+            layout: self.dir.clone(),
+            source,
+        })
+    }
+
+    fn corrupt(&self, descriptor: &Descriptor, reason: String) -> Error {
+        Error::CorruptBlob {
+            digest: descriptor.digest,
+            layout: self.dir.clone(),
+            reason,
+        }
+    }
+
+    /// Checks a blob's size and digest by reading it once.
+    pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<()> {
+        let path = self.blob_path(&descriptor.digest);
+        let file = File::open(&path).map_err(io_error("open", &path))?;
+        let mut reader = HashingReader::new(file);
+        io::copy(&mut reader, &mut io::sink()).map_err(io_error("read", &path))?;
+        let (actual, size) = reader.finish();
+        if actual != descriptor.digest || size != descriptor.size {
+            return Err(self.corrupt(
+                descriptor,
+                format!(
+                    "read {size} bytes hashing to `{actual}`, expected {} bytes",
+                    descriptor.size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Copies the image's manifest, config and layers into `store`; the store re-hashes every
+    /// blob, so a corrupt one is refused there.
+    pub fn import(&self, image: &LayoutImage, store: &content::Store) -> Result<()> {
+        let blobs = std::iter::once(&image.manifest)
+            .chain(std::iter::once(&image.config_descriptor))
+            .chain(&image.layers);
+        for descriptor in blobs {
+            if store.exists(&descriptor.digest) {
+                continue;
+            }
+            let path = self.blob_path(&descriptor.digest);
+            let file = File::open(&path).map_err(io_error("open", &path))?;
+            store
+                .write_from(file, Some(descriptor.digest))
+                .map_err(|source| match source {
+                    content::Error::DigestMismatch { actual, .. } => {
+                        self.corrupt(descriptor, format!("its bytes hash to `{actual}`"))
+                    }
+                    source => Error::Content {
+                        digest: descriptor.digest,
+                        source: Box::new(source),
+                    },
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Applies the image's layers, base first, onto `into` (created if needed). Each layer is
+    /// verified before it is applied and its uncompressed digest checked against the config's
+    /// `diff_ids`, so a damaged layout fails before it half-populates a snapshot.
+    pub fn unpack(&self, image: &LayoutImage, into: &Path) -> Result<()> {
+        for (index, layer) in image.layers.iter().enumerate() {
+            self.verify_blob(layer)?;
+            let path = self.blob_path(&layer.digest);
+            let file = File::open(&path).map_err(io_error("open", &path))?;
+            let mut tar = HashingReader::new(decompress(layer, io::BufReader::new(file))?);
+            snapshot::apply_layer(into, &mut tar).map_err(|source| Error::Apply {
+                digest: layer.digest,
+                root: into.to_owned(),
+                source: Box::new(source),
+            })?;
+            // apply_layer may stop at the tar end-of-archive blocks; the diff_id covers the
+            // whole uncompressed stream.
+            io::copy(&mut tar, &mut io::sink()).map_err(io_error("read", &path))?;
+            let (diff_id, _) = tar.finish();
+            if let Some(expected) = image.diff_ids.get(index)
+                && *expected != diff_id
+            {
+                return Err(self.corrupt(
+                    layer,
+                    format!(
+                        "uncompressed layer hashes to `{diff_id}`, the config says `{expected}`"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_index(descriptor: &Descriptor) -> bool {
+    INDEX_TYPES.contains(&descriptor.media_type.as_str())
+}
+
+/// Matches an image platform against a requested one (both normalised): OS and architecture
+/// must agree; a missing variant on either side matches any.
+// Compat: containerd platforms.Only, simplified: no arm64→arm or amd64 variant fallbacks.
+fn platform_matches(candidate: &Platform, wanted: &Platform) -> bool {
+    candidate.os == wanted.os
+        && candidate.architecture == wanted.architecture
+        && (candidate.variant.is_none()
+            || wanted.variant.is_none()
+            || candidate.variant == wanted.variant)
+}
+
+/// Wraps a layer blob in the decompressor its media type names.
+fn decompress<'a>(layer: &Descriptor, reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    let media_type = layer.media_type.as_str();
+    let base = media_type
+        .strip_prefix("application/vnd.oci.image.layer.nondistributable.v1.")
+        .or_else(|| media_type.strip_prefix("application/vnd.oci.image.layer.v1."));
+    Ok(match (base, media_type) {
+        (Some("tar"), _) | (_, "application/vnd.docker.image.rootfs.diff.tar") => Box::new(reader),
+        (Some("tar+gzip"), _)
+        | (_, "application/vnd.docker.image.rootfs.diff.tar.gzip")
+        | (_, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip") => {
+            Box::new(flate2::read::MultiGzDecoder::new(reader))
+        }
+        (Some("tar+zstd"), _) => Box::new(
+            zstd::stream::read::Decoder::new(reader)
+                .map_err(io_error("start decompressing", layer.digest.to_string()))?,
+        ),
+        _ => {
+            return Err(Error::MediaType {
+                media_type: media_type.to_owned(),
+                digest: layer.digest,
+            });
+        }
+    })
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    fn finish(self) -> (Digest, u64) {
+        (Digest::from_bytes(self.hasher.finalize().into()), self.size)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let count = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..count]);
+        self.size += count as u64;
+        Ok(count)
+    }
+}
