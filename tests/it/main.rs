@@ -14,6 +14,7 @@ mod dockerfile_errors;
 mod errors;
 mod examples;
 mod executor;
+mod export;
 mod graph;
 mod layer;
 mod print;
