@@ -7,18 +7,13 @@
 //! comes from `SOURCE_DATE_EPOCH` when it is set.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 
 use jiff::Timestamp;
 
-use super::compress::{StoredLayer, store_layer};
+use super::compress::StoredLayer;
 use super::options::{AnnotationKind, ImageOptions, media_types};
-use super::{
-    BuildOutput, Descriptor, Error, Index, Layer, Manifest, OciPlatform, PlatformOutput, Result,
-    io_error,
-};
+use super::{BuildOutput, Descriptor, Error, Index, Manifest, OciPlatform, PlatformOutput, Result};
 use crate::content::Store;
 use crate::oci::History;
 use crate::platform::Platform;
@@ -146,7 +141,7 @@ fn assemble_platform(
     let layer_media_type = options.compression.compression.layer_media_type(oci);
     let mut layers = Vec::new();
     for layer in &output.layers {
-        let stored = write_layer(store, layer, options, layer_media_type)?;
+        let stored = super::layer::write_layer(store, layer, options, layer_media_type)?;
         blobs.push((stored.descriptor.digest.clone(), stored.path.clone()));
         layers.push(stored);
     }
@@ -198,53 +193,6 @@ fn assemble_platform(
         },
         manifest,
     })
-}
-
-/// Produces the uncompressed tar of `layer` (rewriting timestamps if asked) and stores it.
-fn write_layer(
-    store: &Store,
-    layer: &Layer,
-    options: &ImageOptions,
-    media_type: &str,
-) -> Result<StoredLayer> {
-    let clamp = options
-        .source_date_epoch
-        .filter(|_| options.rewrite_timestamp);
-    match layer {
-        Layer::Diff { lower, upper } => {
-            let mut temp = tempfile::tempfile_in(store.root())
-                .map_err(io_error("create a temp file in", store.root()))?;
-            let diff_options = crate::snapshot::DiffOptions {
-                source_date_epoch: clamp,
-            };
-            crate::snapshot::diff(lower.as_deref(), upper, &mut temp, &diff_options)?;
-            temp.seek(SeekFrom::Start(0))
-                .map_err(io_error("rewind the layer of", upper))?;
-            store_layer(store, temp, &options.compression, media_type, upper)
-        }
-        Layer::Tar(path) => {
-            let file = File::open(path).map_err(io_error("open layer", path))?;
-            let Some(epoch) = clamp else {
-                return store_layer(store, file, &options.compression, media_type, path);
-            };
-            let temp = tempfile::tempfile_in(store.root())
-                .map_err(io_error("create a temp file in", store.root()))?;
-            let mut builder = tar::Builder::new(temp);
-            super::archive::copy_entries(
-                file,
-                &mut builder,
-                std::path::Path::new(""),
-                super::archive::Mtime::Clamp(epoch),
-            )
-            .map_err(io_error("rewrite timestamps of layer", path))?;
-            let mut temp = builder
-                .into_inner()
-                .map_err(io_error("rewrite timestamps of layer", path))?;
-            temp.seek(SeekFrom::Start(0))
-                .map_err(io_error("rewind the layer of", path))?;
-            store_layer(store, temp, &options.compression, media_type, path)
-        }
-    }
 }
 
 /// Builds the image config: the front end's image plus `created`, `rootfs` and a history with

@@ -14,6 +14,7 @@ mod atomic;
 mod compress;
 mod docker;
 mod image;
+mod layer;
 mod layout;
 mod local;
 mod oci;
@@ -76,6 +77,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A stored layer's descriptor names no valid digest or an unknown media type.
+    #[error("cannot reuse layer `{digest}` of media type `{media_type}`: {reason}")]
+    BadLayer {
+        /// The layer's digest as given.
+        digest: String,
+        /// Its media type.
+        media_type: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A filesystem or stream operation failed.
     #[error("failed to {action} `{path}`")]
     Io {
@@ -132,6 +143,14 @@ pub enum Layer {
     },
     /// An uncompressed layer tar on disk (for example one already produced by a diff).
     Tar(PathBuf),
+    /// A layer blob already in the content store (a pulled base image's layer). It is reused
+    /// as is unless `force-compression` or `rewrite-timestamp` asks for a new blob.
+    Blob {
+        /// The blob's descriptor (its media type tells how it is compressed).
+        descriptor: Descriptor,
+        /// `sha256:<hex>` of the uncompressed tar, from the base image's config.
+        diff_id: String,
+    },
 }
 
 /// What one platform of a build produced.

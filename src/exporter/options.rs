@@ -47,6 +47,17 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Returns the compression a layer media type declares, or `None` for a media type that
+    /// is not a known layer type.
+    pub fn of_media_type(media_type: &str) -> Option<Self> {
+        match media_type {
+            media_types::OCI_LAYER | media_types::DOCKER_LAYER => Some(Self::Uncompressed),
+            media_types::OCI_LAYER_GZIP | media_types::DOCKER_LAYER_GZIP => Some(Self::Gzip),
+            media_types::OCI_LAYER_ZSTD => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+
     /// Returns the layer media type for this compression.
     pub fn layer_media_type(self, oci: bool) -> &'static str {
         match (self, oci) {
@@ -66,6 +77,8 @@ pub struct CompressionOptions {
     pub compression: Compression,
     /// `compression-level`: gzip 0–9, zstd 0–22; `None` is the algorithm's default.
     pub level: Option<u32>,
+    /// `force-compression`: recompress stored layers that use another compression.
+    pub force: bool,
 }
 
 /// Which object an annotation is attached to.
@@ -218,7 +231,11 @@ impl ImageOptions {
             })
             .unwrap_or_default();
         Ok(Self {
-            compression: CompressionOptions { compression, level },
+            compression: CompressionOptions {
+                compression,
+                level,
+                force: bool_attr(attrs, "force-compression", false)?,
+            },
             oci_media_types,
             rewrite_timestamp: bool_attr(attrs, "rewrite-timestamp", false)?,
             source_date_epoch,
@@ -262,6 +279,7 @@ mod tests {
         let options = ImageOptions::parse(&attrs(&[]), None).expect("options");
         assert_eq!(options.compression.compression, Compression::Gzip);
         assert_eq!(options.compression.level, None);
+        assert!(!options.compression.force);
         assert!(options.oci_media_types);
         assert!(!options.rewrite_timestamp);
     }
@@ -284,6 +302,21 @@ mod tests {
             Compression::Zstd.layer_media_type(true),
             "application/vnd.oci.image.layer.v1.tar+zstd"
         );
+    }
+
+    #[test]
+    fn media_types_map_back_to_compression() {
+        for compression in [
+            Compression::Uncompressed,
+            Compression::Gzip,
+            Compression::Zstd,
+        ] {
+            for oci in [true, false] {
+                let media_type = compression.layer_media_type(oci);
+                assert_eq!(Compression::of_media_type(media_type), Some(compression));
+            }
+        }
+        assert_eq!(Compression::of_media_type("text/plain"), None);
     }
 
     #[test]

@@ -682,3 +682,101 @@ fn cacheonly_and_unknown_types() {
     let error = export_with(&store, "type=s3,dest=x", &single(&fixture), None).expect_err("s3");
     assert_eq!(error.to_string(), "unsupported exporter type `s3`");
 }
+
+#[test]
+fn stored_layers_are_reused_unless_forced() {
+    let fixture = fixture();
+    let store = store(&fixture, "store");
+    let first = export_with(
+        &store,
+        &format!("type=oci,dest={}", fixture.root.join("a.tar").display()),
+        &single(&fixture),
+        Some(EPOCH),
+    )
+    .expect("first");
+    let manifest = manifest_of(&store, &first);
+    let config_digest: bake::digest::Digest = manifest["config"]["digest"]
+        .as_str()
+        .expect("digest")
+        .parse()
+        .expect("digest");
+    let config: Value =
+        serde_json::from_slice(&store.read(&config_digest).expect("config")).expect("json");
+    let base: exporter::Descriptor =
+        serde_json::from_value(manifest["layers"][0].clone()).expect("descriptor");
+    let diff_id = config["rootfs"]["diff_ids"][0]
+        .as_str()
+        .expect("diff id")
+        .to_owned();
+    let mut output = single(&fixture);
+    output.platforms[0].layers[0] = Layer::Blob {
+        descriptor: base.clone(),
+        diff_id: diff_id.clone(),
+    };
+
+    let reused = export_with(
+        &store,
+        &format!("type=oci,dest={}", fixture.root.join("b.tar").display()),
+        &output,
+        Some(EPOCH),
+    )
+    .expect("reused");
+    assert_eq!(
+        reused.metadata["containerimage.digest"],
+        first.metadata["containerimage.digest"]
+    );
+
+    let zstd = export_with(
+        &store,
+        "type=oci,dest=-,compression=zstd",
+        &output,
+        Some(EPOCH),
+    )
+    .expect("zstd");
+    let zstd = manifest_of(&store, &zstd);
+    assert_eq!(zstd["layers"][0]["digest"], base.digest.as_str());
+    assert_eq!(
+        zstd["layers"][1]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+
+    let dest = fixture.root.join("forced.tar");
+    let forced = export_with(
+        &store,
+        &format!(
+            "type=oci,dest={},compression=zstd,force-compression=true",
+            dest.display()
+        ),
+        &output,
+        Some(EPOCH),
+    )
+    .expect("forced");
+    let forced = manifest_of(&store, &forced);
+    assert_ne!(forced["layers"][0]["digest"], base.digest.as_str());
+    assert_eq!(
+        forced["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    if tool("skopeo") {
+        let config: Value = serde_json::from_str(&run(Command::new("skopeo")
+            .arg("inspect")
+            .arg("--config")
+            .arg(format!("oci-archive:{}", dest.display()))))
+        .expect("json");
+        assert_eq!(config["rootfs"]["diff_ids"][0], diff_id.as_str());
+    }
+
+    let mut missing = output.clone();
+    missing.platforms[0].layers[0] = Layer::Blob {
+        descriptor: exporter::Descriptor {
+            digest: format!("sha256:{}", "0".repeat(64)),
+            ..base
+        },
+        diff_id,
+    };
+    let error = export_with(&store, "type=oci,dest=-", &missing, None).expect_err("missing blob");
+    assert!(
+        error.to_string().contains("not in the content store"),
+        "{error}"
+    );
+}
