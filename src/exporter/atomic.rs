@@ -35,6 +35,8 @@ impl AtomicFile {
     /// Creates the temp file next to `dest`.
     pub(crate) fn create(dest: &Path) -> Result<Self> {
         let (parent, prefix) = sibling(dest);
+        // Compat: buildx creates the destination's parent directories.
+        fs::create_dir_all(&parent).map_err(io_error("create", &parent))?;
         let temp = tempfile::Builder::new()
             .prefix(&prefix)
             .tempfile_in(&parent)
@@ -168,6 +170,15 @@ mod tests {
             file.file().write_all(b"half").expect("write");
         }
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn file_parents_are_created() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("a/b/out.tar");
+        let file = AtomicFile::create(&dest).expect("create");
+        file.commit().expect("commit");
+        assert!(dest.is_file());
     }
 
     #[test]

@@ -780,3 +780,80 @@ fn stored_layers_are_reused_unless_forced() {
         "{error}"
     );
 }
+
+#[test]
+fn dash_destination_streams_to_the_given_writer() {
+    let fixture = fixture();
+    let store = store(&fixture, "store");
+    let context = ExportContext {
+        source_date_epoch: Some(EPOCH),
+        now: 0,
+    };
+    for spec in ["type=tar,dest=-", "type=oci,dest=-", "-"] {
+        let entry = ExportEntry::parse(spec).expect("spec");
+        let mut stdout = Vec::new();
+        exporter::export(&store, &entry, &single(&fixture), &context, &mut stdout).expect("export");
+        let mut archive = tar::Archive::new(stdout.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let expected = if spec.contains("oci") {
+            "oci-layout"
+        } else {
+            "etc/new"
+        };
+        assert!(names.iter().any(|n| n == expected), "{spec}: {names:?}");
+    }
+}
+
+#[test]
+fn annotations_reach_the_manifest_and_descriptors() {
+    let fixture = fixture();
+    let store = store(&fixture, "store");
+    let dest = fixture.root.join("layout");
+    let response = export_with(
+        &store,
+        &format!(
+            "type=oci,tar=false,dest={},\
+             annotation.org.opencontainers.image.title=app,\
+             annotation-manifest-descriptor.org.opencontainers.image.vendor=me,\
+             annotation-index-descriptor.com.example.layout=yes",
+            dest.display()
+        ),
+        &single(&fixture),
+        Some(EPOCH),
+    )
+    .expect("export");
+    let manifest = manifest_of(&store, &response);
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.title"],
+        "app"
+    );
+    let descriptor = &response.metadata["containerimage.descriptor"];
+    assert_eq!(
+        descriptor["annotations"]["org.opencontainers.image.vendor"],
+        "me"
+    );
+    let index: Value =
+        serde_json::from_slice(&fs::read(dest.join("index.json")).expect("index")).expect("json");
+    assert_eq!(
+        index["manifests"][0]["annotations"]["com.example.layout"],
+        "yes"
+    );
+    let error = export_with(
+        &store,
+        "type=oci,dest=-,annotation-index.k=v",
+        &single(&fixture),
+        None,
+    )
+    .expect_err("index annotation on one platform");
+    assert!(error.to_string().contains("single platform"), "{error}");
+}
