@@ -51,6 +51,7 @@ pub mod diag;
 pub mod digest;
 pub mod engine;
 pub mod executor;
+pub mod exporter;
 pub mod frontend;
 pub mod graph;
 pub mod oci;

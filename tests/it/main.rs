@@ -15,6 +15,7 @@ mod errors;
 mod examples;
 mod execop;
 mod executor;
+mod export;
 mod fileop;
 mod graph;
 mod layer;

@@ -1,0 +1,62 @@
+//! The `docker` exporter: a tarball `docker load` accepts: `manifest.json` (Config, RepoTags,
+//! Layers) beside the OCI layout entries BuildKit also writes. Part of `exporter`.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::oci::{Files, blob_name, prepare, write_tar_destination};
+use super::reference::familiar;
+use super::{BuildOutput, Error, ExportContext, ExportResponse, Result};
+use crate::buildflags::ExportEntry;
+
+/// One image of `manifest.json`.
+// Compat: containerd images/archive exporter (Go field names, nil RepoTags as `null`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifest {
+    config: String,
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// Exports `output` (one platform) as a `docker load` tarball.
+pub(crate) fn export(
+    store: &crate::content::Store,
+    entry: &ExportEntry,
+    output: &BuildOutput,
+    context: &ExportContext,
+    stdout: &mut dyn Write,
+) -> Result<ExportResponse> {
+    if output.platforms.len() > 1 {
+        return Err(Error::DockerManifestList);
+    }
+    let prepared = prepare(store, entry, output, context)?;
+    let manifest = &prepared.assembled.manifests[0].manifest;
+    let tags: Vec<String> = prepared
+        .names
+        .iter()
+        .filter(|name| !name.contains('@'))
+        .map(|name| familiar(name))
+        .collect();
+    let document = [DockerManifest {
+        config: blob_name(&manifest.config.digest),
+        repo_tags: (!tags.is_empty()).then_some(tags),
+        layers: manifest
+            .layers
+            .iter()
+            .map(|layer| blob_name(&layer.digest))
+            .collect(),
+    }];
+    let manifest_json = serde_json::to_vec(&document).map_err(|source| Error::Json {
+        what: "manifest.json",
+        source,
+    })?;
+    let files = Files {
+        assembled: &prepared.assembled,
+        index_json: &prepared.index_json,
+        docker_manifest: Some(&manifest_json),
+    };
+    write_tar_destination(entry, &files, stdout)?;
+    Ok(prepared.response)
+}

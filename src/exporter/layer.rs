@@ -1,0 +1,130 @@
+//! Turns one [`Layer`] into a stored layer blob: diffs snapshot trees, rewrites timestamps
+//! when asked, and reuses or recompresses blobs already in the store. Part of `exporter`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::archive::{Mtime, copy_entries};
+use super::compress::{StoredLayer, store_layer};
+use super::options::{Compression, ImageOptions};
+use super::{Descriptor, Error, Layer, Result, io_error};
+use crate::content::Store;
+
+/// Stores `layer` as a blob of `media_type`, compressed as `options` ask.
+pub(crate) fn write_layer(
+    store: &Store,
+    layer: &Layer,
+    options: &ImageOptions,
+    media_type: &str,
+) -> Result<StoredLayer> {
+    let clamp = options
+        .source_date_epoch
+        .filter(|_| options.rewrite_timestamp);
+    match layer {
+        Layer::Diff { lower, upper } => {
+            let mut temp = temp_file(store)?;
+            let diff_options = crate::snapshot::DiffOptions {
+                source_date_epoch: clamp,
+            };
+            crate::snapshot::diff(lower.as_deref(), upper, &mut temp, &diff_options)?;
+            temp.seek(SeekFrom::Start(0))
+                .map_err(io_error("rewind the layer of", upper))?;
+            store_layer(store, temp, &options.compression, media_type, upper)
+        }
+        Layer::Tar(path) => {
+            let file = File::open(path).map_err(io_error("open layer", path))?;
+            store_tar(store, file, clamp, options, media_type, path)
+        }
+        Layer::Blob {
+            descriptor,
+            diff_id,
+        } => write_blob(store, descriptor, diff_id, clamp, options, media_type),
+    }
+}
+
+/// Stores an uncompressed tar, clamping its mtimes first when `clamp` is set.
+fn store_tar(
+    store: &Store,
+    tar: impl Read,
+    clamp: Option<u64>,
+    options: &ImageOptions,
+    media_type: &str,
+    source: &Path,
+) -> Result<StoredLayer> {
+    let Some(epoch) = clamp else {
+        return store_layer(store, tar, &options.compression, media_type, source);
+    };
+    let mut builder = tar::Builder::new(temp_file(store)?);
+    copy_entries(tar, &mut builder, Path::new(""), Mtime::Clamp(epoch))
+        .map_err(io_error("rewrite timestamps of layer", source))?;
+    let mut temp = builder
+        .into_inner()
+        .map_err(io_error("rewrite timestamps of layer", source))?;
+    temp.seek(SeekFrom::Start(0))
+        .map_err(io_error("rewind the layer of", source))?;
+    store_layer(store, temp, &options.compression, media_type, source)
+}
+
+/// Reuses a stored blob, or decompresses and stores it anew when its timestamps must be
+/// rewritten, `force-compression` asks for another compression, or the media types cannot
+/// express its compression (zstd with Docker media types).
+// Compat: buildkit cache/remote.go GetRemotes (existing blobs keep their compression unless
+// force-compression is set).
+fn write_blob(
+    store: &Store,
+    descriptor: &Descriptor,
+    diff_id: &str,
+    clamp: Option<u64>,
+    options: &ImageOptions,
+    media_type: &str,
+) -> Result<StoredLayer> {
+    let bad = |reason| Error::BadLayer {
+        digest: descriptor.digest.clone(),
+        media_type: descriptor.media_type.clone(),
+        reason,
+    };
+    let compression = Compression::of_media_type(&descriptor.media_type)
+        .ok_or_else(|| bad("not a known layer media type"))?;
+    let digest = descriptor
+        .digest
+        .parse()
+        .map_err(|_| bad("not a sha256 digest"))?;
+    let path = store.blob_path(&digest);
+    let wanted = options.compression.compression;
+    let representable = options.oci_media_types || compression != Compression::Zstd;
+    let keep =
+        clamp.is_none() && representable && (compression == wanted || !options.compression.force);
+    if keep {
+        if !store.exists(&digest) {
+            return Err(bad("the blob is not in the content store"));
+        }
+        let media_type = compression.layer_media_type(options.oci_media_types);
+        return Ok(StoredLayer {
+            descriptor: Descriptor {
+                media_type: media_type.to_owned(),
+                digest: descriptor.digest.clone(),
+                size: descriptor.size,
+                annotations: Default::default(),
+                platform: None,
+            },
+            diff_id: diff_id.to_owned(),
+            path,
+        });
+    }
+    let file = File::open(&path).map_err(io_error("open layer", &path))?;
+    let tar: Box<dyn Read> = match compression {
+        Compression::Uncompressed => Box::new(file),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(file)
+                .map_err(io_error("start zstd decompression of", &path))?,
+        ),
+    };
+    store_tar(store, tar, clamp, options, media_type, &path)
+}
+
+fn temp_file(store: &Store) -> Result<File> {
+    // Anonymous (O_TMPFILE-like) files vanish on drop, so a failed export leaves nothing.
+    tempfile::tempfile_in(store.root()).map_err(io_error("create a temp file in", store.root()))
+}
