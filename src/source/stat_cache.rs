@@ -83,7 +83,9 @@ impl StatCache {
     }
 
     /// Loads the cache for the context directory `context` from `cache_dir` (one file per
-    /// context, named by a digest of its path). A missing or damaged file gives an empty cache.
+    /// context, named by a digest of its path; pass the canonical
+    /// [`LocalSource::root`](crate::source::local::LocalSource::root) so every spelling of one
+    /// context shares a file). A missing or damaged file gives an empty cache.
     pub fn load(cache_dir: &Path, context: &Path) -> Self {
         let name = Digest::of(context.as_os_str().as_encoded_bytes()).hex();
         let file = cache_dir.join(format!("statcache-{}.json", &name[..32]));

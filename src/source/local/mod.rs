@@ -2,20 +2,22 @@
 //! the include patterns of what a build reads, checksummed by content and copied into a
 //! snapshot directory. Part of `source`.
 //!
-//! Symlinks are never followed out of the context: the walk uses `lstat`, file contents are
-//! opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the context's descriptor,
-//! symlinks are copied as symlinks, and [`LocalSource::resolve`] rejects a path whose
-//! symlinks lead outside.
+//! Symlinks are never followed out of the context: the walk lists each directory through its
+//! descriptor and opens every name with `O_NOFOLLOW`, file contents are opened with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the context's descriptor, symlinks are
+//! copied as symlinks, and [`LocalSource::resolve`] rejects a path whose symlinks lead outside.
+//! (Extended attributes are still read by path with `lgetxattr`: a directory swapped for a
+//! symlink in the middle of a checksum could expose another file's xattrs, never its content.)
 
 mod checksum;
 mod include;
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 
@@ -143,24 +145,51 @@ impl LocalSource {
     /// (so the order is the same on every machine).
     pub fn walk(&self) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
-        self.walk_dir(Path::new(""), &mut entries)?;
+        let root = rustix::fs::openat(
+            &self.root_fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| io_error("open", &self.root)(errno.into()))?;
+        self.walk_dir(&root, Path::new(""), &mut entries)?;
         Ok(entries)
     }
 
-    fn walk_dir(&self, dir: &Path, out: &mut Vec<Entry>) -> Result<()> {
+    /// Lists one directory through its descriptor: every name is opened relative to it with
+    /// `O_NOFOLLOW`, so a directory swapped for a symlink while we walk cannot lead us out of
+    /// the context (a path-based walk would follow it).
+    fn walk_dir(&self, dir_fd: &OwnedFd, dir: &Path, out: &mut Vec<Entry>) -> Result<()> {
         let full = self.root.join(dir);
-        let mut names: Vec<OsString> = fs::read_dir(&full)
-            .and_then(|entries| entries.map(|e| e.map(|e| e.file_name())).collect())
-            .map_err(io_error("list", &full))?;
+        let mut names: Vec<OsString> = Vec::new();
+        let listing = rustix::fs::Dir::read_from(dir_fd)
+            .map_err(|errno| io_error("list", &full)(errno.into()))?;
+        for item in listing {
+            let item = item.map_err(|errno| io_error("list", &full)(errno.into()))?;
+            let name = item.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(OsStr::from_bytes(name).to_owned());
+            }
+        }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
             let path = dir.join(&name);
             let text = path.to_string_lossy();
             let excluded = self.excludes.excludes(&text);
             let included = self.includes.as_ref().is_none_or(|i| i.includes(&text));
-            let full = self.root.join(&path);
-            let meta = fs::symlink_metadata(&full).map_err(io_error("stat", &full))?;
             let selected = !excluded && included;
+            let full = self.root.join(&path);
+            let open = |flags: OFlags| {
+                rustix::fs::openat(
+                    dir_fd,
+                    &name,
+                    flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|errno| io_error("open", &full)(errno.into()))
+            };
+            let handle = File::from(open(OFlags::PATH)?);
+            let meta = handle.metadata().map_err(io_error("stat", &full))?;
             if meta.is_dir() {
                 // An excluded directory is still entered when a `!` pattern may bring something
                 // below it back, and a directory outside the include patterns when one of them
@@ -175,13 +204,14 @@ impl LocalSource {
                     continue;
                 }
                 let position = out.len();
-                out.push(entry(path.clone(), &full, &meta)?);
-                self.walk_dir(&path, out)?;
+                out.push(entry(path.clone(), &handle, &meta)?);
+                let child = open(OFlags::RDONLY | OFlags::DIRECTORY)?;
+                self.walk_dir(&child, &path, out)?;
                 if !selected && out.len() == position + 1 {
                     out.pop();
                 }
             } else if selected {
-                out.push(entry(path, &full, &meta)?);
+                out.push(entry(path, &handle, &meta)?);
             }
         }
         Ok(())
@@ -306,14 +336,18 @@ impl LocalSource {
     }
 }
 
-fn entry(path: PathBuf, full: &Path, meta: &fs::Metadata) -> Result<Entry> {
+/// Builds an entry from an `O_PATH | O_NOFOLLOW` handle of the path and its `fstat`.
+fn entry(path: PathBuf, handle: &File, meta: &fs::Metadata) -> Result<Entry> {
     let file_type = meta.file_type();
     let kind = if file_type.is_dir() {
         EntryKind::Directory
     } else if file_type.is_file() {
         EntryKind::File
     } else if file_type.is_symlink() {
-        EntryKind::Symlink(fs::read_link(full).map_err(io_error("read symlink", full))?)
+        // An empty name makes readlinkat read the link the O_PATH handle itself is.
+        let target = rustix::fs::readlinkat(handle, "", Vec::new())
+            .map_err(|errno| io_error("read symlink", &path)(errno.into()))?;
+        EntryKind::Symlink(PathBuf::from(OsString::from_vec(target.into_bytes())))
     } else {
         EntryKind::Other
     };
