@@ -19,8 +19,8 @@ use crate::oci::History;
 use crate::platform::Platform;
 
 /// Annotation on the exported descriptor naming the image config.
-// Compat: buildkit exporter/containerimage/exptypes AnnotationConfigDigest... kept as the
-// `config.digest` key buildx shows in `containerimage.descriptor`.
+// Compat: buildkit exporter/containerimage/exptypes (the `config.digest` key buildx shows in
+// `containerimage.descriptor`).
 const CONFIG_DIGEST_ANNOTATION: &str = "config.digest";
 /// The OCI annotation for the creation time.
 pub(crate) const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
