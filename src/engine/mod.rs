@@ -111,7 +111,14 @@ pub fn convert_options(request: &BuildRequest) -> Result<ConvertOptions> {
             plan::NamedContext::OciLayout { path, reference } => {
                 dockerfile::NamedContext::OciLayout {
                     path: path.display().to_string(),
-                    reference: reference.clone(),
+                    // The front end tells a digest from a tag by its `@`.
+                    reference: reference.as_ref().map(|r| {
+                        if r.starts_with("sha256:") {
+                            format!("@{r}")
+                        } else {
+                            r.clone()
+                        }
+                    }),
                 }
             }
             plan::NamedContext::Target { name } => {
@@ -204,6 +211,33 @@ mod tests {
         ))
         .unwrap();
         assert!(serde_json::to_string(&definition).unwrap().len() > 10);
+    }
+
+    #[test]
+    fn oci_layout_digests_reach_the_front_end_with_their_at_sign() {
+        let mut with_layout = request("FROM base\n");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        with_layout.named_contexts.insert(
+            "base".to_owned(),
+            plan::NamedContext::OciLayout {
+                path: "/layout".into(),
+                reference: Some(digest.clone()),
+            },
+        );
+        let options = convert_options(&with_layout).unwrap();
+        assert_eq!(
+            options.named_contexts["base"],
+            dockerfile::NamedContext::OciLayout {
+                path: "/layout".into(),
+                reference: Some(format!("@{digest}"))
+            }
+        );
+        let definition = graph(&with_layout).unwrap();
+        let json = serde_json::to_string(&definition).unwrap();
+        assert!(
+            json.contains(&format!("oci-layout:///layout@{digest}")),
+            "{json}"
+        );
     }
 
     #[test]
