@@ -21,7 +21,9 @@ pub enum Stream {
     Stderr,
 }
 
-/// One thing that happened to a vertex during a solve.
+/// One thing that happened to a vertex during a solve. Each vertex worked on gets
+/// [`Event::Started`], any number of [`Event::Log`], then exactly one of [`Event::Cached`],
+/// [`Event::Done`] or [`Event::Error`].
 // Compat: buildkit client.SolveStatus (VertexStatus / VertexLog): started, cached, completed,
 // error, and log lines per vertex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

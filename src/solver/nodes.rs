@@ -113,3 +113,75 @@ impl<'a> Builder<'a> {
         Ok(node)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::graph::{
+        Definition, ENCODING_VERSION, Edge, Op, SourceOp, VertexMeta, vertex_digest,
+    };
+
+    fn vertex(name: &str, inputs: &[Edge], ignore_cache: bool) -> Vertex {
+        let op = Op::Source(SourceOp {
+            identifier: name.into(),
+            attrs: Default::default(),
+        });
+        Vertex {
+            digest: vertex_digest(&op, inputs, None),
+            op: Arc::new(op),
+            inputs: inputs.to_vec(),
+            platform: None,
+            meta: VertexMeta {
+                ignore_cache,
+                ..VertexMeta::default()
+            },
+        }
+    }
+
+    fn edge(vertex: &Vertex, output: usize) -> Edge {
+        Edge {
+            vertex: vertex.digest,
+            output,
+        }
+    }
+
+    fn definition(vertices: Vec<Vertex>, root: Edge) -> Definition {
+        Definition {
+            version: ENCODING_VERSION,
+            vertices,
+            root: Some(root),
+        }
+    }
+
+    #[test]
+    fn shared_vertices_merge_and_ignore_cache_if_any_copy_asks() {
+        let base = vertex("base", &[], false);
+        let base_ignored = vertex("base", &[], true);
+        let a = vertex("a", &[edge(&base, 1)], false);
+        let b = vertex("b", &[edge(&base, 0)], false);
+        let first = definition(vec![base, a.clone()], edge(&a, 0));
+        let second = definition(vec![base_ignored, b.clone()], edge(&b, 0));
+        let nodes = Nodes::build::<()>(&[(&first, first.root), (&second, second.root)])
+            .unwrap_or_else(|_| panic!("valid graph"));
+        assert_eq!(nodes.nodes.len(), 3);
+        assert_eq!(nodes.roots, [Some((0, 0)), Some((2, 0))]);
+        let base = &nodes.nodes[1];
+        assert!(base.ignore_cache);
+        assert_eq!(base.outputs_used, 2);
+        assert_eq!(nodes.dependents[1], [0, 2]);
+    }
+
+    #[test]
+    fn only_reachable_vertices_are_collected() {
+        let used = vertex("used", &[], false);
+        let unused = vertex("unused", &[], false);
+        let root = edge(&used, 0);
+        let graph = definition(vec![unused, used], root);
+        let nodes =
+            Nodes::build::<()>(&[(&graph, graph.root)]).unwrap_or_else(|_| panic!("valid graph"));
+        assert_eq!(nodes.nodes.len(), 1);
+        assert_eq!(nodes.nodes[0].vertex.digest, root.vertex);
+    }
+}
