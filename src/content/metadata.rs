@@ -72,20 +72,37 @@ impl Db {
         connection
             .busy_timeout(Duration::from_secs(30))
             .map_err(database_error("set busy timeout", path))?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(database_error("enable WAL", path))?;
-        // FULL sync on commit: a reference must never outlive a crash while its blob does not.
-        connection
-            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(database_error("configure", path))?;
-        connection
-            .execute_batch(SCHEMA)
-            .map_err(database_error("create tables", path))?;
+        // Several processes may create the same database at once. SQLite answers BUSY at
+        // once, without the busy handler, when a read transaction must upgrade to write (it
+        // would deadlock), so the whole setup is retried with a short backoff.
+        let mut attempt = 0;
+        loop {
+            match Self::configure(&connection) {
+                Ok(()) => break,
+                Err(error) if is_busy(&error) && attempt < 200 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10 + 5 * attempt.min(20)));
+                }
+                Err(error) => return Err(database_error("initialise", path)(error)),
+            }
+        }
         Ok(Self {
             path: path.to_owned(),
             connection,
         })
+    }
+
+    /// Switches to WAL and creates the tables; the schema goes in an IMMEDIATE transaction
+    /// so it takes the write lock up front instead of upgrading a read lock.
+    fn configure(connection: &Connection) -> rusqlite::Result<()> {
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL sync on commit: a reference must never outlive a crash while its blob does not.
+        connection.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        connection
+            .execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+            .inspect_err(|_| {
+                let _ = connection.execute_batch("ROLLBACK;");
+            })
     }
 
     pub(super) fn set_reference(&self, name: &str, record: &str, blobs: &[Digest]) -> Result<()> {
@@ -230,4 +247,13 @@ fn database_error<'a>(
         path: path.to_owned(),
         source,
     }
+}
+
+/// Whether SQLite said another connection holds the lock.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(failure.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }

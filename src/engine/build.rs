@@ -1,0 +1,163 @@
+//! `bake` building: every build request is lowered by the Dockerfile front end, solved
+//! through the ops worker, and exported. Part of `engine`.
+//!
+//! Each target gets its own solve (and worker), because every target's main context is
+//! `local://context`; one cache, keyed by content, is shared by all of them, so a stage two
+//! targets have in common runs once.
+// Diverges: BuildKit solves all targets in one request and tells contexts apart by session;
+// one solve per target keeps contexts apart until sources carry their own identity.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::content::Store;
+use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
+use crate::ops::worker::{LocalInput, Snapshot, Worker};
+use crate::plan::{self, BuildRequest, Call, Dockerfile};
+use crate::progress::Sink;
+use crate::solver::{CacheStore, MemoryStore, SolveOptions, Solver};
+
+use super::{Error, Result, convert_options, dockerfile};
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The state root (snapshots, content store, cache mounts).
+    pub root: PathBuf,
+    /// The OCI runtime binary (`runc` or `crun`).
+    pub runtime: PathBuf,
+    /// Vertices worked on at once.
+    pub max_parallelism: usize,
+    /// `SOURCE_DATE_EPOCH`, for reproducible exports.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// What one target's build produced.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    /// The target.
+    pub target: String,
+    /// The exporter responses (buildx's `--metadata-file` keys), merged.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Whether the target had no output (buildx warns that the result stays in the cache).
+    pub cache_only: bool,
+}
+
+/// A cache store shared by the per-target solves.
+struct Shared<'a>(&'a MemoryStore<Snapshot>);
+
+impl CacheStore for Shared<'_> {
+    type Ref = Snapshot;
+    type Error = std::convert::Infallible;
+
+    fn load(&self, key: &crate::digest::Digest) -> std::result::Result<Option<Vec<Snapshot>>, Self::Error> {
+        self.0.load(key)
+    }
+
+    fn save(&self, key: &crate::digest::Digest, refs: &[Snapshot]) -> std::result::Result<(), Self::Error> {
+        self.0.save(key, refs)
+    }
+}
+
+fn locals(request: &BuildRequest) -> BTreeMap<String, LocalInput> {
+    let mut locals = BTreeMap::new();
+    if let plan::Context::Local(dir) = &request.context {
+        let dockerfile = match &request.dockerfile {
+            Dockerfile::File(path) => Some(path.clone()),
+            _ => None,
+        };
+        locals.insert("context".to_owned(), LocalInput { dir: dir.clone(), dockerfile });
+    }
+    for (name, context) in &request.named_contexts {
+        if let plan::NamedContext::Local { path } = context {
+            locals.insert(name.clone(), LocalInput { dir: path.clone(), dockerfile: None });
+        }
+    }
+    locals
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Builds every request whose method is `build` and runs its exporters.
+pub fn build(plan: &plan::Plan, options: &BuildOptions, sink: &dyn Sink) -> Result<Vec<BuildReport>> {
+    let cache = MemoryStore::default();
+    let store = Store::open(&options.root).map_err(|e| Error::Build { target: String::new(), message: e.to_string() })?;
+    let mut reports = Vec::new();
+    for request in plan.requests.iter().filter(|r| r.call == Call::Build) {
+        reports.push(build_one(request, options, &store, &cache, sink)?);
+    }
+    Ok(reports)
+}
+
+fn build_one(
+    request: &BuildRequest,
+    options: &BuildOptions,
+    store: &Store,
+    cache: &MemoryStore<Snapshot>,
+    sink: &dyn Sink,
+) -> Result<BuildReport> {
+    let fail = |message: String| Error::Build { target: request.target.clone(), message };
+    let file = dockerfile(request)?;
+    let converted = crate::frontend::dockerfile::convert(&file, &convert_options(request)?).map_err(Box::new)?;
+    let runtime = crate::executor::Runc::new(&options.runtime, options.root.join("runtime"))
+        .with_bundle_root(options.root.join("bundles"));
+    let worker = Worker::new(&options.root, Box::new(runtime), locals(request));
+    let solver = Solver::new(worker, Shared(cache)).with_options(SolveOptions {
+        max_parallelism: options.max_parallelism.max(1),
+        no_cache: request.no_cache,
+        ..SolveOptions::default()
+    });
+    let root = converted.definition.root.clone();
+    let result = solver
+        .solve(&[(&converted.definition, root)], sink)
+        .map_err(|e| fail(e.to_string()))?;
+    let rootfs: PathBuf = match result.outputs.first().cloned().flatten() {
+        Some(snapshot) => snapshot.as_ref().clone(),
+        None => {
+            // `FROM scratch` with nothing added: an empty filesystem.
+            let empty = options.root.join("snapshots").join("empty");
+            std::fs::create_dir_all(&empty).map_err(|e| fail(e.to_string()))?;
+            empty
+        }
+    };
+    let mut report = BuildReport { target: request.target.clone(), cache_only: request.outputs.is_empty(), ..BuildReport::default() };
+    let output = BuildOutput {
+        platforms: vec![PlatformOutput {
+            platform: converted.platform.clone(),
+            rootfs: rootfs.clone(),
+            layers: Vec::new(),
+            image: converted.image.clone(),
+        }],
+    };
+    let context = ExportContext { source_date_epoch: options.source_date_epoch, now: now() };
+    for entry in &request.outputs {
+        if !matches!(entry.kind.as_str(), "local" | "tar" | "cacheonly") {
+            return Err(fail(format!(
+                "the `{}` exporter is not wired into `bake` yet (use `type=local` or `type=tar`)",
+                entry.kind
+            )));
+        }
+        let mut entry = entry.clone();
+        if entry.kind != "cacheonly" && !entry.destination.is_empty() && entry.destination != "-" {
+            entry.destination = absolute(request, &entry.destination);
+        }
+        let response = exporter::export(store, &entry, &output, &context, &mut std::io::stdout())
+            .map_err(|e| fail(e.to_string()))?;
+        report.metadata.extend(response.metadata);
+    }
+    Ok(report)
+}
+
+/// Output paths are relative to the working directory, which is where `plan` anchored the
+/// context; the plan keeps absolute context paths, so take the directory bake ran in.
+fn absolute(_request: &BuildRequest, destination: &str) -> String {
+    let path = Path::new(destination);
+    if path.is_absolute() {
+        return destination.to_owned();
+    }
+    std::env::current_dir().map_or_else(|_| destination.to_owned(), |cwd| cwd.join(path).display().to_string())
+}

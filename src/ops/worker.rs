@@ -1,0 +1,253 @@
+//! The solver's `OpExec` for every `graph::Op`: results are snapshot directories under one
+//! state root, and each op kind is one function. Part of `ops`.
+//!
+//! Snapshots are full directory trees (the native snapshotter's model): an exec or file op
+//! starts from a copy of its base input, so inputs stay immutable and shareable between
+//! vertices and targets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::executor::{Runtime, Stream};
+use crate::graph::{ExecOp, FileOp, Op, SourceOp, Vertex};
+use crate::progress::Stream as LogStream;
+use crate::solver::{CacheMap, Context, OpExec};
+use crate::source::local::LocalSource;
+use crate::source::oci_layout::{self, OciLayout};
+
+/// A vertex result: a finished root filesystem on disk.
+pub type Snapshot = Arc<PathBuf>;
+
+/// Why an op failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A RUN step exited non-zero.
+    #[error("process `{command}` did not complete successfully: exit code {code}\n{tail}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// The exit code.
+        code: i32,
+        /// The last lines of its output.
+        tail: String,
+    },
+    /// The op needs a source this version cannot fetch yet.
+    #[error("{what} is not supported yet")]
+    Unsupported {
+        /// What is missing.
+        what: String,
+    },
+    /// A local source name the build did not provide.
+    #[error("no local context named `{name}` was provided")]
+    UnknownLocal {
+        /// The name.
+        name: String,
+    },
+    /// An op refers to an input the vertex does not have.
+    #[error("malformed op: input {index} is missing")]
+    MissingInput {
+        /// The index.
+        index: usize,
+    },
+    /// The exec op failed to run.
+    #[error(transparent)]
+    Exec(#[from] crate::ops::exec::Error),
+    /// A file op failed.
+    #[error(transparent)]
+    File(#[from] crate::ops::file::Error),
+    /// A merge failed.
+    #[error(transparent)]
+    Merge(#[from] crate::ops::merge::Error),
+    /// Copying a snapshot failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::Error),
+    /// Reading a source failed.
+    #[error(transparent)]
+    Source(#[from] crate::source::Error),
+    /// Creating a snapshot directory failed.
+    #[error("failed to create `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A local directory the build may read (`local://<name>`), with its ignore rules.
+#[derive(Debug, Clone)]
+pub struct LocalInput {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The Dockerfile, whose `<Dockerfile>.dockerignore` wins over `.dockerignore`.
+    pub dockerfile: Option<PathBuf>,
+}
+
+/// Runs ops for the solver.
+pub struct Worker {
+    snapshots: PathBuf,
+    runtime: Box<dyn Runtime>,
+    cache_root: PathBuf,
+    secrets: BTreeMap<String, Vec<u8>>,
+    locals: BTreeMap<String, LocalInput>,
+    next: AtomicU64,
+}
+
+impl Worker {
+    /// Creates a worker keeping snapshots under `state/snapshots` and cache mounts under
+    /// `state/cache-mounts`.
+    pub fn new(state: &Path, runtime: Box<dyn Runtime>, locals: BTreeMap<String, LocalInput>) -> Self {
+        Self {
+            snapshots: state.join("snapshots"),
+            runtime,
+            cache_root: state.join("cache-mounts"),
+            secrets: BTreeMap::new(),
+            locals,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the secret values RUN steps may mount.
+    pub fn with_secrets(mut self, secrets: BTreeMap<String, Vec<u8>>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    fn fresh(&self) -> Result<PathBuf, Error> {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let path = self.snapshots.join(format!("{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        Ok(path)
+    }
+
+    /// A new snapshot starting as a copy of `base` (or empty).
+    fn derive(&self, base: Option<&Path>) -> Result<PathBuf, Error> {
+        let path = self.fresh()?;
+        if let Some(base) = base {
+            std::fs::remove_dir(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            crate::snapshot::copy_tree(base, &path)?;
+        }
+        Ok(path)
+    }
+
+    fn source(&self, vertex: &Vertex, op: &SourceOp) -> Result<PathBuf, Error> {
+        let identifier = op.identifier.as_str();
+        if let Some(name) = identifier.strip_prefix("local://") {
+            let local = self.locals.get(name).ok_or_else(|| Error::UnknownLocal { name: name.to_owned() })?;
+            let source = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
+            let path = self.fresh()?;
+            source.materialize(&path)?;
+            return Ok(path);
+        }
+        if let Some(reference) = identifier.strip_prefix("oci-layout://") {
+            let (dir, selector) = oci_layout::parse_reference(reference)
+                .map_err(|what| Error::Unsupported { what: format!("the OCI layout reference `{reference}` ({what})") })?;
+            let layout = OciLayout::open(&dir)?;
+            let platform = vertex.platform.clone().unwrap_or_else(crate::platform::Platform::host);
+            let image = layout.resolve(&selector, &platform)?;
+            let path = self.fresh()?;
+            layout.unpack(&image, &path)?;
+            return Ok(path);
+        }
+        let scheme = identifier.split("://").next().unwrap_or(identifier);
+        Err(Error::Unsupported {
+            what: match scheme {
+                "docker-image" => format!("pulling `{identifier}` from a registry (use an `oci-layout://` named context)"),
+                "target" => format!("the linked target `{identifier}`"),
+                _ => format!("the source `{identifier}`"),
+            },
+        })
+    }
+
+    fn exec_op(&self, op: &ExecOp, inputs: &[Snapshot], context: &Context<'_>) -> Result<PathBuf, Error> {
+        let root_input = op.mounts.iter().find(|m| m.dest == "/").and_then(|m| m.input);
+        let base = match root_input {
+            Some(index) => Some(inputs.get(index).ok_or(Error::MissingInput { index })?.as_path()),
+            None => None,
+        };
+        let root = self.derive(base)?;
+        let paths: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+        let environment = crate::ops::exec::ExecEnvironment {
+            runtime: self.runtime.as_ref(),
+            cache_root: &self.cache_root,
+            secrets: &self.secrets,
+        };
+        let mut tail: Vec<String> = Vec::new();
+        let mut pending = String::new();
+        let status = crate::ops::exec::run(op, &root, &paths, &environment, &mut |stream, bytes| {
+            pending.push_str(&String::from_utf8_lossy(bytes));
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                let line = line.trim_end_matches('\n').to_owned();
+                context.log(
+                    match stream {
+                    Stream::Stdout => LogStream::Stdout,
+                    Stream::Stderr => LogStream::Stderr,
+                }, &line);
+                tail.push(line);
+                if tail.len() > 10 {
+                    tail.remove(0);
+                }
+            }
+        })?;
+        if !status.success() {
+            return Err(Error::Failed {
+                command: op.meta.args.join(" "),
+                code: status.code,
+                tail: tail.join("\n"),
+            });
+        }
+        Ok(root)
+    }
+
+    fn file_op(&self, op: &FileOp, inputs: &[Snapshot]) -> Result<PathBuf, Error> {
+        let base = match op.base {
+            Some(index) => Some(inputs.get(index).ok_or(Error::MissingInput { index })?.as_path()),
+            None => None,
+        };
+        let root = self.derive(base)?;
+        let paths: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+        crate::ops::file::apply(&root, &paths, &op.actions)?;
+        Ok(root)
+    }
+}
+
+impl OpExec for Worker {
+    type Ref = Snapshot;
+    type Error = Error;
+
+    fn cache_map(&self, vertex: &Vertex, context: &Context<'_>) -> Result<CacheMap, Error> {
+        let _ = context;
+        let mut map = CacheMap::of_vertex(vertex);
+        // A local source's key is its content: the same files give the same key whatever
+        // their mtimes, and any change to a file the build reads gives a new one.
+        if let Op::Source(source) = vertex.op.as_ref() {
+            if let Some(name) = source.identifier.strip_prefix("local://") {
+                if let Some(local) = self.locals.get(name) {
+                    let walk = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
+                    let mut cache = crate::source::StatCache::in_memory();
+                    let checksum = walk.checksum(&["/"], &mut cache)?;
+                    map.digest = crate::digest::Digest::of_parts([map.digest.as_bytes().as_slice(), checksum.as_bytes().as_slice()]);
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    fn exec(&self, vertex: &Vertex, inputs: Vec<Snapshot>, context: &Context<'_>) -> Result<Vec<Snapshot>, Error> {
+        let result = match vertex.op.as_ref() {
+            Op::Source(op) => self.source(vertex, op)?,
+            Op::Exec(op) => self.exec_op(op, &inputs, context)?,
+            Op::File(op) => self.file_op(op, &inputs)?,
+            Op::Merge(_) => {
+                let root = self.fresh()?;
+                let paths: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+                crate::ops::merge::apply(&root, &paths)?;
+                root
+            }
+        };
+        Ok(vec![Arc::new(result)])
+    }
+}
