@@ -45,6 +45,7 @@
 
 pub mod bake;
 pub mod buildflags;
+pub mod cache;
 pub mod cli;
 pub mod content;
 pub mod diag;

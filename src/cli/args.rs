@@ -79,6 +79,11 @@ pub struct Args {
     #[arg(long, value_name = "NAME", hide = true)]
     pub builder: Option<String>,
 
+    /// State directory (snapshots, content store, cache). Default: `/var/lib/bake` as root,
+    /// `$XDG_DATA_HOME/bake` (or `~/.local/share/bake`) otherwise.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
+
     /// Print debug logs.
     #[arg(short = 'D', long)]
     pub debug: bool,

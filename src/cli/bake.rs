@@ -173,9 +173,64 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
             failed,
         });
     }
-    Err(Error::one(
-        Diagnostic::new("bake::not_implemented", "building images is not available yet in this version of bake")
-            .help("use `--print` to see the resolved targets, or `--call=check` to lint the Dockerfiles; building lands with the solver (issue #4)"),
-    )
-    .into())
+    build(args, &plan, &inputs)
+}
+
+/// The state root: `--root`, else `/var/lib/bake` as root, else the XDG data directory.
+fn state_root(args: &Args) -> std::path::PathBuf {
+    if let Some(root) = &args.root {
+        return root.clone();
+    }
+    if rustix::process::geteuid().is_root() {
+        return "/var/lib/bake".into();
+    }
+    match (std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME")) {
+        (Some(data), _) => std::path::PathBuf::from(data).join("bake"),
+        (None, Some(home)) => std::path::PathBuf::from(home).join(".local/share/bake"),
+        (None, None) => std::env::temp_dir().join("bake"),
+    }
+}
+
+/// Builds every target and runs its exporters, with progress on stderr.
+#[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
+fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Output> {
+    let options = crate::engine::build::BuildOptions {
+        root: state_root(args),
+        runtime: "runc".into(),
+        max_parallelism: std::thread::available_parallelism().map_or(1, usize::from),
+        source_date_epoch: inputs
+            .env
+            .get("SOURCE_DATE_EPOCH")
+            .and_then(|v| v.parse().ok()),
+    };
+    let printer =
+        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress));
+    let reports = crate::engine::build::build(plan, &options, &printer)?;
+    let mut metadata = serde_json::Map::new();
+    for report in &reports {
+        if report.cache_only {
+            // Compat: buildx's warning when a target has no output.
+            eprintln!(
+                "WARNING: No output specified for target `{}`. Build result will only remain in the build cache.",
+                report.target
+            );
+        }
+        metadata.insert(
+            report.target.clone(),
+            serde_json::to_value(&report.metadata).unwrap_or_default(),
+        );
+    }
+    if let Some(path) = &args.metadata_file {
+        let text = print::to_go_json(&metadata);
+        std::fs::write(path, text).map_err(|error| {
+            Error::one(Diagnostic::new(
+                "bake::metadata",
+                format!("failed to write `{path}`: {error}"),
+            ))
+        })?;
+    }
+    Ok(Output {
+        stdout: None,
+        failed: false,
+    })
 }

@@ -6,6 +6,7 @@ pub mod args;
 mod bake;
 mod call;
 mod debug;
+mod progress;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};

@@ -2,20 +2,22 @@
 //! through the ops worker, and exported. Part of `engine`.
 //!
 //! Each target gets its own solve (and worker), because every target's main context is
-//! `local://context`; one cache, keyed by content, is shared by all of them, so a stage two
-//! targets have in common runs once.
+//! `local://context`; one cache in the state root, keyed by content, is shared by all of
+//! them and by later runs, so a stage two targets have in common runs once and an unchanged
+//! rebuild runs nothing.
 // Diverges: BuildKit solves all targets in one request and tells contexts apart by session;
 // one solve per target keeps contexts apart until sources carry their own identity.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::cache::local::LocalCache;
 use crate::content::Store;
 use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
-use crate::ops::worker::{LocalInput, Snapshot, Worker};
+use crate::ops::worker::{LocalInput, Worker};
 use crate::plan::{self, BuildRequest, Call, Dockerfile};
 use crate::progress::Sink;
-use crate::solver::{CacheStore, MemoryStore, SolveOptions, Solver};
+use crate::solver::{SolveOptions, Solver};
 
 use super::{Error, Result, convert_options, dockerfile};
 
@@ -43,22 +45,6 @@ pub struct BuildReport {
     pub cache_only: bool,
 }
 
-/// A cache store shared by the per-target solves.
-struct Shared<'a>(&'a MemoryStore<Snapshot>);
-
-impl CacheStore for Shared<'_> {
-    type Ref = Snapshot;
-    type Error = std::convert::Infallible;
-
-    fn load(&self, key: &crate::digest::Digest) -> std::result::Result<Option<Vec<Snapshot>>, Self::Error> {
-        self.0.load(key)
-    }
-
-    fn save(&self, key: &crate::digest::Digest, refs: &[Snapshot]) -> std::result::Result<(), Self::Error> {
-        self.0.save(key, refs)
-    }
-}
-
 fn locals(request: &BuildRequest) -> BTreeMap<String, LocalInput> {
     let mut locals = BTreeMap::new();
     if let plan::Context::Local(dir) = &request.context {
@@ -66,11 +52,23 @@ fn locals(request: &BuildRequest) -> BTreeMap<String, LocalInput> {
             Dockerfile::File(path) => Some(path.clone()),
             _ => None,
         };
-        locals.insert("context".to_owned(), LocalInput { dir: dir.clone(), dockerfile });
+        locals.insert(
+            "context".to_owned(),
+            LocalInput {
+                dir: dir.clone(),
+                dockerfile,
+            },
+        );
     }
     for (name, context) in &request.named_contexts {
         if let plan::NamedContext::Local { path } = context {
-            locals.insert(name.clone(), LocalInput { dir: path.clone(), dockerfile: None });
+            locals.insert(
+                name.clone(),
+                LocalInput {
+                    dir: path.clone(),
+                    dockerfile: None,
+                },
+            );
         }
     }
     locals
@@ -83,12 +81,18 @@ fn now() -> u64 {
 }
 
 /// Builds every request whose method is `build` and runs its exporters.
-pub fn build(plan: &plan::Plan, options: &BuildOptions, sink: &dyn Sink) -> Result<Vec<BuildReport>> {
-    let cache = MemoryStore::default();
-    let store = Store::open(&options.root).map_err(|e| Error::Build { target: String::new(), message: e.to_string() })?;
+pub fn build(
+    plan: &plan::Plan,
+    options: &BuildOptions,
+    sink: &dyn Sink,
+) -> Result<Vec<BuildReport>> {
+    let store = Store::open(&options.root).map_err(|e| Error::Build {
+        target: String::new(),
+        message: e.to_string(),
+    })?;
     let mut reports = Vec::new();
     for request in plan.requests.iter().filter(|r| r.call == Call::Build) {
-        reports.push(build_one(request, options, &store, &cache, sink)?);
+        reports.push(build_one(request, options, &store, sink)?);
     }
     Ok(reports)
 }
@@ -97,21 +101,25 @@ fn build_one(
     request: &BuildRequest,
     options: &BuildOptions,
     store: &Store,
-    cache: &MemoryStore<Snapshot>,
     sink: &dyn Sink,
 ) -> Result<BuildReport> {
-    let fail = |message: String| Error::Build { target: request.target.clone(), message };
+    let fail = |message: String| Error::Build {
+        target: request.target.clone(),
+        message,
+    };
     let file = dockerfile(request)?;
-    let converted = crate::frontend::dockerfile::convert(&file, &convert_options(request)?).map_err(Box::new)?;
+    let converted = crate::frontend::dockerfile::convert(&file, &convert_options(request)?)
+        .map_err(Box::new)?;
     let runtime = crate::executor::Runc::new(&options.runtime, options.root.join("runtime"))
         .with_bundle_root(options.root.join("bundles"));
     let worker = Worker::new(&options.root, Box::new(runtime), locals(request));
-    let solver = Solver::new(worker, Shared(cache)).with_options(SolveOptions {
+    let cache = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
+    let solver = Solver::new(worker, cache).with_options(SolveOptions {
         max_parallelism: options.max_parallelism.max(1),
         no_cache: request.no_cache,
         ..SolveOptions::default()
     });
-    let root = converted.definition.root.clone();
+    let root = converted.definition.root;
     let result = solver
         .solve(&[(&converted.definition, root)], sink)
         .map_err(|e| fail(e.to_string()))?;
@@ -124,7 +132,11 @@ fn build_one(
             empty
         }
     };
-    let mut report = BuildReport { target: request.target.clone(), cache_only: request.outputs.is_empty(), ..BuildReport::default() };
+    let mut report = BuildReport {
+        target: request.target.clone(),
+        cache_only: request.outputs.is_empty(),
+        ..BuildReport::default()
+    };
     let output = BuildOutput {
         platforms: vec![PlatformOutput {
             platform: converted.platform.clone(),
@@ -133,7 +145,10 @@ fn build_one(
             image: converted.image.clone(),
         }],
     };
-    let context = ExportContext { source_date_epoch: options.source_date_epoch, now: now() };
+    let context = ExportContext {
+        source_date_epoch: options.source_date_epoch,
+        now: now(),
+    };
     for entry in &request.outputs {
         if !matches!(entry.kind.as_str(), "local" | "tar" | "cacheonly") {
             return Err(fail(format!(
@@ -159,5 +174,8 @@ fn absolute(_request: &BuildRequest, destination: &str) -> String {
     if path.is_absolute() {
         return destination.to_owned();
     }
-    std::env::current_dir().map_or_else(|_| destination.to_owned(), |cwd| cwd.join(path).display().to_string())
+    std::env::current_dir().map_or_else(
+        |_| destination.to_owned(),
+        |cwd| cwd.join(path).display().to_string(),
+    )
 }

@@ -5,6 +5,8 @@
 //! May import `plan`, `frontend`, `graph`, `platform`, `diag` (and later `solver`, `ops`,
 //! `source`, `cache`, `exporter`, `config`, `progress`).
 
+pub mod build;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -39,6 +41,15 @@ pub enum Error {
         target: String,
         /// What is missing.
         what: String,
+    },
+    /// A build failed (a RUN step, a source, an export).
+    #[error("target `{target}`: {message}")]
+    #[diagnostic(code(engine::build))]
+    Build {
+        /// The target.
+        target: String,
+        /// What failed, with the step's output tail.
+        message: String,
     },
     /// The Dockerfile front end rejected the Dockerfile.
     #[error(transparent)]

@@ -10,3 +10,4 @@ pub mod chmod;
 pub mod exec;
 pub mod file;
 pub mod merge;
+pub mod worker;

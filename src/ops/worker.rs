@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::executor::{Runtime, Stream};
 use crate::graph::{ExecOp, FileOp, Op, SourceOp, Vertex};
@@ -92,20 +91,22 @@ pub struct Worker {
     cache_root: PathBuf,
     secrets: BTreeMap<String, Vec<u8>>,
     locals: BTreeMap<String, LocalInput>,
-    next: AtomicU64,
 }
 
 impl Worker {
     /// Creates a worker keeping snapshots under `state/snapshots` and cache mounts under
     /// `state/cache-mounts`.
-    pub fn new(state: &Path, runtime: Box<dyn Runtime>, locals: BTreeMap<String, LocalInput>) -> Self {
+    pub fn new(
+        state: &Path,
+        runtime: Box<dyn Runtime>,
+        locals: BTreeMap<String, LocalInput>,
+    ) -> Self {
         Self {
             snapshots: state.join("snapshots"),
             runtime,
             cache_root: state.join("cache-mounts"),
             secrets: BTreeMap::new(),
             locals,
-            next: AtomicU64::new(0),
         }
     }
 
@@ -116,9 +117,19 @@ impl Worker {
     }
 
     fn fresh(&self) -> Result<PathBuf, Error> {
-        let n = self.next.fetch_add(1, Ordering::SeqCst);
-        let path = self.snapshots.join(format!("{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        std::fs::create_dir_all(&self.snapshots).map_err(|source| Error::Io {
+            path: self.snapshots.clone(),
+            source,
+        })?;
+        // Unique across processes and runs: a cached snapshot must never be reused as the
+        // scratch directory of a new step.
+        let path = self
+            .snapshots
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::create_dir(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     }
 
@@ -126,7 +137,10 @@ impl Worker {
     fn derive(&self, base: Option<&Path>) -> Result<PathBuf, Error> {
         let path = self.fresh()?;
         if let Some(base) = base {
-            std::fs::remove_dir(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            std::fs::remove_dir(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
             crate::snapshot::copy_tree(base, &path)?;
         }
         Ok(path)
@@ -135,17 +149,24 @@ impl Worker {
     fn source(&self, vertex: &Vertex, op: &SourceOp) -> Result<PathBuf, Error> {
         let identifier = op.identifier.as_str();
         if let Some(name) = identifier.strip_prefix("local://") {
-            let local = self.locals.get(name).ok_or_else(|| Error::UnknownLocal { name: name.to_owned() })?;
+            let local = self.locals.get(name).ok_or_else(|| Error::UnknownLocal {
+                name: name.to_owned(),
+            })?;
             let source = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
             let path = self.fresh()?;
             source.materialize(&path)?;
             return Ok(path);
         }
         if let Some(reference) = identifier.strip_prefix("oci-layout://") {
-            let (dir, selector) = oci_layout::parse_reference(reference)
-                .map_err(|what| Error::Unsupported { what: format!("the OCI layout reference `{reference}` ({what})") })?;
+            let (dir, selector) =
+                oci_layout::parse_reference(reference).map_err(|what| Error::Unsupported {
+                    what: format!("the OCI layout reference `{reference}` ({what})"),
+                })?;
             let layout = OciLayout::open(&dir)?;
-            let platform = vertex.platform.clone().unwrap_or_else(crate::platform::Platform::host);
+            let platform = vertex
+                .platform
+                .clone()
+                .unwrap_or_else(crate::platform::Platform::host);
             let image = layout.resolve(&selector, &platform)?;
             let path = self.fresh()?;
             layout.unpack(&image, &path)?;
@@ -154,17 +175,33 @@ impl Worker {
         let scheme = identifier.split("://").next().unwrap_or(identifier);
         Err(Error::Unsupported {
             what: match scheme {
-                "docker-image" => format!("pulling `{identifier}` from a registry (use an `oci-layout://` named context)"),
+                "docker-image" => format!(
+                    "pulling `{identifier}` from a registry (use an `oci-layout://` named context)"
+                ),
                 "target" => format!("the linked target `{identifier}`"),
                 _ => format!("the source `{identifier}`"),
             },
         })
     }
 
-    fn exec_op(&self, op: &ExecOp, inputs: &[Snapshot], context: &Context<'_>) -> Result<PathBuf, Error> {
-        let root_input = op.mounts.iter().find(|m| m.dest == "/").and_then(|m| m.input);
+    fn exec_op(
+        &self,
+        op: &ExecOp,
+        inputs: &[Snapshot],
+        context: &Context<'_>,
+    ) -> Result<PathBuf, Error> {
+        let root_input = op
+            .mounts
+            .iter()
+            .find(|m| m.dest == "/")
+            .and_then(|m| m.input);
         let base = match root_input {
-            Some(index) => Some(inputs.get(index).ok_or(Error::MissingInput { index })?.as_path()),
+            Some(index) => Some(
+                inputs
+                    .get(index)
+                    .ok_or(Error::MissingInput { index })?
+                    .as_path(),
+            ),
             None => None,
         };
         let root = self.derive(base)?;
@@ -176,22 +213,25 @@ impl Worker {
         };
         let mut tail: Vec<String> = Vec::new();
         let mut pending = String::new();
-        let status = crate::ops::exec::run(op, &root, &paths, &environment, &mut |stream, bytes| {
-            pending.push_str(&String::from_utf8_lossy(bytes));
-            while let Some(end) = pending.find('\n') {
-                let line: String = pending.drain(..=end).collect();
-                let line = line.trim_end_matches('\n').to_owned();
-                context.log(
-                    match stream {
-                    Stream::Stdout => LogStream::Stdout,
-                    Stream::Stderr => LogStream::Stderr,
-                }, &line);
-                tail.push(line);
-                if tail.len() > 10 {
-                    tail.remove(0);
+        let status =
+            crate::ops::exec::run(op, &root, &paths, &environment, &mut |stream, bytes| {
+                pending.push_str(&String::from_utf8_lossy(bytes));
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    let line = line.trim_end_matches('\n').to_owned();
+                    context.log(
+                        match stream {
+                            Stream::Stdout => LogStream::Stdout,
+                            Stream::Stderr => LogStream::Stderr,
+                        },
+                        &line,
+                    );
+                    tail.push(line);
+                    if tail.len() > 10 {
+                        tail.remove(0);
+                    }
                 }
-            }
-        })?;
+            })?;
         if !status.success() {
             return Err(Error::Failed {
                 command: op.meta.args.join(" "),
@@ -204,7 +244,12 @@ impl Worker {
 
     fn file_op(&self, op: &FileOp, inputs: &[Snapshot]) -> Result<PathBuf, Error> {
         let base = match op.base {
-            Some(index) => Some(inputs.get(index).ok_or(Error::MissingInput { index })?.as_path()),
+            Some(index) => Some(
+                inputs
+                    .get(index)
+                    .ok_or(Error::MissingInput { index })?
+                    .as_path(),
+            ),
             None => None,
         };
         let root = self.derive(base)?;
@@ -223,20 +268,56 @@ impl OpExec for Worker {
         let mut map = CacheMap::of_vertex(vertex);
         // A local source's key is its content: the same files give the same key whatever
         // their mtimes, and any change to a file the build reads gives a new one.
-        if let Op::Source(source) = vertex.op.as_ref() {
-            if let Some(name) = source.identifier.strip_prefix("local://") {
-                if let Some(local) = self.locals.get(name) {
-                    let walk = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
-                    let mut cache = crate::source::StatCache::in_memory();
-                    let checksum = walk.checksum(&["/"], &mut cache)?;
-                    map.digest = crate::digest::Digest::of_parts([map.digest.as_bytes().as_slice(), checksum.as_bytes().as_slice()]);
+        if let Op::Source(source) = vertex.op.as_ref()
+            && let Some(name) = source.identifier.strip_prefix("local://")
+            && let Some(local) = self.locals.get(name)
+        {
+            let walk = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
+            let mut cache = crate::source::StatCache::in_memory();
+            let checksum = walk.checksum(&["/"], &mut cache)?;
+            map.digest = crate::digest::Digest::of_parts([
+                map.digest.as_bytes().as_slice(),
+                checksum.as_bytes().as_slice(),
+            ]);
+        }
+        // Compat: buildkit's file op keys a copy source by the checksum of the paths it
+        // selects, so files the COPY does not read never invalidate it.
+        if let Op::File(op) = vertex.op.as_ref() {
+            for index in copy_sources(op).into_keys() {
+                if let Some(dep) = map.deps.get_mut(index) {
+                    dep.content = true;
                 }
             }
         }
         Ok(map)
     }
 
-    fn exec(&self, vertex: &Vertex, inputs: Vec<Snapshot>, context: &Context<'_>) -> Result<Vec<Snapshot>, Error> {
+    fn content_digest(
+        &self,
+        vertex: &Vertex,
+        index: usize,
+        input: &Snapshot,
+        context: &Context<'_>,
+    ) -> Result<Option<crate::digest::Digest>, Error> {
+        let _ = context;
+        let Op::File(op) = vertex.op.as_ref() else {
+            return Ok(None);
+        };
+        let Some(selectors) = copy_sources(op).remove(&index) else {
+            return Ok(None);
+        };
+        let source = LocalSource::new(input, &crate::source::local::LocalOptions::default())?;
+        let selectors: Vec<&str> = selectors.iter().map(String::as_str).collect();
+        let mut cache = crate::source::StatCache::in_memory();
+        Ok(Some(source.checksum(&selectors, &mut cache)?))
+    }
+
+    fn exec(
+        &self,
+        vertex: &Vertex,
+        inputs: Vec<Snapshot>,
+        context: &Context<'_>,
+    ) -> Result<Vec<Snapshot>, Error> {
         let result = match vertex.op.as_ref() {
             Op::Source(op) => self.source(vertex, op)?,
             Op::Exec(op) => self.exec_op(op, &inputs, context)?,
@@ -250,4 +331,17 @@ impl OpExec for Worker {
         };
         Ok(vec![Arc::new(result)])
     }
+}
+
+/// The inputs a file op copies from (not its base), with the paths it reads from each.
+fn copy_sources(op: &FileOp) -> BTreeMap<usize, Vec<String>> {
+    let mut sources: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for action in &op.actions {
+        if let crate::graph::FileAction::Copy(copy) = action
+            && let Some(index) = copy.source.filter(|i| Some(*i) != op.base)
+        {
+            sources.entry(index).or_default().push(copy.src.clone());
+        }
+    }
+    sources
 }

@@ -22,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "ops",
         &[
             "solver", "graph", "executor", "source", "snapshot", "content", "progress", "digest",
+            "platform",
         ],
     ),
     ("executor", &["progress", "diag"]),
@@ -62,7 +63,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "engine",
         &[
             "plan", "frontend", "graph", "solver", "ops", "source", "cache", "exporter", "config",
-            "progress", "diag", "platform",
+            "progress", "diag", "platform", "executor", "content", "digest",
         ],
     ),
     (

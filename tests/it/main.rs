@@ -7,6 +7,7 @@
 
 mod architecture;
 mod book;
+mod build;
 mod call;
 mod check;
 mod conformance;

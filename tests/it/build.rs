@@ -1,0 +1,135 @@
+//! `bake` building for real: an OCI-layout base, COPY from the context, a RUN step under
+//! runc, COPY --from and a local export; then a warm rebuild where every step is cached
+//! (asserted from `--progress=rawjson`), and an edit that rebuilds the steps reading it.
+
+use std::path::Path;
+
+use crate::support;
+
+fn base() -> String {
+    let layout = support::root().join("fixtures/base/busybox");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    format!("oci-layout://{}@{digest}", layout.display())
+}
+
+#[expect(clippy::print_stderr, reason = "a skipped test says why")]
+fn can_run() -> bool {
+    let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
+    if !ok {
+        eprintln!("skipping build test: needs root and runc (Debian package `runc`)");
+    }
+    ok
+}
+
+fn events(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn run(dir: &Path, root: &Path) -> (std::process::Output, Vec<serde_json::Value>) {
+    let args: Vec<String> = ["--root", root.to_str().unwrap(), "--progress=rawjson"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let output = support::bake(dir, &args, &[("BASE".to_owned(), base())], None);
+    let events = events(&String::from_utf8_lossy(&output.stderr));
+    (output, events)
+}
+
+#[test]
+fn builds_caches_and_rebuilds_only_what_changed() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    support::copy_tree(&support::root().join("fixtures/build-e2e/local"), &dir, &[]);
+    let root = scratch.path().join("state");
+
+    let (output, cold) = run(&dir, &root);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/local/bar")).unwrap(),
+        "foo\n"
+    );
+    let done = cold.iter().filter(|e| e["event"] == "done").count();
+    assert!(done >= 3, "COPY, RUN and COPY --from ran: {cold:?}");
+
+    let (output, warm) = run(&dir, &root);
+    assert!(output.status.success());
+    let names: Vec<&str> = warm
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    for step in [
+        "COPY foo /etc/foo",
+        "RUN cp /etc/foo /etc/bar",
+        "COPY --from=build /etc/bar /bar",
+    ] {
+        let vertex = warm
+            .iter()
+            .find(|e| {
+                e["event"] == "started" && e["name"].as_str().is_some_and(|n| n.ends_with(step))
+            })
+            .unwrap_or_else(|| panic!("{step} not in {names:?}"))["vertex"]
+            .clone();
+        assert!(
+            warm.iter()
+                .any(|e| e["event"] == "cached" && e["vertex"] == vertex),
+            "{step} should be cached on the second run: {warm:?}"
+        );
+    }
+
+    std::fs::write(dir.join("foo"), "changed\n").unwrap();
+    let (output, edited) = run(&dir, &root);
+    assert!(output.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/local/bar")).unwrap(),
+        "changed\n"
+    );
+    assert!(
+        edited.iter().any(|e| e["event"] == "done"),
+        "the edit rebuilt something"
+    );
+}
+
+#[test]
+fn a_failing_run_step_exits_1_with_its_output() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN echo about to fail && exit 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ntarget \"default\" {\n  contexts = { base = BASE }\n}\n",
+    )
+    .unwrap();
+    let args: Vec<String> = vec![
+        "--root".into(),
+        scratch.path().join("state").display().to_string(),
+    ];
+    let output = support::bake(&dir, &args, &[("BASE".to_owned(), base())], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("exit code 3") && stderr.contains("about to fail"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
