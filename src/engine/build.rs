@@ -137,11 +137,28 @@ fn build_one(
         cache_only: request.outputs.is_empty(),
         ..BuildReport::default()
     };
+    let wants_image = request
+        .outputs
+        .iter()
+        .any(|o| matches!(o.kind.as_str(), "oci" | "docker"));
+    let layers = if wants_image {
+        let index = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
+        super::layers::layers(
+            &converted.definition,
+            &result.keys,
+            &index,
+            store,
+            &converted.platform,
+        )
+        .map_err(|e| fail(e.to_string()))?
+    } else {
+        Vec::new()
+    };
     let output = BuildOutput {
         platforms: vec![PlatformOutput {
             platform: converted.platform.clone(),
             rootfs: rootfs.clone(),
-            layers: Vec::new(),
+            layers,
             image: converted.image.clone(),
         }],
     };
@@ -150,9 +167,12 @@ fn build_one(
         now: now(),
     };
     for entry in &request.outputs {
-        if !matches!(entry.kind.as_str(), "local" | "tar" | "cacheonly") {
+        if !matches!(
+            entry.kind.as_str(),
+            "local" | "tar" | "oci" | "docker" | "cacheonly"
+        ) {
             return Err(fail(format!(
-                "the `{}` exporter is not wired into `bake` yet (use `type=local` or `type=tar`)",
+                "the `{}` exporter needs a registry, which is not supported yet (use `type=oci` or `type=docker` with `dest=`)",
                 entry.kind
             )));
         }

@@ -6,6 +6,7 @@
 //! `source`, `cache`, `exporter`, `config`, `progress`).
 
 pub mod build;
+pub mod layers;
 
 use std::collections::BTreeMap;
 
@@ -108,6 +109,32 @@ pub fn dockerfile(request: &BuildRequest) -> Result<SourceFile> {
     }
 }
 
+/// Reads base-image configs for the front end: today from OCI layouts
+/// (`oci-layout://path[:tag|@digest]`); registry references resolve to nothing until the
+/// registry client lands, so their stages start from an empty config.
+struct LayoutResolver;
+
+impl dockerfile::ImageResolver for LayoutResolver {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &crate::platform::Platform,
+    ) -> std::result::Result<Option<dockerfile::ResolvedImage>, String> {
+        let Some(rest) = reference.strip_prefix("oci-layout://") else {
+            return Ok(None);
+        };
+        let (dir, selector) = crate::source::oci_layout::parse_reference(rest)?;
+        let layout = crate::source::oci_layout::OciLayout::open(&dir).map_err(|e| e.to_string())?;
+        let image = layout
+            .resolve(&selector, platform)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(dockerfile::ResolvedImage {
+            digest: Some(image.manifest_digest),
+            image: image.config,
+        }))
+    }
+}
+
 /// Maps a request onto the front end's options.
 pub fn convert_options(request: &BuildRequest) -> Result<ConvertOptions> {
     let mut named_contexts = BTreeMap::new();
@@ -151,7 +178,7 @@ pub fn convert_options(request: &BuildRequest) -> Result<ConvertOptions> {
         target_platform: request.platform.clone(),
         build_platform: None,
         named_contexts,
-        resolver: None,
+        resolver: Some(std::sync::Arc::new(LayoutResolver)),
         all_stages: false,
     })
 }
@@ -226,12 +253,16 @@ mod tests {
 
     #[test]
     fn oci_layout_digests_reach_the_front_end_with_their_at_sign() {
+        let layout = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/base/busybox");
+        let index: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap())
+                .unwrap();
+        let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
         let mut with_layout = request("FROM base\n");
-        let digest = format!("sha256:{}", "a".repeat(64));
         with_layout.named_contexts.insert(
             "base".to_owned(),
             plan::NamedContext::OciLayout {
-                path: "/layout".into(),
+                path: layout.clone(),
                 reference: Some(digest.clone()),
             },
         );
@@ -239,15 +270,21 @@ mod tests {
         assert_eq!(
             options.named_contexts["base"],
             dockerfile::NamedContext::OciLayout {
-                path: "/layout".into(),
-                reference: Some(format!("@{digest}"))
+                path: layout.display().to_string(),
+                reference: Some(format!("@{digest}")),
             }
         );
-        let definition = graph(&with_layout).unwrap();
-        let json = serde_json::to_string(&definition).unwrap();
+        let file = SourceFile::new("Dockerfile", "FROM base\n");
+        let converted = dockerfile::convert(&file, &options).unwrap();
+        let json = serde_json::to_string(&converted.definition).unwrap();
         assert!(
-            json.contains(&format!("oci-layout:///layout@{digest}")),
+            json.contains(&format!("oci-layout://{}@{digest}", layout.display())),
             "{json}"
+        );
+        assert_eq!(
+            converted.image.config.cmd.as_deref(),
+            Some(&["/bin/sh".to_owned()][..]),
+            "the layout's config carries over"
         );
     }
 

@@ -42,6 +42,7 @@ pub(crate) fn export(
         };
         copy_children(&platform.rootfs, &target)?;
     }
+    reset_owners(atomic.path())?;
     if let Some(epoch) = epoch {
         set_mtimes(atomic.path(), epoch)?;
     }
@@ -59,6 +60,28 @@ pub(crate) fn copy_children(source: &Path, target: &Path) -> Result<()> {
         crate::snapshot::copy_tree(&source.join(&name), &target.join(&name))?;
     }
     Ok(())
+}
+
+/// Gives everything under `root` to the exporting user.
+// Compat: buildx receives a local export on the client and writes it as the user running
+// it, so `COPY --chown=10:20` or `RUN chown` show up as that user in the directory (the image
+// layers keep the real owners).
+fn reset_owners(root: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(root).map_err(io_error("stat", root))?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(root).map_err(io_error("read", root))? {
+            let entry = entry.map_err(io_error("read", root))?;
+            reset_owners(&entry.path())?;
+        }
+    }
+    let (uid, gid) = (rustix::process::geteuid(), rustix::process::getegid());
+    rustix::fs::chownat(CWD, root, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW).map_err(
+        |errno| Error::Io {
+            action: "set the owner of",
+            path: root.to_owned(),
+            source: errno.into(),
+        },
+    )
 }
 
 /// Sets the mtime (and atime) of everything under `root`, not following symlinks.

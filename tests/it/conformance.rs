@@ -127,3 +127,44 @@ fn print_output_is_byte_identical_to_buildx() {
         assert_eq!(String::from_utf8_lossy(&output.stdout), expected, "{name}");
     }
 }
+
+/// The `build` suite: real builds compared with what BuildKit exported (local tree, image
+/// config, history, layers), through the suite's own comparison script. Needs root, runc and
+/// python3; skips and says why otherwise (CI has them).
+#[test]
+fn every_build_case_matches_buildkit() {
+    let ready = rustix::process::geteuid().is_root()
+        && support::find_in_path("runc").is_some()
+        && support::find_in_path("python3").is_some();
+    if !ready {
+        eprintln!("skipping the build conformance suite: needs root, runc and python3");
+        return;
+    }
+    let root = support::root();
+    let layout = root.join("fixtures/base/busybox");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let base = format!(
+        "oci-layout://{}@{}",
+        layout.display(),
+        index["manifests"][0]["digest"].as_str().unwrap()
+    );
+    let state = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} --root {}",
+        env!("CARGO_BIN_EXE_bake"),
+        state.path().display()
+    );
+    let output = std::process::Command::new("python3")
+        .arg(root.join("fixtures/conformance/buildcmp.py"))
+        .args(["check", &command, &base])
+        .arg(root.join("fixtures/conformance/build"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("20 passed, 0 failed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -520,13 +520,14 @@ impl Dispatcher<'_, '_> {
                         }
                     })
                     .unwrap_or_default();
+                let identifier = format!("oci-layout://{path}{suffix}");
+                // The layout's own config (ENV, CMD, WORKDIR, ...) carries into the stage, as
+                // BuildKit reads it; the identifier is not re-pinned because a layout tag and a
+                // digest cannot both follow the path.
+                let (image, _) = self.resolve_image(&identifier, platform, node)?;
                 (
-                    State::source(
-                        source(format!("oci-layout://{path}{suffix}")),
-                        Some(platform.clone()),
-                        meta,
-                    ),
-                    oci::Image::empty(platform),
+                    State::source(source(identifier), Some(platform.clone()), meta),
+                    image,
                 )
             }
             NamedContext::Target { name } => (
