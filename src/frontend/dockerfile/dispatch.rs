@@ -413,6 +413,15 @@ impl Dispatcher<'_, '_> {
                 (State::image(&pinned, &platform, meta), image, platform)
             }
             Base::Named(named) | Base::Replaced(named) => {
+                let total = count_steps(&context.parsed.stages[index].commands) + 1;
+                let base = &context.parsed.stages[index].base;
+                let meta = VertexMeta {
+                    name: match resolved.display_name.as_str() {
+                        "" => format!("[1/{total}] FROM {base}"),
+                        name => format!("[{name} 1/{total}] FROM {base}"),
+                    },
+                    ..meta
+                };
                 let (state, image) = self.named_state(named, &platform, meta, node)?;
                 (state, image, platform)
             }
