@@ -133,3 +133,90 @@ fn a_failing_run_step_exits_1_with_its_output() {
     );
     assert!(!stderr.contains("panicked"));
 }
+
+fn image_project(dir: &Path) {
+    support::copy_tree(&support::root().join("fixtures/build-e2e/local"), dir, &[]);
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ntarget \"default\" {\n  contexts = { base = BASE }\n  output = [\"type=oci,dest=out/img.tar,rewrite-timestamp=true\"]\n}\n",
+    )
+    .unwrap();
+}
+
+fn digest(dir: &Path, root: &Path, epoch: &str) -> String {
+    let metadata = dir.join("metadata.json");
+    let args: Vec<String> = vec![
+        "--root".into(),
+        root.display().to_string(),
+        "--metadata-file".into(),
+        metadata.display().to_string(),
+    ];
+    let env = [
+        ("BASE".to_owned(), base()),
+        ("SOURCE_DATE_EPOCH".to_owned(), epoch.to_owned()),
+    ];
+    let output = support::bake(dir, &args, &env, None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(metadata).unwrap()).unwrap();
+    metadata["default"]["containerimage.digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn same_inputs_and_source_date_epoch_give_the_same_image_digest_in_fresh_roots() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let (a, b) = (scratch.path().join("a"), scratch.path().join("b"));
+    image_project(&a);
+    image_project(&b);
+    let first = digest(&a, &scratch.path().join("root-a"), "1700000000");
+    // A second apart, so unclamped timestamps would differ.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = digest(&b, &scratch.path().join("root-b"), "1700000000");
+    assert!(first.starts_with("sha256:"));
+    assert_eq!(first, second);
+}
+
+#[test]
+fn two_processes_build_on_one_root_at_once() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("state");
+    let dirs: Vec<_> = ["one", "two"]
+        .iter()
+        .map(|n| scratch.path().join(n))
+        .collect();
+    for dir in &dirs {
+        support::copy_tree(&support::root().join("fixtures/build-e2e/local"), dir, &[]);
+    }
+    let handles: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let (dir, root) = (dir.clone(), root.clone());
+            std::thread::spawn(move || run(&dir, &root).0)
+        })
+        .collect();
+    for (handle, dir) in handles.into_iter().zip(&dirs) {
+        let output = handle.join().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out/local/bar")).unwrap(),
+            "foo\n"
+        );
+    }
+}
