@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use crate::cache::local::LocalCache;
 use crate::content::Store;
 use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
-use crate::ops::worker::{LocalInput, Worker};
+use crate::ops::worker::{LocalInput, Snapshot, Worker};
 use crate::plan::{self, BuildRequest, Call, Dockerfile};
 use crate::progress::Sink;
 use crate::solver::{SolveOptions, Solver};
 
-use super::{Error, Result, convert_options, dockerfile};
+use super::{Error, Result, convert_options_with, dockerfile};
 
 /// How to build.
 #[derive(Debug, Clone)]
@@ -91,28 +91,74 @@ pub fn build(
         message: e.to_string(),
     })?;
     let mut reports = Vec::new();
-    for request in plan.requests.iter().filter(|r| r.call == Call::Build) {
-        reports.push(build_one(request, options, &store, sink)?);
+    let mut built: BTreeMap<String, (Snapshot, crate::oci::Image)> = BTreeMap::new();
+    for request in ordered(plan)? {
+        let (report, snapshot, image) = build_one(request, options, &store, &built, sink)?;
+        built.insert(request.target.clone(), (snapshot, image));
+        reports.push(report);
     }
     Ok(reports)
+}
+
+/// The build requests in an order where every `target:` link comes before its users.
+fn ordered(plan: &plan::Plan) -> Result<Vec<&BuildRequest>> {
+    let requests: Vec<&BuildRequest> = plan
+        .requests
+        .iter()
+        .filter(|r| r.call == Call::Build)
+        .collect();
+    let mut done: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < requests.len() {
+        let ready = requests.iter().find(|r| {
+            !done.contains(&r.target.as_str())
+                && r.named_contexts.values().all(|c| match c {
+                    plan::NamedContext::Target { name } => done.contains(&name.as_str()),
+                    _ => true,
+                })
+        });
+        let Some(request) = ready else {
+            return Err(Error::Build {
+                target: String::new(),
+                message: "the `target:` links form a loop or name a target that is not built"
+                    .to_owned(),
+            });
+        };
+        done.push(&request.target);
+        out.push(*request);
+    }
+    Ok(out)
 }
 
 fn build_one(
     request: &BuildRequest,
     options: &BuildOptions,
     store: &Store,
+    built: &BTreeMap<String, (Snapshot, crate::oci::Image)>,
     sink: &dyn Sink,
-) -> Result<BuildReport> {
+) -> Result<(BuildReport, Snapshot, crate::oci::Image)> {
     let fail = |message: String| Error::Build {
         target: request.target.clone(),
         message,
     };
     let file = dockerfile(request)?;
-    let converted = crate::frontend::dockerfile::convert(&file, &convert_options(request)?)
-        .map_err(Box::new)?;
+    let resolver = super::Resolver {
+        targets: built
+            .iter()
+            .map(|(name, (_, image))| (name.clone(), image.clone()))
+            .collect(),
+    };
+    let converted =
+        crate::frontend::dockerfile::convert(&file, &convert_options_with(request, resolver)?)
+            .map_err(Box::new)?;
     let runtime = crate::executor::Runc::new(&options.runtime, options.root.join("runtime"))
         .with_bundle_root(options.root.join("bundles"));
-    let worker = Worker::new(&options.root, Box::new(runtime), locals(request));
+    let worker = Worker::new(&options.root, Box::new(runtime), locals(request)).with_targets(
+        built
+            .iter()
+            .map(|(name, (snapshot, _))| (name.clone(), snapshot.clone()))
+            .collect(),
+    );
     let cache = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
     let solver = Solver::new(worker, cache).with_options(SolveOptions {
         max_parallelism: options.max_parallelism.max(1),
@@ -184,7 +230,7 @@ fn build_one(
             .map_err(|e| fail(e.to_string()))?;
         report.metadata.extend(response.metadata);
     }
-    Ok(report)
+    Ok((report, std::sync::Arc::new(rootfs), converted.image))
 }
 
 /// Output paths are relative to the working directory, which is where `plan` anchored the

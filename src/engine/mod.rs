@@ -109,17 +109,30 @@ pub fn dockerfile(request: &BuildRequest) -> Result<SourceFile> {
     }
 }
 
-/// Reads base-image configs for the front end: today from OCI layouts
-/// (`oci-layout://path[:tag|@digest]`); registry references resolve to nothing until the
-/// registry client lands, so their stages start from an empty config.
-struct LayoutResolver;
+/// Reads base-image configs for the front end: OCI layouts (`oci-layout://path[:tag|@digest]`)
+/// and already built bake targets (`target://name`). Registry references resolve to nothing
+/// until the registry client lands, so their stages start from an empty config.
+#[derive(Default)]
+pub struct Resolver {
+    /// Image configs of the targets built so far, by name.
+    pub targets: BTreeMap<String, crate::oci::Image>,
+}
 
-impl dockerfile::ImageResolver for LayoutResolver {
+impl dockerfile::ImageResolver for Resolver {
     fn resolve(
         &self,
         reference: &str,
         platform: &crate::platform::Platform,
     ) -> std::result::Result<Option<dockerfile::ResolvedImage>, String> {
+        if let Some(name) = reference.strip_prefix("target://") {
+            return Ok(self
+                .targets
+                .get(name)
+                .map(|image| dockerfile::ResolvedImage {
+                    digest: None,
+                    image: image.clone(),
+                }));
+        }
         let Some(rest) = reference.strip_prefix("oci-layout://") else {
             return Ok(None);
         };
@@ -137,6 +150,11 @@ impl dockerfile::ImageResolver for LayoutResolver {
 
 /// Maps a request onto the front end's options.
 pub fn convert_options(request: &BuildRequest) -> Result<ConvertOptions> {
+    convert_options_with(request, Resolver::default())
+}
+
+/// Maps a request onto the front end's options, answering base images with `resolver`.
+pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Result<ConvertOptions> {
     let mut named_contexts = BTreeMap::new();
     for (name, context) in &request.named_contexts {
         let mapped = match context {
@@ -178,7 +196,7 @@ pub fn convert_options(request: &BuildRequest) -> Result<ConvertOptions> {
         target_platform: request.platform.clone(),
         build_platform: None,
         named_contexts,
-        resolver: Some(std::sync::Arc::new(LayoutResolver)),
+        resolver: Some(std::sync::Arc::new(resolver)),
         all_stages: false,
     })
 }

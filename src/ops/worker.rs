@@ -91,6 +91,7 @@ pub struct Worker {
     cache_root: PathBuf,
     secrets: BTreeMap<String, Vec<u8>>,
     locals: BTreeMap<String, LocalInput>,
+    targets: BTreeMap<String, Snapshot>,
 }
 
 impl Worker {
@@ -107,7 +108,14 @@ impl Worker {
             cache_root: state.join("cache-mounts"),
             secrets: BTreeMap::new(),
             locals,
+            targets: BTreeMap::new(),
         }
+    }
+
+    /// Sets the results of already built targets that `target://<name>` sources use.
+    pub fn with_targets(mut self, targets: BTreeMap<String, Snapshot>) -> Self {
+        self.targets = targets;
+        self
     }
 
     /// Sets the secret values RUN steps may mount.
@@ -157,6 +165,15 @@ impl Worker {
             source.materialize(&path)?;
             return Ok(path);
         }
+        if let Some(name) = identifier.strip_prefix("target://") {
+            return self
+                .targets
+                .get(name)
+                .map(|snapshot| snapshot.as_ref().clone())
+                .ok_or_else(|| Error::Unsupported {
+                    what: format!("the linked target `{name}` before it is built"),
+                });
+        }
         if let Some(reference) = identifier.strip_prefix("oci-layout://") {
             let (dir, selector) =
                 oci_layout::parse_reference(reference).map_err(|what| Error::Unsupported {
@@ -178,7 +195,6 @@ impl Worker {
                 "docker-image" => format!(
                     "pulling `{identifier}` from a registry (use an `oci-layout://` named context)"
                 ),
-                "target" => format!("the linked target `{identifier}`"),
                 _ => format!("the source `{identifier}`"),
             },
         })
@@ -278,6 +294,18 @@ impl OpExec for Worker {
             map.digest = crate::digest::Digest::of_parts([
                 map.digest.as_bytes().as_slice(),
                 checksum.as_bytes().as_slice(),
+            ]);
+        }
+        // A linked target's result is an immutable snapshot; its path names it, and a changed
+        // target gets a new snapshot, hence a new key for everything built on it.
+        if let Op::Source(source) = vertex.op.as_ref()
+            && let Some(name) = source.identifier.strip_prefix("target://")
+            && let Some(snapshot) = self.targets.get(name)
+        {
+            let path = snapshot.to_string_lossy();
+            map.digest = crate::digest::Digest::of_parts([
+                map.digest.as_bytes().as_slice(),
+                path.as_bytes(),
             ]);
         }
         // Compat: buildkit's file op keys a copy source by the checksum of the paths it

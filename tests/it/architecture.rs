@@ -63,7 +63,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "engine",
         &[
             "plan", "frontend", "graph", "solver", "ops", "source", "cache", "exporter", "config",
-            "progress", "diag", "platform", "executor", "content", "digest",
+            "progress", "diag", "platform", "executor", "content", "digest", "oci",
         ],
     ),
     (

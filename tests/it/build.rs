@@ -220,3 +220,44 @@ fn two_processes_build_on_one_root_at_once() {
         );
     }
 }
+
+#[test]
+fn target_links_feed_one_target_into_another() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("shared.Dockerfile"),
+        "FROM base\nENV FROM_SHARED=yes\nRUN echo shared > /shared\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app.Dockerfile"),
+        "FROM shared\nRUN cat /shared > /app && echo $FROM_SHARED >> /app\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ntarget \"shared\" {\n  dockerfile = \"shared.Dockerfile\"\n  contexts = { base = BASE }\n}\ntarget \"app\" {\n  dockerfile = \"app.Dockerfile\"\n  contexts = { shared = \"target:shared\" }\n  output = [\"type=local,dest=out\"]\n}\n",
+    )
+    .unwrap();
+    let args: Vec<String> = vec![
+        "--root".into(),
+        scratch.path().join("state").display().to_string(),
+        "app".into(),
+    ];
+    let output = support::bake(&dir, &args, &[("BASE".to_owned(), base())], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/app")).unwrap(),
+        "shared\nyes\n",
+        "the linked result and its ENV"
+    );
+}

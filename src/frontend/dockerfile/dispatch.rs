@@ -539,14 +539,16 @@ impl Dispatcher<'_, '_> {
                     image,
                 )
             }
-            NamedContext::Target { name } => (
-                State::source(
-                    source(format!("target://{name}")),
-                    Some(platform.clone()),
-                    meta,
-                ),
-                oci::Image::empty(platform),
-            ),
+            NamedContext::Target { name } => {
+                let identifier = format!("target://{name}");
+                // The linked target's image config (ENV, WORKDIR, ...) carries over, as with
+                // any base image; the engine answers once that target is built.
+                let (image, _) = self.resolve_image(&identifier, platform, node)?;
+                (
+                    State::source(source(identifier), Some(platform.clone()), meta),
+                    image,
+                )
+            }
         })
     }
 
