@@ -91,13 +91,20 @@ pub fn build(
         message: e.to_string(),
     })?;
     let mut reports = Vec::new();
-    let mut built: BTreeMap<String, (Snapshot, crate::oci::Image)> = BTreeMap::new();
+    let mut built: BTreeMap<String, Built> = BTreeMap::new();
     for request in ordered(plan)? {
-        let (report, snapshot, image) = build_one(request, options, &store, &built, sink)?;
-        built.insert(request.target.clone(), (snapshot, image));
+        let (report, result) = build_one(request, options, &store, &built, sink)?;
+        built.insert(request.target.clone(), result);
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// What a built target leaves for the targets that link to it.
+struct Built {
+    snapshot: Snapshot,
+    image: crate::oci::Image,
+    layers: Vec<exporter::Layer>,
 }
 
 /// The build requests in an order where every `target:` link comes before its users.
@@ -134,9 +141,9 @@ fn build_one(
     request: &BuildRequest,
     options: &BuildOptions,
     store: &Store,
-    built: &BTreeMap<String, (Snapshot, crate::oci::Image)>,
+    built: &BTreeMap<String, Built>,
     sink: &dyn Sink,
-) -> Result<(BuildReport, Snapshot, crate::oci::Image)> {
+) -> Result<(BuildReport, Built)> {
     let fail = |message: String| Error::Build {
         target: request.target.clone(),
         message,
@@ -145,7 +152,7 @@ fn build_one(
     let resolver = super::Resolver {
         targets: built
             .iter()
-            .map(|(name, (_, image))| (name.clone(), image.clone()))
+            .map(|(name, b)| (name.clone(), b.image.clone()))
             .collect(),
     };
     let converted =
@@ -156,7 +163,7 @@ fn build_one(
     let worker = Worker::new(&options.root, Box::new(runtime), locals(request)).with_targets(
         built
             .iter()
-            .map(|(name, (snapshot, _))| (name.clone(), snapshot.clone()))
+            .map(|(name, b)| (name.clone(), b.snapshot.clone()))
             .collect(),
     );
     let cache = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
@@ -183,18 +190,21 @@ fn build_one(
         cache_only: request.outputs.is_empty(),
         ..BuildReport::default()
     };
-    let wants_image = request
-        .outputs
+    // Listing layers is cheap (diffs are computed at export), so every target records them
+    // for the targets that link to it.
+    let index = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
+    let linked: BTreeMap<String, Vec<exporter::Layer>> = built
         .iter()
-        .any(|o| matches!(o.kind.as_str(), "oci" | "docker"));
-    let layers = if wants_image {
-        let index = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
+        .map(|(name, b)| (name.clone(), b.layers.clone()))
+        .collect();
+    let layers = if converted.definition.root.is_some() {
         super::layers::layers(
             &converted.definition,
             &result.keys,
             &index,
             store,
             &converted.platform,
+            &linked,
         )
         .map_err(|e| fail(e.to_string()))?
     } else {
@@ -204,7 +214,7 @@ fn build_one(
         platforms: vec![PlatformOutput {
             platform: converted.platform.clone(),
             rootfs: rootfs.clone(),
-            layers,
+            layers: layers.clone(),
             image: converted.image.clone(),
         }],
     };
@@ -230,7 +240,12 @@ fn build_one(
             .map_err(|e| fail(e.to_string()))?;
         report.metadata.extend(response.metadata);
     }
-    Ok((report, std::sync::Arc::new(rootfs), converted.image))
+    let result = Built {
+        snapshot: std::sync::Arc::new(rootfs),
+        image: converted.image,
+        layers,
+    };
+    Ok((report, result))
 }
 
 /// Output paths are relative to the working directory, which is where `plan` anchored the

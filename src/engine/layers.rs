@@ -21,13 +21,15 @@ use crate::source::oci_layout::{self, OciLayout};
 #[error("cannot assemble the image layers: {0}")]
 pub struct Error(String);
 
-/// Returns the layers of the result at `root` (bottom first).
+/// Returns the layers of the result at `root` (bottom first); `linked` holds the layers of
+/// the targets `target://` sources stand for.
 pub fn layers(
     definition: &Definition,
     keys: &BTreeMap<Digest, Digest>,
     cache: &LocalCache,
     store: &Store,
     platform: &Platform,
+    linked: &BTreeMap<String, Vec<Layer>>,
 ) -> Result<Vec<Layer>, Error> {
     let by_digest: BTreeMap<&Digest, &Vertex> =
         definition.vertices.iter().map(|v| (&v.digest, v)).collect();
@@ -80,6 +82,13 @@ pub fn layers(
             Op::Source(source) => {
                 if let Some(reference) = source.identifier.strip_prefix("oci-layout://") {
                     base = layout_layers(reference, store, platform)?;
+                    chain.push(vertex);
+                    break;
+                }
+                if let Some(name) = source.identifier.strip_prefix("target://") {
+                    base = linked.get(name).cloned().ok_or_else(|| {
+                        Error(format!("the layers of target `{name}` are unknown"))
+                    })?;
                     chain.push(vertex);
                     break;
                 }

@@ -261,3 +261,77 @@ fn target_links_feed_one_target_into_another() {
         "the linked result and its ENV"
     );
 }
+
+/// `examples/bake/monorepo`: eight targets, one shared base stage through a `target:` link,
+/// every exporter type.
+#[test]
+fn monorepo_example_builds_shares_its_base_and_rebuilds_only_what_changed() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("monorepo");
+    support::copy_tree(&support::root().join("examples/bake/monorepo"), &dir, &[]);
+    let root = scratch.path().join("state");
+    let go = || {
+        let args: Vec<String> = vec![
+            "--root".into(),
+            root.display().to_string(),
+            "--progress=rawjson".into(),
+        ];
+        let output = support::bake(&dir, &args, &[("OS".to_owned(), base())], None);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        events(&stderr)
+    };
+    let ran = |events: &[serde_json::Value]| -> Vec<String> {
+        let names: std::collections::HashMap<String, String> = events
+            .iter()
+            .filter(|e| e["event"] == "started")
+            .map(|e| {
+                (
+                    e["vertex"].as_str().unwrap().to_owned(),
+                    e["name"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        events
+            .iter()
+            .filter(|e| e["event"] == "done")
+            .filter_map(|e| names.get(e["vertex"].as_str().unwrap()).cloned())
+            .filter(|name| name.contains(" RUN "))
+            .collect()
+    };
+
+    let cold = ran(&go());
+    let shared: Vec<&String> = cold
+        .iter()
+        .filter(|n| n.contains("/opt/acme/release"))
+        .collect();
+    assert_eq!(
+        shared.len(),
+        1,
+        "the shared base stage runs exactly once: {cold:?}"
+    );
+    for output in [
+        "out/api-slim.tar",
+        "out/api-full.tar",
+        "out/worker.tar",
+        "out/migrations.tar",
+        "out/web/usr/share/web/web.built",
+        "out/docs/usr/share/docs/docs.built",
+        "out/cli/index.json",
+    ] {
+        assert!(dir.join(output).exists(), "{output} was exported");
+    }
+
+    let warm = ran(&go());
+    assert!(warm.is_empty(), "a second run runs no RUN step: {warm:?}");
+
+    std::fs::write(dir.join("services/web/main.txt"), "web changed\n").unwrap();
+    let edited = ran(&go());
+    assert!(
+        !edited.is_empty() && edited.iter().all(|n| n.contains("building web")),
+        "only web rebuilt: {edited:?}"
+    );
+}

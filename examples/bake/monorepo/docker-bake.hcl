@@ -1,9 +1,15 @@
-# A monorepo of six services that share one base stage. Run from this directory:
-#   bake --print            # resolve everything
-#   bake --print api-amd64  # one matrix cell
+# A monorepo of seven services that share one base stage through a `target:` link. To build,
+# point OS at a base image with a shell, for example the busybox layout in this repository:
+#   OS=oci-layout://$PWD/../../../fixtures/base/busybox@sha256:... bake --root /tmp/bake
+# `bake --print` needs nothing.
+variable "OS" {
+  default     = ""
+  description = "The OS base image (a docker-image:// or oci-layout:// named context)"
+}
+
 variable "REGISTRY" {
   default     = "registry.example.com/acme"
-  description = "Where images are pushed"
+  description = "Where images would be pushed"
 }
 
 variable "TAG" {
@@ -11,15 +17,9 @@ variable "TAG" {
   description = "Image tag for every service"
 }
 
-variable "PLATFORMS" {
-  type        = list(string)
-  default     = ["amd64", "arm64"]
-  description = "CPU architectures to build the services for"
-}
-
 function "image" {
-  params = [service, arch]
-  result = "${REGISTRY}/${service}:${TAG}-${arch}"
+  params = [service, flavor]
+  result = "${REGISTRY}/${service}:${TAG}-${flavor}"
 }
 
 group "default" {
@@ -31,7 +31,13 @@ group "services" {
   targets     = ["api", "worker", "web", "migrations"]
 }
 
-# Shared by every service: build args, labels and the base stage the Dockerfiles start from.
+# The shared base stage; every service starts `FROM base`.
+target "base" {
+  context  = "base"
+  contexts = { os = OS }
+}
+
+# Shared by every service: the link to the base, build args and labels.
 target "_common" {
   contexts = {
     base = "target:base"
@@ -44,27 +50,22 @@ target "_common" {
   }
 }
 
-target "base" {
-  context    = "base"
-  dockerfile = "Dockerfile"
-}
-
 target "api" {
   inherits = ["_common"]
-  name     = "api-${arch}"
+  name     = "api-${flavor}"
   matrix = {
-    arch = PLATFORMS
+    flavor = ["slim", "full"]
   }
-  context   = "services/api"
-  platforms = ["linux/${arch}"]
-  tags      = [image("api", arch)]
-  output    = ["type=oci,dest=out/api-${arch}.tar"]
+  context = "services/api"
+  args    = { FLAVOR = flavor }
+  tags    = [image("api", flavor)]
+  output  = ["type=oci,dest=out/api-${flavor}.tar"]
 }
 
 target "worker" {
   inherits = ["_common"]
   context  = "services/worker"
-  tags     = [image("worker", "amd64")]
+  tags     = [image("worker", "full")]
   output   = ["type=docker,dest=out/worker.tar"]
 }
 
@@ -74,7 +75,7 @@ target "web" {
   args = {
     NODE_ENV = "production"
   }
-  tags   = [image("web", "amd64")]
+  tags   = [image("web", "full")]
   output = [{ type = "local", dest = "out/web" }]
 }
 
