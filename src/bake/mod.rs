@@ -82,10 +82,7 @@ pub fn define(inputs: &Inputs) -> Result<Definition, Error> {
         let mut env = inputs.env.clone();
         env.extend(inputs.vars.clone());
         let composed = compose::parse(&compose_files, &env, inputs.cwd.as_deref())?;
-        config.extend(Config {
-            targets: composed.targets,
-            groups: composed.groups,
-        });
+        config.extend(Config::new(composed.targets, composed.groups));
     }
     let mut variables = Vec::new();
     if !hcl_files.is_empty() {

@@ -16,6 +16,9 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// Groups, one per name, in definition order.
     pub groups: Vec<Group>,
+    /// Positions by name, built on first lookup (resolution looks names up thousands of
+    /// times in large monorepos).
+    index: std::sync::OnceLock<(HashMap<String, usize>, HashMap<String, usize>)>,
 }
 
 /// The requested targets, resolved: what `--print` shows and what gets built.
@@ -30,26 +33,65 @@ pub struct Resolved {
 impl Config {
     /// Merges another configuration on top: targets merge by name, groups replace.
     pub fn extend(&mut self, other: Config) {
+        let mut index = std::mem::take(&mut self.index)
+            .into_inner()
+            .unwrap_or_else(|| self.build_index());
         for target in other.targets {
-            match self.targets.iter_mut().find(|t| t.name == target.name) {
-                Some(existing) => existing.merge(&target),
-                None => self.targets.push(target),
+            match index.0.get(&target.name) {
+                Some(&position) => self.targets[position].merge(&target),
+                None => {
+                    index.0.insert(target.name.clone(), self.targets.len());
+                    self.targets.push(target);
+                }
             }
         }
         for group in other.groups {
-            match self.groups.iter_mut().find(|g| g.name == group.name) {
-                Some(existing) => *existing = group,
-                None => self.groups.push(group),
+            match index.1.get(&group.name) {
+                Some(&position) => self.groups[position] = group,
+                None => {
+                    index.1.insert(group.name.clone(), self.groups.len());
+                    self.groups.push(group);
+                }
             }
+        }
+        self.index = std::sync::OnceLock::from(index);
+    }
+
+    /// Creates a configuration from targets and groups (names must be unique).
+    pub fn new(targets: Vec<Target>, groups: Vec<Group>) -> Self {
+        Self {
+            targets,
+            groups,
+            index: std::sync::OnceLock::new(),
         }
     }
 
+    fn build_index(&self) -> (HashMap<String, usize>, HashMap<String, usize>) {
+        let targets = self
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let groups = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.clone(), i))
+            .collect();
+        (targets, groups)
+    }
+
+    fn index(&self) -> &(HashMap<String, usize>, HashMap<String, usize>) {
+        self.index.get_or_init(|| self.build_index())
+    }
+
     fn group(&self, name: &str) -> Option<&Group> {
-        self.groups.iter().find(|g| g.name == name)
+        self.index().1.get(name).map(|&i| &self.groups[i])
     }
 
     fn target(&self, name: &str) -> Option<&Target> {
-        self.targets.iter().find(|t| t.name == name)
+        self.index().0.get(name).map(|&i| &self.targets[i])
     }
 
     /// Expands a name into target names and the groups passed through.
@@ -81,22 +123,34 @@ impl Config {
     /// Resolves one target: parents first, then itself, then its overrides.
     // Compat: buildx Config.target (bake/bake.go): a target met again while resolving is
     // skipped, so `inherits` cycles resolve to what is reachable instead of failing.
+    ///
+    /// Returns the target and whether a cycle was cut below it. Results with no cut are the
+    /// same whichever target asked for them, so they go in `memo` and large monorepos resolve
+    /// each shared parent once.
     fn resolve_target(
         &self,
         name: &str,
         overrides: &Overrides,
         visited: &mut HashMap<String, Option<Target>>,
-    ) -> Result<Option<Target>, Diagnostic> {
+        memo: &mut HashMap<String, Target>,
+    ) -> Result<(Option<Target>, bool), Diagnostic> {
+        if let Some(done) = memo.get(name) {
+            return Ok((Some(done.clone()), false));
+        }
         if let Some(done) = visited.get(name) {
-            return Ok(done.clone());
+            // `None` means "being resolved": the cycle is cut here.
+            return Ok((done.clone(), done.is_none()));
         }
         visited.insert(name.to_owned(), None);
         let Some(own) = self.target(name) else {
             return Err(self.unknown_target(name));
         };
         let mut merged = Target::default();
+        let mut cut = false;
         for parent in &own.inherits {
-            if let Some(parent) = self.resolve_target(parent, overrides, visited)? {
+            let (parent, parent_cut) = self.resolve_target(parent, overrides, visited, memo)?;
+            cut |= parent_cut;
+            if let Some(parent) = parent {
                 merged.merge(&parent);
             }
         }
@@ -107,7 +161,10 @@ impl Config {
         }
         merged.normalize();
         visited.insert(name.to_owned(), Some(merged.clone()));
-        Ok(Some(merged))
+        if !cut {
+            memo.insert(name.to_owned(), merged.clone());
+        }
+        Ok((Some(merged), cut))
     }
 
     fn unknown_target(&self, name: &str) -> Diagnostic {
@@ -125,9 +182,15 @@ impl Config {
     }
 
     /// Resolves a target the way `bake <name>` asks for it: with defaults applied.
-    fn resolve_final(&self, name: &str, overrides: &Overrides) -> Result<Target, Diagnostic> {
+    fn resolve_final(
+        &self,
+        name: &str,
+        overrides: &Overrides,
+        memo: &mut HashMap<String, Target>,
+    ) -> Result<Target, Diagnostic> {
         let mut target = self
-            .resolve_target(name, overrides, &mut HashMap::new())?
+            .resolve_target(name, overrides, &mut HashMap::new(), memo)?
+            .0
             .unwrap_or_default();
         target.name = name.to_owned();
         target.inherits.clear();
@@ -213,6 +276,7 @@ pub fn resolve(
     let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
     let overrides = overrides::parse(sets, &names, env)?;
     let mut resolved = Resolved::default();
+    let mut memo = HashMap::new();
     let mut problems = Vec::new();
     for name in &requested {
         let (targets, groups) = config.expand(name, &mut HashMap::new());
@@ -220,7 +284,7 @@ pub fn resolve(
             if resolved.targets.contains_key(&target) {
                 continue;
             }
-            match config.resolve_final(&target, &overrides) {
+            match config.resolve_final(&target, &overrides, &mut memo) {
                 Ok(t) => {
                     resolved.targets.insert(target, t);
                 }
@@ -250,7 +314,14 @@ pub fn resolve(
     default.targets.dedup();
     let names: Vec<String> = resolved.targets.keys().cloned().collect();
     for name in names {
-        load_links(config, &name, &overrides, &mut resolved, &mut Vec::new())?;
+        load_links(
+            config,
+            &name,
+            &overrides,
+            &mut resolved,
+            &mut Vec::new(),
+            &mut memo,
+        )?;
     }
     if let Some(epoch) = env.get("SOURCE_DATE_EPOCH") {
         for target in resolved.targets.values_mut() {
@@ -272,6 +343,7 @@ fn load_links(
     overrides: &Overrides,
     resolved: &mut Resolved,
     visited: &mut Vec<String>,
+    memo: &mut HashMap<String, Target>,
 ) -> Result<(), Diagnostic> {
     visited.push(name.to_owned());
     let Some(target) = resolved.targets.get(name).cloned() else {
@@ -295,7 +367,7 @@ fn load_links(
             ));
         }
         if !resolved.targets.contains_key(linked) {
-            let mut dependency = config.resolve_final(linked, overrides).map_err(|d| {
+            let mut dependency = config.resolve_final(linked, overrides, memo).map_err(|d| {
                 Diagnostic::new(
                     "bake::link",
                     format!("target `{name}` links to unknown target `{linked}`"),
@@ -308,7 +380,7 @@ fn load_links(
             }]);
             resolved.targets.insert(linked.to_owned(), dependency);
         }
-        load_links(config, linked, overrides, resolved, visited)?;
+        load_links(config, linked, overrides, resolved, visited, memo)?;
         let dependency = &resolved.targets[linked];
         let platforms = target.platforms.clone().unwrap_or_default();
         let linked_platforms = dependency.platforms.clone().unwrap_or_default();
@@ -350,14 +422,14 @@ mod tests {
         app.contexts.insert("b".into(), Some("target:base".into()));
         let mut base = target("base");
         base.tags = Some(vec!["base:1".into()]);
-        Config {
-            targets: vec![base, app],
-            groups: vec![Group {
+        Config::new(
+            vec![base, app],
+            vec![Group {
                 name: "all".into(),
                 description: None,
                 targets: vec!["app".into(), "base".into()],
             }],
-        }
+        )
     }
 
     #[test]

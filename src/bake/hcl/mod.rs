@@ -56,10 +56,7 @@ pub(crate) fn load(
     };
     let decoded = decode::decode(&sources, &json, &bodies, &options)?;
     Ok((
-        Config {
-            targets: decoded.targets,
-            groups: decoded.groups,
-        },
+        Config::new(decoded.targets, decoded.groups),
         decoded.variables,
     ))
 }

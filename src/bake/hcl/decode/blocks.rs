@@ -137,12 +137,13 @@ impl<'a> Parser<'a> {
 
     pub(super) fn attr_value(&self, index: usize, name: &str) -> Option<EvalResult<Value>> {
         let instance = &self.instances[index];
-        let attr = instance.block.attr(name)?;
-        let key = (index, name.to_owned());
+        let block: &'a Block = instance.block;
+        let attr: &'a Attr = block.attr(name)?;
+        let key = (index, attr.name.as_str());
         if let Some(value) = self.attr_values.borrow().get(&key) {
             return Some(Ok(value.clone()));
         }
-        if !self.attr_resolving.borrow_mut().insert(key.clone()) {
+        if !self.attr_resolving.borrow_mut().insert(key) {
             return Some(Err(EvalError::new(format!(
                 "reference cycle not allowed for `{}.{}.{name}`",
                 instance.block.kind, instance.name

@@ -65,8 +65,8 @@ struct Parser<'a> {
     by_name: HashMap<(&'a str, String), Vec<usize>>,
     values: RefCell<HashMap<String, Value>>,
     resolving: RefCell<Vec<String>>,
-    attr_values: RefCell<HashMap<(usize, String), Value>>,
-    attr_resolving: RefCell<HashSet<(usize, String)>>,
+    attr_values: RefCell<HashMap<(usize, &'a str), Value>>,
+    attr_resolving: RefCell<HashSet<(usize, &'a str)>>,
     calls: RefCell<Vec<String>>,
 }
 
