@@ -27,7 +27,7 @@
 //!
 //! | layer | modules |
 //! | --- | --- |
-//! | 0 leaf | [`diag`], [`platform`], [`buildflags`] (later `digest`, `progress`, `oci`, `config`) |
+//! | 0 leaf | [`diag`], [`digest`], [`path`], [`platform`], [`progress`], [`buildflags`], [`oci`] (later `config`) |
 //! | 1 contract | [`graph`] |
 //! | 2 front ends | [`bake`] → [`plan`], [`frontend`] |
 //! | 2 storage | `content`, `snapshot`, `registry`, `executor` (issues #4, #5) |
@@ -57,6 +57,7 @@ pub mod frontend;
 pub mod graph;
 pub mod oci;
 pub mod ops;
+pub mod path;
 pub mod plan;
 pub mod platform;
 pub mod progress;

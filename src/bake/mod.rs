@@ -13,7 +13,6 @@ pub(crate) mod hcl;
 mod merge;
 pub mod model;
 mod overrides;
-mod path;
 pub mod print;
 pub mod resolve;
 pub mod schema;

@@ -234,7 +234,7 @@ fn build_one(
         }
         let mut entry = entry.clone();
         if entry.kind != "cacheonly" && !entry.destination.is_empty() && entry.destination != "-" {
-            entry.destination = absolute(request, &entry.destination);
+            entry.destination = absolute(&entry.destination);
         }
         let response = exporter::export(store, &entry, &output, &context, &mut std::io::stdout())
             .map_err(|e| fail(e.to_string()))?;
@@ -248,9 +248,8 @@ fn build_one(
     Ok((report, result))
 }
 
-/// Output paths are relative to the working directory, which is where `plan` anchored the
-/// context; the plan keeps absolute context paths, so take the directory bake ran in.
-fn absolute(_request: &BuildRequest, destination: &str) -> String {
+/// Output paths are relative to the directory bake runs in, as in buildx.
+fn absolute(destination: &str) -> String {
     let path = Path::new(destination);
     if path.is_absolute() {
         return destination.to_owned();

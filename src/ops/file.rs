@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::executor::user::{self, resolve_in_root};
 use crate::graph::{CopyAction, FileAction, FileOwner};
+use crate::path::clean_in_root as clean;
 use crate::snapshot;
 
 use super::chmod;
@@ -149,22 +150,6 @@ fn ids(root: &Path, owner: &FileOwner) -> Result<Option<(u32, u32)>> {
     let spec = spec.trim_end_matches(':');
     let resolved = user::resolve(root, spec)?;
     Ok(Some((resolved.uid, resolved.gid)))
-}
-
-/// Normalises a path to its components relative to the root: `.` and empty parts dropped,
-/// `..` never climbing above the root (as a path inside a container resolves).
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    parts.join("/")
 }
 
 fn exists(root: &Path, path: &str) -> bool {

@@ -90,29 +90,7 @@ pub fn parse(text: &str) -> Vec<String> {
 }
 
 /// Cleans a slash-separated path lexically, as Go's `path/filepath.Clean` does on Unix.
-pub fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => match parts.last() {
-                Some(&last) if last != ".." => {
-                    parts.pop();
-                }
-                _ if rooted => {}
-                _ => parts.push(".."),
-            },
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
+pub use crate::path::clean;
 
 /// How one pattern is matched; the non-regex kinds are moby's fast paths and are kept because
 /// they change results at the edges (`**foo` is a plain suffix test there).

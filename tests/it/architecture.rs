@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("diag", &[]),
     ("digest", &[]),
+    ("path", &[]),
     ("platform", &[]),
     ("progress", &[]),
     ("buildflags", &["diag"]),
     ("oci", &["digest", "platform"]),
     ("config", &["diag", "platform"]),
-    ("bake", &["diag", "platform", "buildflags"]),
+    ("bake", &["diag", "path", "platform", "buildflags"]),
     ("plan", &["bake", "buildflags", "platform", "diag"]),
     ("graph", &["digest", "platform", "oci", "diag"]),
     ("frontend", &["graph", "oci", "platform", "digest", "diag"]),
@@ -22,14 +23,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "ops",
         &[
             "solver", "graph", "executor", "source", "snapshot", "content", "progress", "digest",
-            "platform",
+            "platform", "path",
         ],
     ),
     ("executor", &["progress", "diag"]),
     (
         "source",
         &[
-            "snapshot", "content", "registry", "oci", "platform", "digest", "graph",
+            "snapshot", "content", "registry", "oci", "platform", "digest", "graph", "path",
         ],
     ),
     ("snapshot", &["content", "digest", "oci"]),

@@ -334,7 +334,7 @@ fn path_dir(p: &str) -> String {
         Some(i) => &p[..=i],
         None => "",
     };
-    crate::bake::path::clean(dir)
+    crate::path::clean(dir)
 }
 
 #[cfg(test)]
