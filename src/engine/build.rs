@@ -1,12 +1,11 @@
-//! `bake` building: every build request is lowered by the Dockerfile front end, solved
-//! through the ops worker, and exported. Part of `engine`.
+//! `bake` building: every build request is lowered by the Dockerfile front end, all of them
+//! are combined into one graph and solved at once through the ops worker, then each target
+//! is exported. Part of `engine`.
 //!
-//! Each target gets its own solve (and worker), because every target's main context is
-//! `local://context`; one cache in the state root, keyed by content, is shared by all of
-//! them and by later runs, so a stage two targets have in common runs once and an unchanged
-//! rebuild runs nothing.
-// Diverges: BuildKit solves all targets in one request and tells contexts apart by session;
-// one solve per target keeps contexts apart until sources carry their own identity.
+//! One solve for all targets (as BuildKit's bake does): a vertex two targets share runs
+//! once, independent targets run in parallel, and `target:` links are edges inside the graph
+//! rather than builds in sequence. One cache in the state root, keyed by content, serves
+//! later runs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +13,13 @@ use std::path::{Path, PathBuf};
 use crate::cache::local::LocalCache;
 use crate::content::Store;
 use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
-use crate::ops::worker::{LocalInput, Snapshot, Worker};
+use crate::graph::{Definition, Edge};
+use crate::ops::worker::{LocalInput, Worker};
 use crate::plan::{self, BuildRequest, Call, Dockerfile};
 use crate::progress::Sink;
 use crate::solver::{SolveOptions, Solver};
 
+use super::combine::{self, Combiner, LocalName};
 use super::{Error, Result, convert_options_with, dockerfile};
 
 /// How to build.
@@ -45,33 +46,38 @@ pub struct BuildReport {
     pub cache_only: bool,
 }
 
-fn locals(request: &BuildRequest) -> BTreeMap<String, LocalInput> {
-    let mut locals = BTreeMap::new();
+/// The local directories a request reads, by the names its front end gives them.
+fn locals(request: &BuildRequest) -> Vec<LocalName> {
+    let mut locals = Vec::new();
     if let plan::Context::Local(dir) = &request.context {
-        let dockerfile = match &request.dockerfile {
-            Dockerfile::File(path) => Some(path.clone()),
+        // `<Dockerfile>.dockerignore` wins over `.dockerignore`, so it is part of the
+        // context's identity only when it exists.
+        let ignore_for = match &request.dockerfile {
+            Dockerfile::File(path) if dockerfile_ignore(path).is_file() => Some(path.clone()),
             _ => None,
         };
-        locals.insert(
-            "context".to_owned(),
-            LocalInput {
-                dir: dir.clone(),
-                dockerfile,
-            },
-        );
+        locals.push(LocalName {
+            name: "context".to_owned(),
+            dir: dir.clone(),
+            ignore_for,
+        });
     }
     for (name, context) in &request.named_contexts {
         if let plan::NamedContext::Local { path } = context {
-            locals.insert(
-                name.clone(),
-                LocalInput {
-                    dir: path.clone(),
-                    dockerfile: None,
-                },
-            );
+            locals.push(LocalName {
+                name: name.clone(),
+                dir: path.clone(),
+                ignore_for: None,
+            });
         }
     }
     locals
+}
+
+fn dockerfile_ignore(dockerfile: &Path) -> PathBuf {
+    let mut name = dockerfile.as_os_str().to_owned();
+    name.push(".dockerignore");
+    PathBuf::from(name)
 }
 
 fn now() -> u64 {
@@ -80,31 +86,219 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Builds every request whose method is `build` and runs its exporters.
+/// Builds every request whose method is `build` in one solve and runs their exporters.
 pub fn build(
     plan: &plan::Plan,
     options: &BuildOptions,
     sink: &dyn Sink,
 ) -> Result<Vec<BuildReport>> {
-    let store = Store::open(&options.root).map_err(|e| Error::Build {
-        target: String::new(),
-        message: e.to_string(),
+    let fail = |target: &str, message: String| Error::Build {
+        target: target.to_owned(),
+        message,
+    };
+    let store = Store::open(&options.root).map_err(|e| fail("", e.to_string()))?;
+    let requests = ordered(plan)?;
+
+    // Lower every request in link order: a linked target's image config and graph are
+    // known before the targets that use it are lowered.
+    let mut combiner = Combiner::default();
+    let mut worker_locals: BTreeMap<String, LocalInput> = BTreeMap::new();
+    let mut lowered: Vec<Lowered> = Vec::with_capacity(requests.len());
+    for request in &requests {
+        let file = dockerfile(request)?;
+        let linked = |name: &str| pick(&requests, &lowered, name, request.platform.as_ref());
+        let resolver = super::Resolver {
+            targets: request
+                .named_contexts
+                .values()
+                .filter_map(|c| match c {
+                    plan::NamedContext::Target { name } => {
+                        linked(name).map(|l| (name.clone(), l.image.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        };
+        let converted =
+            crate::frontend::dockerfile::convert(&file, &convert_options_with(request, resolver)?)
+                .map_err(Box::new)?;
+        let names = locals(request);
+        for local in &names {
+            let dockerfile = local
+                .ignore_for
+                .clone()
+                .or_else(|| match &request.dockerfile {
+                    Dockerfile::File(path) if local.name == "context" => Some(path.clone()),
+                    _ => None,
+                });
+            worker_locals
+                .entry(local.unique())
+                .or_insert_with(|| LocalInput {
+                    name: local.name.clone(),
+                    dir: local.dir.clone(),
+                    dockerfile,
+                });
+        }
+        let root = combiner
+            .add(
+                &converted.definition,
+                &names,
+                &|name| linked(name).map(|l| l.root),
+                request.no_cache,
+            )
+            .map_err(|message| fail(&request.target, message))?;
+        lowered.push(Lowered {
+            root,
+            image: converted.image,
+            platform: converted.platform,
+        });
+    }
+    let definition = combiner.finish();
+
+    let runtime = crate::executor::Runc::new(&options.runtime, options.root.join("runtime"))
+        .with_bundle_root(options.root.join("bundles"));
+    let worker = Worker::new(&options.root, Box::new(runtime), worker_locals);
+    let cache = LocalCache::open(&options.root).map_err(|e| fail("", e.to_string()))?;
+    let solver = Solver::new(worker, cache).with_options(SolveOptions {
+        max_parallelism: options.max_parallelism.max(1),
+        ..SolveOptions::default()
+    });
+    let roots: Vec<_> = lowered.iter().map(|l| (&definition, l.root)).collect();
+    let result = solver.solve(&roots, sink).map_err(|error| {
+        // Name the targets whose graphs hold the failing step, as buildx does.
+        let target = match &error {
+            crate::solver::Error::Vertex { vertex, .. } => requests
+                .iter()
+                .zip(&lowered)
+                .filter(|(_, l)| combine::reaches(&definition, l.root.as_ref(), vertex))
+                .map(|(r, _)| r.target.as_str())
+                .fold(String::new(), |mut all, name| {
+                    if !all.split(", ").any(|n| n == name) {
+                        if !all.is_empty() {
+                            all.push_str(", ");
+                        }
+                        all.push_str(name);
+                    }
+                    all
+                }),
+            _ => String::new(),
+        };
+        fail(&target, error.to_string())
     })?;
-    let mut reports = Vec::new();
-    let mut built: BTreeMap<String, Built> = BTreeMap::new();
-    for request in ordered(plan)? {
-        let (report, result) = build_one(request, options, &store, &built, sink)?;
-        built.insert(request.target.clone(), result);
+
+    // Export target by target; a multi-platform target exports all its platforms at once.
+    let index = LocalCache::open(&options.root).map_err(|e| fail("", e.to_string()))?;
+    let context = ExportContext {
+        source_date_epoch: options.source_date_epoch,
+        now: now(),
+    };
+    let mut reports: Vec<BuildReport> = Vec::new();
+    let mut exported: Vec<&str> = Vec::new();
+    for (position, request) in requests.iter().enumerate() {
+        if exported.contains(&request.target.as_str()) {
+            continue;
+        }
+        exported.push(&request.target);
+        let mut platforms = Vec::new();
+        for (at, (other, lowered)) in requests.iter().zip(&lowered).enumerate().skip(position) {
+            if other.target != request.target {
+                continue;
+            }
+            let output = result.outputs.get(at).cloned().flatten();
+            let rootfs: PathBuf = match output {
+                Some(snapshot) => snapshot.as_ref().clone(),
+                None => {
+                    // `FROM scratch` with nothing added: an empty filesystem.
+                    let empty = options.root.join("snapshots").join("empty");
+                    std::fs::create_dir_all(&empty)
+                        .map_err(|e| fail(&request.target, e.to_string()))?;
+                    empty
+                }
+            };
+            let layers = match lowered.root {
+                Some(root) => super::layers::layers(
+                    &Definition {
+                        root: Some(root),
+                        ..definition.clone()
+                    },
+                    &result.keys,
+                    &index,
+                    &store,
+                    &lowered.platform,
+                    &BTreeMap::new(),
+                )
+                .map_err(|e| fail(&request.target, e.to_string()))?,
+                None => Vec::new(),
+            };
+            platforms.push(PlatformOutput {
+                platform: lowered.platform.clone(),
+                rootfs,
+                layers,
+                image: lowered.image.clone(),
+            });
+        }
+        let output = BuildOutput { platforms };
+        let mut report = BuildReport {
+            target: request.target.clone(),
+            cache_only: request.outputs.is_empty(),
+            ..BuildReport::default()
+        };
+        for entry in &request.outputs {
+            if !matches!(
+                entry.kind.as_str(),
+                "local" | "tar" | "oci" | "docker" | "cacheonly"
+            ) {
+                return Err(fail(
+                    &request.target,
+                    format!(
+                        "the `{}` exporter needs a registry, which is not supported yet (use `type=oci` or `type=docker` with `dest=`)",
+                        entry.kind
+                    ),
+                ));
+            }
+            let mut entry = entry.clone();
+            if entry.kind != "cacheonly"
+                && !entry.destination.is_empty()
+                && entry.destination != "-"
+            {
+                entry.destination = absolute(&entry.destination);
+            }
+            let response =
+                exporter::export(&store, &entry, &output, &context, &mut std::io::stdout())
+                    .map_err(|e| fail(&request.target, e.to_string()))?;
+            report.metadata.extend(response.metadata);
+        }
         reports.push(report);
     }
     Ok(reports)
 }
 
-/// What a built target leaves for the targets that link to it.
-struct Built {
-    snapshot: Snapshot,
+/// A lowered request: its root in the combined graph and its image config.
+struct Lowered {
+    root: Option<Edge>,
     image: crate::oci::Image,
-    layers: Vec<exporter::Layer>,
+    platform: crate::platform::Platform,
+}
+
+/// The lowered request of the linked target `name`: the one for `platform` if the target
+/// has it, else its first.
+fn pick<'a>(
+    requests: &[&BuildRequest],
+    lowered: &'a [Lowered],
+    name: &str,
+    platform: Option<&crate::platform::Platform>,
+) -> Option<&'a Lowered> {
+    let candidates: Vec<(&BuildRequest, &Lowered)> = requests
+        .iter()
+        .copied()
+        .zip(lowered)
+        .filter(|(r, _)| r.target == name)
+        .collect();
+    candidates
+        .iter()
+        .find(|(r, _)| r.platform.as_ref() == platform)
+        .or_else(|| candidates.first())
+        .map(|(_, l)| *l)
 }
 
 /// The build requests in an order where every `target:` link comes before its users.
@@ -135,117 +329,6 @@ fn ordered(plan: &plan::Plan) -> Result<Vec<&BuildRequest>> {
         out.push(*request);
     }
     Ok(out)
-}
-
-fn build_one(
-    request: &BuildRequest,
-    options: &BuildOptions,
-    store: &Store,
-    built: &BTreeMap<String, Built>,
-    sink: &dyn Sink,
-) -> Result<(BuildReport, Built)> {
-    let fail = |message: String| Error::Build {
-        target: request.target.clone(),
-        message,
-    };
-    let file = dockerfile(request)?;
-    let resolver = super::Resolver {
-        targets: built
-            .iter()
-            .map(|(name, b)| (name.clone(), b.image.clone()))
-            .collect(),
-    };
-    let converted =
-        crate::frontend::dockerfile::convert(&file, &convert_options_with(request, resolver)?)
-            .map_err(Box::new)?;
-    let runtime = crate::executor::Runc::new(&options.runtime, options.root.join("runtime"))
-        .with_bundle_root(options.root.join("bundles"));
-    let worker = Worker::new(&options.root, Box::new(runtime), locals(request)).with_targets(
-        built
-            .iter()
-            .map(|(name, b)| (name.clone(), b.snapshot.clone()))
-            .collect(),
-    );
-    let cache = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
-    let solver = Solver::new(worker, cache).with_options(SolveOptions {
-        max_parallelism: options.max_parallelism.max(1),
-        no_cache: request.no_cache,
-        ..SolveOptions::default()
-    });
-    let root = converted.definition.root;
-    let result = solver
-        .solve(&[(&converted.definition, root)], sink)
-        .map_err(|e| fail(e.to_string()))?;
-    let rootfs: PathBuf = match result.outputs.first().cloned().flatten() {
-        Some(snapshot) => snapshot.as_ref().clone(),
-        None => {
-            // `FROM scratch` with nothing added: an empty filesystem.
-            let empty = options.root.join("snapshots").join("empty");
-            std::fs::create_dir_all(&empty).map_err(|e| fail(e.to_string()))?;
-            empty
-        }
-    };
-    let mut report = BuildReport {
-        target: request.target.clone(),
-        cache_only: request.outputs.is_empty(),
-        ..BuildReport::default()
-    };
-    // Listing layers is cheap (diffs are computed at export), so every target records them
-    // for the targets that link to it.
-    let index = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
-    let linked: BTreeMap<String, Vec<exporter::Layer>> = built
-        .iter()
-        .map(|(name, b)| (name.clone(), b.layers.clone()))
-        .collect();
-    let layers = if converted.definition.root.is_some() {
-        super::layers::layers(
-            &converted.definition,
-            &result.keys,
-            &index,
-            store,
-            &converted.platform,
-            &linked,
-        )
-        .map_err(|e| fail(e.to_string()))?
-    } else {
-        Vec::new()
-    };
-    let output = BuildOutput {
-        platforms: vec![PlatformOutput {
-            platform: converted.platform.clone(),
-            rootfs: rootfs.clone(),
-            layers: layers.clone(),
-            image: converted.image.clone(),
-        }],
-    };
-    let context = ExportContext {
-        source_date_epoch: options.source_date_epoch,
-        now: now(),
-    };
-    for entry in &request.outputs {
-        if !matches!(
-            entry.kind.as_str(),
-            "local" | "tar" | "oci" | "docker" | "cacheonly"
-        ) {
-            return Err(fail(format!(
-                "the `{}` exporter needs a registry, which is not supported yet (use `type=oci` or `type=docker` with `dest=`)",
-                entry.kind
-            )));
-        }
-        let mut entry = entry.clone();
-        if entry.kind != "cacheonly" && !entry.destination.is_empty() && entry.destination != "-" {
-            entry.destination = absolute(&entry.destination);
-        }
-        let response = exporter::export(store, &entry, &output, &context, &mut std::io::stdout())
-            .map_err(|e| fail(e.to_string()))?;
-        report.metadata.extend(response.metadata);
-    }
-    let result = Built {
-        snapshot: std::sync::Arc::new(rootfs),
-        image: converted.image,
-        layers,
-    };
-    Ok((report, result))
 }
 
 /// Output paths are relative to the directory bake runs in, as in buildx.

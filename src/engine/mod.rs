@@ -6,6 +6,7 @@
 //! `source`, `cache`, `exporter`, `config`, `progress`).
 
 pub mod build;
+mod combine;
 pub mod layers;
 
 use std::collections::BTreeMap;

@@ -78,6 +78,10 @@ pub enum Error {
 /// A local directory the build may read (`local://<name>`), with its ignore rules.
 #[derive(Debug, Clone)]
 pub struct LocalInput {
+    /// The name the front end gave it (`context`, or a named context's name): the cache key
+    /// is computed as if the source were `local://<name>`, so where the directory lives and
+    /// what the engine renamed it to never change the key; its content does.
+    pub name: String,
     /// The directory.
     pub dir: PathBuf,
     /// The Dockerfile, whose `<Dockerfile>.dockerignore` wins over `.dockerignore`.
@@ -163,6 +167,11 @@ impl Worker {
             let source = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
             let path = self.fresh()?;
             source.materialize(&path)?;
+            return Ok(path);
+        }
+        if identifier == "scratch" {
+            let path = self.fresh()?;
+            crate::source::scratch::materialize(&path)?;
             return Ok(path);
         }
         if let Some(name) = identifier.strip_prefix("target://") {
@@ -291,8 +300,13 @@ impl OpExec for Worker {
             let walk = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
             let mut cache = crate::source::StatCache::in_memory();
             let checksum = walk.checksum(&["/"], &mut cache)?;
+            let named = Op::Source(SourceOp {
+                identifier: format!("local://{}", local.name),
+                attrs: source.attrs.clone(),
+            });
+            let base = crate::graph::vertex_digest(&named, &[], vertex.platform.as_ref());
             map.digest = crate::digest::Digest::of_parts([
-                map.digest.as_bytes().as_slice(),
+                base.as_bytes().as_slice(),
                 checksum.as_bytes().as_slice(),
             ]);
         }

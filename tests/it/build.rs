@@ -262,6 +262,57 @@ fn target_links_feed_one_target_into_another() {
     );
 }
 
+/// All targets are one solve: two targets with the same Dockerfile but different context
+/// directories keep their own files, while the step they have in common runs once.
+#[test]
+fn one_solve_tells_contexts_apart_and_runs_shared_steps_once() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    for (name, text) in [("a", "from a\n"), ("b", "from b\n")] {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("file"), text).unwrap();
+    }
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN echo shared > /shared\nCOPY file /file\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ngroup \"default\" { targets = [\"a\", \"b\"] }\ntarget \"a\" {\n  context = \"a\"\n  dockerfile = \"../Dockerfile\"\n  contexts = { base = BASE }\n  output = [\"type=local,dest=out/a\"]\n}\ntarget \"b\" {\n  inherits = [\"a\"]\n  context = \"b\"\n  output = [\"type=local,dest=out/b\"]\n}\n",
+    )
+    .unwrap();
+    let (output, events) = run(&dir, &scratch.path().join("state"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in ["a", "b"] {
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out").join(name).join("file")).unwrap(),
+            format!("from {name}\n")
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out").join(name).join("shared")).unwrap(),
+            "shared\n"
+        );
+    }
+    let runs = events
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .filter(|e| {
+            e["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("RUN echo shared"))
+        })
+        .count();
+    assert_eq!(runs, 1, "the shared RUN step is one vertex: {events:?}");
+}
+
 /// `examples/bake/monorepo`: eight targets, one shared base stage through a `target:` link,
 /// every exporter type.
 #[test]

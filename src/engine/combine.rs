@@ -1,0 +1,233 @@
+//! One definition for every target of a bake run, so the solver sees all of them at once:
+//! local sources get names that tell contexts apart, and each `target://name` source is
+//! replaced by the linked target's own graph. Part of `engine`.
+//!
+//! Why: the front end names the main context `local://context` in every target, so two
+//! targets with different context directories would share a vertex digest. Renaming by
+//! directory keeps distinct contexts distinct while targets that read the same directory keep
+//! sharing every vertex they have in common, which the solver then runs once.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::digest::Digest;
+use crate::graph::{Definition, Edge, Op, SourceOp, Vertex, vertex_digest};
+
+/// What a vertex of an added definition became in the combined one.
+#[derive(Debug, Clone, Copy)]
+enum Mapped {
+    /// The same vertex under a (possibly) new digest.
+    Vertex(Digest),
+    /// A `target://` source, replaced by the linked target's result (`None`: empty).
+    Edge(Option<Edge>),
+}
+
+/// Builds the combined definition target by target.
+#[derive(Debug, Default)]
+pub(super) struct Combiner {
+    vertices: Vec<Vertex>,
+    index: HashMap<Digest, usize>,
+}
+
+/// The local directory a `local://` name stands for, seen from one target.
+#[derive(Debug, Clone)]
+pub(super) struct LocalName {
+    /// The name the front end used (`context` or a named context).
+    pub(super) name: String,
+    /// The directory.
+    pub(super) dir: PathBuf,
+    /// The Dockerfile whose `<Dockerfile>.dockerignore` applies, if that file exists.
+    pub(super) ignore_for: Option<PathBuf>,
+}
+
+impl LocalName {
+    /// A name unique to the directory and its ignore rules, so equal contexts share vertices.
+    pub(super) fn unique(&self) -> String {
+        let dir = self.dir.to_string_lossy();
+        let ignore = self
+            .ignore_for
+            .as_deref()
+            .map(Path::to_string_lossy)
+            .unwrap_or_default();
+        let digest = Digest::of_parts([dir.as_bytes(), b"\0", ignore.as_bytes()]);
+        format!("{}-{}", self.name, &digest.hex()[..16])
+    }
+}
+
+impl Combiner {
+    /// Adds `definition`, renaming `local://<name>` sources by `locals` and replacing each
+    /// `target://<name>` source with `links(name)`; returns the root in the combined graph.
+    /// `no_cache` marks every vertex of this definition to run again.
+    pub(super) fn add(
+        &mut self,
+        definition: &Definition,
+        locals: &[LocalName],
+        links: &dyn Fn(&str) -> Option<Option<Edge>>,
+        no_cache: bool,
+    ) -> Result<Option<Edge>, String> {
+        let by_digest: HashMap<&Digest, &Vertex> =
+            definition.vertices.iter().map(|v| (&v.digest, v)).collect();
+        let mut mapped: HashMap<Digest, Mapped> = HashMap::new();
+        for vertex in topological(definition, &by_digest)? {
+            if let Op::Source(source) = vertex.op.as_ref()
+                && let Some(name) = source.identifier.strip_prefix("target://")
+            {
+                let edge = links(name).ok_or_else(|| {
+                    format!("the linked target `{name}` is not part of the build")
+                })?;
+                mapped.insert(vertex.digest, Mapped::Edge(edge));
+                continue;
+            }
+            let op = match vertex.op.as_ref() {
+                Op::Source(source) => match source.identifier.strip_prefix("local://") {
+                    Some(name) => match locals.iter().find(|l| l.name == name) {
+                        Some(local) => Arc::new(Op::Source(SourceOp {
+                            identifier: format!("local://{}", local.unique()),
+                            attrs: source.attrs.clone(),
+                        })),
+                        None => vertex.op.clone(),
+                    },
+                    None => vertex.op.clone(),
+                },
+                _ => vertex.op.clone(),
+            };
+            let mut inputs = Vec::with_capacity(vertex.inputs.len());
+            for edge in &vertex.inputs {
+                inputs.push(match mapped.get(&edge.vertex) {
+                    Some(Mapped::Vertex(digest)) => Edge {
+                        vertex: *digest,
+                        output: edge.output,
+                    },
+                    Some(Mapped::Edge(Some(linked))) => *linked,
+                    Some(Mapped::Edge(None)) => self.scratch(vertex),
+                    None => return Err(format!("edge to unknown vertex {}", edge.vertex)),
+                });
+            }
+            let digest = vertex_digest(&op, &inputs, vertex.platform.as_ref());
+            let mut meta = vertex.meta.clone();
+            meta.ignore_cache |= no_cache;
+            self.insert(Vertex {
+                digest,
+                op,
+                inputs,
+                platform: vertex.platform.clone(),
+                meta,
+            });
+            mapped.insert(vertex.digest, Mapped::Vertex(digest));
+        }
+        Ok(match &definition.root {
+            None => None,
+            Some(root) => match mapped.get(&root.vertex) {
+                Some(Mapped::Vertex(digest)) => Some(Edge {
+                    vertex: *digest,
+                    output: root.output,
+                }),
+                Some(Mapped::Edge(edge)) => *edge,
+                None => return Err(format!("root names unknown vertex {}", root.vertex)),
+            },
+        })
+    }
+
+    /// An empty root filesystem, for an edge to a linked target that built nothing.
+    fn scratch(&mut self, user: &Vertex) -> Edge {
+        let op = Arc::new(Op::Source(SourceOp {
+            identifier: "scratch".to_owned(),
+            attrs: Default::default(),
+        }));
+        let digest = vertex_digest(&op, &[], user.platform.as_ref());
+        self.insert(Vertex {
+            digest,
+            op,
+            inputs: Vec::new(),
+            platform: user.platform.clone(),
+            meta: crate::graph::VertexMeta {
+                name: "scratch".to_owned(),
+                ..Default::default()
+            },
+        });
+        Edge {
+            vertex: digest,
+            output: 0,
+        }
+    }
+
+    fn insert(&mut self, vertex: Vertex) {
+        match self.index.get(&vertex.digest) {
+            Some(&at) => self.vertices[at].meta.ignore_cache |= vertex.meta.ignore_cache,
+            None => {
+                self.index.insert(vertex.digest, self.vertices.len());
+                self.vertices.push(vertex);
+            }
+        }
+    }
+
+    /// The combined definition (its own root is unset: every target brings its own).
+    pub(super) fn finish(self) -> Definition {
+        Definition {
+            version: crate::graph::ENCODING_VERSION,
+            vertices: self.vertices,
+            root: None,
+        }
+    }
+}
+
+/// The vertices reachable from the root (and all others), inputs before their users.
+fn topological<'a>(
+    definition: &'a Definition,
+    by_digest: &HashMap<&Digest, &'a Vertex>,
+) -> Result<Vec<&'a Vertex>, String> {
+    let mut order = Vec::with_capacity(definition.vertices.len());
+    let mut done: HashSet<Digest> = HashSet::new();
+    let mut open: HashSet<Digest> = HashSet::new();
+    for start in &definition.vertices {
+        let mut stack: Vec<(&Vertex, usize)> = vec![(start, 0)];
+        while let Some((vertex, next)) = stack.pop() {
+            if next == 0 {
+                if done.contains(&vertex.digest) {
+                    continue;
+                }
+                open.insert(vertex.digest);
+            }
+            if let Some(edge) = vertex.inputs.get(next) {
+                stack.push((vertex, next + 1));
+                if done.contains(&edge.vertex) {
+                    continue;
+                }
+                if open.contains(&edge.vertex) {
+                    return Err(format!("vertex {} depends on itself", edge.vertex));
+                }
+                let input = by_digest
+                    .get(&edge.vertex)
+                    .ok_or_else(|| format!("edge to unknown vertex {}", edge.vertex))?;
+                stack.push((input, 0));
+            } else {
+                open.remove(&vertex.digest);
+                done.insert(vertex.digest);
+                order.push(vertex);
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// Which added roots reach `vertex` (to name the targets a failing step belongs to).
+pub(super) fn reaches(definition: &Definition, root: Option<&Edge>, vertex: &Digest) -> bool {
+    let Some(root) = root else { return false };
+    let by_digest: HashMap<&Digest, &Vertex> =
+        definition.vertices.iter().map(|v| (&v.digest, v)).collect();
+    let mut seen: HashSet<&Digest> = HashSet::new();
+    let mut stack = vec![&root.vertex];
+    while let Some(digest) = stack.pop() {
+        if digest == vertex {
+            return true;
+        }
+        if !seen.insert(digest) {
+            continue;
+        }
+        if let Some(v) = by_digest.get(digest) {
+            stack.extend(v.inputs.iter().map(|e| &e.vertex));
+        }
+    }
+    false
+}
