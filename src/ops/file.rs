@@ -1,5 +1,6 @@
-//! The file op: `COPY`, `ADD` (local files), `WORKDIR`'s mkdir, heredoc files and removals,
-//! applied to a mutable root filesystem. Part of `ops`.
+//! The file op: `COPY`, `ADD` (local files; local tar archives, plain or gzip, bzip2, xz or
+//! zstd compressed, are unpacked into the destination), `WORKDIR`'s mkdir, heredoc files and
+//! removals, applied to a mutable root filesystem. Part of `ops`.
 //!
 //! Every action is turned into tar entries and written by [`crate::snapshot::apply_layer`], whose
 //! `openat2(RESOLVE_IN_ROOT)` path resolution is the one audited way this crate writes into a
@@ -64,11 +65,13 @@ pub enum Error {
         /// The value as written.
         value: String,
     },
-    /// Archives are not unpacked yet.
-    #[error("`ADD` of a local archive (`{path}`) is not supported yet")]
+    /// A local archive `ADD` tried to unpack is damaged.
+    #[error("`ADD` could not unpack `{path}`: {message}")]
     Unpack {
         /// The archive.
         path: String,
+        /// What was wrong with it.
+        message: String,
     },
     /// Reading a source failed.
     #[error("failed to read `{path}`: {source}")]
@@ -125,7 +128,14 @@ pub fn apply(root: &Path, inputs: &[&Path], actions: &[FileAction]) -> Result<()
                     })?),
                     None => None,
                 };
-                copy_into(root, source, copy, &mut layer)?;
+                let archives = copy_into(root, source, copy, &mut layer)?;
+                let tar = std::mem::take(&mut layer).finish();
+                if !tar.is_empty() {
+                    snapshot::apply_layer(root, tar.as_slice())?;
+                }
+                for archive in archives {
+                    unpack(root, &archive, ids(root, &copy.owner)?)?;
+                }
             }
         }
         let tar = layer.finish();
@@ -134,6 +144,100 @@ pub fn apply(root: &Path, inputs: &[&Path], actions: &[FileAction]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// A local archive `ADD` unpacks instead of copying.
+struct Archive {
+    /// Its path in the source root, as matched.
+    relative: String,
+    /// Its path on disk.
+    disk: PathBuf,
+    /// The directory it unpacks into.
+    dest: String,
+}
+
+/// Unpacks `archive` into its destination directory, creating it if needed.
+///
+/// Compat: BuildKit unpacks with the destination as the archive's root (moby's chrooted
+/// untar), so absolute symlinks and `..` in entries stay inside the destination; the same
+/// `apply_layer` that applies image layers confines every entry here.
+fn unpack(root: &Path, archive: &Archive, ids: Option<(u32, u32)>) -> Result<()> {
+    if !archive.dest.is_empty() && !is_dir(root, &archive.dest) {
+        let mut layer = Layer::default();
+        layer.parents(root, &format!("{}/.", archive.dest), ids)?;
+        layer.dir(&archive.dest, 0o755, ids, 0);
+        snapshot::apply_layer(root, layer.finish().as_slice())?;
+    }
+    let dir = resolve_in_root(root, &archive.dest);
+    let damaged = |message: String| Error::Unpack {
+        path: archive.relative.clone(),
+        message,
+    };
+    let reader = decompressed(&archive.disk).map_err(|e| damaged(e.to_string()))?;
+    snapshot::apply_layer(&dir, reader).map_err(|e| damaged(e.to_string()))
+}
+
+/// The tar stream inside `path`, decompressed by its magic number (gzip, bzip2, xz, zstd or
+/// none).
+fn decompressed(path: &Path) -> std::io::Result<Box<dyn Read>> {
+    let mut magic = [0u8; 6];
+    let mut file = fs::File::open(path)?;
+    let read = read_up_to(&mut file, &mut magic)?;
+    let file = fs::File::open(path)?;
+    let magic = &magic[..read];
+    Ok(match Compression::of(magic) {
+        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::new(file),
+        )),
+        Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(
+            std::io::BufReader::new(file),
+        )),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(file)?),
+        Some(Compression::Xz) => {
+            // lzma-rs decodes into a writer, not as a reader: spool to an unnamed temp file.
+            let mut spool = tempfile::tempfile()?;
+            lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut spool)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            std::io::Seek::rewind(&mut spool)?;
+            Box::new(spool)
+        }
+        None => Box::new(file),
+    })
+}
+
+/// The compressions a local `ADD` archive may use.
+enum Compression {
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    fn of(magic: &[u8]) -> Option<Self> {
+        if magic.starts_with(&[0x1f, 0x8b]) {
+            Some(Self::Gzip)
+        } else if magic.starts_with(b"BZh") {
+            Some(Self::Bzip2)
+        } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Some(Self::Xz)
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Self::Zstd)
+        } else {
+            None
+        }
+    }
+}
+
+fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 /// `(uid, gid)` for an owner, names resolved in the destination's `/etc/passwd` and
@@ -194,18 +298,19 @@ struct Found {
     meta: Metadata,
 }
 
+/// Adds the copy's entries to `layer` and returns the archives to unpack after it.
 fn copy_into(
     root: &Path,
     source: Option<&Path>,
     copy: &CopyAction,
     layer: &mut Layer,
-) -> Result<()> {
+) -> Result<Vec<Archive>> {
     let empty = tempfile_dir()?;
     let source_root = source.unwrap_or(empty.path());
     let matches = matches(source_root, copy)?;
     if matches.is_empty() {
         if copy.allow_wildcard && copy.allow_empty_wildcard && has_wildcard(&copy.src) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         return Err(Error::NotFound {
             path: copy.src.clone(),
@@ -227,10 +332,16 @@ fn copy_into(
     };
     let dest_root = clean(&copy.dest);
     let mut found = Vec::new();
+    let mut archives = Vec::new();
     for (relative, disk) in matches {
         let meta = metadata(&disk, copy.follow_symlinks)?;
         if copy.attempt_unpack && meta.is_file() && is_archive(&disk) {
-            return Err(Error::Unpack { path: relative });
+            archives.push(Archive {
+                relative,
+                disk,
+                dest: dest_root.clone(),
+            });
+            continue;
         }
         let name = Path::new(&relative)
             .file_name()
@@ -280,23 +391,41 @@ fn copy_into(
     for item in found {
         emit(layer, item, ids, mode.as_ref(), &mut links)?;
     }
-    Ok(())
+    Ok(archives)
 }
 
 fn has_wildcard(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
+/// Whether `ADD` unpacks the file: a tar archive, compressed or not. Compat: BuildKit
+/// decompresses by magic number and unpacks only if a tar header follows; anything else,
+/// even a `.tar.gz` name over other bytes, is copied as a file.
 fn is_archive(path: &Path) -> bool {
-    let mut magic = [0u8; 6];
-    let Ok(mut file) = fs::File::open(path) else {
+    let Ok(mut reader) = decompressed(path) else {
         return false;
     };
-    let read = file.read(&mut magic).unwrap_or(0);
-    let magic = &magic[..read];
-    magic.starts_with(&[0x1f, 0x8b])
-        || magic.starts_with(b"BZh")
-        || magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+    let mut header = [0u8; 512];
+    match read_up_to(&mut reader, &mut header) {
+        Ok(512) => {
+            let magic = &header[257..262];
+            let checksum_ok = tar::Header::from_byte_slice(&header)
+                .cksum()
+                .is_ok_and(|sum| {
+                    let mut computed: u32 = 0;
+                    for (i, byte) in header.iter().enumerate() {
+                        computed += if (148..156).contains(&i) {
+                            32
+                        } else {
+                            u32::from(*byte)
+                        };
+                    }
+                    computed == sum
+                });
+            magic == b"ustar" || checksum_ok
+        }
+        _ => false,
+    }
 }
 
 fn join(base: &str, name: &str) -> String {

@@ -290,3 +290,143 @@ fn excludes_and_parents() {
     run(&c, vec![FileAction::Copy(parents)]).unwrap();
     assert!(c.root.join("p/src/keep.rs").is_file());
 }
+
+/// A tar with `hello`, `dir/nested` and an absolute symlink, for the `ADD` unpack tests.
+fn sample_tar() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o640
+        });
+        header.set_uid(1000);
+        header.set_gid(1000);
+        header.set_size(data.len() as u64);
+        if let Some(link) = link {
+            header.set_link_name(link).unwrap();
+        }
+        header.set_path(path).unwrap();
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    };
+    add("hello", tar::EntryType::Regular, b"hi\n", None);
+    add("dir/", tar::EntryType::Directory, b"", None);
+    add("dir/nested", tar::EntryType::Regular, b"deep\n", None);
+    add("abs", tar::EntryType::Symlink, b"", Some("/hello"));
+    builder.into_inner().unwrap()
+}
+
+fn compressed(kind: &str, tar: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    match kind {
+        "tar" => tar.to_vec(),
+        "tar.gz" => {
+            let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            out.write_all(tar).unwrap();
+            out.finish().unwrap()
+        }
+        "tar.bz2" => {
+            let mut out = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+            out.write_all(tar).unwrap();
+            out.finish().unwrap()
+        }
+        "tar.xz" => {
+            let mut out = Vec::new();
+            lzma_rs::xz_compress(&mut std::io::Cursor::new(tar), &mut out).unwrap();
+            out
+        }
+        "tar.zst" => zstd::encode_all(tar, 1).unwrap(),
+        other => panic!("no compression {other}"),
+    }
+}
+
+#[test]
+fn add_unpacks_local_archives_in_every_compression() {
+    if !is_root() {
+        return;
+    }
+    for kind in ["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst"] {
+        let case = case();
+        let name = format!("app.{kind}");
+        fs::write(case.source.join(&name), compressed(kind, &sample_tar())).unwrap();
+        let mut add = copy(&name, "/opt/app");
+        add.attempt_unpack = true;
+        run(&case, vec![FileAction::Copy(add)]).unwrap();
+        let dest = case.root.join("opt/app");
+        assert_eq!(
+            fs::read_to_string(dest.join("hello")).unwrap(),
+            "hi\n",
+            "{kind}"
+        );
+        assert_eq!(
+            fs::read_to_string(dest.join("dir/nested")).unwrap(),
+            "deep\n",
+            "{kind}"
+        );
+        let meta = fs::metadata(dest.join("hello")).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (1000, 0o640), "{kind}");
+        assert_eq!(
+            fs::read_link(dest.join("abs")).unwrap(),
+            Path::new("/hello"),
+            "{kind}: links are kept as written"
+        );
+        assert!(!case.root.join("opt/app/app.tar").exists());
+    }
+}
+
+#[test]
+fn add_copies_non_archives_and_copy_never_unpacks() {
+    if !is_root() {
+        return;
+    }
+    let case = case();
+    fs::write(case.source.join("fake.tar.gz"), "not an archive\n").unwrap();
+    fs::write(case.source.join("real.tar"), sample_tar()).unwrap();
+    let mut add = copy("fake.tar.gz", "/fake.tar.gz");
+    add.attempt_unpack = true;
+    run(
+        &case,
+        vec![
+            FileAction::Copy(add),
+            FileAction::Copy(copy("real.tar", "/real.tar")),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(case.root.join("fake.tar.gz")).unwrap(),
+        "not an archive\n"
+    );
+    assert_eq!(
+        fs::read(case.root.join("real.tar")).unwrap(),
+        sample_tar(),
+        "COPY keeps archives whole"
+    );
+}
+
+#[test]
+fn add_refuses_archive_entries_leaving_the_destination() {
+    if !is_root() {
+        return;
+    }
+    let case = case();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(4);
+    // `set_path` refuses `..`, so the name is written into the header bytes directly.
+    let name = b"../../escaped";
+    header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    header.set_cksum();
+    builder.append(&header, &b"bad\n"[..]).unwrap();
+    fs::write(case.source.join("evil.tar"), builder.into_inner().unwrap()).unwrap();
+    let mut add = copy("evil.tar", "/opt/x/");
+    add.attempt_unpack = true;
+    let error = run(&case, vec![FileAction::Copy(add)]).unwrap_err();
+    assert!(error.to_string().contains("evil.tar"), "{error}");
+    assert!(!case.root.join("escaped").exists());
+    assert!(!case.root.parent().unwrap().join("escaped").exists());
+}
