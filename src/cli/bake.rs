@@ -191,6 +191,24 @@ fn state_root(args: &Args) -> std::path::PathBuf {
     }
 }
 
+/// A flag set by the first Ctrl-C (or SIGTERM): the build stops starting steps and kills the
+/// running ones, so containers and temp files are cleaned up; a second Ctrl-C exits at once.
+#[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
+fn cancel_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    // Only one handler can be installed per process; a second build in the same process
+    // (tests) keeps the first, which is fine for a CLI.
+    let _ = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("cancelling: stopping running steps (Ctrl-C again to exit at once)");
+    });
+    flag
+}
+
 /// Builds every target and runs its exporters, with progress on stderr.
 #[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
 fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Output> {
@@ -202,6 +220,7 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             .env
             .get("SOURCE_DATE_EPOCH")
             .and_then(|v| v.parse().ok()),
+        cancel: cancel_on_interrupt(),
     };
     let printer =
         crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress));

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::cache::local::LocalCache;
 use crate::content::Store;
@@ -17,7 +19,7 @@ use crate::graph::{Definition, Edge};
 use crate::ops::worker::{LocalInput, Worker};
 use crate::plan::{self, BuildRequest, Call, Dockerfile};
 use crate::progress::Sink;
-use crate::solver::{SolveOptions, Solver};
+use crate::solver::{CancelToken, SolveOptions, Solver};
 
 use super::combine::{self, Combiner, LocalName};
 use super::{Error, Result, convert_options_with, dockerfile};
@@ -33,6 +35,8 @@ pub struct BuildOptions {
     pub max_parallelism: usize,
     /// `SOURCE_DATE_EPOCH`, for reproducible exports.
     pub source_date_epoch: Option<u64>,
+    /// Set to stop the build (Ctrl-C): nothing new starts and running steps are killed.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// What one target's build produced.
@@ -156,11 +160,13 @@ pub fn build(
     let definition = combiner.finish();
 
     let runtime = crate::executor::Runc::new(&options.runtime, options.root.join("runtime"))
-        .with_bundle_root(options.root.join("bundles"));
+        .with_bundle_root(options.root.join("bundles"))
+        .with_cancel(options.cancel.clone());
     let worker = Worker::new(&options.root, Box::new(runtime), worker_locals);
     let cache = LocalCache::open(&options.root).map_err(|e| fail("", e.to_string()))?;
     let solver = Solver::new(worker, cache).with_options(SolveOptions {
         max_parallelism: options.max_parallelism.max(1),
+        cancel: CancelToken::from_flag(options.cancel.clone()),
         ..SolveOptions::default()
     });
     let roots: Vec<_> = lowered.iter().map(|l| (&definition, l.root)).collect();

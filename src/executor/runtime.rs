@@ -13,7 +13,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 use crate::executor::spec::{self, GeneratedFiles};
 use crate::executor::stub::MountStubs;
@@ -42,12 +43,13 @@ pub trait Runtime: Send + Sync {
 }
 
 /// An OCI runtime binary with runc's command line: runc itself, or crun.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Runc {
     binary: PathBuf,
     state_root: PathBuf,
     bundle_root: PathBuf,
     host_resolv_conf: PathBuf,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 /// What crun 1.8 prints when it refuses a cgroup v1/v2 hybrid host.
@@ -62,6 +64,7 @@ impl Runc {
             state_root: state_root.into(),
             bundle_root: std::env::temp_dir(),
             host_resolv_conf: "/etc/resolv.conf".into(),
+            cancel: None,
         }
     }
 
@@ -69,6 +72,32 @@ impl Runc {
     pub fn with_bundle_root(mut self, dir: impl Into<PathBuf>) -> Self {
         self.bundle_root = dir.into();
         self
+    }
+
+    /// Kills running containers once `cancel` is set (Ctrl-C): the process a `RUN` step
+    /// starts is PID 1 of its namespace, which ignores SIGINT unless it handles it.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Stops the container `id` with SIGKILL once the cancel flag is set; returns when `done`.
+    fn watch(&self, id: &str, done: &AtomicBool) {
+        let Some(cancel) = &self.cancel else { return };
+        while !done.load(Ordering::SeqCst) {
+            if cancel.load(Ordering::SeqCst) {
+                let _ = Command::new(&self.binary)
+                    .arg("--root")
+                    .arg(&self.state_root)
+                    .args(["kill", id, "KILL"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Reads the host's resolver configuration from `path` instead of `/etc/resolv.conf`.
@@ -142,7 +171,10 @@ impl Runc {
         let stderr = child.stderr.take();
         // The runtime may print its own error to stderr only; keep a tail to classify it.
         let mut stderr_tail = Vec::new();
+        let done = AtomicBool::new(false);
         std::thread::scope(|scope| {
+            let done = &done;
+            scope.spawn(move || self.watch(id, done));
             let (sender, receiver) = mpsc::channel();
             if let Some(pipe) = stdout {
                 let sender = sender.clone();
@@ -162,6 +194,7 @@ impl Runc {
                 }
                 output(stream, &chunk);
             }
+            done.store(true, Ordering::SeqCst);
         });
         let status = child.wait().map_err(spawn_error)?;
 

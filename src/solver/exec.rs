@@ -97,6 +97,17 @@ impl CacheMap {
 pub struct CancelToken(Arc<AtomicBool>);
 
 impl CancelToken {
+    /// Wraps a flag someone else sets (a signal handler), so the solve sees it.
+    pub fn from_flag(flag: Arc<AtomicBool>) -> Self {
+        Self(flag)
+    }
+
+    /// The shared flag, for code that cannot see the solver (the executor kills its
+    /// containers when it is set).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+
     /// Requests cancellation: no new vertex starts, running ones are asked to stop.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst);

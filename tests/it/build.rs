@@ -386,3 +386,90 @@ fn monorepo_example_builds_shares_its_base_and_rebuilds_only_what_changed() {
         "only web rebuilt: {edited:?}"
     );
 }
+
+/// Ctrl-C (SIGINT) in the middle of a long `RUN`: bake kills the step's container (PID 1 in
+/// its namespace ignores SIGINT), exits 1 soon after, leaves no container behind, and the
+/// root still builds afterwards.
+#[test]
+fn ctrl_c_stops_a_running_step_and_leaves_the_root_usable() {
+    use std::io::BufRead as _;
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN echo started && sleep 120\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ntarget \"default\" {\n  contexts = { base = BASE }\n}\n",
+    )
+    .unwrap();
+    let root = scratch.path().join("state");
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bake"))
+        .args(["--root", root.to_str().unwrap(), "--progress=plain"])
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("BASE", base())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.trim_end().ends_with(" started") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(
+        seen.contains("started"),
+        "the RUN step never started:\n{seen}"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    let sent = std::time::Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(20),
+        "bake took {:?} to stop",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(1), "{seen}{rest}");
+    assert!(rest.contains("cancel"), "{rest}");
+    let containers = std::process::Command::new("runc")
+        .args([
+            "--root",
+            root.join("runtime").to_str().unwrap(),
+            "list",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&containers.stdout).trim(), "");
+
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN echo again > /again\n",
+    )
+    .unwrap();
+    let (output, _) = run(&dir, &root);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
