@@ -264,3 +264,40 @@ fn crun_from_the_config_runs_the_run_step() {
         "ran\n"
     );
 }
+
+#[test]
+fn the_first_worker_platform_is_the_default_platform() {
+    let other = if bake::platform::Platform::host().architecture == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    scratch_project(&dir);
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "target \"default\" {\n  output = [\"type=oci,tar=false,dest=out/img\"]\n}\n",
+    )
+    .unwrap();
+    let config = scratch.path().join("buildkitd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "root = \"{}\"\n[worker.oci]\n  platforms = [\"linux/{other}\", \"linux/riscv64\"]\n",
+            scratch.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let output = support::bake(
+        &dir,
+        &args(&["--config", &config.display().to_string()]),
+        &[],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/img/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], other);
+}
