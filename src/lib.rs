@@ -27,7 +27,7 @@
 //!
 //! | layer | modules |
 //! | --- | --- |
-//! | 0 leaf | [`diag`], [`digest`], [`path`], [`platform`], [`progress`], [`buildflags`], [`oci`] (later `config`) |
+//! | 0 leaf | [`diag`], [`digest`], [`path`], [`platform`], [`progress`], [`buildflags`], [`oci`], [`config`] |
 //! | 1 contract | [`graph`] |
 //! | 2 front ends | [`bake`] → [`plan`], [`frontend`] |
 //! | 2 storage | `content`, `snapshot`, `registry`, `executor` (issues #4, #5) |
@@ -47,6 +47,7 @@ pub mod bake;
 pub mod buildflags;
 pub mod cache;
 pub mod cli;
+pub mod config;
 pub mod content;
 pub mod diag;
 pub mod digest;

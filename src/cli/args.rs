@@ -79,10 +79,26 @@ pub struct Args {
     #[arg(long, value_name = "NAME", hide = true)]
     pub builder: Option<String>,
 
-    /// State directory (snapshots, content store, cache). Default: `/var/lib/bake` as root,
-    /// `$XDG_DATA_HOME/bake` (or `~/.local/share/bake`) otherwise.
+    /// State directory (snapshots, content store, cache). Default: `root` from the config
+    /// file, else `/var/lib/bake` as root, `$XDG_DATA_HOME/bake` (or `~/.local/share/bake`)
+    /// otherwise.
     #[arg(long, value_name = "DIR")]
     pub root: Option<std::path::PathBuf>,
+
+    /// BuildKit daemon config (`buildkitd.toml`) to read, with BuildKit's own keys.
+    ///
+    /// Default: `/etc/buildkit/buildkitd.toml` as root, else
+    /// `$XDG_CONFIG_HOME/buildkit/buildkitd.toml` (or `~/.config/buildkit/buildkitd.toml`); a
+    /// missing default file means the defaults, a missing `--config` file is an error. bake
+    /// acts on `root` (below `--root`) and on `[worker.oci]` `binary` (the OCI runtime,
+    /// `runc` by default, `crun` works too), `max-parallelism` (default: one step per CPU),
+    /// `snapshotter` (only `native` exists yet; `auto` and `overlayfs` use it) and `platforms`
+    /// (the first is the default build platform). Every other BuildKit key (`[registry]`,
+    /// `[dns]`, `[history]`, the GC keys, `[grpc]`, `[worker.containerd]`, ...) is checked,
+    /// then named in a warning as not acted on yet. Unknown keys are warnings; wrong types and
+    /// bad values are errors.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
 
     /// Print debug logs.
     #[arg(short = 'D', long)]

@@ -8,6 +8,7 @@ use crate::bake::print::{self, ListFormat};
 use crate::bake::{self, Diagnostic, Error, Inputs};
 use crate::cli::args::Args;
 use crate::cli::call::{self, CallSpec};
+use crate::config::Config;
 use crate::plan::{self, Call};
 use crate::platform::Platform;
 
@@ -176,9 +177,10 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
     build(args, &plan, &inputs)
 }
 
-/// The state root: `--root`, else `/var/lib/bake` as root, else the XDG data directory.
-fn state_root(args: &Args) -> std::path::PathBuf {
-    if let Some(root) = &args.root {
+/// The state root: `--root`, else `root` from the config file, else `/var/lib/bake` as root,
+/// else the XDG data directory.
+fn state_root(args: &Args, config: &Config) -> std::path::PathBuf {
+    if let Some(root) = args.root.as_ref().or(config.root.as_ref()) {
         return root.clone();
     }
     if rustix::process::geteuid().is_root() {
@@ -209,13 +211,66 @@ fn cancel_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     flag
 }
 
+/// Reads `--config`, or the file buildkitd would read, and prints its warnings.
+fn load_config(args: &Args) -> Result<Config, crate::config::Error> {
+    let loaded = match &args.config {
+        Some(path) => crate::config::load(path, true)?,
+        None => {
+            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+            let xdg = std::env::var_os("XDG_CONFIG_HOME").map(std::path::PathBuf::from);
+            match crate::config::default_path(
+                rustix::process::geteuid().is_root(),
+                xdg.as_deref(),
+                home.as_deref(),
+            ) {
+                Some(path) => crate::config::load(&path, false)?,
+                None => crate::config::Loaded::default(),
+            }
+        }
+    };
+    for warning in &loaded.warnings {
+        super::draw(warning);
+    }
+    if let Some(warning) = loaded.config.inert_warning() {
+        super::draw(&warning);
+    }
+    Ok(loaded.config)
+}
+
+/// Gives requests without a platform the worker's first `platforms` entry, as buildkitd
+/// makes it the default platform. `None` when nothing changes.
+// Compat: buildkit's worker platforms: the first is what a build without a platform targets.
+fn with_worker_platform(plan: &plan::Plan, config: &Config) -> Option<plan::Plan> {
+    let default = config.worker.platforms.first()?;
+    if *default == Platform::host().normalize()
+        || plan.requests.iter().all(|r| r.platform.is_some())
+    {
+        return None;
+    }
+    let requests = plan
+        .requests
+        .iter()
+        .map(|request| plan::BuildRequest {
+            platform: request.platform.clone().or_else(|| Some(default.clone())),
+            ..request.clone()
+        })
+        .collect();
+    Some(plan::Plan { requests })
+}
+
 /// Builds every target and runs its exporters, with progress on stderr.
 #[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
 fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Output> {
+    let config = load_config(args)?;
+    let with_platform = with_worker_platform(plan, &config);
+    let plan = with_platform.as_ref().unwrap_or(plan);
     let options = crate::engine::build::BuildOptions {
-        root: state_root(args),
-        runtime: "runc".into(),
-        max_parallelism: std::thread::available_parallelism().map_or(1, usize::from),
+        root: state_root(args, &config),
+        runtime: config.runtime(),
+        max_parallelism: config.worker.max_parallelism.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        ),
         source_date_epoch: inputs
             .env
             .get("SOURCE_DATE_EPOCH")

@@ -10,6 +10,7 @@ mod book;
 mod build;
 mod call;
 mod check;
+mod config;
 mod conformance;
 mod dockerfile_errors;
 mod errors;
