@@ -47,6 +47,14 @@ impl CacheStore for LocalCache {
         if paths.iter().any(|p| !p.is_dir()) {
             return Ok(None);
         }
+        // An overlay snapshot from an earlier process is mounted again on first use; one
+        // that cannot be (its layers are gone) is a miss too.
+        if paths
+            .iter()
+            .any(|p| crate::snapshot::overlay::ensure_mounted(p).is_err())
+        {
+            return Ok(None);
+        }
         Ok(Some(paths.into_iter().map(Arc::new).collect()))
     }
 

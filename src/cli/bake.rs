@@ -276,6 +276,7 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             .get("SOURCE_DATE_EPOCH")
             .and_then(|v| v.parse().ok()),
         cancel: cancel_on_interrupt(),
+        snapshotter: config.worker.snapshotter.clone(),
     };
     let printer =
         crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress));

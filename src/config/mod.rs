@@ -2,7 +2,7 @@
 //! unchanged. Leaf: imports only `diag` and `platform`.
 //!
 //! [`parse`] checks every key it knows and returns typed values with the warnings found on
-//! the way: unknown keys and values bake replaces (the `overlayfs` snapshotter). Wrong types
+//! the way: unknown keys and values bake replaces (snapshotters such as `stargz`). Wrong types
 //! and bad values are errors that point at the file, line and column. [`default_path`] says
 //! where buildkitd looks for the file; [`load`] reads it.
 //!

@@ -704,19 +704,7 @@ impl Walker<'_> {
         match name {
             "" | "auto" => Snapshotter::Auto,
             "native" => Snapshotter::Native,
-            "overlayfs" => {
-                // bake has only the native snapshotter today; drop this warning when
-                // overlayfs lands in `snapshot`.
-                self.warnings.push(
-                    Diagnostic::warning(
-                        "config::unsupported",
-                        "bake has no overlayfs snapshotter yet; the native snapshotter is used",
-                    )
-                    .at(self.file, value.span())
-                    .label("native is used instead"),
-                );
-                Snapshotter::Overlayfs
-            }
+            "overlayfs" => Snapshotter::Overlayfs,
             other if OTHER_SNAPSHOTTERS.contains(&other) => {
                 self.warnings.push(
                     Diagnostic::warning(
@@ -1121,7 +1109,7 @@ platformsCacheMaxAge = "1h"
     fn snapshotters_bake_lacks_are_warnings() {
         let loaded = parse("[worker.oci]\nsnapshotter = \"overlayfs\"\n").unwrap();
         assert_eq!(loaded.config.worker.snapshotter, Snapshotter::Overlayfs);
-        assert_eq!(loaded.warnings[0].code, "config::unsupported");
+        assert!(loaded.warnings.is_empty());
         let loaded = parse("[worker.oci]\nsnapshotter = \"fuse-overlayfs\"\n").unwrap();
         assert_eq!(
             loaded.config.worker.snapshotter,

@@ -16,7 +16,7 @@ use crate::cache::local::LocalCache;
 use crate::content::Store;
 use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
 use crate::graph::{Definition, Edge};
-use crate::ops::worker::{LocalInput, Worker};
+use crate::ops::worker::{LocalInput, SnapshotterKind, Worker};
 use crate::plan::{self, BuildRequest, Call, Dockerfile};
 use crate::progress::Sink;
 use crate::solver::{CancelToken, SolveOptions, Solver};
@@ -37,6 +37,8 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// Set to stop the build (Ctrl-C): nothing new starts and running steps are killed.
     pub cancel: Arc<AtomicBool>,
+    /// The snapshotter buildkitd.toml asks for (`auto` when unset).
+    pub snapshotter: crate::config::Snapshotter,
 }
 
 /// What one target's build produced.
@@ -162,7 +164,15 @@ pub fn build(
     let runtime = crate::executor::Runc::new(&options.runtime, options.root.join("runtime"))
         .with_bundle_root(options.root.join("bundles"))
         .with_cancel(options.cancel.clone());
-    let worker = Worker::new(&options.root, Box::new(runtime), worker_locals);
+    let worker = Worker::new(&options.root, Box::new(runtime), worker_locals).with_snapshotter(
+        match options.snapshotter {
+            crate::config::Snapshotter::Native | crate::config::Snapshotter::Unsupported(_) => {
+                SnapshotterKind::Native
+            }
+            crate::config::Snapshotter::Overlayfs => SnapshotterKind::Overlayfs,
+            crate::config::Snapshotter::Auto => SnapshotterKind::Auto,
+        },
+    );
     let cache = LocalCache::open(&options.root).map_err(|e| fail("", e.to_string()))?;
     let solver = Solver::new(worker, cache).with_options(SolveOptions {
         max_parallelism: options.max_parallelism.max(1),

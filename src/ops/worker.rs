@@ -88,8 +88,21 @@ pub struct LocalInput {
     pub dockerfile: Option<PathBuf>,
 }
 
+/// Which snapshotter a worker uses (buildkitd.toml's `snapshotter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotterKind {
+    /// Overlayfs when this process may mount it on the state root's filesystem, else native.
+    Auto,
+    /// Overlayfs, falling back to native where it cannot work.
+    Overlayfs,
+    /// Full copies.
+    Native,
+}
+
 /// Runs ops for the solver.
 pub struct Worker {
+    /// Whether snapshots are overlay mounts (else full copies).
+    overlay: bool,
     snapshots: PathBuf,
     runtime: Box<dyn Runtime>,
     cache_root: PathBuf,
@@ -107,6 +120,7 @@ impl Worker {
         locals: BTreeMap<String, LocalInput>,
     ) -> Self {
         Self {
+            overlay: false,
             snapshots: state.join("snapshots"),
             runtime,
             cache_root: state.join("cache-mounts"),
@@ -120,6 +134,26 @@ impl Worker {
     pub fn with_targets(mut self, targets: BTreeMap<String, Snapshot>) -> Self {
         self.targets = targets;
         self
+    }
+
+    /// Picks the snapshotter; overlayfs needs root, a private mount namespace (so mounts end
+    /// with the process) and a filesystem that takes overlay upper directories.
+    // Compat: buildkitd's `auto` picks overlayfs when the kernel allows it.
+    pub fn with_snapshotter(mut self, kind: SnapshotterKind) -> Self {
+        self.overlay = match kind {
+            SnapshotterKind::Native => false,
+            SnapshotterKind::Auto | SnapshotterKind::Overlayfs => {
+                std::fs::create_dir_all(&self.snapshots).is_ok()
+                    && crate::snapshot::overlay::private_mount_namespace()
+                    && crate::snapshot::overlay::supported(&self.snapshots)
+            }
+        };
+        self
+    }
+
+    /// The snapshotter in use: `overlayfs` or `native`.
+    pub fn snapshotter(&self) -> &'static str {
+        if self.overlay { "overlayfs" } else { "native" }
     }
 
     /// Sets the secret values RUN steps may mount.
@@ -145,8 +179,20 @@ impl Worker {
         Ok(path)
     }
 
-    /// A new snapshot starting as a copy of `base` (or empty).
+    /// A new snapshot starting as `base` (or empty): an overlay on it, or a copy of it.
     fn derive(&self, base: Option<&Path>) -> Result<PathBuf, Error> {
+        if self.overlay {
+            std::fs::create_dir_all(&self.snapshots).map_err(|source| Error::Io {
+                path: self.snapshots.clone(),
+                source,
+            })?;
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            return Ok(crate::snapshot::overlay::prepare(
+                &self.snapshots,
+                &id,
+                base,
+            )?);
+        }
         let path = self.fresh()?;
         if let Some(base) = base {
             std::fs::remove_dir(&path).map_err(|source| Error::Io {
@@ -360,6 +406,9 @@ impl OpExec for Worker {
         inputs: Vec<Snapshot>,
         context: &Context<'_>,
     ) -> Result<Vec<Snapshot>, Error> {
+        for input in &inputs {
+            crate::snapshot::overlay::ensure_mounted(input)?;
+        }
         let result = match vertex.op.as_ref() {
             Op::Source(op) => self.source(vertex, op)?,
             Op::Exec(op) => self.exec_op(op, &inputs, context)?,
@@ -371,6 +420,8 @@ impl OpExec for Worker {
                 root
             }
         };
+        // From now on the result is read-only and may be a lower layer of other snapshots.
+        crate::snapshot::overlay::commit(&result)?;
         Ok(vec![Arc::new(result)])
     }
 }
@@ -386,4 +437,12 @@ fn copy_sources(op: &FileOp) -> BTreeMap<usize, Vec<String>> {
         }
     }
     sources
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.overlay {
+            crate::snapshot::overlay::unmount_all(&self.snapshots);
+        }
+    }
 }

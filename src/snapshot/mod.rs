@@ -8,6 +8,7 @@
 mod apply;
 mod diff;
 mod native;
+pub mod overlay;
 
 use std::io;
 use std::path::PathBuf;

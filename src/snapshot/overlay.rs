@@ -1,0 +1,270 @@
+//! Overlayfs snapshots: a step's root filesystem is an overlay of its parent's layers plus a
+//! fresh upper directory, so starting a step costs a mount instead of a copy of the whole
+//! tree. Part of `snapshot`.
+//!
+//! Layout of one snapshot, `<dir>/<id>/`: `upper/` (what the step changed, with overlayfs
+//! whiteouts), `work/` (overlayfs' scratch), `lowers` (the parent's layer directories, top
+//! first, one per line) and `merged/`, the mount point every consumer reads as a full tree
+//! (the same contract as a native snapshot's directory). While a step runs, `merged/` is a
+//! read-write overlay; once it is done it is remounted read-only with `upper/` as its top
+//! lower layer, so a committed snapshot can be the lower layer of others without sharing an
+//! upper directory between mounts. A snapshot found again in a later process is mounted on
+//! first use ([`ensure_mounted`]).
+//!
+//! Mounts live in a private mount namespace ([`private_mount_namespace`]) so that they vanish
+//! with the process, even after `kill -9`, and never show up on the host.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+
+use super::{Error, Result};
+
+/// The kernel takes mount options as one page; longer layer lists are flattened into a copy.
+const MAX_OPTIONS: usize = 4000;
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Moves the calling thread (and the threads it starts later) into a private mount namespace
+/// whose mounts do not propagate to the host. Returns `false` when that is not allowed (not
+/// root), in which case overlay snapshots must not be used.
+#[allow(unsafe_code, reason = "unshare(2) has no safe wrapper in rustix 1.x")]
+pub fn private_mount_namespace() -> bool {
+    // SAFETY: only CLONE_NEWNS (and the CLONE_FS it implies) is unshared, never
+    // CLONE_FILES, so no thread can lose access to file descriptors; the new namespace
+    // applies to this thread and the threads it spawns afterwards (the solver's pool).
+    let unshared = unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) };
+    if unshared.is_err() {
+        return false;
+    }
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .is_ok()
+}
+
+/// Whether overlayfs works for snapshots under `dir` (kernel support, privileges, and an
+/// upper filesystem that can hold whiteouts): mounts a tiny overlay there and removes it.
+pub fn supported(dir: &Path) -> bool {
+    let Ok(probe) = tempfile::Builder::new().prefix(".probe-").tempdir_in(dir) else {
+        return false;
+    };
+    let [lower, upper, work, merged] = ["l", "u", "w", "m"].map(|name| probe.path().join(name));
+    for path in [&lower, &upper, &work, &merged] {
+        if fs::create_dir(path).is_err() {
+            return false;
+        }
+    }
+    if fs::write(lower.join("f"), b"").is_err() {
+        return false;
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    if mount(&merged, &data, MountFlags::empty()).is_err() {
+        return false;
+    }
+    // Deleting a lower file must leave a whiteout in the upper directory.
+    let works = fs::remove_file(merged.join("f")).is_ok()
+        && fs::symlink_metadata(upper.join("f"))
+            .is_ok_and(|m| m.rdev() == 0 && m.mode() & 0o170000 == 0o020000);
+    let _ = rustix::mount::unmount(&merged, UnmountFlags::DETACH);
+    works
+}
+
+fn mount(target: &Path, data: &str, flags: MountFlags) -> io::Result<()> {
+    let data = std::ffi::CString::new(data).map_err(|_| io::ErrorKind::InvalidInput)?;
+    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
+        .map_err(io::Error::from)
+}
+
+/// The snapshot directory holding `merged` when `merged` is an overlay snapshot.
+fn snapshot_of(merged: &Path) -> Option<&Path> {
+    let dir = merged.parent()?;
+    (merged.file_name()? == "merged" && dir.join("lowers").is_file()).then_some(dir)
+}
+
+/// The layer directories that make up the tree at `path`, top first: its own upper
+/// directory and its parent's layers for an overlay snapshot, else the directory itself.
+fn layers_of(path: &Path) -> Result<Vec<PathBuf>> {
+    let Some(dir) = snapshot_of(path) else {
+        return Ok(vec![path.to_path_buf()]);
+    };
+    let lowers_path = dir.join("lowers");
+    let lowers = fs::read_to_string(&lowers_path).map_err(io_error("read", &lowers_path))?;
+    let upper = dir.join("upper");
+    let mut layers = Vec::new();
+    // An empty upper directory adds nothing; leaving it out keeps chains short.
+    if fs::read_dir(&upper)
+        .map_err(io_error("list", &upper))?
+        .next()
+        .is_some()
+    {
+        layers.push(upper);
+    }
+    layers.extend(lowers.lines().filter(|l| !l.is_empty()).map(PathBuf::from));
+    Ok(layers)
+}
+
+fn lowerdir(layers: &[PathBuf]) -> String {
+    layers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn is_mount_point(path: &Path) -> bool {
+    match (fs::metadata(path), path.parent().map(fs::metadata)) {
+        (Ok(inner), Some(Ok(outer))) => inner.dev() != outer.dev(),
+        _ => false,
+    }
+}
+
+/// Creates a snapshot under `dir` whose tree starts as `base` (or empty), mounted
+/// read-write, and returns its `merged` directory. A base whose layer list no longer fits
+/// in the mount options is copied into a single new layer first.
+pub fn prepare(dir: &Path, id: &str, base: Option<&Path>) -> Result<PathBuf> {
+    let snapshot = dir.join(id);
+    let [upper, work, merged] = ["upper", "work", "merged"].map(|name| snapshot.join(name));
+    fs::create_dir_all(&snapshot).map_err(io_error("create", &snapshot))?;
+    for path in [&upper, &work, &merged] {
+        fs::create_dir(path).map_err(io_error("create", path))?;
+    }
+    let mut lowers = match base {
+        Some(base) => {
+            ensure_mounted(base)?;
+            layers_of(base)?
+        }
+        None => Vec::new(),
+    };
+    let fixed = upper.display().to_string().len() + work.display().to_string().len() + 40;
+    if fixed + lowerdir(&lowers).len() > MAX_OPTIONS
+        && let Some(base) = base
+    {
+        let flat = snapshot.join("flat");
+        super::copy_tree(base, &flat)?;
+        lowers = vec![flat];
+    }
+    if lowers.is_empty() {
+        // Overlayfs needs a lower layer; an empty directory stands for "nothing".
+        let empty = snapshot.join("empty");
+        fs::create_dir(&empty).map_err(io_error("create", &empty))?;
+        lowers.push(empty);
+    }
+    let lowers_path = snapshot.join("lowers");
+    let text: String = lowers
+        .iter()
+        .map(|p| format!("{}\n", p.display()))
+        .collect();
+    fs::write(&lowers_path, text).map_err(io_error("write", &lowers_path))?;
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir(&lowers),
+        upper.display(),
+        work.display()
+    );
+    mount(&merged, &data, MountFlags::empty()).map_err(io_error("mount an overlay on", &merged))?;
+    Ok(merged)
+}
+
+/// Ends the writable phase of the snapshot at `merged`: remounts it read-only over its own
+/// layers, so its upper directory is only ever a lower layer from now on.
+pub fn commit(merged: &Path) -> Result<()> {
+    if snapshot_of(merged).is_none() {
+        return Ok(());
+    }
+    rustix::mount::unmount(merged, UnmountFlags::DETACH)
+        .map_err(|e| io_error("unmount", merged)(e.into()))?;
+    ensure_mounted(merged)
+}
+
+/// Mounts the committed snapshot at `merged` (read-only) if this process has not yet; a
+/// native directory needs nothing.
+pub fn ensure_mounted(merged: &Path) -> Result<()> {
+    if snapshot_of(merged).is_none() || is_mount_point(merged) {
+        return Ok(());
+    }
+    let mut layers = layers_of(merged)?;
+    if layers.len() == 1 {
+        // A read-only overlay needs two layers; the empty lower of the snapshot will do.
+        let empty = merged.with_file_name("empty");
+        fs::create_dir_all(&empty).map_err(io_error("create", &empty))?;
+        layers.push(empty);
+    }
+    let data = format!("lowerdir={}", lowerdir(&layers));
+    mount(merged, &data, MountFlags::RDONLY).map_err(io_error("mount an overlay on", merged))
+}
+
+/// Unmounts every overlay snapshot mounted under `dir` (end of a build).
+pub fn unmount_all(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let merged = entry.path().join("merged");
+        while is_mount_point(&merged) {
+            if rustix::mount::unmount(&merged, UnmountFlags::DETACH).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usable(dir: &Path) -> bool {
+        rustix::process::geteuid().is_root() && private_mount_namespace() && supported(dir)
+    }
+
+    #[test]
+    fn a_chain_of_snapshots_sees_every_layer_and_deletions() {
+        // Its own thread, so the private mount namespace stays with this test.
+        std::thread::spawn(|| {
+            let dir = tempfile::tempdir().unwrap();
+            if !usable(dir.path()) {
+                return;
+            }
+            let a = prepare(dir.path(), "a", None).unwrap();
+            fs::write(a.join("one"), "1").unwrap();
+            fs::write(a.join("gone"), "x").unwrap();
+            commit(&a).unwrap();
+            assert!(
+                fs::write(a.join("two"), "2").is_err(),
+                "committed is read-only"
+            );
+            let b = prepare(dir.path(), "b", Some(&a)).unwrap();
+            fs::write(b.join("two"), "2").unwrap();
+            fs::remove_file(b.join("gone")).unwrap();
+            commit(&b).unwrap();
+            assert_eq!(fs::read_to_string(b.join("one")).unwrap(), "1");
+            assert_eq!(fs::read_to_string(b.join("two")).unwrap(), "2");
+            assert!(!b.join("gone").exists());
+            assert!(a.join("gone").exists(), "the parent is untouched");
+            // A later process mounts the committed snapshots again on first use.
+            unmount_all(dir.path());
+            assert!(!b.join("one").exists());
+            ensure_mounted(&b).unwrap();
+            assert_eq!(fs::read_to_string(b.join("one")).unwrap(), "1");
+            assert!(!b.join("gone").exists());
+            unmount_all(dir.path());
+        })
+        .join()
+        .unwrap();
+    }
+}
