@@ -7,12 +7,13 @@
 //! directory keeps distinct contexts distinct while targets that read the same directory keep
 //! sharing every vertex they have in common, which the solver then runs once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::digest::Digest;
 use crate::graph::{Definition, Edge, Op, SourceOp, Vertex, vertex_digest};
+use crate::ops::worker::FOLLOW_PATHS;
 
 /// What a vertex of an added definition became in the combined one.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +70,7 @@ impl Combiner {
         let by_digest: HashMap<&Digest, &Vertex> =
             definition.vertices.iter().map(|v| (&v.digest, v)).collect();
         let mut mapped: HashMap<Digest, Mapped> = HashMap::new();
+        let read = read_paths(definition, &by_digest);
         for vertex in topological(definition, &by_digest)? {
             if let Op::Source(source) = vertex.op.as_ref()
                 && let Some(name) = source.identifier.strip_prefix("target://")
@@ -82,10 +84,20 @@ impl Combiner {
             let op = match vertex.op.as_ref() {
                 Op::Source(source) => match source.identifier.strip_prefix("local://") {
                     Some(name) => match locals.iter().find(|l| l.name == name) {
-                        Some(local) => Arc::new(Op::Source(SourceOp {
-                            identifier: format!("local://{}", local.unique()),
-                            attrs: source.attrs.clone(),
-                        })),
+                        Some(local) => {
+                            let mut attrs = source.attrs.clone();
+                            if let Some(Some(paths)) = read.get(&vertex.digest) {
+                                let paths: Vec<&String> = paths.iter().collect();
+                                attrs.insert(
+                                    FOLLOW_PATHS.to_owned(),
+                                    serde_json::to_string(&paths).unwrap_or_default(),
+                                );
+                            }
+                            Arc::new(Op::Source(SourceOp {
+                                identifier: format!("local://{}", local.unique()),
+                                attrs,
+                            }))
+                        }
                         None => vertex.op.clone(),
                     },
                     None => vertex.op.clone(),
@@ -170,6 +182,79 @@ impl Combiner {
             root: None,
         }
     }
+}
+
+/// For each local source, the paths its users read (`None`: the whole context).
+// Compat: the Dockerfile front end of BuildKit gives the context source the paths COPY and
+// ADD read, so files no instruction reads are never transferred nor hashed.
+fn read_paths(
+    definition: &Definition,
+    by_digest: &HashMap<&Digest, &Vertex>,
+) -> HashMap<Digest, Option<BTreeSet<String>>> {
+    let is_local = |digest: &Digest| {
+        by_digest.get(digest).is_some_and(
+            |v| matches!(v.op.as_ref(), Op::Source(s) if s.identifier.starts_with("local://")),
+        )
+    };
+    let mut read: HashMap<Digest, Option<BTreeSet<String>>> = HashMap::new();
+    let mut note = |digest: Digest, path: Option<&str>| {
+        let cleaned = path.map(|p| {
+            crate::path::clean_in_root(p)
+                .trim_start_matches('/')
+                .to_owned()
+        });
+        let entry = read.entry(digest).or_insert_with(|| Some(BTreeSet::new()));
+        match (entry.as_mut(), cleaned) {
+            (Some(paths), Some(path)) if !path.is_empty() && path != "." => {
+                paths.insert(path);
+            }
+            _ => *entry = None,
+        }
+    };
+    for vertex in &definition.vertices {
+        let input = |index: usize| vertex.inputs.get(index).map(|e| e.vertex);
+        match vertex.op.as_ref() {
+            Op::File(op) => {
+                for action in &op.actions {
+                    if let crate::graph::FileAction::Copy(copy) = action
+                        && let Some(digest) = copy.source.and_then(input)
+                        && is_local(&digest)
+                    {
+                        note(digest, Some(&copy.src));
+                    }
+                }
+                if let Some(digest) = op.base.and_then(input)
+                    && is_local(&digest)
+                {
+                    note(digest, None);
+                }
+            }
+            Op::Exec(op) => {
+                for mount in &op.mounts {
+                    if let Some(digest) = mount.input.and_then(input)
+                        && is_local(&digest)
+                    {
+                        note(digest, Some(&mount.selector));
+                    }
+                }
+            }
+            Op::Merge(_) => {
+                for edge in &vertex.inputs {
+                    if is_local(&edge.vertex) {
+                        note(edge.vertex, None);
+                    }
+                }
+            }
+            Op::Source(_) => {}
+        }
+    }
+    // A root that is the context itself (`FROM` a local context, exported as is) reads all.
+    if let Some(root) = &definition.root
+        && is_local(&root.vertex)
+    {
+        note(root.vertex, None);
+    }
+    read
 }
 
 /// The vertices reachable from the root (and all others), inputs before their users.

@@ -16,6 +16,11 @@ use crate::solver::{CacheMap, Context, OpExec};
 use crate::source::local::LocalSource;
 use crate::source::oci_layout::{self, OciLayout};
 
+/// The local source attribute naming the only paths of the context the build reads (a JSON
+/// list), as BuildKit's `local.followpaths`: only those (and the targets of symlinks among
+/// them) are walked, hashed and copied. Absent: the whole context.
+pub const FOLLOW_PATHS: &str = "local.followpaths";
+
 /// A vertex result: a finished root filesystem on disk.
 pub type Snapshot = Arc<PathBuf>;
 
@@ -103,6 +108,8 @@ pub enum SnapshotterKind {
 pub struct Worker {
     /// Whether snapshots are overlay mounts (else full copies).
     overlay: bool,
+    /// Where each context's stat cache lives, so a rebuild reads only changed files.
+    stat_caches: PathBuf,
     snapshots: PathBuf,
     runtime: Box<dyn Runtime>,
     cache_root: PathBuf,
@@ -121,6 +128,7 @@ impl Worker {
     ) -> Self {
         Self {
             overlay: false,
+            stat_caches: state.join("statcache"),
             snapshots: state.join("snapshots"),
             runtime,
             cache_root: state.join("cache-mounts"),
@@ -210,7 +218,7 @@ impl Worker {
             let local = self.locals.get(name).ok_or_else(|| Error::UnknownLocal {
                 name: name.to_owned(),
             })?;
-            let source = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
+            let source = open_local(local, op)?;
             let path = self.fresh()?;
             source.materialize(&path)?;
             return Ok(path);
@@ -343,9 +351,11 @@ impl OpExec for Worker {
             && let Some(name) = source.identifier.strip_prefix("local://")
             && let Some(local) = self.locals.get(name)
         {
-            let walk = LocalSource::load(&local.dir, local.dockerfile.as_deref(), &[])?;
-            let mut cache = crate::source::StatCache::in_memory();
+            let walk = open_local(local, source)?;
+            let mut cache = crate::source::StatCache::load(&self.stat_caches, walk.root());
             let checksum = walk.checksum(&["/"], &mut cache)?;
+            // Advisory: a cache that cannot be written only costs re-reading next time.
+            let _ = cache.save();
             let named = Op::Source(SourceOp {
                 identifier: format!("local://{}", local.name),
                 attrs: source.attrs.clone(),
@@ -424,6 +434,24 @@ impl OpExec for Worker {
         crate::snapshot::overlay::commit(&result)?;
         Ok(vec![Arc::new(result)])
     }
+}
+
+/// Opens a local context with its ignore file and the paths the build reads.
+fn open_local(local: &LocalInput, op: &SourceOp) -> Result<LocalSource, Error> {
+    let follow_paths = op
+        .attrs
+        .get(FOLLOW_PATHS)
+        .and_then(|json| serde_json::from_str::<Vec<String>>(json).ok())
+        .unwrap_or_default();
+    let options = crate::source::local::LocalOptions {
+        exclude_patterns: crate::source::dockerignore::load(
+            &local.dir,
+            local.dockerfile.as_deref(),
+        )?,
+        include_patterns: Vec::new(),
+        follow_paths,
+    };
+    Ok(LocalSource::new(&local.dir, &options)?)
 }
 
 /// The inputs a file op copies from (not its base), with the paths it reads from each.

@@ -64,7 +64,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "engine",
         &[
             "plan", "frontend", "graph", "solver", "ops", "source", "cache", "exporter", "config",
-            "progress", "diag", "platform", "executor", "content", "digest", "oci",
+            "progress", "diag", "platform", "executor", "content", "digest", "oci", "path",
         ],
     ),
     (

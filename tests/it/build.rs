@@ -473,3 +473,56 @@ fn ctrl_c_stops_a_running_step_and_leaves_the_root_usable() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Only the paths the build reads are part of the context: editing a file no instruction
+/// reads leaves every vertex cached (the context source included), editing a read one does
+/// not.
+#[test]
+fn files_the_build_does_not_read_are_not_part_of_the_context() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/used"), "1\n").unwrap();
+    std::fs::write(dir.join("unused"), "1\n").unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM base\nCOPY src /src\n").unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ntarget \"default\" {\n  contexts = { base = BASE }\n  output = [\"type=local,dest=out\"]\n}\n",
+    )
+    .unwrap();
+    let root = scratch.path().join("state");
+    let executed = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "done")
+            .filter_map(|e| e["vertex"].as_str().map(str::to_owned))
+            .count()
+    };
+    let (output, _) = run(&dir, &root);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!dir.join("out/unused").exists());
+
+    std::fs::write(dir.join("unused"), "2\n").unwrap();
+    let (output, events) = run(&dir, &root);
+    assert!(output.status.success());
+    assert_eq!(executed(&events), 0, "nothing reads `unused`: {events:?}");
+
+    std::fs::write(dir.join("src/used"), "2\n").unwrap();
+    let (output, events) = run(&dir, &root);
+    assert!(output.status.success());
+    assert!(
+        executed(&events) >= 1,
+        "the COPY reads `src/used`: {events:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/src/used")).unwrap(),
+        "2\n"
+    );
+}
