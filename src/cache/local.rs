@@ -47,6 +47,9 @@ impl CacheStore for LocalCache {
         if paths.iter().any(|p| !p.is_dir()) {
             return Ok(None);
         }
+        for path in &paths {
+            crate::snapshot::usage::mark_used(path);
+        }
         // An overlay snapshot from an earlier process is mounted again on first use; one
         // that cannot be (its layers are gone) is a miss too.
         if paths

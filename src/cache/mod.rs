@@ -5,4 +5,5 @@
 //! Today: [`local::LocalCache`], which keeps results across runs in the state root. Import
 //! and export backends (`registry`, `inline`, `local` directories, S3, Azure, GHA) come later.
 
+pub mod gc;
 pub mod local;

@@ -281,6 +281,10 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
     let printer =
         crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress));
     let reports = crate::engine::build::build(plan, &options, &printer)?;
+    // Compat: buildkitd collects garbage after builds; a failure here never fails the build.
+    if let Err(error) = crate::engine::build::collect_garbage(&options.root, &config.worker.gc) {
+        eprintln!("WARNING: {error}");
+    }
     let mut metadata = serde_json::Map::new();
     for report in &reports {
         if report.cache_only {

@@ -119,7 +119,17 @@ const OCI: &[&str] = &[
 ];
 
 /// The `[worker.oci]` keys bake acts on; the others are listed as inert.
-const OCI_USED: &[&str] = &["binary", "snapshotter", "platforms", "max-parallelism"];
+const OCI_USED: &[&str] = &[
+    "binary",
+    "snapshotter",
+    "platforms",
+    "max-parallelism",
+    "gc",
+    "gckeepstorage",
+    "reservedSpace",
+    "maxUsedSpace",
+    "gcpolicy",
+];
 
 const GC_POLICY: &[&str] = &[
     "all",
@@ -959,14 +969,9 @@ platformsCacheMaxAge = "1h"
                 "worker.oci.enabled",
                 "worker.oci.rootless",
                 "worker.oci.noProcessSandbox",
-                "worker.oci.gc",
-                "worker.oci.gckeepstorage",
-                "worker.oci.reservedSpace",
-                "worker.oci.maxUsedSpace",
                 "worker.oci.minFreeSpace",
                 "worker.oci.cniPoolSize",
                 "worker.oci.labels",
-                "worker.oci.gcpolicy",
                 "worker.containerd",
                 "registry",
                 "frontend",

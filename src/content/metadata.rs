@@ -152,6 +152,18 @@ impl Db {
         }))
     }
 
+    pub(super) fn references(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let error = || database_error("list references", &self.path);
+        let mut statement = self
+            .connection
+            .prepare("SELECT name, record FROM refs WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name")
+            .map_err(error())?;
+        statement
+            .query_map(params![prefix], |row| Ok((row.get(0)?, row.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(error())
+    }
+
     pub(super) fn delete_reference(&self, name: &str) -> Result<()> {
         self.transaction("delete reference", |transaction| {
             transaction.execute("DELETE FROM refs WHERE name = ?1", params![name])?;

@@ -277,6 +277,11 @@ impl Store {
         self.db.reference(name)
     }
 
+    /// Every reference whose name starts with `prefix`, as `(name, record)`, by name.
+    pub fn references(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        self.db.references(prefix)
+    }
+
     /// Deletes the reference `name`; its blobs become collectable unless something else holds them.
     pub fn delete_reference(&self, name: &str) -> Result<()> {
         self.db.delete_reference(name)

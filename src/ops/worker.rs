@@ -432,6 +432,7 @@ impl OpExec for Worker {
         };
         // From now on the result is read-only and may be a lower layer of other snapshots.
         crate::snapshot::overlay::commit(&result)?;
+        crate::snapshot::usage::record_size(&result);
         Ok(vec![Arc::new(result)])
     }
 }

@@ -9,6 +9,7 @@ mod apply;
 mod diff;
 mod native;
 pub mod overlay;
+pub mod usage;
 
 use std::io;
 use std::path::PathBuf;

@@ -526,3 +526,53 @@ fn files_the_build_does_not_read_are_not_part_of_the_context() {
         "2\n"
     );
 }
+
+/// Garbage collection after a build, under buildkitd.toml's budget: with a budget of one
+/// byte every cached result goes (children before the snapshots they stand on), the store
+/// stays consistent, and the next build runs every step again and succeeds.
+#[test]
+fn gc_budget_removes_cached_results_and_the_next_build_redoes_them() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    support::copy_tree(&support::root().join("fixtures/build-e2e/local"), &dir, &[]);
+    let config = scratch.path().join("buildkitd.toml");
+    std::fs::write(&config, "[worker.oci]\n  gckeepstorage = 1\n").unwrap();
+    let root = scratch.path().join("state");
+    let go = || {
+        let args: Vec<String> = vec![
+            "--root".into(),
+            root.display().to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--progress=rawjson".into(),
+        ];
+        let output = support::bake(&dir, &args, &[("BASE".to_owned(), base())], None);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        events(&stderr)
+    };
+    let snapshots = || {
+        std::fs::read_dir(root.join("snapshots"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().len() == 32 && e.path().is_dir())
+            .count()
+    };
+    go();
+    assert_eq!(snapshots(), 0, "a one-byte budget keeps nothing");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/local/bar")).unwrap(),
+        "foo\n",
+        "exports happen before collection"
+    );
+    let again = go();
+    let cached = again.iter().filter(|e| e["event"] == "cached").count();
+    assert_eq!(cached, 0, "nothing was left to hit: {again:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/local/bar")).unwrap(),
+        "foo\n"
+    );
+}

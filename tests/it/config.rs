@@ -109,7 +109,7 @@ fn unknown_keys_and_inert_keys_warn_and_the_build_goes_on() {
     let config = scratch.path().join("buildkitd.toml");
     std::fs::write(
         &config,
-        "rooot = \"/nowhere\"\n[worker.oci]\n  gc = true\n[registry.\"docker.io\"]\n  mirrors = [\"mirror.local:5000\"]\n",
+        "rooot = \"/nowhere\"\n[worker.oci]\n  minFreeSpace = \"1GB\"\n[registry.\"docker.io\"]\n  mirrors = [\"mirror.local:5000\"]\n",
     )
     .unwrap();
     let root = scratch.path().join("state").display().to_string();
@@ -131,7 +131,10 @@ fn unknown_keys_and_inert_keys_warn_and_the_build_goes_on() {
         1,
         "one warning for all inert keys: {stderr}"
     );
-    assert!(stderr.contains("`worker.oci.gc`, `registry`"), "{stderr}");
+    assert!(
+        stderr.contains("`worker.oci.minFreeSpace`, `registry`"),
+        "{stderr}"
+    );
 }
 
 #[test]
