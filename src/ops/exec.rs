@@ -33,6 +33,14 @@ pub enum Error {
         /// The secret id.
         id: String,
     },
+    /// A required SSH agent was not provided.
+    #[error(
+        "SSH agent `{id}` is required but was not provided (bake `ssh` attribute or `--set *.ssh=default`)"
+    )]
+    MissingSsh {
+        /// The SSH id.
+        id: String,
+    },
     /// The step asks for something this version cannot provide yet.
     #[error("{what} is not supported yet")]
     Unsupported {
@@ -66,6 +74,8 @@ pub struct ExecEnvironment<'a> {
     pub cache_root: &'a Path,
     /// Secret values by id.
     pub secrets: &'a BTreeMap<String, Vec<u8>>,
+    /// SSH agent sockets by id (`RUN --mount=type=ssh`).
+    pub ssh: &'a BTreeMap<String, PathBuf>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -229,12 +239,18 @@ fn mount_kind(
             }
         }
         graph::MountKind::Ssh { id, required, .. } => {
-            if *required {
-                return Err(Error::Unsupported {
-                    what: format!("the SSH mount `{id}`"),
-                });
+            // Diverges: BuildKit proxies the agent through its session; without a daemon the
+            // agent's socket itself is bound into the container.
+            let Some(socket) = environment.ssh.get(id) else {
+                if *required {
+                    return Err(Error::MissingSsh { id: id.clone() });
+                }
+                return Ok(None);
+            };
+            MountKind::Bind {
+                source: socket.clone(),
+                readonly: true,
             }
-            return Ok(None);
         }
     }))
 }

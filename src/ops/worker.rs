@@ -114,6 +114,7 @@ pub struct Worker {
     runtime: Box<dyn Runtime>,
     cache_root: PathBuf,
     secrets: BTreeMap<String, Vec<u8>>,
+    ssh: BTreeMap<String, PathBuf>,
     locals: BTreeMap<String, LocalInput>,
     targets: BTreeMap<String, Snapshot>,
 }
@@ -133,6 +134,7 @@ impl Worker {
             runtime,
             cache_root: state.join("cache-mounts"),
             secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
             locals,
             targets: BTreeMap::new(),
         }
@@ -162,6 +164,12 @@ impl Worker {
     /// The snapshotter in use: `overlayfs` or `native`.
     pub fn snapshotter(&self) -> &'static str {
         if self.overlay { "overlayfs" } else { "native" }
+    }
+
+    /// Sets the SSH agent sockets RUN steps may mount, by id.
+    pub fn with_ssh(mut self, ssh: BTreeMap<String, PathBuf>) -> Self {
+        self.ssh = ssh;
+        self
     }
 
     /// Sets the secret values RUN steps may mount.
@@ -289,6 +297,7 @@ impl Worker {
             runtime: self.runtime.as_ref(),
             cache_root: &self.cache_root,
             secrets: &self.secrets,
+            ssh: &self.ssh,
         };
         let mut tail: Vec<String> = Vec::new();
         let mut pending = String::new();

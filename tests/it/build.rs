@@ -576,3 +576,64 @@ fn gc_budget_removes_cached_results_and_the_next_build_redoes_them() {
         "foo\n"
     );
 }
+
+/// Secrets (from a file, and from the environment variable named like the id) and an SSH
+/// agent socket reach `RUN` mounts; a required secret that is missing fails clearly.
+#[test]
+fn secrets_and_ssh_agent_sockets_reach_run_mounts() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token.txt"), "from-file").unwrap();
+    let agent = scratch.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&agent).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\n\
+         RUN --mount=type=secret,id=token cat /run/secrets/token > /token\n\
+         RUN --mount=type=secret,id=FROMENV cat /run/secrets/FROMENV > /fromenv\n\
+         RUN --mount=type=ssh,target=/agent test -S /agent && echo ok > /ssh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        format!(
+            "variable \"BASE\" {{}}\ntarget \"default\" {{\n  contexts = {{ base = BASE }}\n  secret = [\"id=token,src=token.txt\", \"id=FROMENV\"]\n  ssh = [\"default={}\"]\n  output = [\"type=local,dest=out\"]\n}}\n",
+            agent.display()
+        ),
+    )
+    .unwrap();
+    let root = scratch.path().join("state");
+    let args: Vec<String> = vec!["--root".into(), root.display().to_string()];
+    let env = [
+        ("BASE".to_owned(), base()),
+        ("FROMENV".to_owned(), "from-env".to_owned()),
+    ];
+    let output = support::bake(&dir, &args, &env, None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.join("out").join(name)).unwrap();
+    assert_eq!(read("token"), "from-file");
+    assert_eq!(read("fromenv"), "from-env");
+    assert_eq!(read("ssh"), "ok\n");
+    assert!(
+        !dir.join("out/run/secrets/token").exists(),
+        "secrets never land in a layer"
+    );
+
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN --mount=type=secret,id=missing,required=true true\n",
+    )
+    .unwrap();
+    let output = support::bake(&dir, &args, &env, None);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("secret `missing` is required"), "{stderr}");
+}

@@ -99,6 +99,7 @@ fn exec(e: &Env, op: &ExecOp, secrets: &BTreeMap<String, Vec<u8>>) -> (i32, Stri
         runtime: &e.runtime,
         cache_root: &e.cache,
         secrets,
+        ssh: &BTreeMap::new(),
     };
     let mut out = String::new();
     let status = run(
@@ -251,6 +252,7 @@ fn tmpfs_and_secrets() {
         runtime: &e.runtime,
         cache_root: &e.cache,
         secrets: &BTreeMap::new(),
+        ssh: &BTreeMap::new(),
     };
     assert!(
         run(
