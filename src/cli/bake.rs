@@ -204,8 +204,11 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             .and_then(|v| v.parse().ok()),
     };
     let printer =
-        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress));
-    let reports = crate::engine::build::build(plan, &options, &printer)?;
+        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?);
+    let reports = crate::engine::build::build(plan, &options, &printer);
+    // Ends the live view before anything else is written to stderr.
+    drop(printer);
+    let reports = reports?;
     let mut metadata = serde_json::Map::new();
     for report in &reports {
         if report.cache_only {
