@@ -11,6 +11,7 @@ mod build;
 mod call;
 mod check;
 mod conformance;
+mod crash;
 mod dockerfile_errors;
 mod errors;
 mod examples;
