@@ -141,6 +141,14 @@ fn kill_9_at_random_moments_then_rebuild_gives_the_same_digest() {
         let _ = child.kill();
         let status = child.wait().unwrap();
         eprintln!("round {round}: killed after {delay:?} (no-cache: {no_cache}), exit {status:?}");
+        // A kill mid-export can leave the exporter's hidden temp sibling, never another name.
+        for entry in std::fs::read_dir(dir.join("out")).into_iter().flatten() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                name == "img.tar" || name.starts_with(".img.tar.tmp-"),
+                "round {round}: unexpected {name} in the output directory"
+            );
+        }
         if dest.exists() {
             // Exporters write a temporary file and rename it, so what is there is whole.
             assert_eq!(
