@@ -279,8 +279,11 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
         snapshotter: config.worker.snapshotter.clone(),
     };
     let printer =
-        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress));
-    let reports = crate::engine::build::build(plan, &options, &printer)?;
+        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?);
+    let reports = crate::engine::build::build(plan, &options, &printer);
+    // Ends the live view before anything else is written to stderr.
+    drop(printer);
+    let reports = reports?;
     // Compat: buildkitd collects garbage after builds; a failure here never fails the build.
     if let Err(error) = crate::engine::build::collect_garbage(&options.root, &config.worker.gc) {
         eprintln!("WARNING: {error}");

@@ -12,6 +12,7 @@ mod call;
 mod check;
 mod config;
 mod conformance;
+mod crash;
 mod dockerfile_errors;
 mod errors;
 mod examples;
