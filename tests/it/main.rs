@@ -21,6 +21,7 @@ mod fileop;
 mod graph;
 mod layer;
 mod print;
+mod registry;
 mod schema;
 mod solver;
 mod source;
