@@ -110,10 +110,7 @@ pub struct Index {
 /// Picks the index entry for `wanted`: an exact variant match first, then an entry without a
 /// variant (or a request without one).
 // Compat: containerd platforms.Only, simplified: no arm64→arm or amd64 variant fallbacks.
-pub(crate) fn select_platform<'a>(
-    entries: &'a [Descriptor],
-    wanted: &Platform,
-) -> Option<&'a Descriptor> {
+pub fn select_platform<'a>(entries: &'a [Descriptor], wanted: &Platform) -> Option<&'a Descriptor> {
     let wanted = wanted.clone().normalize();
     let candidates = || {
         entries.iter().filter_map(|entry| {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use auth::{Credentials, DockerConfig, Secret};
-pub use document::{Descriptor, DescriptorPlatform, Index, Manifest, media_types};
+pub use document::{Descriptor, DescriptorPlatform, Index, Manifest, media_types, select_platform};
 pub use pull::{PulledImage, Resolved, ResolvedImage};
 pub use push::BlobPush;
 pub use reference::{DOCKER_HUB, ParseReferenceError, Reference};

@@ -343,3 +343,32 @@ fn interrupted_pull_fetches_only_missing_blobs() {
     );
     assert!(fresh.exists(&pulled.layers[0].digest));
 }
+
+#[test]
+fn image_source_unpacks_and_remembers_the_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = anonymous(dir.path());
+    let store = Store::open(dir.path().join("root")).unwrap();
+    let target = {
+        let Some(registry) = TestRegistry::start() else {
+            return;
+        };
+        let target: Reference = format!("{}/base:1", registry.host).parse().unwrap();
+        let seed = Store::open(dir.path().join("seed")).unwrap();
+        push_busybox(&client, &seed, &target, None);
+        let image = bake::source::image::pull(&client, &store, &target, &amd64(), false).unwrap();
+        let rootfs = dir.path().join("rootfs");
+        bake::source::image::unpack(&store, &image, &rootfs).unwrap();
+        assert!(rootfs.join("bin/busybox").exists() || rootfs.join("bin/sh").exists());
+        target
+        // The registry stops here.
+    };
+    let cached = bake::source::image::pull(&client, &store, &target, &amd64(), false).unwrap();
+    assert_eq!(cached.image.os, "linux");
+    let error = bake::source::image::pull(&client, &store, &target, &amd64(), true).unwrap_err();
+    let text = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    assert!(
+        text.contains("failed to pull") && text.contains(&target.registry),
+        "{text}"
+    );
+}
