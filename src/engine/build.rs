@@ -225,7 +225,7 @@ fn build_one(
     for entry in &request.outputs {
         if !matches!(
             entry.kind.as_str(),
-            "local" | "tar" | "oci" | "docker" | "cacheonly"
+            "local" | "tar" | "oci" | "docker" | "image" | "registry" | "cacheonly"
         ) {
             return Err(fail(format!(
                 "the `{}` exporter needs a registry, which is not supported yet (use `type=oci` or `type=docker` with `dest=`)",
