@@ -149,23 +149,30 @@ fn build_one(
         message,
     };
     let file = dockerfile(request)?;
+    let images = std::sync::Arc::new(
+        crate::source::image::Puller::from_env(&options.root, request.pull)
+            .map_err(|e| fail(e.to_string()))?,
+    );
     let resolver = super::Resolver {
         targets: built
             .iter()
             .map(|(name, b)| (name.clone(), b.image.clone()))
             .collect(),
+        images: Some(images.clone()),
     };
     let converted =
         crate::frontend::dockerfile::convert(&file, &convert_options_with(request, resolver)?)
             .map_err(Box::new)?;
     let runtime = crate::executor::Runc::new(&options.runtime, options.root.join("runtime"))
         .with_bundle_root(options.root.join("bundles"));
-    let worker = Worker::new(&options.root, Box::new(runtime), locals(request)).with_targets(
-        built
-            .iter()
-            .map(|(name, b)| (name.clone(), b.snapshot.clone()))
-            .collect(),
-    );
+    let worker = Worker::new(&options.root, Box::new(runtime), locals(request))
+        .with_targets(
+            built
+                .iter()
+                .map(|(name, b)| (name.clone(), b.snapshot.clone()))
+                .collect(),
+        )
+        .with_images(images);
     let cache = LocalCache::open(&options.root).map_err(|e| fail(e.to_string()))?;
     let solver = Solver::new(worker, cache).with_options(SolveOptions {
         max_parallelism: options.max_parallelism.max(1),

@@ -23,6 +23,76 @@ use crate::registry::{
 };
 use crate::snapshot;
 
+/// A registry client plus the store it pulls into: what `ops` and `engine` hold to resolve
+/// and unpack `docker-image://` sources without naming registry types.
+#[derive(Debug)]
+pub struct Puller {
+    client: Client,
+    root: std::path::PathBuf,
+    refresh: bool,
+}
+
+impl Puller {
+    /// Creates a puller for the store at `root` with default registry settings (credentials
+    /// from `$DOCKER_CONFIG` or `~/.docker/config.json`); `refresh` is `--pull`.
+    pub fn from_env(root: &Path, refresh: bool) -> Result<Self> {
+        Self::new(registry::ClientOptions::default(), root, refresh)
+    }
+
+    /// Creates a puller with explicit registry options (host settings, credentials file).
+    pub fn new(options: registry::ClientOptions, root: &Path, refresh: bool) -> Result<Self> {
+        let client = Client::new(options).map_err(|source| Error::Pull {
+            reference: "registry credentials".to_owned(),
+            source: Box::new(source),
+        })?;
+        Ok(Self {
+            client,
+            root: root.to_owned(),
+            refresh,
+        })
+    }
+
+    fn store(&self, reference: &str) -> Result<Store> {
+        Store::open(&self.root).map_err(|source| Error::Pull {
+            reference: reference.to_owned(),
+            source: Box::new(registry::Error::Content {
+                reference: reference.to_owned(),
+                source: Box::new(source),
+            }),
+        })
+    }
+
+    fn parse(reference: &str) -> Result<Reference> {
+        reference.parse().map_err(|source| Error::Pull {
+            reference: reference.to_owned(),
+            source: Box::new(registry::Error::Reference(source)),
+        })
+    }
+
+    /// Pulls `reference` for `platform` and returns its manifest digest and image config.
+    pub fn image(&self, reference: &str, platform: &Platform) -> Result<(Digest, oci::Image)> {
+        let parsed = Self::parse(reference)?;
+        let store = self.store(reference)?;
+        let image = pull(&self.client, &store, &parsed, platform, self.refresh)?;
+        Ok((image.manifest.digest, image.image))
+    }
+
+    /// Pulls `reference` for `platform` (from the store when it is there) and describes it.
+    pub fn pulled(&self, reference: &str, platform: &Platform) -> Result<PulledImage> {
+        let parsed = Self::parse(reference)?;
+        let store = self.store(reference)?;
+        pull(&self.client, &store, &parsed, platform, self.refresh)
+    }
+
+    /// Pulls `reference` for `platform` and unpacks its layers into `into`.
+    pub fn unpack(&self, reference: &str, platform: &Platform, into: &Path) -> Result<()> {
+        let parsed = Self::parse(reference)?;
+        let store = self.store(reference)?;
+        let image = pull(&self.client, &store, &parsed, platform, self.refresh)?;
+        unpack(&store, &image, into)
+    }
+}
+
 /// The prefix of the store references that remember resolved images.
 pub const REFERENCE_PREFIX: &str = "image/";
 

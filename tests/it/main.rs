@@ -22,6 +22,7 @@ mod graph;
 mod layer;
 mod print;
 mod registry;
+mod registry_build;
 mod registry_push;
 mod schema;
 mod solver;
