@@ -236,3 +236,6 @@ impl Client {
         Ok(Self { options, transport })
     }
 }
+
+#[cfg(test)]
+mod tests;
