@@ -164,15 +164,6 @@ pub enum Error {
         #[source]
         source: Box<crate::content::Error>,
     },
-    /// Reading a local blob to upload failed.
-    #[error("failed to read `{path}` for upload")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// The result type of this module.

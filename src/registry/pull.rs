@@ -275,7 +275,12 @@ impl Client {
                 .collect();
             handles
                 .into_iter()
-                .map(|handle| handle.join().unwrap_or(Ok(())))
+                // A panicking fetch is a bug; surface it rather than report a partial pull.
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+                })
                 .collect()
         });
         results.into_iter().collect()
