@@ -30,7 +30,7 @@
 //! | 0 leaf | [`diag`], [`digest`], [`path`], [`platform`], [`progress`], [`buildflags`], [`oci`], [`config`] |
 //! | 1 contract | [`graph`] |
 //! | 2 front ends | [`bake`] → [`plan`], [`frontend`] |
-//! | 2 storage | `content`, `snapshot`, `registry`, `executor` (issues #4, #5) |
+//! | 2 storage | `content`, `snapshot`, [`registry`], `executor` (issues #4, #5) |
 //! | 3 engine core | `solver` (issue #4) |
 //! | 4 back ends | `source`, `ops`, `cache`, `exporter` (issues #4, #5) |
 //! | 5 wiring | `engine` → [`cli`] → `main.rs` |
@@ -62,6 +62,7 @@ pub mod path;
 pub mod plan;
 pub mod platform;
 pub mod progress;
+pub mod registry;
 pub mod snapshot;
 pub mod solver;
 pub mod source;

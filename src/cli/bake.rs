@@ -277,6 +277,7 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             .and_then(|v| v.parse().ok()),
         cancel: cancel_on_interrupt(),
         snapshotter: config.worker.snapshotter.clone(),
+        registries: config.registry().clone(),
     };
     let printer =
         crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?);

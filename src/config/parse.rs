@@ -556,8 +556,8 @@ impl Walker<'_> {
                 }
             }
             "registry" => {
-                // Parsed for the registry client; not wired into pulls and pushes yet.
-                w.mark_inert(path, value);
+                // `mirrors`, `http`, `insecure` and `ca` reach the registry client; keypairs,
+                // tlsconfigdir and capabilities are parsed only.
                 if let Some(hosts) = w.table(path, value) {
                     for (host, entry) in hosts.iter() {
                         let host = host.get_ref().to_string();
@@ -973,7 +973,6 @@ platformsCacheMaxAge = "1h"
                 "worker.oci.cniPoolSize",
                 "worker.oci.labels",
                 "worker.containerd",
-                "registry",
                 "frontend",
                 "system",
             ]

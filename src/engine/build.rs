@@ -39,6 +39,8 @@ pub struct BuildOptions {
     pub cancel: Arc<AtomicBool>,
     /// The snapshotter buildkitd.toml asks for (`auto` when unset).
     pub snapshotter: crate::config::Snapshotter,
+    /// buildkitd.toml's `[registry."host"]` settings (mirrors, plain HTTP, TLS).
+    pub registries: BTreeMap<String, crate::config::Registry>,
 }
 
 /// What one target's build produced.
@@ -113,6 +115,16 @@ pub fn build(
     let mut combiner = Combiner::default();
     let mut worker_locals: BTreeMap<String, LocalInput> = BTreeMap::new();
     let mut lowered: Vec<Lowered> = Vec::with_capacity(requests.len());
+    // One puller for the whole build: a base two targets share is resolved and pulled once.
+    let registry = registry_options(&options.registries);
+    let images = Arc::new(
+        crate::source::image::Puller::new(
+            registry.clone(),
+            &options.root,
+            requests.iter().any(|r| r.pull),
+        )
+        .map_err(|e| fail("", e.to_string()))?,
+    );
     for request in &requests {
         let file = dockerfile(request)?;
         let linked = |name: &str| pick(&requests, &lowered, name, request.platform.as_ref());
@@ -127,6 +139,7 @@ pub fn build(
                     _ => None,
                 })
                 .collect(),
+            images: Some(images.clone()),
         };
         let converted =
             crate::frontend::dockerfile::convert(&file, &convert_options_with(request, resolver)?)
@@ -171,6 +184,7 @@ pub fn build(
     let worker = Worker::new(&options.root, Box::new(runtime), worker_locals)
         .with_secrets(secrets)
         .with_ssh(ssh)
+        .with_images(images)
         .with_snapshotter(match options.snapshotter {
             crate::config::Snapshotter::Native | crate::config::Snapshotter::Unsupported(_) => {
                 SnapshotterKind::Native
@@ -267,7 +281,7 @@ pub fn build(
         for entry in &request.outputs {
             if !matches!(
                 entry.kind.as_str(),
-                "local" | "tar" | "oci" | "docker" | "cacheonly"
+                "local" | "tar" | "oci" | "docker" | "image" | "registry" | "cacheonly"
             ) {
                 return Err(fail(
                     &request.target,
@@ -278,15 +292,31 @@ pub fn build(
                 ));
             }
             let mut entry = entry.clone();
+            // Compat: buildx names image outputs after the target's tags when they give no
+            // `name=` (so `--push` pushes every tag).
+            if matches!(entry.kind.as_str(), "image" | "registry" | "docker")
+                && !entry.attrs.contains_key("name")
+                && !request.tags.is_empty()
+            {
+                entry
+                    .attrs
+                    .insert("name".to_owned(), request.tags.join(","));
+            }
             if entry.kind != "cacheonly"
                 && !entry.destination.is_empty()
                 && entry.destination != "-"
             {
                 entry.destination = absolute(&entry.destination);
             }
-            let response =
-                exporter::export(&store, &entry, &output, &context, &mut std::io::stdout())
-                    .map_err(|e| fail(&request.target, e.to_string()))?;
+            let response = exporter::export_with_registry(
+                &store,
+                &entry,
+                &output,
+                &context,
+                &registry,
+                &mut std::io::stdout(),
+            )
+            .map_err(|e| fail(&request.target, e.to_string()))?;
             report.metadata.extend(response.metadata);
         }
         reports.push(report);
@@ -349,6 +379,29 @@ pub fn collect_garbage(
         target: String::new(),
         message: e.to_string(),
     })
+}
+
+/// The registry client settings from buildkitd.toml's `[registry."host"]` tables.
+fn registry_options(
+    registries: &BTreeMap<String, crate::config::Registry>,
+) -> crate::registry::ClientOptions {
+    crate::registry::ClientOptions {
+        hosts: registries
+            .iter()
+            .map(|(host, settings)| {
+                (
+                    host.clone(),
+                    crate::registry::HostOptions {
+                        mirrors: settings.mirrors.clone(),
+                        http: settings.http.unwrap_or(false),
+                        insecure: settings.insecure.unwrap_or(false),
+                        ca: settings.ca.clone(),
+                    },
+                )
+            })
+            .collect(),
+        ..crate::registry::ClientOptions::default()
+    }
 }
 
 /// The secret values and SSH agent sockets the requests name (buildx's session attachables),

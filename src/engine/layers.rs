@@ -85,6 +85,11 @@ pub fn layers(
                     chain.push(vertex);
                     break;
                 }
+                if let Some(reference) = source.identifier.strip_prefix("docker-image://") {
+                    base = image_layers(reference, store, platform)?;
+                    chain.push(vertex);
+                    break;
+                }
                 if let Some(name) = source.identifier.strip_prefix("target://") {
                     base = linked.get(name).cloned().ok_or_else(|| {
                         Error(format!("the layers of target `{name}` are unknown"))
@@ -118,6 +123,29 @@ pub fn layers(
         lower = Some(upper);
     }
     Ok(layers)
+}
+
+/// The blobs of a registry base image, already pulled into the store by the worker.
+fn image_layers(reference: &str, store: &Store, platform: &Platform) -> Result<Vec<Layer>, Error> {
+    let fail = |e: &dyn std::fmt::Display| Error(format!("`docker-image://{reference}`: {e}"));
+    let puller =
+        crate::source::image::Puller::from_env(store.root(), false).map_err(|e| fail(&e))?;
+    let image = puller.pulled(reference, platform).map_err(|e| fail(&e))?;
+    Ok(image
+        .layers
+        .iter()
+        .zip(&image.diff_ids)
+        .map(|(descriptor, diff_id)| Layer::Blob {
+            descriptor: Descriptor {
+                media_type: descriptor.media_type.clone(),
+                digest: descriptor.digest.to_string(),
+                size: descriptor.size,
+                annotations: BTreeMap::new(),
+                platform: None,
+            },
+            diff_id: diff_id.to_string(),
+        })
+        .collect())
 }
 
 /// The blobs of an OCI-layout base image, imported into the store.

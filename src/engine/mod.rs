@@ -110,13 +110,16 @@ pub fn dockerfile(request: &BuildRequest) -> Result<SourceFile> {
     }
 }
 
-/// Reads base-image configs for the front end: OCI layouts (`oci-layout://path[:tag|@digest]`)
-/// and already built bake targets (`target://name`). Registry references resolve to nothing
-/// until the registry client lands, so their stages start from an empty config.
+/// Reads base-image configs for the front end: OCI layouts (`oci-layout://path[:tag|@digest]`),
+/// already built bake targets (`target://name`) and, when `images` is set (builds, not dry
+/// runs), registry references, which are pulled into the store and pinned to their digest.
+/// Without `images`, registry references resolve to nothing and start from an empty config.
 #[derive(Default)]
 pub struct Resolver {
     /// Image configs of the targets built so far, by name.
     pub targets: BTreeMap<String, crate::oci::Image>,
+    /// The registry puller for `FROM registry/ref`, shared with the worker.
+    pub images: Option<std::sync::Arc<crate::source::image::Puller>>,
 }
 
 impl dockerfile::ImageResolver for Resolver {
@@ -135,7 +138,19 @@ impl dockerfile::ImageResolver for Resolver {
                 }));
         }
         let Some(rest) = reference.strip_prefix("oci-layout://") else {
-            return Ok(None);
+            let Some(images) = &self.images else {
+                return Ok(None);
+            };
+            if reference.contains("://") || reference == "scratch" {
+                return Ok(None);
+            }
+            let (digest, image) = images
+                .image(reference, platform)
+                .map_err(|e| e.to_string())?;
+            return Ok(Some(dockerfile::ResolvedImage {
+                digest: Some(digest),
+                image,
+            }));
         };
         let (dir, selector) = crate::source::oci_layout::parse_reference(rest)?;
         let layout = crate::source::oci_layout::OciLayout::open(&dir).map_err(|e| e.to_string())?;
@@ -249,6 +264,7 @@ mod tests {
             no_cache: false,
             no_cache_filter: Vec::new(),
             pull: false,
+            tags: Vec::new(),
             call: Call::Lint,
         }
     }

@@ -16,9 +16,11 @@ mod docker;
 mod image;
 mod layer;
 mod layout;
+mod load;
 mod local;
 mod oci;
 mod options;
+mod push;
 mod reference;
 mod tar;
 
@@ -104,6 +106,25 @@ pub enum Error {
     /// Diffing or copying a snapshot failed.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::Error),
+    /// Pushing the image to a registry failed.
+    #[error("failed to push `{name}`")]
+    Push {
+        /// The image name being pushed.
+        name: String,
+        /// The registry client's error.
+        #[source]
+        source: Box<crate::registry::Error>,
+    },
+    /// `--load` found no Docker engine to load the image into.
+    #[error(
+        "cannot load the image: no Docker engine answers on `{socket}`; write it to a file \
+         instead with `--set *.output=type=docker,dest=img.tar` (then `docker load -i img.tar`) \
+         or `--set *.output=type=oci,dest=img.tar`"
+    )]
+    NoDockerEngine {
+        /// The socket or address tried.
+        socket: String,
+    },
     /// Serialising an image document failed.
     #[error("failed to encode `{what}` as JSON")]
     Json {
@@ -191,15 +212,29 @@ pub struct ExportContext {
     pub now: u64,
 }
 
-/// Exports `output` as `entry` asks, writing a stream destination (`dest=-`) to `stdout`.
+/// Exports `output` as `entry` asks, writing a stream destination (`dest=-`) to `stdout`,
+/// with default registry settings (credentials from `$DOCKER_CONFIG`) for pushes.
 ///
-/// Types other than `local`, `tar`, `oci` and `docker` are rejected; an entry of type
-/// `cacheonly` exports nothing (the result stays in the cache).
+/// Types other than `local`, `tar`, `oci`, `docker`, `image` and `registry` are rejected; an
+/// entry of type `cacheonly` exports nothing (the result stays in the cache).
 pub fn export(
     store: &crate::content::Store,
     entry: &ExportEntry,
     output: &BuildOutput,
     context: &ExportContext,
+    stdout: &mut dyn Write,
+) -> Result<ExportResponse> {
+    let registry = crate::registry::ClientOptions::default();
+    export_with_registry(store, entry, output, context, &registry, stdout)
+}
+
+/// Exports like [`export`], pushing with `registry`'s host options and credentials.
+pub fn export_with_registry(
+    store: &crate::content::Store,
+    entry: &ExportEntry,
+    output: &BuildOutput,
+    context: &ExportContext,
+    registry: &crate::registry::ClientOptions,
     stdout: &mut dyn Write,
 ) -> Result<ExportResponse> {
     if output.platforms.is_empty() {
@@ -215,7 +250,9 @@ pub fn export(
         "local" => local::export(entry, output, context),
         "tar" => tar::export(entry, output, context, stdout),
         "oci" => oci::export(store, entry, output, context, stdout),
+        "docker" if entry.destination.is_empty() => load::export(store, entry, output, context),
         "docker" => docker::export(store, entry, output, context, stdout),
+        "image" | "registry" => push::export(store, entry, output, context, registry),
         "cacheonly" => Ok(ExportResponse::default()),
         other => Err(Error::UnsupportedType(other.to_owned())),
     }

@@ -13,6 +13,7 @@ use crate::executor::{Runtime, Stream};
 use crate::graph::{ExecOp, FileOp, Op, SourceOp, Vertex};
 use crate::progress::Stream as LogStream;
 use crate::solver::{CacheMap, Context, OpExec};
+use crate::source::image::Puller;
 use crate::source::local::LocalSource;
 use crate::source::oci_layout::{self, OciLayout};
 
@@ -117,6 +118,8 @@ pub struct Worker {
     ssh: BTreeMap<String, PathBuf>,
     locals: BTreeMap<String, LocalInput>,
     targets: BTreeMap<String, Snapshot>,
+    root: PathBuf,
+    images: Option<Arc<Puller>>,
 }
 
 impl Worker {
@@ -137,7 +140,16 @@ impl Worker {
             ssh: BTreeMap::new(),
             locals,
             targets: BTreeMap::new(),
+            root: state.to_owned(),
+            images: None,
         }
+    }
+
+    /// Sets the registry puller `docker-image://` sources use (default: one with the
+    /// environment's credentials and no `--pull`).
+    pub fn with_images(mut self, images: Arc<Puller>) -> Self {
+        self.images = Some(images);
+        self
     }
 
     /// Sets the results of already built targets that `target://<name>` sources use.
@@ -260,14 +272,21 @@ impl Worker {
             layout.unpack(&image, &path)?;
             return Ok(path);
         }
-        let scheme = identifier.split("://").next().unwrap_or(identifier);
+        if let Some(reference) = identifier.strip_prefix("docker-image://") {
+            let platform = vertex
+                .platform
+                .clone()
+                .unwrap_or_else(crate::platform::Platform::host);
+            let images = match &self.images {
+                Some(images) => images.clone(),
+                None => Arc::new(Puller::from_env(&self.root, false)?),
+            };
+            let path = self.fresh()?;
+            images.unpack(reference, &platform, &path)?;
+            return Ok(path);
+        }
         Err(Error::Unsupported {
-            what: match scheme {
-                "docker-image" => format!(
-                    "pulling `{identifier}` from a registry (use an `oci-layout://` named context)"
-                ),
-                _ => format!("the source `{identifier}`"),
-            },
+            what: format!("the source `{identifier}`"),
         })
     }
 

@@ -161,6 +161,8 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Stages whose cache is ignored.
     pub no_cache_filter: Vec<String>,
+    /// The target's `tags`: the names of image outputs that give none.
+    pub tags: Vec<String>,
     /// Always re-resolve base images.
     pub pull: bool,
     /// The frontend method.
@@ -294,6 +296,7 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
             no_cache: target.no_cache.unwrap_or(false),
             no_cache_filter: target.no_cache_filter.clone(),
             pull: target.pull.unwrap_or(false),
+            tags: target.tags.clone().unwrap_or_default(),
             call,
         })
         .collect())

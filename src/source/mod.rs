@@ -1,5 +1,6 @@
-//! Build inputs: the local context ([`local`], filtered by [`dockerignore`]), OCI image
-//! layouts on disk ([`oci_layout`]) and the empty `scratch` root ([`scratch`]).
+//! Build inputs: the local context ([`local`], filtered by [`dockerignore`]), registry images
+//! ([`image`]), OCI image layouts on disk ([`oci_layout`]) and the empty `scratch` root
+//! ([`scratch`]).
 //!
 //! Layer 4 (back ends). May import `snapshot`, `content`, `registry`, `oci`, `platform`,
 //! `digest` and `graph` (op types only); never `solver`, `ops`, `engine` or anything above.
@@ -7,6 +8,7 @@
 //! digest that cache keys use; they never decide what to build.
 
 pub mod dockerignore;
+pub mod image;
 pub mod local;
 pub mod oci_layout;
 pub mod scratch;
@@ -153,6 +155,15 @@ pub enum Error {
         /// The store's error.
         #[source]
         source: Box<crate::content::Error>,
+    },
+    /// Pulling an image from a registry failed.
+    // The cause is in the message too: the engine reports build errors as one line.
+    #[error("failed to pull `{reference}`: {source}")]
+    Pull {
+        /// The image reference.
+        reference: String,
+        /// The registry client's error.
+        source: Box<crate::registry::Error>,
     },
     /// Applying a layer failed.
     #[error("failed to apply layer `{digest}` onto `{root}`")]

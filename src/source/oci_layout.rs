@@ -488,7 +488,15 @@ fn platform_matches(candidate: &Platform, wanted: &Platform) -> bool {
 
 /// Wraps a layer blob in the decompressor its media type names.
 fn decompress<'a>(layer: &Descriptor, reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
-    let media_type = layer.media_type.as_str();
+    decompress_media_type(&layer.media_type, &layer.digest, reader)
+}
+
+/// Wraps a layer blob of `media_type` in its decompressor; `source::image` shares it.
+pub(super) fn decompress_media_type<'a>(
+    media_type: &str,
+    digest: &Digest,
+    reader: impl Read + 'a,
+) -> Result<Box<dyn Read + 'a>> {
     let base = media_type
         .strip_prefix("application/vnd.oci.image.layer.nondistributable.v1.")
         .or_else(|| media_type.strip_prefix("application/vnd.oci.image.layer.v1."));
@@ -501,26 +509,26 @@ fn decompress<'a>(layer: &Descriptor, reader: impl Read + 'a) -> Result<Box<dyn 
         }
         (Some("tar+zstd"), _) => Box::new(
             zstd::stream::read::Decoder::new(reader)
-                .map_err(io_error("start decompressing", layer.digest.to_string()))?,
+                .map_err(io_error("start decompressing", digest.to_string()))?,
         ),
         _ => {
             return Err(Error::MediaType {
                 media_type: media_type.to_owned(),
-                digest: layer.digest,
+                digest: *digest,
             });
         }
     })
 }
 
 /// A reader that hashes and counts what passes through it.
-struct HashingReader<R> {
+pub(super) struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     size: u64,
 }
 
 impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
+    pub(super) fn new(inner: R) -> Self {
         Self {
             inner,
             hasher: Sha256::new(),
@@ -528,7 +536,7 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
-    fn finish(self) -> (Digest, u64) {
+    pub(super) fn finish(self) -> (Digest, u64) {
         (Digest::from_bytes(self.hasher.finalize().into()), self.size)
     }
 }

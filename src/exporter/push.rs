@@ -1,0 +1,169 @@
+//! The `image` and `registry` exporters: the image assembled in the content store, recorded
+//! under its names and, with `push=true` (always for `registry`), pushed to each name's
+//! registry. Part of `exporter`.
+//!
+//! Every name gets the config and layers (checked with `HEAD` first; a second repository of
+//! the same registry mounts them from the first), the per-platform manifests by digest, then
+//! the root (manifest or index) under its tag, or by digest alone with `push-by-digest`.
+
+use super::image::Assembled;
+use super::oci::prepare;
+use super::options::parse_bool_attr;
+use super::{BuildOutput, Descriptor, Error, ExportContext, ExportResponse, Result};
+use crate::buildflags::ExportEntry;
+use crate::content::Store;
+use crate::registry::{Client, ClientOptions, Reference};
+
+/// The store reference prefix `source::image` reads resolved images from.
+const IMAGE_REFERENCE_PREFIX: &str = "image/";
+
+/// Exports `output` as an `image` or `registry` entry.
+pub(crate) fn export(
+    store: &Store,
+    entry: &ExportEntry,
+    output: &BuildOutput,
+    context: &ExportContext,
+    registry: &ClientOptions,
+) -> Result<ExportResponse> {
+    let push = entry.kind == "registry"
+        || match entry.attrs.get("push") {
+            Some(value) if !value.is_empty() => parse_bool_attr("push", value)?,
+            Some(_) => true,
+            None => false,
+        };
+    let push_by_digest = match entry.attrs.get("push-by-digest") {
+        Some(value) if !value.is_empty() => parse_bool_attr("push-by-digest", value)?,
+        Some(_) => true,
+        None => false,
+    };
+    let prepared = prepare(store, entry, output, context)?;
+    let references = prepared
+        .names
+        .iter()
+        .map(|name| {
+            name.parse::<Reference>().map_err(|error| Error::BadName {
+                name: name.clone(),
+                reason: error.reason.to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if push && references.is_empty() {
+        // Compat: buildkit exporter/containerimage (the same refusal, same words).
+        return Err(Error::BadAttribute {
+            key: "name".to_owned(),
+            value: String::new(),
+            reason: "tag is needed when pushing to registry".to_owned(),
+        });
+    }
+    for reference in &references {
+        remember(store, reference, &prepared.assembled)?;
+    }
+    if push {
+        let client = Client::new(registry.clone()).map_err(|source| Error::Push {
+            name: prepared.names.join(","),
+            source: Box::new(source),
+        })?;
+        let mut pushed: Vec<Reference> = Vec::new();
+        for reference in &references {
+            let mount_from = pushed
+                .iter()
+                .find(|done| done.registry == reference.registry);
+            push_image(
+                &client,
+                store,
+                &prepared.assembled,
+                reference,
+                mount_from,
+                push_by_digest,
+            )
+            .map_err(|source| Error::Push {
+                name: reference.to_string(),
+                source: Box::new(source),
+            })?;
+            pushed.push(reference.clone());
+        }
+    }
+    Ok(prepared.response)
+}
+
+/// Pushes every blob and manifest of `assembled` to `target`.
+fn push_image(
+    client: &Client,
+    store: &Store,
+    assembled: &Assembled,
+    target: &Reference,
+    mount_from: Option<&Reference>,
+    by_digest: bool,
+) -> crate::registry::Result<()> {
+    let content = |source| crate::registry::Error::Content {
+        reference: target.to_string(),
+        source: Box::new(source),
+    };
+    for manifest in &assembled.manifests {
+        let blobs = std::iter::once(&manifest.manifest.config).chain(&manifest.manifest.layers);
+        for blob in blobs {
+            let digest = parse_digest(blob, target)?;
+            client.push_blob(target, &digest, blob.size, store, mount_from)?;
+        }
+        if assembled.manifests.len() > 1 {
+            let digest = parse_digest(&manifest.descriptor, target)?;
+            let bytes = store.read(&digest).map_err(content)?;
+            client.push_manifest(
+                &target.with_digest(digest),
+                &manifest.descriptor.media_type,
+                &bytes,
+            )?;
+        }
+    }
+    let root = parse_digest(&assembled.root, target)?;
+    let bytes = store.read(&root).map_err(content)?;
+    let destination = if by_digest || target.tag.is_none() {
+        target.with_digest(root)
+    } else {
+        target.clone()
+    };
+    client.push_manifest(&destination, &assembled.root.media_type, &bytes)?;
+    Ok(())
+}
+
+/// Records `image/<name>` so a later `FROM name` finds the image in the store; the same
+/// record `source::image` writes after a pull (media type, digest and size of the root).
+fn remember(store: &Store, reference: &Reference, assembled: &Assembled) -> Result<()> {
+    let root = &assembled.root;
+    let record = serde_json::json!({
+        "mediaType": root.media_type,
+        "digest": root.digest,
+        "size": root.size,
+    });
+    let blobs = assembled
+        .blobs
+        .iter()
+        .map(|(digest, _)| {
+            digest.parse().map_err(|_| Error::BadLayer {
+                digest: digest.clone(),
+                media_type: root.media_type.clone(),
+                reason: "not a sha256 digest",
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    store.set_reference(
+        &format!("{IMAGE_REFERENCE_PREFIX}{reference}"),
+        &record.to_string(),
+        &blobs,
+    )?;
+    Ok(())
+}
+
+/// Parses a descriptor's digest (our own descriptors always carry a valid one).
+fn parse_digest<T: std::str::FromStr>(
+    descriptor: &Descriptor,
+    target: &Reference,
+) -> crate::registry::Result<T> {
+    descriptor
+        .digest
+        .parse()
+        .map_err(|_| crate::registry::Error::MediaType {
+            media_type: format!("descriptor with digest `{}`", descriptor.digest),
+            reference: target.to_string(),
+        })
+}
