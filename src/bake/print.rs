@@ -2,6 +2,7 @@
 //! `json.MarshalIndent` with two spaces, sorted maps, struct field order, HTML-safe
 //! escaping, and `${`/`%{` re-escaped so the output reads back as a bake file.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 
@@ -15,16 +16,32 @@ use crate::bake::resolve::{Config, Resolved};
 struct Document<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     group: BTreeMap<&'a str, &'a Group>,
-    target: BTreeMap<&'a str, Target>,
+    target: BTreeMap<&'a str, Cow<'a, Target>>,
 }
 
 fn escape_template(text: &str) -> String {
     text.replace("${", "$${").replace("%{", "%%{")
 }
 
-/// Returns the target as `--print` shows it: template markers escaped.
+fn needs_escape(text: &str) -> bool {
+    text.contains("${") || text.contains("%{")
+}
+
+/// Returns the target as `--print` shows it: template markers escaped (borrowed when no
+/// value has one, which is nearly always).
 // Compat: buildx Target.MarshalJSON (bake/bake.go).
-fn printable(target: &Target) -> Target {
+fn printable(target: &Target) -> Cow<'_, Target> {
+    let escaped = target.annotations.iter().any(|a| needs_escape(a))
+        || target
+            .dockerfile_inline
+            .as_deref()
+            .is_some_and(needs_escape)
+        || [&target.args, &target.labels]
+            .iter()
+            .any(|map| map.values().flatten().any(|v| needs_escape(v)));
+    if !escaped {
+        return Cow::Borrowed(target);
+    }
     let mut out = target.clone();
     for annotation in &mut out.annotations {
         *annotation = escape_template(annotation);
@@ -37,7 +54,7 @@ fn printable(target: &Target) -> Target {
             *value = escape_template(value);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Renders the resolved targets as `docker buildx bake --print` does (with a final newline).
@@ -119,21 +136,35 @@ impl Formatter for GoFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        // Scans bytes: every character Go escapes starts with one of these four bytes
+        // (U+2028 and U+2029 are E2 80 A8/A9), so plain text is copied in one write.
+        let bytes = fragment.as_bytes();
         let mut start = 0;
-        for (index, c) in fragment.char_indices() {
-            let escaped = match c {
-                '<' => "\\u003c",
-                '>' => "\\u003e",
-                '&' => "\\u0026",
-                '\u{2028}' => "\\u2028",
-                '\u{2029}' => "\\u2029",
-                _ => continue,
+        let mut index = 0;
+        while index < bytes.len() {
+            let (escaped, len) = match bytes[index] {
+                b'<' => ("\\u003c", 1),
+                b'>' => ("\\u003e", 1),
+                b'&' => ("\\u0026", 1),
+                0xE2 if bytes.get(index + 1) == Some(&0x80) => match bytes.get(index + 2) {
+                    Some(0xA8) => ("\\u2028", 3),
+                    Some(0xA9) => ("\\u2029", 3),
+                    _ => {
+                        index += 1;
+                        continue;
+                    }
+                },
+                _ => {
+                    index += 1;
+                    continue;
+                }
             };
-            writer.write_all(&fragment.as_bytes()[start..index])?;
+            writer.write_all(&bytes[start..index])?;
             writer.write_all(escaped.as_bytes())?;
-            start = index + c.len_utf8();
+            index += len;
+            start = index;
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+        writer.write_all(&bytes[start..])
     }
 
     fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
