@@ -96,8 +96,21 @@ impl Target {
 }
 
 fn dedupe_strings(list: &mut Vec<String>) {
-    let mut seen = std::collections::HashSet::new();
-    list.retain(|item| !item.is_empty() && seen.insert(item.clone()));
+    if list.len() > 32 {
+        let mut seen = std::collections::HashSet::new();
+        list.retain(|item| !item.is_empty() && seen.insert(item.clone()));
+        return;
+    }
+    // Lists are short (tags, platforms): a scan of the kept prefix beats hashing copies.
+    let mut kept = 0;
+    for index in 0..list.len() {
+        if list[index].is_empty() || list[..kept].contains(&list[index]) {
+            continue;
+        }
+        list.swap(kept, index);
+        kept += 1;
+    }
+    list.truncate(kept);
 }
 
 /// Keeps the first position of each key with the last value given for it.

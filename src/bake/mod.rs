@@ -8,6 +8,7 @@
 
 mod compose;
 pub mod error;
+mod fasthash;
 pub mod files;
 pub(crate) mod hcl;
 mod merge;

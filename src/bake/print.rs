@@ -2,6 +2,7 @@
 //! `json.MarshalIndent` with two spaces, sorted maps, struct field order, HTML-safe
 //! escaping, and `${`/`%{` re-escaped so the output reads back as a bake file.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 
@@ -15,16 +16,32 @@ use crate::bake::resolve::{Config, Resolved};
 struct Document<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     group: BTreeMap<&'a str, &'a Group>,
-    target: BTreeMap<&'a str, Target>,
+    target: BTreeMap<&'a str, Cow<'a, Target>>,
 }
 
 fn escape_template(text: &str) -> String {
     text.replace("${", "$${").replace("%{", "%%{")
 }
 
-/// Returns the target as `--print` shows it: template markers escaped.
+fn needs_escape(text: &str) -> bool {
+    text.contains("${") || text.contains("%{")
+}
+
+/// Returns the target as `--print` shows it: template markers escaped (borrowed when no
+/// value has one, which is nearly always).
 // Compat: buildx Target.MarshalJSON (bake/bake.go).
-fn printable(target: &Target) -> Target {
+fn printable(target: &Target) -> Cow<'_, Target> {
+    let escaped = target.annotations.iter().any(|a| needs_escape(a))
+        || target
+            .dockerfile_inline
+            .as_deref()
+            .is_some_and(needs_escape)
+        || [&target.args, &target.labels]
+            .iter()
+            .any(|map| map.values().flatten().any(|v| needs_escape(v)));
+    if !escaped {
+        return Cow::Borrowed(target);
+    }
     let mut out = target.clone();
     for annotation in &mut out.annotations {
         *annotation = escape_template(annotation);
@@ -37,7 +54,7 @@ fn printable(target: &Target) -> Target {
             *value = escape_template(value);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Renders the resolved targets as `docker buildx bake --print` does (with a final newline).
@@ -54,7 +71,8 @@ pub fn print(resolved: &Resolved) -> String {
             .map(|(k, v)| (k.as_str(), printable(v)))
             .collect(),
     };
-    let mut text = to_go_json(&document);
+    // About 600 bytes per printed target: one allocation instead of a dozen regrowths.
+    let mut text = go_json_with_capacity(&document, 1024 + 640 * resolved.targets.len());
     text.push('\n');
     text
 }
@@ -99,7 +117,11 @@ pub fn print_calls(
 
 /// Serialises a value the way Go's `json.MarshalIndent(v, "", "  ")` does.
 pub fn to_go_json<T: Serialize>(value: &T) -> String {
-    let mut out = Vec::new();
+    go_json_with_capacity(value, 0)
+}
+
+fn go_json_with_capacity<T: Serialize>(value: &T, capacity: usize) -> String {
+    let mut out = Vec::with_capacity(capacity);
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, GoFormatter::default());
     if value.serialize(&mut serializer).is_err() {
         return String::new();
@@ -119,21 +141,38 @@ impl Formatter for GoFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        let mut start = 0;
-        for (index, c) in fragment.char_indices() {
-            let escaped = match c {
-                '<' => "\\u003c",
-                '>' => "\\u003e",
-                '&' => "\\u0026",
-                '\u{2028}' => "\\u2028",
-                '\u{2029}' => "\\u2029",
-                _ => continue,
-            };
-            writer.write_all(&fragment.as_bytes()[start..index])?;
-            writer.write_all(escaped.as_bytes())?;
-            start = index + c.len_utf8();
+        // Scans bytes: every character Go escapes starts with one of these four bytes
+        // (U+2028 and U+2029 are E2 80 A8/A9), so plain text is copied in one write.
+        let bytes = fragment.as_bytes();
+        if !bytes.chunks(16).any(has_special) {
+            return writer.write_all(bytes);
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+        let mut start = 0;
+        let mut index = 0;
+        while index < bytes.len() {
+            let (escaped, len) = match bytes[index] {
+                b'<' => ("\\u003c", 1),
+                b'>' => ("\\u003e", 1),
+                b'&' => ("\\u0026", 1),
+                0xE2 if bytes.get(index + 1) == Some(&0x80) => match bytes.get(index + 2) {
+                    Some(0xA8) => ("\\u2028", 3),
+                    Some(0xA9) => ("\\u2029", 3),
+                    _ => {
+                        index += 1;
+                        continue;
+                    }
+                },
+                _ => {
+                    index += 1;
+                    continue;
+                }
+            };
+            writer.write_all(&bytes[start..index])?;
+            writer.write_all(escaped.as_bytes())?;
+            index += len;
+            start = index;
+        }
+        writer.write_all(&bytes[start..])
     }
 
     fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
@@ -171,6 +210,14 @@ impl Formatter for GoFormatter {
     fn end_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
         self.pretty.end_object_value(writer)
     }
+}
+
+/// Whether a chunk holds a byte that may start a Go-escaped character; a fold over the
+/// whole chunk (no early exit) so the compiler checks it in vector registers.
+fn has_special(chunk: &[u8]) -> bool {
+    chunk.iter().fold(false, |found, &b| {
+        found | (b == b'<') | (b == b'>') | (b == b'&') | (b == 0xE2)
+    })
 }
 
 /// How `--list` prints.
@@ -293,6 +340,19 @@ mod tests {
             text,
             "{\n  \"a\": \"\\u003c\\u0026\\u003e\",\n  \"b\": []\n}"
         );
+    }
+
+    #[test]
+    fn go_json_escapes_line_separators_anywhere_in_long_text() {
+        let long = format!("{}\u{2028}x\u{2029}é€<{}", "a".repeat(17), "b".repeat(20));
+        let text = to_go_json(&long);
+        let expected = format!(
+            "\"{}\\u2028x\\u2029é€\\u003c{}\"",
+            "a".repeat(17),
+            "b".repeat(20)
+        );
+        assert_eq!(text, expected);
+        assert_eq!(to_go_json(&"plain ascii and é"), "\"plain ascii and é\"");
     }
 
     #[test]

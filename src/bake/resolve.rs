@@ -2,7 +2,10 @@
 //! sanitising and globs, group expansion, `inherits` (cycle-tolerant, as buildx),
 //! `--set` overrides, normalisation, defaults, `target:` links and `SOURCE_DATE_EPOCH`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::bake::fasthash::{FastMap as HashMap, FastSet as HashSet};
+use std::rc::Rc;
 
 use crate::bake::error::{Diagnostic, Error};
 use crate::bake::model::{Group, Target};
@@ -19,6 +22,26 @@ pub struct Config {
     /// Positions by name, built on first lookup (resolution looks names up thousands of
     /// times in large monorepos).
     index: std::sync::OnceLock<(HashMap<String, usize>, HashMap<String, usize>)>,
+}
+
+/// Targets resolved without a cycle cut, shared by every child that inherits them.
+struct Memo<'a> {
+    done: HashMap<String, Rc<Target>>,
+    /// Names some target inherits from: only these are worth keeping once resolved.
+    parents: HashSet<&'a str>,
+}
+
+impl<'a> Memo<'a> {
+    fn new(config: &'a Config) -> Self {
+        Self {
+            done: HashMap::default(),
+            parents: config
+                .targets
+                .iter()
+                .flat_map(|t| t.inherits.iter().map(String::as_str))
+                .collect(),
+        }
+    }
 }
 
 /// The requested targets, resolved: what `--print` shows and what gets built.
@@ -125,17 +148,18 @@ impl Config {
     // skipped, so `inherits` cycles resolve to what is reachable instead of failing.
     ///
     /// Returns the target and whether a cycle was cut below it. Results with no cut are the
-    /// same whichever target asked for them, so they go in `memo` and large monorepos resolve
-    /// each shared parent once.
+    /// same whichever target asked for them, so parents go in `memo` and large monorepos
+    /// resolve each shared parent once. Shared results are reference-counted: a parent is
+    /// only read by `merge`, so it is never copied per child.
     fn resolve_target(
         &self,
         name: &str,
         overrides: &Overrides,
-        visited: &mut HashMap<String, Option<Target>>,
-        memo: &mut HashMap<String, Target>,
-    ) -> Result<(Option<Target>, bool), Diagnostic> {
-        if let Some(done) = memo.get(name) {
-            return Ok((Some(done.clone()), false));
+        visited: &mut HashMap<String, Option<Rc<Target>>>,
+        memo: &mut Memo,
+    ) -> Result<(Option<Rc<Target>>, bool), Diagnostic> {
+        if let Some(done) = memo.done.get(name) {
+            return Ok((Some(Rc::clone(done)), false));
         }
         if let Some(done) = visited.get(name) {
             // `None` means "being resolved": the cycle is cut here.
@@ -160,9 +184,10 @@ impl Config {
             overrides::apply(&mut merged, list)?;
         }
         merged.normalize();
-        visited.insert(name.to_owned(), Some(merged.clone()));
+        let merged = Rc::new(merged);
+        visited.insert(name.to_owned(), Some(Rc::clone(&merged)));
         if !cut {
-            memo.insert(name.to_owned(), merged.clone());
+            memo.done.insert(name.to_owned(), Rc::clone(&merged));
         }
         Ok((Some(merged), cut))
     }
@@ -186,12 +211,17 @@ impl Config {
         &self,
         name: &str,
         overrides: &Overrides,
-        memo: &mut HashMap<String, Target>,
+        memo: &mut Memo,
     ) -> Result<Target, Diagnostic> {
-        let mut target = self
-            .resolve_target(name, overrides, &mut HashMap::new(), memo)?
-            .0
-            .unwrap_or_default();
+        let resolved = self
+            .resolve_target(name, overrides, &mut HashMap::default(), memo)?
+            .0;
+        // The memo keeps its own reference to every target it resolved; drop it first
+        // for targets nothing inherits from, so the result moves out without a copy.
+        if !memo.parents.contains(name) {
+            memo.done.remove(name);
+        }
+        let mut target = resolved.map_or_else(Target::default, Rc::unwrap_or_clone);
         target.name = name.to_owned();
         target.inherits.clear();
         target.context = Some(match target.context.take() {
@@ -276,10 +306,10 @@ pub fn resolve(
     let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
     let overrides = overrides::parse(sets, &names, env)?;
     let mut resolved = Resolved::default();
-    let mut memo = HashMap::new();
+    let mut memo = Memo::new(config);
     let mut problems = Vec::new();
     for name in &requested {
-        let (targets, groups) = config.expand(name, &mut HashMap::new());
+        let (targets, groups) = config.expand(name, &mut HashMap::default());
         for target in targets {
             if resolved.targets.contains_key(&target) {
                 continue;
@@ -343,16 +373,26 @@ fn load_links(
     overrides: &Overrides,
     resolved: &mut Resolved,
     visited: &mut Vec<String>,
-    memo: &mut HashMap<String, Target>,
+    memo: &mut Memo,
 ) -> Result<(), Diagnostic> {
-    visited.push(name.to_owned());
-    let Some(target) = resolved.targets.get(name).cloned() else {
+    let Some(target) = resolved.targets.get(name) else {
+        visited.push(name.to_owned());
         return Ok(());
     };
-    for value in target.contexts.values().flatten() {
-        let Some(linked) = value.strip_prefix("target:") else {
-            continue;
-        };
+    let links: Vec<String> = target
+        .contexts
+        .values()
+        .flatten()
+        .filter_map(|value| value.strip_prefix("target:"))
+        .map(str::to_owned)
+        .collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    let platforms = target.platforms.clone().unwrap_or_default();
+    visited.push(name.to_owned());
+    for linked in &links {
+        let linked = linked.as_str();
         if linked == name {
             return Err(Diagnostic::new(
                 "bake::link",
@@ -382,8 +422,7 @@ fn load_links(
         }
         load_links(config, linked, overrides, resolved, visited, memo)?;
         let dependency = &resolved.targets[linked];
-        let platforms = target.platforms.clone().unwrap_or_default();
-        let linked_platforms = dependency.platforms.clone().unwrap_or_default();
+        let linked_platforms = dependency.platforms.as_deref().unwrap_or_default();
         if platforms.len() > 1 && linked_platforms.len() > 1 {
             let missing: Vec<&String> = platforms
                 .iter()

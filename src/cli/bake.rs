@@ -161,8 +161,13 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
     }
     let resolved = bake::load(&inputs)?;
     if args.print {
+        let text = print::print(&resolved);
+        // The process ends right after printing: freeing thousands of small allocations
+        // one by one would only delay the exit (measured: ~5% of `--print`).
+        std::mem::forget(resolved);
+        std::mem::forget(inputs);
         return Ok(Output {
-            stdout: Some(print::print(&resolved)),
+            stdout: Some(text),
             failed: false,
         });
     }

@@ -1,7 +1,8 @@
 //! `target` and `group` blocks: matrix expansion into named instances, lazy per-attribute
 //! evaluation (what `target.<name>.<attr>` reads), and decoding into targets and groups.
 
-use std::collections::{HashMap, HashSet};
+use crate::bake::fasthash::{FastMap as HashMap, FastSet as HashSet};
+use std::rc::Rc;
 
 use hcl::Value;
 
@@ -73,11 +74,11 @@ impl<'a> Parser<'a> {
                 .at(attr.file, attr.span.clone()));
         }
         let mut instances = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for cell in cells {
             let name = match name_attr {
                 Some(attr) => {
-                    let locals = Locals::new(cell.clone(), None);
+                    let locals = Locals::borrowed(&cell);
                     let value = self.eval_in(attr, &locals)?;
                     types::value_to_string(&value).ok_or_else(|| {
                         EvalError::new("`name` must be a string")
@@ -135,13 +136,15 @@ impl<'a> Parser<'a> {
         Ok(cells)
     }
 
-    pub(super) fn attr_value(&self, index: usize, name: &str) -> Option<EvalResult<Value>> {
+    /// Evaluates one attribute of one instance, once: the value is shared between the
+    /// decoded target and every `target.<name>.<attr>` reference to it.
+    pub(super) fn attr_value(&self, index: usize, name: &str) -> Option<EvalResult<Rc<Value>>> {
         let instance = &self.instances[index];
         let block: &'a Block = instance.block;
         let attr: &'a Attr = block.attr(name)?;
         let key = (index, attr.name.as_str());
         if let Some(value) = self.attr_values.borrow().get(&key) {
-            return Some(Ok(value.clone()));
+            return Some(Ok(Rc::clone(value)));
         }
         if !self.attr_resolving.borrow_mut().insert(key) {
             return Some(Err(EvalError::new(format!(
@@ -151,11 +154,11 @@ impl<'a> Parser<'a> {
             .code("bake::cycle")
             .at(attr.file, attr.span.clone())));
         }
-        let locals = Locals::new(instance.cell.clone(), None);
-        let result = self.eval_in(attr, &locals);
+        let locals = Locals::borrowed(&instance.cell);
+        let result = self.eval_in(attr, &locals).map(Rc::new);
         self.attr_resolving.borrow_mut().remove(&key);
         if let Ok(value) = &result {
-            self.attr_values.borrow_mut().insert(key, value.clone());
+            self.attr_values.borrow_mut().insert(key, Rc::clone(value));
         }
         Some(result)
     }
@@ -163,7 +166,7 @@ impl<'a> Parser<'a> {
     pub(super) fn decode_blocks(&self) -> Result<(Vec<Target>, Vec<Group>), Error> {
         let mut problems = Vec::new();
         let mut targets: Vec<Target> = Vec::new();
-        let mut target_index: HashMap<String, usize> = HashMap::new();
+        let mut target_index: HashMap<String, usize> = HashMap::default();
         let mut groups: Vec<Group> = Vec::new();
         for (index, instance) in self.instances.iter().enumerate() {
             let block = instance.block;
@@ -175,7 +178,7 @@ impl<'a> Parser<'a> {
                 for attr in &block.attrs {
                     let result = self
                         .attr_value(index, &attr.name)
-                        .unwrap_or(Ok(Value::Null))
+                        .unwrap_or_else(|| Ok(Rc::new(Value::Null)))
                         .and_then(|value| {
                             fields::set_group_field(&mut group, &attr.name, &value).map_err(|m| {
                                 EvalError::new(m)
@@ -223,7 +226,7 @@ impl<'a> Parser<'a> {
                 }
                 let result = self
                     .attr_value(index, &attr.name)
-                    .unwrap_or(Ok(Value::Null))
+                    .unwrap_or_else(|| Ok(Rc::new(Value::Null)))
                     .and_then(|value| {
                         fields::set_target_field(&mut target, &attr.name, &value).map_err(|m| {
                             EvalError::new(format!("invalid `{}`: {m}", attr.name))

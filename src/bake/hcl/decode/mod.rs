@@ -6,7 +6,10 @@
 // Compat: buildx bake/hclparser/hclparser.go (resolveValue, resolveBlock, GetEvalContexts).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::bake::fasthash::{FastMap as HashMap, FastSet as HashSet};
+use std::rc::Rc;
 
 use hcl::Value;
 
@@ -65,7 +68,7 @@ struct Parser<'a> {
     by_name: HashMap<(&'a str, String), Vec<usize>>,
     values: RefCell<HashMap<String, Value>>,
     resolving: RefCell<Vec<String>>,
-    attr_values: RefCell<HashMap<(usize, &'a str), Value>>,
+    attr_values: RefCell<HashMap<(usize, &'a str), Rc<Value>>>,
     attr_resolving: RefCell<HashSet<(usize, &'a str)>>,
     calls: RefCell<Vec<String>>,
 }
@@ -88,15 +91,15 @@ pub(crate) fn decode(
         files,
         json,
         options,
-        variables: HashMap::new(),
-        attrs: HashMap::new(),
-        functions: HashMap::new(),
+        variables: HashMap::default(),
+        attrs: HashMap::default(),
+        functions: HashMap::default(),
         instances: Vec::new(),
-        by_name: HashMap::new(),
-        values: RefCell::new(HashMap::new()),
+        by_name: HashMap::default(),
+        values: RefCell::new(HashMap::default()),
         resolving: RefCell::new(Vec::new()),
-        attr_values: RefCell::new(HashMap::new()),
-        attr_resolving: RefCell::new(HashSet::new()),
+        attr_values: RefCell::new(HashMap::default()),
+        attr_resolving: RefCell::new(HashSet::default()),
         calls: RefCell::new(Vec::new()),
     };
     let blocks = parser.collect(bodies)?;
@@ -202,7 +205,7 @@ impl<'a> Parser<'a> {
 }
 
 fn dedupe(problems: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     problems
         .into_iter()
         .filter(|d| seen.insert((d.message.clone(), d.span.clone())))
@@ -257,7 +260,7 @@ impl Globals for Parser<'_> {
                 let mut value = Value::Null;
                 for &index in indexes {
                     match self.attr_value(index, attr) {
-                        Some(Ok(v)) => value = v,
+                        Some(Ok(v)) => value = Rc::unwrap_or_clone(v),
                         Some(Err(error)) => return Some(Err(error)),
                         None => {}
                     }
@@ -274,7 +277,7 @@ impl Globals for Parser<'_> {
                         }
                         match self.attr_value(index, &attr.name) {
                             Some(Ok(v)) => {
-                                object.insert(attr.name.clone(), v);
+                                object.insert(attr.name.clone(), Rc::unwrap_or_clone(v));
                             }
                             Some(Err(error)) => return Some(Err(error)),
                             None => {}
@@ -286,9 +289,11 @@ impl Globals for Parser<'_> {
         }
     }
 
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<EvalResult<Value>> {
-        let block = self.functions.get(name)?;
-        Some(self.call_user(name, block, args))
+    fn call(&self, name: &str, args: Vec<Value>) -> Result<EvalResult<Value>, Vec<Value>> {
+        match self.functions.get(name) {
+            Some(block) => Ok(self.call_user(name, block, args)),
+            None => Err(args),
+        }
     }
 
     fn names(&self) -> Vec<String> {

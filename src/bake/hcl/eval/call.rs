@@ -42,9 +42,10 @@ pub(super) fn eval_call(call: &FuncCall, whole: &Expression, ctx: &Ctx<'_>) -> E
             _ => return ctx.fail(whole, "only a list can be expanded with `...`"),
         }
     }
-    if let Some(result) = ctx.globals.call(name, values.clone()) {
-        return result.map_err(|e| e.at(ctx.file, ctx.span_of(whole)));
-    }
+    let values = match ctx.globals.call(name, values) {
+        Ok(result) => return result.map_err(|e| e.at(ctx.file, ctx.span_of(whole))),
+        Err(values) => values,
+    };
     stdlib::call(name, values).map_err(|error| match error {
         CallError::Unknown => {
             let mut candidates: Vec<String> =

@@ -5,6 +5,7 @@
 //! Our own evaluator instead of `hcl::eval` because bake needs closures for user functions,
 //! lazy `target.<name>.<attr>` references, short-circuit `&&`/`||` and sub-expression spans.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use hcl::edit::expr::{BinaryOperator, Expression, ObjectKey, UnaryOperator};
@@ -87,8 +88,9 @@ pub(crate) trait Globals {
     /// Returns `target.<name>.<attr>` (or the whole block with `attr = None`), `None` when
     /// `kind` is not a block type.
     fn block(&self, kind: &str, name: &str, attr: Option<&str>) -> Option<EvalResult<Value>>;
-    /// Calls a user `function` block, `None` if no such function exists.
-    fn call(&self, name: &str, args: Vec<Value>) -> Option<EvalResult<Value>>;
+    /// Calls a user `function` block; when no such function exists, hands the arguments
+    /// back (so the standard library gets them without a copy).
+    fn call(&self, name: &str, args: Vec<Value>) -> Result<EvalResult<Value>, Vec<Value>>;
     /// Every name in scope, for "did you mean" hints.
     fn names(&self) -> Vec<String>;
 }
@@ -96,14 +98,26 @@ pub(crate) trait Globals {
 /// Local names bound by for-expressions, function parameters and matrix cells.
 #[derive(Debug, Default)]
 pub(crate) struct Locals<'a> {
-    vars: Vec<(String, Value)>,
+    vars: Cow<'a, [(String, Value)]>,
     parent: Option<&'a Locals<'a>>,
 }
 
 impl<'a> Locals<'a> {
     /// Creates a scope with the given bindings on top of `parent`.
     pub(crate) fn new(vars: Vec<(String, Value)>, parent: Option<&'a Locals<'a>>) -> Self {
-        Self { vars, parent }
+        Self {
+            vars: Cow::Owned(vars),
+            parent,
+        }
+    }
+
+    /// Creates a top scope over bindings that outlive it (a matrix cell evaluated for every
+    /// attribute of its target), without copying them.
+    pub(crate) fn borrowed(vars: &'a [(String, Value)]) -> Self {
+        Self {
+            vars: Cow::Borrowed(vars),
+            parent: None,
+        }
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
@@ -400,8 +414,8 @@ mod tests {
         fn block(&self, _: &str, _: &str, _: Option<&str>) -> Option<EvalResult<Value>> {
             None
         }
-        fn call(&self, _: &str, _: Vec<Value>) -> Option<EvalResult<Value>> {
-            None
+        fn call(&self, _: &str, args: Vec<Value>) -> Result<EvalResult<Value>, Vec<Value>> {
+            Err(args)
         }
         fn names(&self) -> Vec<String> {
             vec!["X".to_owned()]
