@@ -86,14 +86,19 @@ pub(crate) fn step_meta(
     state: &mut StageState,
     node: &parser::Node,
 ) -> VertexMeta {
-    let prefix = state.next_step();
     let rest = node
         .original
         .get(node.original_keyword.len()..)
         .unwrap_or_default()
         .trim();
+    let mut name = state.next_step();
+    name.reserve(node.keyword.len() + rest.len() + 2);
+    name.push(' ');
+    name.extend(node.keyword.chars().flat_map(char::to_uppercase));
+    name.push(' ');
+    name.push_str(rest);
     VertexMeta {
-        name: format!("{prefix} {} {rest}", node.keyword.to_uppercase()),
+        name,
         location: Some(dispatcher.context.location(node)),
         ignore_cache: false,
     }

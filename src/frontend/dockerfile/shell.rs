@@ -68,6 +68,15 @@ pub fn expand(
     vars: &(impl Vars + ?Sized),
     escape: char,
 ) -> Result<Expansion, ShellError> {
+    // Most words have nothing to expand: no variable, quote or escape. The lexer would copy
+    // them unchanged and split them on blanks, so do just that.
+    if !word.contains(['$', '\'', '"', escape]) {
+        return Ok(Expansion {
+            result: word.to_owned(),
+            words: word.split_whitespace().map(str::to_owned).collect(),
+            ..Expansion::default()
+        });
+    }
     let mut lexer = Lexer {
         text: word,
         position: 0,
