@@ -85,15 +85,20 @@ impl StageVars<'_> {
 
 impl shell::Vars for StageVars<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        let from_env = self
-            .env
-            .iter()
-            .rev()
-            .find_map(|entry| match entry.split_once('=') {
-                Some((key, value)) if key == name => Some(value),
-                None if entry == name => Some(""),
-                _ => None,
-            });
+        // An entry is `KEY=value` (split at the first `=`) or a bare `KEY`; compare bytes
+        // rather than splitting every entry, as this runs for every variable reference.
+        let from_env = if name.contains('=') {
+            None
+        } else {
+            self.env.iter().rev().find_map(|entry| {
+                let rest = entry.strip_prefix(name)?;
+                match rest.as_bytes().first() {
+                    Some(b'=') => Some(&rest[1..]),
+                    None => Some(""),
+                    Some(_) => None,
+                }
+            })
+        };
         from_env.or_else(|| {
             self.args
                 .iter()

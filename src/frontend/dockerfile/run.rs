@@ -52,7 +52,8 @@ pub(crate) fn convert_run(
         secret_env.extend(env);
     }
     // ARGs become environment variables of the process unless ENV already sets them.
-    let mut env = state.image.config.env.clone();
+    let mut env = Vec::with_capacity(state.image.config.env.len() + state.args.len());
+    env.extend_from_slice(&state.image.config.env);
     for (key, value) in &state.args {
         let set_by_env = state.image.config.env.iter().any(|entry| {
             entry.len() > key.len()
