@@ -598,7 +598,7 @@ impl Dispatcher<'_, '_> {
         node: &parser::Node,
     ) -> Result<shell::Expansion> {
         let vars = state.vars();
-        let expansion = shell::expand(word, &vars, self.context.escape)
+        let expansion = shell::expand_text(word, &vars, self.context.escape)
             .map_err(|e| self.context.error(e.message, node))?;
         for name in &expansion.unmatched {
             if state.declared.contains(name) || PROXY_ARGS.contains(&name.as_str()) {
