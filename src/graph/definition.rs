@@ -173,7 +173,7 @@ impl Definition {
         });
         Self {
             version: ENCODING_VERSION,
-            vertices: builder.vertices,
+            vertices: builder.order.iter().map(|node| node.to_vertex()).collect(),
             root,
         }
     }
@@ -206,7 +206,9 @@ type DigestSet = HashSet<Digest, BuildHasherDefault<DigestHasher>>;
 #[derive(Default)]
 struct Builder {
     seen: DigestSet,
-    vertices: Vec<Vertex>,
+    /// Nodes in dependency order; turned into vertices once their number is known, so the
+    /// (large) vertex list is allocated once.
+    order: Vec<Arc<Node>>,
 }
 
 impl Builder {
@@ -220,7 +222,7 @@ impl Builder {
             }
             if expanded {
                 self.seen.insert(digest);
-                self.vertices.push(node.to_vertex());
+                self.order.push(node);
                 continue;
             }
             stack.push((node.clone(), true));

@@ -168,10 +168,13 @@ fn convert_env(
         let value = dispatcher.expand(state, &pair.value, node)?.result;
         expanded.push((key, value));
     }
-    let message = expanded
-        .iter()
-        .map(|(k, v)| format!(" {k}={v}"))
-        .collect::<String>();
+    let mut message = String::new();
+    for (key, value) in &expanded {
+        message.push(' ');
+        message.push_str(key);
+        message.push('=');
+        message.push_str(value);
+    }
     for (key, value) in expanded {
         if check::is_secret_key(&key) {
             dispatcher.linter.run(
@@ -195,7 +198,10 @@ fn convert_label(
     for pair in pairs {
         let key = dispatcher.expand(state, &pair.key, node)?.result;
         let value = dispatcher.expand(state, &pair.value, node)?.result;
-        message.push_str(&format!(" {key}={value}"));
+        message.push(' ');
+        message.push_str(&key);
+        message.push('=');
+        message.push_str(&value);
         state.image.config.labels.insert(key, value);
     }
     Ok(message)
