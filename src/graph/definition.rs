@@ -1,6 +1,7 @@
 //! Vertices, edges and the serialisable [`Definition`]: the graph a front end hands to the
 //! solver, with content digests computed from a versioned canonical encoding.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::graph::canonical;
 use crate::graph::op::Op;
 use crate::graph::state::{Node, State};
 use crate::platform::Platform;
@@ -80,6 +82,7 @@ pub struct Definition {
     pub root: Option<Edge>,
 }
 
+#[cfg(any(test, debug_assertions))]
 #[derive(Serialize)]
 struct Canonical<'a> {
     version: u32,
@@ -90,7 +93,46 @@ struct Canonical<'a> {
 
 /// Computes the digest of an op with its inputs and platform.
 pub fn vertex_digest(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> Digest {
-    // Proxy variables are not part of what a vertex is.
+    digest_of_inputs(op, inputs.iter().copied(), platform)
+}
+
+/// [`vertex_digest`] with the inputs as an iterator, so callers need not collect them.
+pub(crate) fn digest_of_inputs(
+    op: &Op,
+    inputs: impl Iterator<Item = Edge> + Clone,
+    platform: Option<&Platform>,
+) -> Digest {
+    thread_local! {
+        // One buffer per thread, reused: encoding a vertex then allocates nothing.
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => digest_with(&mut buffer, op, inputs, platform),
+        Err(_) => digest_with(&mut Vec::new(), op, inputs, platform),
+    })
+}
+
+fn digest_with(
+    buffer: &mut Vec<u8>,
+    op: &Op,
+    inputs: impl Iterator<Item = Edge> + Clone,
+    platform: Option<&Platform>,
+) -> Digest {
+    buffer.clear();
+    canonical::encode_vertex(buffer, ENCODING_VERSION, op, inputs.clone(), platform);
+    #[cfg(debug_assertions)]
+    assert_eq!(
+        String::from_utf8_lossy(buffer),
+        String::from_utf8_lossy(&serde_encoding(op, &inputs.collect::<Vec<_>>(), platform)),
+        "the canonical encoder and serde_json disagree"
+    );
+    Digest::of(buffer)
+}
+
+/// The reference form of the canonical encoding: the compact `serde_json` of the vertex with
+/// its proxy variables cleared. [`canonical`] must produce exactly these bytes.
+#[cfg(any(test, debug_assertions))]
+pub(crate) fn serde_encoding(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> Vec<u8> {
     let without_proxy;
     let op = match op {
         Op::Exec(exec) if !exec.proxy_env.is_empty() => {
@@ -107,61 +149,7 @@ pub fn vertex_digest(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> D
         inputs,
         platform,
     };
-    // The JSON of plain structs, enums, Vecs and BTreeMaps has a fixed field order, which makes
-    // it canonical; it is streamed into the hash, never buffered. Serialising these types into
-    // a hasher cannot fail.
-    let mut hasher = HashingWriter::default();
-    let _ = serde_json::to_writer(&mut hasher, &canonical);
-    hasher.finish()
-}
-
-/// An `io::Write` that feeds sha256 through a small stack buffer (serde_json writes many tiny
-/// pieces, and each sha256 update has a fixed cost).
-struct HashingWriter {
-    hasher: sha2::Sha256,
-    buffer: [u8; 1024],
-    len: usize,
-}
-
-impl Default for HashingWriter {
-    fn default() -> Self {
-        Self {
-            hasher: sha2::Sha256::default(),
-            buffer: [0; 1024],
-            len: 0,
-        }
-    }
-}
-
-impl HashingWriter {
-    fn drain(&mut self) {
-        sha2::Digest::update(&mut self.hasher, &self.buffer[..self.len]);
-        self.len = 0;
-    }
-
-    fn finish(mut self) -> Digest {
-        self.drain();
-        Digest::from_bytes(sha2::Digest::finalize(self.hasher).into())
-    }
-}
-
-impl std::io::Write for HashingWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if self.len + bytes.len() > self.buffer.len() {
-            self.drain();
-        }
-        if bytes.len() > self.buffer.len() {
-            sha2::Digest::update(&mut self.hasher, bytes);
-        } else {
-            self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    serde_json::to_vec(&canonical).unwrap_or_default()
 }
 
 impl Definition {
@@ -185,7 +173,7 @@ impl Definition {
         });
         Self {
             version: ENCODING_VERSION,
-            vertices: builder.vertices,
+            vertices: builder.order.iter().map(|node| node.to_vertex()).collect(),
             root,
         }
     }
@@ -218,7 +206,9 @@ type DigestSet = HashSet<Digest, BuildHasherDefault<DigestHasher>>;
 #[derive(Default)]
 struct Builder {
     seen: DigestSet,
-    vertices: Vec<Vertex>,
+    /// Nodes in dependency order; turned into vertices once their number is known, so the
+    /// (large) vertex list is allocated once.
+    order: Vec<Arc<Node>>,
 }
 
 impl Builder {
@@ -232,7 +222,7 @@ impl Builder {
             }
             if expanded {
                 self.seen.insert(digest);
-                self.vertices.push(node.to_vertex());
+                self.order.push(node);
                 continue;
             }
             stack.push((node.clone(), true));

@@ -7,6 +7,7 @@
 //! versioned canonical encoding ([`ENCODING_VERSION`]). Names and source locations live in
 //! [`VertexMeta`], outside the digest.
 
+mod canonical;
 mod definition;
 mod op;
 mod state;

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::digest::Digest;
-use crate::graph::definition::{Edge, Vertex, VertexMeta, vertex_digest};
+use crate::graph::definition::{Edge, Vertex, VertexMeta, digest_of_inputs};
 use crate::graph::op::{MergeOp, Op, SourceOp};
 use crate::platform::Platform;
 
@@ -24,6 +24,12 @@ impl Node {
         if let Some(digest) = self.digest.get() {
             return *digest;
         }
+        // Usually every input is digested already (states are built bottom-up).
+        if self.inputs.iter().all(|i| i.node.digest.get().is_some()) {
+            let digest = self.compute_digest();
+            let _ = self.digest.set(digest);
+            return digest;
+        }
         // Compute undigested inputs bottom-up first, so this never recurses deeply.
         let mut pending: Vec<&Node> = vec![self];
         let mut order: Vec<&Node> = Vec::new();
@@ -36,15 +42,22 @@ impl Node {
         }
         for node in order.into_iter().rev() {
             if node.digest.get().is_none() {
-                let edges = node.edges();
-                let digest = vertex_digest(&node.op, &edges, node.platform.as_ref());
-                let _ = node.digest.set(digest);
+                let _ = node.digest.set(node.compute_digest());
             }
         }
         self.digest
             .get()
             .copied()
-            .unwrap_or_else(|| vertex_digest(&self.op, &self.edges(), self.platform.as_ref()))
+            .unwrap_or_else(|| self.compute_digest())
+    }
+
+    /// Digests the node from its inputs' digests, without collecting its edges.
+    fn compute_digest(&self) -> Digest {
+        let edges = self.inputs.iter().map(|input| Edge {
+            vertex: input.node.digest(),
+            output: input.index,
+        });
+        digest_of_inputs(&self.op, edges, self.platform.as_ref())
     }
 
     fn edges(&self) -> Vec<Edge> {
@@ -110,6 +123,14 @@ impl Inputs {
     /// Adds a state (once) and returns its index, or `None` for scratch.
     pub fn add(&mut self, state: &State) -> Option<usize> {
         let output = state.output.as_ref()?;
+        // The same node is the common case and needs no digest.
+        if let Some(index) = self
+            .outputs
+            .iter()
+            .position(|o| Arc::ptr_eq(&o.node, &output.node) && o.index == output.index)
+        {
+            return Some(index);
+        }
         let edge = (output.node.digest(), output.index);
         if let Some(index) = self
             .outputs

@@ -268,6 +268,14 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
         "secret",
         "token",
     ];
+    if key.is_ascii() {
+        // ASCII keys need no lowercased copy (every ENV and ARG is checked).
+        let has = |words: &[&str]| {
+            key.split('_')
+                .any(|t| words.iter().any(|w| t.eq_ignore_ascii_case(w)))
+        };
+        return has(SECRET) && !has(&["public"]);
+    }
     let lower = key.to_lowercase();
     let tokens: Vec<&str> = lower.split('_').collect();
     tokens.iter().any(|t| SECRET.contains(t)) && !tokens.contains(&"public")

@@ -86,14 +86,19 @@ pub(crate) fn step_meta(
     state: &mut StageState,
     node: &parser::Node,
 ) -> VertexMeta {
-    let prefix = state.next_step();
     let rest = node
         .original
         .get(node.original_keyword.len()..)
         .unwrap_or_default()
         .trim();
+    let mut name = state.next_step();
+    name.reserve(node.keyword.len() + rest.len() + 2);
+    name.push(' ');
+    name.extend(node.keyword.chars().flat_map(char::to_uppercase));
+    name.push(' ');
+    name.push_str(rest);
     VertexMeta {
-        name: format!("{prefix} {} {rest}", node.keyword.to_uppercase()),
+        name,
         location: Some(dispatcher.context.location(node)),
         ignore_cache: false,
     }
@@ -163,10 +168,13 @@ fn convert_env(
         let value = dispatcher.expand(state, &pair.value, node)?.result;
         expanded.push((key, value));
     }
-    let message = expanded
-        .iter()
-        .map(|(k, v)| format!(" {k}={v}"))
-        .collect::<String>();
+    let mut message = String::new();
+    for (key, value) in &expanded {
+        message.push(' ');
+        message.push_str(key);
+        message.push('=');
+        message.push_str(value);
+    }
     for (key, value) in expanded {
         if check::is_secret_key(&key) {
             dispatcher.linter.run(
@@ -190,7 +198,10 @@ fn convert_label(
     for pair in pairs {
         let key = dispatcher.expand(state, &pair.key, node)?.result;
         let value = dispatcher.expand(state, &pair.value, node)?.result;
-        message.push_str(&format!(" {key}={value}"));
+        message.push(' ');
+        message.push_str(&key);
+        message.push('=');
+        message.push_str(&value);
         state.image.config.labels.insert(key, value);
     }
     Ok(message)

@@ -390,18 +390,18 @@ fn validate_command_casing(parsed: &Parsed, linter: &mut Linter) {
     let (mut lower, mut upper) = (0, 0);
     for node in nodes() {
         let word = &node.original_keyword;
-        if *word == word.to_lowercase() {
+        if is_lowercase(word) {
             lower += 1;
-        } else if *word == word.to_uppercase() {
+        } else if is_uppercase(word) {
             upper += 1;
         }
     }
     let majority_lower = lower > upper;
     for node in nodes() {
         let word = &node.original_keyword;
-        let casing = if majority_lower && *word != word.to_lowercase() {
+        let casing = if majority_lower && !is_lowercase(word) {
             "lowercase"
-        } else if !majority_lower && *word != word.to_uppercase() {
+        } else if !majority_lower && !is_uppercase(word) {
             "uppercase"
         } else {
             continue;
@@ -411,6 +411,25 @@ fn validate_command_casing(parsed: &Parsed, linter: &mut Linter) {
             lines(node),
             format!("Command '{word}' should match the case of the command majority ({casing})"),
         );
+    }
+}
+
+/// Returns true when lowercasing `word` leaves it unchanged (without allocating for ASCII,
+/// which every instruction keyword is).
+fn is_lowercase(word: &str) -> bool {
+    if word.is_ascii() {
+        !word.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        word == word.to_lowercase()
+    }
+}
+
+/// Returns true when uppercasing `word` leaves it unchanged.
+fn is_uppercase(word: &str) -> bool {
+    if word.is_ascii() {
+        !word.bytes().any(|b| b.is_ascii_lowercase())
+    } else {
+        word == word.to_uppercase()
     }
 }
 
@@ -478,10 +497,11 @@ fn validate_bases_with_defaults(
             continue;
         };
         let base = expansion.result;
+        let lower = base.to_lowercase();
         let is_stage = parsed
             .stages
             .iter()
-            .any(|s| s.name.as_deref() == Some(base.to_lowercase().as_str()));
+            .any(|s| s.name.as_deref() == Some(lower.as_str()));
         if base == "scratch" || is_stage {
             continue;
         }

@@ -23,7 +23,7 @@ pub(crate) fn from_state(
     node: &parser::Node,
 ) -> Result<State> {
     let context = dispatcher.context;
-    let from = shell::expand(raw, &context.global_args, context.escape)
+    let from = shell::expand_text(raw, &context.global_args, context.escape)
         .map_err(|e| context.error(e.message, node))?
         .result;
     if let Ok(index) = from.parse::<usize>() {

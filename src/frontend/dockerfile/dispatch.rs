@@ -85,15 +85,20 @@ impl StageVars<'_> {
 
 impl shell::Vars for StageVars<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        let from_env = self
-            .env
-            .iter()
-            .rev()
-            .find_map(|entry| match entry.split_once('=') {
-                Some((key, value)) if key == name => Some(value),
-                None if entry == name => Some(""),
-                _ => None,
-            });
+        // An entry is `KEY=value` (split at the first `=`) or a bare `KEY`; compare bytes
+        // rather than splitting every entry, as this runs for every variable reference.
+        let from_env = if name.contains('=') {
+            None
+        } else {
+            self.env.iter().rev().find_map(|entry| {
+                let rest = entry.strip_prefix(name)?;
+                match rest.as_bytes().first() {
+                    Some(b'=') => Some(&rest[1..]),
+                    None => Some(""),
+                    Some(_) => None,
+                }
+            })
+        };
         from_env.or_else(|| {
             self.args
                 .iter()
@@ -593,7 +598,7 @@ impl Dispatcher<'_, '_> {
         node: &parser::Node,
     ) -> Result<shell::Expansion> {
         let vars = state.vars();
-        let expansion = shell::expand(word, &vars, self.context.escape)
+        let expansion = shell::expand_text(word, &vars, self.context.escape)
             .map_err(|e| self.context.error(e.message, node))?;
         for name in &expansion.unmatched {
             if state.declared.contains(name) || PROXY_ARGS.contains(&name.as_str()) {

@@ -52,7 +52,8 @@ pub(crate) fn convert_run(
         secret_env.extend(env);
     }
     // ARGs become environment variables of the process unless ENV already sets them.
-    let mut env = state.image.config.env.clone();
+    let mut env = Vec::with_capacity(state.image.config.env.len() + state.args.len());
+    env.extend_from_slice(&state.image.config.env);
     for (key, value) in &state.args {
         let set_by_env = state.image.config.env.iter().any(|entry| {
             entry.len() > key.len()
@@ -65,8 +66,16 @@ pub(crate) fn convert_run(
     }
     let mut message = String::from("RUN ");
     if !state.args.is_empty() {
-        let pairs: Vec<String> = state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        message.push_str(&format!("|{} {} ", pairs.len(), pairs.join(" ")));
+        // `|<count> K=v K=v ` as BuildKit writes it, built in place.
+        message.push('|');
+        message.push_str(&state.args.len().to_string());
+        for (key, value) in &state.args {
+            message.push(' ');
+            message.push_str(key);
+            message.push('=');
+            message.push_str(value);
+        }
+        message.push(' ');
     }
     message.push_str(&args.join(" "));
     message.push_str(" # buildkit");

@@ -51,7 +51,8 @@ impl Vars for Vec<(String, String)> {
 pub struct Expansion {
     /// The expanded text, quotes removed.
     pub result: String,
-    /// The text split into words on unquoted blanks (blanks from variables split too).
+    /// The text split into words on unquoted blanks (blanks from variables split too); empty
+    /// from [`expand_text`].
     pub words: Vec<String>,
     /// Variables that were referenced and set.
     pub matched: BTreeSet<String>,
@@ -68,11 +69,47 @@ pub fn expand(
     vars: &(impl Vars + ?Sized),
     escape: char,
 ) -> Result<Expansion, ShellError> {
+    expand_with(word, vars, escape, true)
+}
+
+/// [`expand`] without the word splitting: [`Expansion::words`] is left empty. For callers
+/// that only want the text (most instructions), as splitting allocates every word.
+///
+/// # Errors
+/// As [`expand`].
+pub fn expand_text(
+    word: &str,
+    vars: &(impl Vars + ?Sized),
+    escape: char,
+) -> Result<Expansion, ShellError> {
+    expand_with(word, vars, escape, false)
+}
+
+fn expand_with(
+    word: &str,
+    vars: &(impl Vars + ?Sized),
+    escape: char,
+    split: bool,
+) -> Result<Expansion, ShellError> {
+    // Most words have nothing to expand: no variable, quote or escape. The lexer would copy
+    // them unchanged and split them on blanks, so do just that.
+    if !word.contains(['$', '\'', '"', escape]) {
+        return Ok(Expansion {
+            result: word.to_owned(),
+            words: if split {
+                word.split_whitespace().map(str::to_owned).collect()
+            } else {
+                Vec::new()
+            },
+            ..Expansion::default()
+        });
+    }
     let mut lexer = Lexer {
         text: word,
         position: 0,
         escape,
         vars,
+        split,
         matched: BTreeSet::new(),
         unmatched: BTreeSet::new(),
     };
@@ -90,13 +127,25 @@ pub fn expand(
 /// Word accumulator that splits on blanks the way buildkit's `wordsStruct` does.
 #[derive(Default)]
 struct Words {
+    /// False when the caller does not want words: every method is then a no-op.
+    enabled: bool,
     word: String,
     words: Vec<String>,
     in_word: bool,
 }
 
 impl Words {
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            ..Self::default()
+        }
+    }
+
     fn add_char(&mut self, c: char) {
+        if !self.enabled {
+            return;
+        }
         if c.is_whitespace() {
             if self.in_word && !self.word.is_empty() {
                 self.words.push(std::mem::take(&mut self.word));
@@ -108,15 +157,24 @@ impl Words {
     }
 
     fn add_raw_char(&mut self, c: char) {
+        if !self.enabled {
+            return;
+        }
         self.word.push(c);
         self.in_word = true;
     }
 
     fn add_string(&mut self, text: &str) {
+        if !self.enabled {
+            return;
+        }
         text.chars().for_each(|c| self.add_char(c));
     }
 
     fn add_raw_string(&mut self, text: &str) {
+        if !self.enabled {
+            return;
+        }
         self.word.push_str(text);
         self.in_word = true;
     }
@@ -135,6 +193,8 @@ struct Lexer<'v, V: Vars + ?Sized> {
     position: usize,
     escape: char,
     vars: &'v V,
+    /// Whether to split the result into words (see [`expand_text`]).
+    split: bool,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
@@ -174,7 +234,7 @@ impl<V: Vars + ?Sized> Lexer<'_, V> {
         raw_escapes: bool,
     ) -> Result<(String, Vec<String>), ShellError> {
         let mut result = String::new();
-        let mut words = Words::default();
+        let mut words = Words::new(self.split);
         while let Some(c) = self.peek() {
             if Some(c) == stop {
                 self.next();
@@ -535,6 +595,18 @@ mod tests {
                 Ok(expansion) => expansion.result,
                 Err(_) => "error".to_owned(),
             };
+            // The text-only form must agree on everything but the words.
+            let text_only = expand_text(input.trim(), &vars, '\\').map(|mut e| {
+                e.words = Vec::new();
+                e
+            });
+            let full = expand(input.trim(), &vars, '\\').map(|mut e| {
+                e.words = Vec::new();
+                e
+            });
+            if text_only != full {
+                failures.push(format!("{input:?}: expand_text differs from expand"));
+            }
             if actual != expected {
                 failures.push(format!("{input:?}: expected {expected:?}, got {actual:?}"));
             }
