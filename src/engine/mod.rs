@@ -214,6 +214,7 @@ pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Resul
         named_contexts,
         resolver: Some(std::sync::Arc::new(resolver)),
         all_stages: false,
+        no_cache_filter: request.no_cache_filter.clone(),
     })
 }
 

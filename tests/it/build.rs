@@ -637,3 +637,63 @@ fn secrets_and_ssh_agent_sockets_reach_run_mounts() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("secret `missing` is required"), "{stderr}");
 }
+
+/// `no-cache-filter` names stages whose steps run again even when cached; the other stages'
+/// steps stay cached.
+#[test]
+fn no_cache_filter_reruns_only_the_named_stage() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    support::copy_tree(&support::root().join("fixtures/build-e2e/local"), &dir, &[]);
+    let root = scratch.path().join("state");
+    let (output, _) = run(&dir, &root);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bake_file = std::fs::read_to_string(dir.join("docker-bake.hcl")).unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        bake_file.replacen(
+            "target \"default\" {",
+            "target \"default\" {\n  no-cache-filter = [\"build\"]",
+            1,
+        ),
+    )
+    .unwrap();
+    let (output, events) = run(&dir, &root);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cached = |step: &str| {
+        let vertex = events
+            .iter()
+            .find(|e| {
+                e["event"] == "started" && e["name"].as_str().is_some_and(|n| n.contains(step))
+            })
+            .and_then(|e| e["vertex"].as_str())
+            .unwrap_or_else(|| panic!("no step {step}: {events:?}"))
+            .to_owned();
+        events
+            .iter()
+            .any(|e| e["event"] == "cached" && e["vertex"].as_str() == Some(vertex.as_str()))
+    };
+    assert!(
+        !cached("RUN cp /etc/foo /etc/bar"),
+        "the build stage runs again"
+    );
+    assert!(
+        !cached("COPY foo /etc/foo"),
+        "every step of the build stage"
+    );
+    assert!(
+        cached("COPY --from=build /etc/bar /bar"),
+        "the other stage reads the same content, so it stays cached"
+    );
+}

@@ -100,7 +100,7 @@ pub(crate) fn step_meta(
     VertexMeta {
         name,
         location: Some(dispatcher.context.location(node)),
-        ignore_cache: false,
+        ignore_cache: state.ignore_cache,
     }
 }
 

@@ -93,6 +93,8 @@ pub struct ConvertOptions {
     pub resolver: Option<Arc<dyn ImageResolver + Send + Sync>>,
     /// Lower every stage, not only those reachable from the target (used by checks).
     pub all_stages: bool,
+    /// Stages (names, or indexes as text) whose steps ignore the cache (`no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
 }
 
 impl fmt::Debug for ConvertOptions {
@@ -106,6 +108,7 @@ impl fmt::Debug for ConvertOptions {
             .field("named_contexts", &self.named_contexts)
             .field("resolver", &self.resolver.is_some())
             .field("all_stages", &self.all_stages)
+            .field("no_cache_filter", &self.no_cache_filter)
             .finish()
     }
 }
@@ -179,6 +182,19 @@ impl Context<'_> {
     }
 
     /// Returns the index of the stage called `name` (case-insensitive).
+    /// Whether the steps of stage `index` ignore the cache (`no-cache-filter`).
+    // Compat: dockerfile2llb matches the filter against stage names (and stage indexes).
+    pub(crate) fn ignores_cache(&self, index: usize) -> bool {
+        self.options.no_cache_filter.iter().any(|entry| {
+            let entry = entry.to_lowercase();
+            entry == index.to_string()
+                || self
+                    .stage_names
+                    .get(index)
+                    .is_some_and(|n| n.as_deref() == Some(entry.as_str()))
+        })
+    }
+
     pub(crate) fn stage_index(&self, name: &str) -> Option<usize> {
         let lower = name.to_lowercase();
         self.stage_names

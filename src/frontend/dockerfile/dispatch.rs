@@ -44,6 +44,8 @@ pub(crate) struct StageState {
     pub(crate) display_name: String,
     pub(crate) step: usize,
     pub(crate) total: usize,
+    /// The stage is in `no-cache-filter`: its steps run again.
+    pub(crate) ignore_cache: bool,
 }
 
 impl StageState {
@@ -401,6 +403,7 @@ impl Dispatcher<'_, '_> {
                     seen_cmd: None,
                     seen_entrypoint: None,
                     seen_healthcheck: None,
+                    ignore_cache: context.ignores_cache(index),
                     ..parent
                 });
             }
@@ -445,6 +448,7 @@ impl Dispatcher<'_, '_> {
             display_name: String::new(),
             step: 0,
             total: 0,
+            ignore_cache: context.ignores_cache(index),
         })
     }
 
