@@ -1,7 +1,9 @@
 //! Benchmark: parse and lower a generated 5,000-line Dockerfile with 50 stages (target: under
 //! 20 ms). Run with `cargo bench --bench dockerfile`.
 //!
-//! Last measured (2-core VM, load 7–8 from other builds): parse and convert 15.1 ms fastest,
+//! Last run (load average 1.9, mimalloc as in the binary): parse and convert 15.6 ms fastest,
+//! 18.9 ms median; parse alone 1.6 ms fastest, 1.8 ms median.
+//! Earlier (2-core VM, load 7–8 from other builds): parse and convert 15.1 ms fastest,
 //! 28–30 ms median (24.9 ms / 40.5 ms before the digest and allocation work); parse alone
 //! 2.2 ms. The timed closure includes dropping the result. Callgrind: 207 M instructions per
 //! conversion (266 M before), 80 M of them software SHA-256 that the real CPU does in hardware.
