@@ -212,6 +212,18 @@ pub fn collect(root: &Path, policy: &Policy) -> Result<Option<Report>, Error> {
         }
         report.snapshots += 1;
     }
+    // Layer memos of removed snapshots go, so their blobs become collectable.
+    for (name, record) in store.references(crate::content::LAYER_MEMO_PREFIX)? {
+        let value: serde_json::Value = serde_json::from_str(&record).unwrap_or_default();
+        let gone = ["upper", "lower"].iter().any(|side| {
+            value[side]
+                .as_str()
+                .is_some_and(|path| !Path::new(path).exists())
+        });
+        if gone {
+            store.delete_reference(&name)?;
+        }
+    }
     report.blobs = store.gc()?.len();
     Ok(Some(report))
 }

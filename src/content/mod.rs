@@ -65,6 +65,11 @@ pub enum Error {
 /// The result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The prefix of the references in which the exporter remembers which layer blob a snapshot
+/// diff became (`{"upper": path, "lower": path, ...}` records); garbage collection drops
+/// those whose snapshots are gone.
+pub const LAYER_MEMO_PREFIX: &str = "layer-memo/";
+
 /// A blob store and its metadata database rooted at one directory.
 ///
 /// Each `Store` owns its own SQLite connection, so every thread or process opens its own.

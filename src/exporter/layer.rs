@@ -23,6 +23,28 @@ pub(crate) fn write_layer(
         .filter(|_| options.rewrite_timestamp);
     match layer {
         Layer::Diff { lower, upper } => {
+            // Snapshots never change once a step is done and their paths are never reused, so
+            // the layer of one (lower, upper) pair with the same options is the same blob: a
+            // warm rebuild exports without walking or compressing a tree again.
+            let memo = format!(
+                "{}{}",
+                crate::content::LAYER_MEMO_PREFIX,
+                crate::digest::Digest::of_parts([
+                    lower
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                    b"\0",
+                    upper.as_os_str().as_encoded_bytes(),
+                    b"\0",
+                    format!("{clamp:?}/{:?}/{media_type}", options.compression).as_bytes(),
+                ])
+                .hex()
+            );
+            if let Some(stored) = recall(store, &memo) {
+                return Ok(stored);
+            }
             let mut temp = temp_file(store)?;
             let diff_options = crate::snapshot::DiffOptions {
                 source_date_epoch: clamp,
@@ -30,7 +52,9 @@ pub(crate) fn write_layer(
             crate::snapshot::diff(lower.as_deref(), upper, &mut temp, &diff_options)?;
             temp.seek(SeekFrom::Start(0))
                 .map_err(io_error("rewind the layer of", upper))?;
-            store_layer(store, temp, &options.compression, media_type, upper)
+            let stored = store_layer(store, temp, &options.compression, media_type, upper)?;
+            remember(store, &memo, lower.as_deref(), upper, &stored);
+            Ok(stored)
         }
         Layer::Tar(path) => {
             let file = File::open(path).map_err(io_error("open layer", path))?;
@@ -40,6 +64,43 @@ pub(crate) fn write_layer(
             descriptor,
             diff_id,
         } => write_blob(store, descriptor, diff_id, clamp, options, media_type),
+    }
+}
+
+/// What a memo records: the blob, and the snapshots it came from (garbage collection drops
+/// the memo once they are gone).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Memo {
+    descriptor: Descriptor,
+    diff_id: String,
+    lower: Option<std::path::PathBuf>,
+    upper: std::path::PathBuf,
+}
+
+fn recall(store: &Store, memo: &str) -> Option<StoredLayer> {
+    let reference = store.reference(memo).ok()??;
+    let memo: Memo = serde_json::from_str(&reference.record).ok()?;
+    let digest: crate::digest::Digest = memo.descriptor.digest.parse().ok()?;
+    store.exists(&digest).then(|| StoredLayer {
+        path: store.blob_path(&digest),
+        descriptor: memo.descriptor,
+        diff_id: memo.diff_id,
+    })
+}
+
+/// Advisory: a memo that cannot be written only costs a diff next time.
+fn remember(store: &Store, name: &str, lower: Option<&Path>, upper: &Path, stored: &StoredLayer) {
+    let Ok(digest) = stored.descriptor.digest.parse::<crate::digest::Digest>() else {
+        return;
+    };
+    let memo = Memo {
+        descriptor: stored.descriptor.clone(),
+        diff_id: stored.diff_id.clone(),
+        lower: lower.map(Path::to_path_buf),
+        upper: upper.to_path_buf(),
+    };
+    if let Ok(record) = serde_json::to_string(&memo) {
+        let _ = store.set_reference(name, &record, &[digest]);
     }
 }
 
