@@ -31,11 +31,19 @@ fn events(stderr: &str) -> Vec<serde_json::Value> {
 }
 
 fn run(dir: &Path, root: &Path) -> (std::process::Output, Vec<serde_json::Value>) {
+    run_with_base(dir, root, &base())
+}
+
+fn run_with_base(
+    dir: &Path,
+    root: &Path,
+    base: &str,
+) -> (std::process::Output, Vec<serde_json::Value>) {
     let args: Vec<String> = ["--root", root.to_str().unwrap(), "--progress=rawjson"]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    let output = support::bake(dir, &args, &[("BASE".to_owned(), base())], None);
+    let output = support::bake(dir, &args, &[("BASE".to_owned(), base.to_owned())], None);
     let events = events(&String::from_utf8_lossy(&output.stderr));
     (output, events)
 }
@@ -695,5 +703,48 @@ fn no_cache_filter_reruns_only_the_named_stage() {
     assert!(
         cached("COPY --from=build /etc/bar /bar"),
         "the other stage reads the same content, so it stays cached"
+    );
+}
+
+/// The base image need not come from a registry: the test support builds busybox from
+/// Debian's `busybox-static` with bake itself into an OCI layout, and a second build uses
+/// that layout as its base through a named context.
+#[test]
+fn a_busybox_base_built_by_bake_serves_as_the_base_of_another_build() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(layout) = support::build_busybox_layout(scratch.path()) else {
+        return;
+    };
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN ls /bin/sh && echo built-on-our-busybox > /hello\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ntarget \"default\" {\n  contexts = { base = BASE }\n  output = [\"type=local,dest=out\"]\n}\n",
+    )
+    .unwrap();
+    let (output, _) = run_with_base(&dir, &scratch.path().join("state"), &layout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/hello")).unwrap(),
+        "built-on-our-busybox\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(dir.join("out/bin/sh"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "--install -s made symlinks"
     );
 }

@@ -192,3 +192,38 @@ pub(crate) fn build_busybox_rootfs(root: &Path, busybox: &Path) {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
 }
+
+/// Builds a busybox base image from Debian's `busybox-static` with bake itself (`FROM
+/// scratch`, `COPY busybox /bin/busybox`, `RUN ["/bin/busybox","--install","-s","/bin"]`)
+/// into an OCI layout directory under `dir`, and returns its `oci-layout://` reference.
+/// `None` when `/bin/busybox` (package `busybox-static`) is missing.
+pub(crate) fn build_busybox_layout(dir: &Path) -> Option<String> {
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        return None;
+    }
+    let project = dir.join("busybox-base");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::copy(busybox, project.join("busybox")).unwrap();
+    std::fs::write(
+        project.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\",\"--install\",\"-s\",\"/bin\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("docker-bake.hcl"),
+        "target \"default\" {\n  output = [\"type=oci,dest=layout,tar=false\"]\n}\n",
+    )
+    .unwrap();
+    let args: Vec<String> = vec![
+        "--root".into(),
+        dir.join("busybox-state").display().to_string(),
+    ];
+    let output = bake(&project, &args, &[], None);
+    assert!(
+        output.status.success(),
+        "building the busybox base failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(format!("oci-layout://{}", project.join("layout").display()))
+}
