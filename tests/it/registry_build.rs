@@ -250,3 +250,159 @@ fn a_config_mirror_serves_docker_hub_and_push_uses_the_tags() {
         }
     }
 }
+
+/// Pushes an image of `layers` uncompressed layers, each one file of `size` pseudo-random
+/// bytes, as `host/<repository>:1`; returns the layer digests.
+fn seed_big(
+    host: &str,
+    repository: &str,
+    layers: usize,
+    size: usize,
+    scratch: &Path,
+) -> Vec<String> {
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let store = Store::open(scratch.join("seed-big")).unwrap();
+    let target: Reference = format!("{host}/{repository}:1").parse().unwrap();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for index in 0..layers {
+        let mut data = vec![0u8; size];
+        for chunk in data.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, format!("blob{index}"), data.as_slice())
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let digest = store.write(&tar).unwrap();
+        client
+            .push_blob(&target, &digest, tar.len() as u64, &store, None)
+            .unwrap();
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": digest.to_string(),
+            "size": tar.len(),
+        }));
+        diff_ids.push(digest.to_string());
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_digest = store.write(&config).unwrap();
+    client
+        .push_blob(&target, &config_digest, config.len() as u64, &store, None)
+        .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": descriptors,
+    }))
+    .unwrap();
+    client
+        .push_manifest(
+            &target,
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .unwrap();
+    diff_ids
+}
+
+/// A pull killed with SIGKILL part way resumes: the next build fetches only the layers that
+/// had not reached the store, and succeeds.
+#[test]
+fn a_pull_killed_midway_resumes_without_fetching_finished_blobs() {
+    if !can_run() {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let layers = seed_big(&registry.host, "big", 12, 8 << 20, scratch.path());
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {}/big:1\n", registry.host),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "target \"default\" {\n  output = [\"type=tar,dest=out.tar\"]\n}\n",
+    )
+    .unwrap();
+    let root = scratch.path().join("state");
+    let blob = |digest: &str| {
+        root.join("content/blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bake"))
+        .args(["--root", root.to_str().unwrap(), "--progress=quiet"])
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the first layer is in the store.
+    let started = std::time::Instant::now();
+    while !layers.iter().any(|d| blob(d).exists())
+        && started.elapsed() < std::time::Duration::from_secs(60)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    let _ = child.wait();
+    let finished: Vec<&String> = layers.iter().filter(|d| blob(d).exists()).collect();
+    assert!(
+        !finished.is_empty(),
+        "a layer reached the store before the kill"
+    );
+    let gets = |digest: &str| registry.count_requests(&format!("\"GET /v2/big/blobs/{digest}"));
+    let before: Vec<usize> = finished.iter().map(|d| gets(d)).collect();
+    assert!(
+        before.iter().all(|count| *count >= 1),
+        "the registry log records each finished layer's fetch: {}",
+        registry.log()
+    );
+
+    let args: Vec<String> = vec!["--root".into(), root.display().to_string()];
+    let output = support::bake(&dir, &args, &[], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (digest, count) in finished.iter().zip(before) {
+        assert_eq!(gets(digest), count, "{digest} was fetched again");
+    }
+    for digest in &layers {
+        assert!(
+            blob(digest).exists(),
+            "{digest} is in the store after the rerun"
+        );
+    }
+}
