@@ -58,6 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "buildflags",
             "platform",
             "progress",
+            "digest",
         ],
     ),
     (
