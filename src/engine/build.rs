@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use crate::cache::local::LocalCache;
 use crate::content::Store;
 use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
-use crate::graph::{Definition, Edge};
+use crate::graph::Edge;
 use crate::ops::worker::{LocalInput, SnapshotterKind, Worker};
 use crate::plan::{self, BuildRequest, Call, Dockerfile};
 use crate::progress::Sink;
@@ -184,7 +184,7 @@ pub fn build(
     let worker = Worker::new(&options.root, Box::new(runtime), worker_locals)
         .with_secrets(secrets)
         .with_ssh(ssh)
-        .with_images(images)
+        .with_images(images.clone())
         .with_snapshotter(match options.snapshotter {
             crate::config::Snapshotter::Native | crate::config::Snapshotter::Unsupported(_) => {
                 SnapshotterKind::Native
@@ -252,15 +252,13 @@ pub fn build(
             };
             let layers = match lowered.root {
                 Some(root) => super::layers::layers(
-                    &Definition {
-                        root: Some(root),
-                        ..definition.clone()
-                    },
+                    &definition,
+                    &root,
                     &result.keys,
                     &index,
                     &store,
                     &lowered.platform,
-                    &BTreeMap::new(),
+                    &images,
                 )
                 .map_err(|e| fail(&request.target, e.to_string()))?,
                 None => Vec::new(),

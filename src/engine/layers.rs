@@ -11,9 +11,10 @@ use crate::cache::local::LocalCache;
 use crate::content::Store;
 use crate::digest::Digest;
 use crate::exporter::{Descriptor, Layer};
-use crate::graph::{Definition, Op, Vertex};
+use crate::graph::{Definition, Edge, Op, Vertex};
 use crate::platform::Platform;
 use crate::solver::CacheStore;
+use crate::source::image::Puller;
 use crate::source::oci_layout::{self, OciLayout};
 
 /// Why the layers could not be worked out.
@@ -21,15 +22,16 @@ use crate::source::oci_layout::{self, OciLayout};
 #[error("cannot assemble the image layers: {0}")]
 pub struct Error(String);
 
-/// Returns the layers of the result at `root` (bottom first); `linked` holds the layers of
-/// the targets `target://` sources stand for.
+/// Returns the layers of the result at `root`, a vertex of `definition` (bottom first);
+/// registry bases come from `images`, the puller the build pulled them with.
 pub fn layers(
     definition: &Definition,
+    root: &Edge,
     keys: &BTreeMap<Digest, Digest>,
     cache: &LocalCache,
     store: &Store,
     platform: &Platform,
-    linked: &BTreeMap<String, Vec<Layer>>,
+    images: &Puller,
 ) -> Result<Vec<Layer>, Error> {
     let by_digest: BTreeMap<&Digest, &Vertex> =
         definition.vertices.iter().map(|v| (&v.digest, v)).collect();
@@ -45,10 +47,7 @@ pub fn layers(
     let mut chain: Vec<&Vertex> = Vec::new();
     let mut extra: Vec<Vec<Layer>> = Vec::new();
     let mut base: Vec<Layer> = Vec::new();
-    let mut current = definition
-        .root
-        .as_ref()
-        .and_then(|edge| by_digest.get(&edge.vertex).copied());
+    let mut current = by_digest.get(&root.vertex).copied();
     while let Some(vertex) = current {
         let input = |index: usize| {
             vertex
@@ -86,14 +85,7 @@ pub fn layers(
                     break;
                 }
                 if let Some(reference) = source.identifier.strip_prefix("docker-image://") {
-                    base = image_layers(reference, store, platform)?;
-                    chain.push(vertex);
-                    break;
-                }
-                if let Some(name) = source.identifier.strip_prefix("target://") {
-                    base = linked.get(name).cloned().ok_or_else(|| {
-                        Error(format!("the layers of target `{name}` are unknown"))
-                    })?;
+                    base = image_layers(reference, images, platform)?;
                     chain.push(vertex);
                     break;
                 }
@@ -126,26 +118,34 @@ pub fn layers(
 }
 
 /// The blobs of a registry base image, already pulled into the store by the worker.
-fn image_layers(reference: &str, store: &Store, platform: &Platform) -> Result<Vec<Layer>, Error> {
-    let fail = |e: &dyn std::fmt::Display| Error(format!("`docker-image://{reference}`: {e}"));
-    let puller =
-        crate::source::image::Puller::from_env(store.root(), false).map_err(|e| fail(&e))?;
-    let image = puller.pulled(reference, platform).map_err(|e| fail(&e))?;
+fn image_layers(
+    reference: &str,
+    images: &Puller,
+    platform: &Platform,
+) -> Result<Vec<Layer>, Error> {
+    let image = images
+        .pulled(reference, platform)
+        .map_err(|e| Error(format!("`docker-image://{reference}`: {e}")))?;
     Ok(image
         .layers
         .iter()
         .zip(&image.diff_ids)
-        .map(|(descriptor, diff_id)| Layer::Blob {
-            descriptor: Descriptor {
-                media_type: descriptor.media_type.clone(),
-                digest: descriptor.digest.to_string(),
-                size: descriptor.size,
-                annotations: BTreeMap::new(),
-                platform: None,
-            },
-            diff_id: diff_id.to_string(),
-        })
+        .map(|(d, diff_id)| blob(&d.media_type, d.digest.to_string(), d.size, diff_id))
         .collect())
+}
+
+/// A base image layer already in the store.
+fn blob(media_type: &str, digest: String, size: u64, diff_id: &impl ToString) -> Layer {
+    Layer::Blob {
+        descriptor: Descriptor {
+            media_type: media_type.to_owned(),
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+            platform: None,
+        },
+        diff_id: diff_id.to_string(),
+    }
 }
 
 /// The blobs of an OCI-layout base image, imported into the store.
@@ -159,15 +159,6 @@ fn layout_layers(reference: &str, store: &Store, platform: &Platform) -> Result<
         .layers
         .iter()
         .zip(&image.diff_ids)
-        .map(|(descriptor, diff_id)| Layer::Blob {
-            descriptor: Descriptor {
-                media_type: descriptor.media_type.clone(),
-                digest: descriptor.digest.to_string(),
-                size: descriptor.size,
-                annotations: BTreeMap::new(),
-                platform: None,
-            },
-            diff_id: diff_id.to_string(),
-        })
+        .map(|(d, diff_id)| blob(&d.media_type, d.digest.to_string(), d.size, diff_id))
         .collect())
 }

@@ -117,7 +117,6 @@ pub struct Worker {
     secrets: BTreeMap<String, Vec<u8>>,
     ssh: BTreeMap<String, PathBuf>,
     locals: BTreeMap<String, LocalInput>,
-    targets: BTreeMap<String, Snapshot>,
     root: PathBuf,
     images: Option<Arc<Puller>>,
 }
@@ -139,7 +138,6 @@ impl Worker {
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
             locals,
-            targets: BTreeMap::new(),
             root: state.to_owned(),
             images: None,
         }
@@ -149,12 +147,6 @@ impl Worker {
     /// environment's credentials and no `--pull`).
     pub fn with_images(mut self, images: Arc<Puller>) -> Self {
         self.images = Some(images);
-        self
-    }
-
-    /// Sets the results of already built targets that `target://<name>` sources use.
-    pub fn with_targets(mut self, targets: BTreeMap<String, Snapshot>) -> Self {
-        self.targets = targets;
         self
     }
 
@@ -247,15 +239,6 @@ impl Worker {
             let path = self.fresh()?;
             crate::source::scratch::materialize(&path)?;
             return Ok(path);
-        }
-        if let Some(name) = identifier.strip_prefix("target://") {
-            return self
-                .targets
-                .get(name)
-                .map(|snapshot| snapshot.as_ref().clone())
-                .ok_or_else(|| Error::Unsupported {
-                    what: format!("the linked target `{name}` before it is built"),
-                });
         }
         if let Some(reference) = identifier.strip_prefix("oci-layout://") {
             let (dir, selector) =
@@ -392,18 +375,6 @@ impl OpExec for Worker {
             map.digest = crate::digest::Digest::of_parts([
                 base.as_bytes().as_slice(),
                 checksum.as_bytes().as_slice(),
-            ]);
-        }
-        // A linked target's result is an immutable snapshot; its path names it, and a changed
-        // target gets a new snapshot, hence a new key for everything built on it.
-        if let Op::Source(source) = vertex.op.as_ref()
-            && let Some(name) = source.identifier.strip_prefix("target://")
-            && let Some(snapshot) = self.targets.get(name)
-        {
-            let path = snapshot.to_string_lossy();
-            map.digest = crate::digest::Digest::of_parts([
-                map.digest.as_bytes().as_slice(),
-                path.as_bytes(),
             ]);
         }
         // Compat: buildkit's file op keys a copy source by the checksum of the paths it
