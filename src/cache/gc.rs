@@ -47,7 +47,7 @@ pub struct Report {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file operation failed.
-    #[error("garbage collection: failed to {action} `{path}`: {source}")]
+    #[error("garbage collection: failed to {action} `{path}`")]
     Io {
         /// What was being done.
         action: &'static str,

@@ -182,22 +182,6 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
     build(args, &plan, &inputs)
 }
 
-/// The state root: `--root`, else `root` from the config file, else `/var/lib/bake` as root,
-/// else the XDG data directory.
-fn state_root(args: &Args, config: &Config) -> std::path::PathBuf {
-    if let Some(root) = args.root.as_ref().or(config.root.as_ref()) {
-        return root.clone();
-    }
-    if rustix::process::geteuid().is_root() {
-        return "/var/lib/bake".into();
-    }
-    match (std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME")) {
-        (Some(data), _) => std::path::PathBuf::from(data).join("bake"),
-        (None, Some(home)) => std::path::PathBuf::from(home).join(".local/share/bake"),
-        (None, None) => std::env::temp_dir().join("bake"),
-    }
-}
-
 /// A flag set by the first Ctrl-C (or SIGTERM): the build stops starting steps and kills the
 /// running ones, so containers and temp files are cleaned up; a second Ctrl-C exits at once.
 #[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
@@ -242,36 +226,18 @@ fn load_config(args: &Args) -> Result<Config, crate::config::Error> {
     Ok(loaded.config)
 }
 
-/// Gives requests without a platform the worker's first `platforms` entry, as buildkitd
-/// makes it the default platform. `None` when nothing changes.
-// Compat: buildkit's worker platforms: the first is what a build without a platform targets.
-fn with_worker_platform(plan: &plan::Plan, config: &Config) -> Option<plan::Plan> {
-    let default = config.worker.platforms.first()?;
-    if *default == Platform::host().normalize()
-        || plan.requests.iter().all(|r| r.platform.is_some())
-    {
-        return None;
-    }
-    let requests = plan
-        .requests
-        .iter()
-        .map(|request| plan::BuildRequest {
-            platform: request.platform.clone().or_else(|| Some(default.clone())),
-            ..request.clone()
-        })
-        .collect();
-    Some(plan::Plan { requests })
-}
-
 /// Builds every target and runs its exporters, with progress on stderr.
 #[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
 fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Output> {
     let config = load_config(args)?;
-    let with_platform = with_worker_platform(plan, &config);
+    let with_platform = crate::engine::settings::with_worker_platform(plan, &config);
     let plan = with_platform.as_ref().unwrap_or(plan);
+    let root = crate::engine::settings::state_root(args.root.as_deref(), &config);
+    let cancel = cancel_on_interrupt();
     let options = crate::engine::build::BuildOptions {
-        root: state_root(args, &config),
-        runtime: config.runtime(),
+        runtime: crate::engine::build::runc(&root, &config.runtime(), cancel.clone()),
+        root: root.clone(),
+        snapshotter: crate::engine::build::snapshotter(&config.worker.snapshotter),
         max_parallelism: config.worker.max_parallelism.map_or_else(
             || std::thread::available_parallelism().map_or(1, usize::from),
             usize::from,
@@ -280,18 +246,17 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             .env
             .get("SOURCE_DATE_EPOCH")
             .and_then(|v| v.parse().ok()),
-        cancel: cancel_on_interrupt(),
-        snapshotter: config.worker.snapshotter.clone(),
+        cancel,
         registries: config.registry().clone(),
     };
     let printer =
         crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?);
-    let reports = crate::engine::build::build(plan, &options, &printer);
+    let reports = crate::engine::build::build(plan, options, &printer, &mut std::io::stdout());
     // Ends the live view before anything else is written to stderr.
     drop(printer);
     let reports = reports?;
     // Compat: buildkitd collects garbage after builds; a failure here never fails the build.
-    if let Err(error) = crate::engine::build::collect_garbage(&options.root, &config.worker.gc) {
+    if let Err(error) = crate::engine::gc::collect_garbage(&root, &config.worker.gc) {
         eprintln!("WARNING: {error}");
     }
     let mut metadata = serde_json::Map::new();

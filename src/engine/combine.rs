@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::digest::Digest;
-use crate::graph::{Definition, Edge, Op, SourceOp, Vertex, vertex_digest};
-use crate::ops::worker::FOLLOW_PATHS;
+use crate::graph::{Definition, Edge, Op, Source, Vertex, vertex_digest};
 
 /// What a vertex of an added definition became in the combined one.
 #[derive(Debug, Clone, Copy)]
@@ -72,36 +71,36 @@ impl Combiner {
         let mut mapped: HashMap<Digest, Mapped> = HashMap::new();
         let read = read_paths(definition, &by_digest);
         for vertex in topological(definition, &by_digest)? {
-            if let Op::Source(source) = vertex.op.as_ref()
-                && let Some(name) = source.identifier.strip_prefix("target://")
-            {
-                let edge = links(name).ok_or_else(|| {
-                    format!("the linked target `{name}` is not part of the build")
-                })?;
-                mapped.insert(vertex.digest, Mapped::Edge(edge));
-                continue;
-            }
-            let op = match vertex.op.as_ref() {
-                Op::Source(source) => match source.identifier.strip_prefix("local://") {
-                    Some(name) => match locals.iter().find(|l| l.name == name) {
+            let source = match vertex.op.as_ref() {
+                Op::Source(op) => Some(Source::parse(op).map_err(|e| e.to_string())?),
+                _ => None,
+            };
+            let op = match source {
+                Some(Source::Target { name }) => {
+                    let edge = links(&name).ok_or_else(|| {
+                        format!("the linked target `{name}` is not part of the build")
+                    })?;
+                    mapped.insert(vertex.digest, Mapped::Edge(edge));
+                    continue;
+                }
+                Some(Source::Local { name, follow_paths }) => {
+                    match locals.iter().find(|l| l.name == name) {
                         Some(local) => {
-                            let mut attrs = source.attrs.clone();
-                            if let Some(Some(paths)) = read.get(&vertex.digest) {
-                                let paths: Vec<&String> = paths.iter().collect();
-                                attrs.insert(
-                                    FOLLOW_PATHS.to_owned(),
-                                    serde_json::to_string(&paths).unwrap_or_default(),
-                                );
-                            }
-                            Arc::new(Op::Source(SourceOp {
-                                identifier: format!("local://{}", local.unique()),
-                                attrs,
-                            }))
+                            let follow_paths = match read.get(&vertex.digest) {
+                                Some(Some(paths)) => Some(paths.iter().cloned().collect()),
+                                _ => follow_paths,
+                            };
+                            Arc::new(Op::Source(
+                                Source::Local {
+                                    name: local.unique(),
+                                    follow_paths,
+                                }
+                                .to_op(),
+                            ))
                         }
                         None => vertex.op.clone(),
-                    },
-                    None => vertex.op.clone(),
-                },
+                    }
+                }
                 _ => vertex.op.clone(),
             };
             let mut inputs = Vec::with_capacity(vertex.inputs.len());
@@ -143,10 +142,7 @@ impl Combiner {
 
     /// An empty root filesystem, for an edge to a linked target that built nothing.
     fn scratch(&mut self, user: &Vertex) -> Edge {
-        let op = Arc::new(Op::Source(SourceOp {
-            identifier: "scratch".to_owned(),
-            attrs: Default::default(),
-        }));
+        let op = Arc::new(Op::Source(Source::Scratch.to_op()));
         let digest = vertex_digest(&op, &[], user.platform.as_ref());
         self.insert(Vertex {
             digest,
@@ -193,7 +189,7 @@ fn read_paths(
 ) -> HashMap<Digest, Option<BTreeSet<String>>> {
     let is_local = |digest: &Digest| {
         by_digest.get(digest).is_some_and(
-            |v| matches!(v.op.as_ref(), Op::Source(s) if s.identifier.starts_with("local://")),
+            |v| matches!(v.op.as_ref(), Op::Source(s) if Source::parse(s).is_ok_and(|s| s.is_local())),
         )
     };
     let mut read: HashMap<Digest, Option<BTreeSet<String>>> = HashMap::new();

@@ -1,13 +1,20 @@
-//! The only place front ends meet back ends: a [`BuildRequest`] goes to the Dockerfile
-//! front end here. Today it answers `--call=check|outline|targets` and `bake debug graph`;
-//! the solve, export and cache steps of issue #4 plug in here too. Layer 5.
+//! The only place front ends meet back ends: a [`BuildRequest`] goes through the Dockerfile
+//! front end, the solver and the exporters here, and `--call=check|outline|targets` and
+//! `bake debug graph` stop after the front end. Layer 5.
 //!
-//! May import `plan`, `frontend`, `graph`, `platform`, `diag` (and later `solver`, `ops`,
-//! `source`, `cache`, `exporter`, `config`, `progress`).
+//! May import `plan`, `frontend`, `graph`, `solver`, `ops`, `source`, `cache`, `exporter`,
+//! `executor`, `config`, `progress` and the leaves; never `cli`.
 
 pub mod build;
 mod combine;
+mod error;
+mod export;
+pub mod gc;
 pub mod layers;
+mod lower;
+mod resolver;
+mod session;
+pub mod settings;
 
 use std::collections::BTreeMap;
 
@@ -18,46 +25,8 @@ use crate::frontend::dockerfile::{self, CheckReport, ConvertOptions, Outline, Ta
 use crate::graph::Definition;
 use crate::plan::{self, BuildRequest, Call, Dockerfile};
 
-/// Why a request could not be handed to the front end.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum Error {
-    /// The Dockerfile could not be read.
-    #[error("target `{target}`: failed to read `{path}`: {source}")]
-    #[diagnostic(
-        code(engine::dockerfile),
-        help("check the target's `context` and `dockerfile`")
-    )]
-    ReadDockerfile {
-        /// The target.
-        target: String,
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The request needs something this version cannot do yet.
-    #[error("target `{target}`: {what} is not supported yet")]
-    #[diagnostic(code(engine::unsupported))]
-    Unsupported {
-        /// The target.
-        target: String,
-        /// What is missing.
-        what: String,
-    },
-    /// A build failed (a RUN step, a source, an export).
-    #[error("target `{target}`: {message}")]
-    #[diagnostic(code(engine::build))]
-    Build {
-        /// The target.
-        target: String,
-        /// What failed, with the step's output tail.
-        message: String,
-    },
-    /// The Dockerfile front end rejected the Dockerfile.
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Dockerfile(#[from] Box<dockerfile::Error>),
-}
+pub use error::{Error, SolveError, StepFailed};
+pub use resolver::Resolver;
 
 /// Result alias for the engine.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -105,62 +74,8 @@ pub fn dockerfile(request: &BuildRequest) -> Result<SourceFile> {
         }
         Dockerfile::Remote(_) => Err(Error::Unsupported {
             target: request.target.clone(),
-            what: "a Dockerfile inside a remote context".to_owned(),
+            what: "a Dockerfile inside a remote (git or HTTP) context".to_owned(),
         }),
-    }
-}
-
-/// Reads base-image configs for the front end: OCI layouts (`oci-layout://path[:tag|@digest]`),
-/// already built bake targets (`target://name`) and, when `images` is set (builds, not dry
-/// runs), registry references, which are pulled into the store and pinned to their digest.
-/// Without `images`, registry references resolve to nothing and start from an empty config.
-#[derive(Default)]
-pub struct Resolver {
-    /// Image configs of the targets built so far, by name.
-    pub targets: BTreeMap<String, crate::oci::Image>,
-    /// The registry puller for `FROM registry/ref`, shared with the worker.
-    pub images: Option<std::sync::Arc<crate::source::image::Puller>>,
-}
-
-impl dockerfile::ImageResolver for Resolver {
-    fn resolve(
-        &self,
-        reference: &str,
-        platform: &crate::platform::Platform,
-    ) -> std::result::Result<Option<dockerfile::ResolvedImage>, String> {
-        if let Some(name) = reference.strip_prefix("target://") {
-            return Ok(self
-                .targets
-                .get(name)
-                .map(|image| dockerfile::ResolvedImage {
-                    digest: None,
-                    image: image.clone(),
-                }));
-        }
-        let Some(rest) = reference.strip_prefix("oci-layout://") else {
-            let Some(images) = &self.images else {
-                return Ok(None);
-            };
-            if reference.contains("://") || reference == "scratch" {
-                return Ok(None);
-            }
-            let (digest, image) = images
-                .image(reference, platform)
-                .map_err(|e| e.to_string())?;
-            return Ok(Some(dockerfile::ResolvedImage {
-                digest: Some(digest),
-                image,
-            }));
-        };
-        let (dir, selector) = crate::source::oci_layout::parse_reference(rest)?;
-        let layout = crate::source::oci_layout::OciLayout::open(&dir).map_err(|e| e.to_string())?;
-        let image = layout
-            .resolve(&selector, platform)
-            .map_err(|e| e.to_string())?;
-        Ok(Some(dockerfile::ResolvedImage {
-            digest: Some(image.manifest_digest),
-            image: image.config,
-        }))
     }
 }
 

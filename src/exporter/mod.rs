@@ -53,7 +53,9 @@ pub enum Error {
         reason: String,
     },
     /// The output type is not one this crate can export.
-    #[error("unsupported exporter type `{0}`")]
+    #[error(
+        "unknown output type `{0}`: the types are `local`, `tar`, `oci`, `docker`, `image`, `registry` and `cacheonly`"
+    )]
     UnsupportedType(String),
     /// The exporter needs `dest=` and none was given.
     #[error("exporter `{kind}` requires `dest`")]
@@ -246,16 +248,74 @@ pub fn export_with_registry(
             return Err(Error::DuplicatePlatform(platform.platform.to_string()));
         }
     }
-    match entry.kind.as_str() {
-        "local" => local::export(entry, output, context),
-        "tar" => tar::export(entry, output, context, stdout),
-        "oci" => oci::export(store, entry, output, context, stdout),
-        "docker" if entry.destination.is_empty() => load::export(store, entry, output, context),
-        "docker" => docker::export(store, entry, output, context, stdout),
-        "image" | "registry" => push::export(store, entry, output, context, registry),
-        "cacheonly" => Ok(ExportResponse::default()),
-        other => Err(Error::UnsupportedType(other.to_owned())),
+    match Kind::of(entry)? {
+        Kind::Local => local::export(entry, output, context),
+        Kind::Tar => tar::export(entry, output, context, stdout),
+        Kind::Oci => oci::export(store, entry, output, context, stdout),
+        Kind::Docker if entry.destination.is_empty() => load::export(store, entry, output, context),
+        Kind::Docker => docker::export(store, entry, output, context, stdout),
+        Kind::Image => push::export(store, entry, output, context, registry),
+        Kind::CacheOnly => Ok(ExportResponse::default()),
     }
+}
+
+/// The exporters, by the `type=` that selects them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `type=local`: a directory.
+    Local,
+    /// `type=tar`: a tar of the root filesystem.
+    Tar,
+    /// `type=oci`: an OCI image layout (tar or directory).
+    Oci,
+    /// `type=docker`: a `docker load` tarball, or a load into the engine without `dest`.
+    Docker,
+    /// `type=image` or `type=registry`: an image in the store, pushed when asked.
+    Image,
+    /// `type=cacheonly`: nothing; the result stays in the cache.
+    CacheOnly,
+}
+
+impl Kind {
+    /// The exporter an entry selects.
+    pub fn of(entry: &ExportEntry) -> Result<Self> {
+        Ok(match entry.kind.as_str() {
+            "local" => Self::Local,
+            "tar" => Self::Tar,
+            "oci" => Self::Oci,
+            "docker" => Self::Docker,
+            "image" | "registry" => Self::Image,
+            "cacheonly" => Self::CacheOnly,
+            other => return Err(Error::UnsupportedType(other.to_owned())),
+        })
+    }
+
+    /// Whether the exporter writes an image (and so takes its name from the target's tags).
+    pub fn is_image(self) -> bool {
+        matches!(self, Self::Oci | Self::Docker | Self::Image)
+    }
+}
+
+/// Checks an output entry before anything is built: a known type, the destination it
+/// needs, and attributes that parse.
+pub fn validate(entry: &ExportEntry) -> Result<Kind> {
+    let kind = Kind::of(entry)?;
+    source_date_epoch(&entry.attrs, &ExportContext::default())?;
+    if let Some(value) = entry.attrs.get("platform-split") {
+        options::parse_bool_attr("platform-split", value)?;
+    }
+    match kind {
+        Kind::Local if entry.destination.is_empty() => {
+            return Err(Error::MissingDestination {
+                kind: entry.kind.clone(),
+            });
+        }
+        Kind::Oci | Kind::Docker | Kind::Image => {
+            ImageOptions::parse(&entry.attrs, None)?;
+        }
+        Kind::Local | Kind::Tar | Kind::CacheOnly => {}
+    }
+    Ok(kind)
 }
 
 /// Returns the directory name a platform's files go to when a result is split by platform
@@ -297,6 +357,40 @@ pub(crate) fn platform_split(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(kind: &str, destination: &str, attrs: &[(&str, &str)]) -> ExportEntry {
+        ExportEntry {
+            kind: kind.to_owned(),
+            destination: destination.to_owned(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_supported_types_and_missing_destinations() {
+        let unknown = validate(&entry("s3", "", &[])).expect_err("unknown type");
+        assert!(
+            unknown.to_string().contains("`local`, `tar`, `oci`"),
+            "{unknown}"
+        );
+        assert!(matches!(
+            validate(&entry("local", "", &[])),
+            Err(Error::MissingDestination { .. })
+        ));
+        assert!(validate(&entry("image", "", &[("compression", "brotli")])).is_err());
+        assert!(validate(&entry("tar", "", &[("platform-split", "maybe")])).is_err());
+        assert_eq!(
+            validate(&entry("registry", "", &[("name", "x/y")])).expect("valid"),
+            Kind::Image
+        );
+        assert_eq!(
+            validate(&entry("docker", "", &[])).expect("load"),
+            Kind::Docker
+        );
+    }
 
     #[test]
     fn platform_dir_names_use_underscores() {

@@ -10,6 +10,7 @@
 mod canonical;
 mod definition;
 mod op;
+mod source;
 mod state;
 
 pub use definition::{
@@ -19,6 +20,7 @@ pub use op::{
     CacheSharing, CopyAction, ExecMeta, ExecOp, FileAction, FileOp, FileOwner, MergeOp, Mount,
     MountKind, NetworkMode, Op, SecretEnv, SecurityMode, SourceOp,
 };
+pub use source::{FOLLOW_PATHS, LayoutSelector, Source, SourceError, parse_layout_reference};
 pub use state::{Inputs, State};
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub enum Error {
         what: String,
     },
     /// Preparing a mount failed.
-    #[error("failed to prepare `{path}`: {source}")]
+    #[error("failed to prepare `{path}`")]
     Io {
         /// The path.
         path: PathBuf,

@@ -74,7 +74,7 @@ pub enum Error {
         message: String,
     },
     /// Reading a source failed.
-    #[error("failed to read `{path}`: {source}")]
+    #[error("failed to read `{path}`")]
     Read {
         /// The path.
         path: PathBuf,

@@ -10,17 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::executor::{Runtime, Stream};
-use crate::graph::{ExecOp, FileOp, Op, SourceOp, Vertex};
+use crate::graph::{ExecOp, FileOp, Op, Source, SourceOp, Vertex};
 use crate::progress::Stream as LogStream;
 use crate::solver::{CacheMap, Context, OpExec};
 use crate::source::image::Puller;
 use crate::source::local::LocalSource;
-use crate::source::oci_layout::{self, OciLayout};
-
-/// The local source attribute naming the only paths of the context the build reads (a JSON
-/// list), as BuildKit's `local.followpaths`: only those (and the targets of symlinks among
-/// them) are walked, hashed and copied. Absent: the whole context.
-pub const FOLLOW_PATHS: &str = "local.followpaths";
+use crate::source::oci_layout::OciLayout;
 
 /// A vertex result: a finished root filesystem on disk.
 pub type Snapshot = Arc<PathBuf>;
@@ -71,8 +66,11 @@ pub enum Error {
     /// Reading a source failed.
     #[error(transparent)]
     Source(#[from] crate::source::Error),
+    /// A source op's identifier is not one bake reads.
+    #[error(transparent)]
+    BadSource(#[from] crate::graph::SourceError),
     /// Creating a snapshot directory failed.
-    #[error("failed to create `{path}`: {source}")]
+    #[error("failed to create `{path}`")]
     Io {
         /// The path.
         path: PathBuf,
@@ -225,52 +223,51 @@ impl Worker {
     }
 
     fn source(&self, vertex: &Vertex, op: &SourceOp) -> Result<PathBuf, Error> {
-        let identifier = op.identifier.as_str();
-        if let Some(name) = identifier.strip_prefix("local://") {
-            let local = self.locals.get(name).ok_or_else(|| Error::UnknownLocal {
-                name: name.to_owned(),
-            })?;
-            let source = open_local(local, op)?;
-            let path = self.fresh()?;
-            source.materialize(&path)?;
-            return Ok(path);
-        }
-        if identifier == "scratch" {
-            let path = self.fresh()?;
-            crate::source::scratch::materialize(&path)?;
-            return Ok(path);
-        }
-        if let Some(reference) = identifier.strip_prefix("oci-layout://") {
-            let (dir, selector) =
-                oci_layout::parse_reference(reference).map_err(|what| Error::Unsupported {
-                    what: format!("the OCI layout reference `{reference}` ({what})"),
-                })?;
-            let layout = OciLayout::open(&dir)?;
-            let platform = vertex
+        let platform = || {
+            vertex
                 .platform
                 .clone()
-                .unwrap_or_else(crate::platform::Platform::host);
-            let image = layout.resolve(&selector, &platform)?;
-            let path = self.fresh()?;
-            layout.unpack(&image, &path)?;
-            return Ok(path);
+                .unwrap_or_else(crate::platform::Platform::host)
+        };
+        match Source::parse(op)? {
+            Source::Local { name, follow_paths } => {
+                let local = self.locals.get(&name).ok_or(Error::UnknownLocal { name })?;
+                let source = open_local(local, follow_paths)?;
+                let path = self.fresh()?;
+                source.materialize(&path)?;
+                Ok(path)
+            }
+            Source::Scratch => {
+                let path = self.fresh()?;
+                crate::source::scratch::materialize(&path)?;
+                Ok(path)
+            }
+            Source::OciLayout { dir, selector } => {
+                let layout = OciLayout::open(Path::new(&dir))?;
+                let image = layout.resolve(&selector, &platform())?;
+                let path = self.fresh()?;
+                layout.unpack(&image, &path)?;
+                Ok(path)
+            }
+            Source::Image { reference } => {
+                let images = match &self.images {
+                    Some(images) => images.clone(),
+                    None => Arc::new(Puller::from_env(&self.root, false)?),
+                };
+                let path = self.fresh()?;
+                images.unpack(&reference, &platform(), &path)?;
+                Ok(path)
+            }
+            Source::Target { name } => Err(Error::Unsupported {
+                what: format!("the target link `{name}` outside a bake build"),
+            }),
+            Source::Git { remote, .. } => Err(Error::Unsupported {
+                what: format!("the git source `git://{remote}`"),
+            }),
+            Source::Http { url, .. } => Err(Error::Unsupported {
+                what: format!("the HTTP source `{url}`"),
+            }),
         }
-        if let Some(reference) = identifier.strip_prefix("docker-image://") {
-            let platform = vertex
-                .platform
-                .clone()
-                .unwrap_or_else(crate::platform::Platform::host);
-            let images = match &self.images {
-                Some(images) => images.clone(),
-                None => Arc::new(Puller::from_env(&self.root, false)?),
-            };
-            let path = self.fresh()?;
-            images.unpack(reference, &platform, &path)?;
-            return Ok(path);
-        }
-        Err(Error::Unsupported {
-            what: format!("the source `{identifier}`"),
-        })
     }
 
     fn exec_op(
@@ -358,19 +355,24 @@ impl OpExec for Worker {
         let mut map = CacheMap::of_vertex(vertex);
         // A local source's key is its content: the same files give the same key whatever
         // their mtimes, and any change to a file the build reads gives a new one.
-        if let Op::Source(source) = vertex.op.as_ref()
-            && let Some(name) = source.identifier.strip_prefix("local://")
-            && let Some(local) = self.locals.get(name)
+        if let Op::Source(op) = vertex.op.as_ref()
+            && let Source::Local { name, follow_paths } = Source::parse(op)?
+            && let Some(local) = self.locals.get(&name)
         {
-            let walk = open_local(local, source)?;
+            let walk = open_local(local, follow_paths.clone())?;
             let mut cache = crate::source::StatCache::load(&self.stat_caches, walk.root());
             let checksum = walk.checksum(&["/"], &mut cache)?;
             // Advisory: a cache that cannot be written only costs re-reading next time.
             let _ = cache.save();
-            let named = Op::Source(SourceOp {
-                identifier: format!("local://{}", local.name),
-                attrs: source.attrs.clone(),
-            });
+            // Keyed as if the source were `local://<name>`: where the directory lives and what
+            // the engine renamed it to never change the key; its content does.
+            let named = Op::Source(
+                Source::Local {
+                    name: local.name.clone(),
+                    follow_paths,
+                }
+                .to_op(),
+            );
             let base = crate::graph::vertex_digest(&named, &[], vertex.platform.as_ref());
             map.digest = crate::digest::Digest::of_parts([
                 base.as_bytes().as_slice(),
@@ -406,7 +408,15 @@ impl OpExec for Worker {
         let source = LocalSource::new(input, &crate::source::local::LocalOptions::default())?;
         let selectors: Vec<&str> = selectors.iter().map(String::as_str).collect();
         let mut cache = crate::source::StatCache::in_memory();
-        Ok(Some(source.checksum(&selectors, &mut cache)?))
+        match source.checksum(&selectors, &mut cache) {
+            Ok(digest) => Ok(Some(digest)),
+            // The input is a snapshot, whose directory means nothing to the user: the step's
+            // own error names the path as the Dockerfile wrote it.
+            Err(crate::source::Error::NotFound { path, .. }) => {
+                Err(crate::ops::file::Error::NotFound { path }.into())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn exec(
@@ -437,19 +447,14 @@ impl OpExec for Worker {
 }
 
 /// Opens a local context with its ignore file and the paths the build reads.
-fn open_local(local: &LocalInput, op: &SourceOp) -> Result<LocalSource, Error> {
-    let follow_paths = op
-        .attrs
-        .get(FOLLOW_PATHS)
-        .and_then(|json| serde_json::from_str::<Vec<String>>(json).ok())
-        .unwrap_or_default();
+fn open_local(local: &LocalInput, follow_paths: Option<Vec<String>>) -> Result<LocalSource, Error> {
     let options = crate::source::local::LocalOptions {
         exclude_patterns: crate::source::dockerignore::load(
             &local.dir,
             local.dockerfile.as_deref(),
         )?,
         include_patterns: Vec::new(),
-        follow_paths,
+        follow_paths: follow_paths.unwrap_or_default(),
     };
     Ok(LocalSource::new(&local.dir, &options)?)
 }

@@ -182,7 +182,8 @@ fn is_remote(value: &str) -> bool {
 
 fn absolute(cwd: &Path, path: &str) -> PathBuf {
     let path = path.strip_prefix("cwd://").unwrap_or(path);
-    cwd.join(path)
+    // Collecting the components drops `.` ones, so messages show `/src/app`, not `/src/./app`.
+    cwd.join(path).components().collect()
 }
 
 /// Types a named-context value by its prefix.

@@ -157,8 +157,7 @@ pub enum Error {
         source: Box<crate::content::Error>,
     },
     /// Pulling an image from a registry failed.
-    // The cause is in the message too: the engine reports build errors as one line.
-    #[error("failed to pull `{reference}`: {source}")]
+    #[error("failed to pull `{reference}`")]
     Pull {
         /// The image reference.
         reference: String,

@@ -107,33 +107,13 @@ struct RootFs {
 }
 
 /// Which image of a layout to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    /// The only top-level entry (or the one matching the platform).
-    Default,
-    /// The entry whose `org.opencontainers.image.ref.name` is this tag.
-    Tag(String),
-    /// The manifest or index with this digest.
-    Digest(Digest),
-}
+pub use crate::graph::LayoutSelector as Selector;
 
 /// Splits `path[:tag|@digest]` (the part after `oci-layout://`) into a path and a selector.
 pub fn parse_reference(reference: &str) -> std::result::Result<(PathBuf, Selector), String> {
-    if let Some((path, digest)) = reference.rsplit_once('@') {
-        let digest = digest.parse().map_err(|e| format!("{e}"))?;
-        return Ok((PathBuf::from(path), Selector::Digest(digest)));
-    }
-    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[last_slash..].rfind(':') {
-        Some(colon) => {
-            let colon = last_slash + colon;
-            Ok((
-                PathBuf::from(&reference[..colon]),
-                Selector::Tag(reference[colon + 1..].to_owned()),
-            ))
-        }
-        None => Ok((PathBuf::from(reference), Selector::Default)),
-    }
+    crate::graph::parse_layout_reference(reference)
+        .map(|(dir, selector)| (PathBuf::from(dir), selector))
+        .map_err(|e| e.to_string())
 }
 
 /// An opened OCI image layout directory.

@@ -692,7 +692,12 @@ fn cacheonly_and_unknown_types() {
         export_with(&store, "type=cacheonly", &single(&fixture), None).expect("cacheonly");
     assert!(response.metadata.is_empty());
     let error = export_with(&store, "type=s3,dest=x", &single(&fixture), None).expect_err("s3");
-    assert_eq!(error.to_string(), "unsupported exporter type `s3`");
+    assert!(
+        error
+            .to_string()
+            .starts_with("unknown output type `s3`: the types are `local`"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod examples;
 mod execop;
 mod executor;
 mod export;
+mod failures;
 mod fileop;
 mod graph;
 mod layer;

@@ -1,0 +1,241 @@
+//! The engine's errors: every cause stays a typed `#[source]` to the top, where miette renders
+//! the whole chain; a failed step also carries the Dockerfile excerpt of its instruction (as
+//! BuildKit's `errdefs.WithSource`). Part of `engine`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+
+use crate::frontend::dockerfile;
+use crate::ops::worker;
+
+/// The solver's error over the worker's op errors.
+pub type SolveError = crate::solver::Error<worker::Error>;
+
+/// Why a build or a front-end call failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// The Dockerfile could not be read.
+    #[error("target `{target}`: failed to read the Dockerfile `{path}`")]
+    #[diagnostic(
+        code(engine::dockerfile),
+        help("check the target's `context` and `dockerfile`")
+    )]
+    ReadDockerfile {
+        /// The target.
+        target: String,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The build context directory does not exist.
+    #[error("target `{target}`: the context directory `{}` does not exist", path.display())]
+    #[diagnostic(code(engine::context), help("check the target's `context`"))]
+    MissingContext {
+        /// The target.
+        target: String,
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A named context cannot be used as written.
+    #[error("target `{target}`: named context `{name}` (`{value}`) cannot be used")]
+    #[diagnostic(
+        code(engine::named_context),
+        help("check `contexts.{name}` of target `{target}` in the bake file")
+    )]
+    NamedContext {
+        /// The target.
+        target: String,
+        /// The context's name.
+        name: String,
+        /// The context as written.
+        value: String,
+        /// Why it cannot be used.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The request needs something this version cannot do.
+    #[error("target `{target}`: {what} is not supported")]
+    #[diagnostic(code(engine::unsupported))]
+    Unsupported {
+        /// The target.
+        target: String,
+        /// What is missing.
+        what: String,
+    },
+    /// An `output` entry is invalid; found before anything is built.
+    #[error("target `{target}`: invalid output `type={kind}`")]
+    #[diagnostic(code(engine::output))]
+    Output {
+        /// The target.
+        target: String,
+        /// The output type as written.
+        kind: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<crate::exporter::Error>,
+    },
+    /// The `target:` links cannot be ordered.
+    #[error("the `target:` links of {targets} form a loop or name a target that is not built")]
+    #[diagnostic(
+        code(engine::links),
+        help("a target may link only targets of the same bake run, without cycles")
+    )]
+    Links {
+        /// The targets that could not be ordered, as `` `a`, `b` ``.
+        targets: String,
+    },
+    /// A target's graph could not join the combined graph.
+    #[error("target `{target}`: {message}")]
+    #[diagnostic(code(engine::graph))]
+    Graph {
+        /// The target.
+        target: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A secret or SSH agent the target asks for cannot be provided.
+    #[error("target `{target}`: {message}")]
+    #[diagnostic(code(engine::session))]
+    Session {
+        /// The target.
+        target: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The state root could not be opened.
+    #[error("failed to open the state root `{}`", root.display())]
+    #[diagnostic(
+        code(engine::state),
+        help("check `--root` or `root` in buildkitd.toml")
+    )]
+    State {
+        /// The state root.
+        root: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A build step failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Step(Box<StepFailed>),
+    /// The solve stopped without a failing step (cancelled, or a malformed graph).
+    #[error("the build stopped")]
+    #[diagnostic(code(engine::solve))]
+    Solve(#[source] Box<SolveError>),
+    /// The layers of a result could not be assembled.
+    #[error("target `{target}`: failed to assemble the image layers")]
+    #[diagnostic(code(engine::layers))]
+    Layers {
+        /// The target.
+        target: String,
+        /// The cause.
+        #[source]
+        source: Box<crate::engine::layers::Error>,
+    },
+    /// An exporter failed.
+    #[error("target `{target}`: failed to export `type={kind}`")]
+    #[diagnostic(code(engine::export))]
+    Export {
+        /// The target.
+        target: String,
+        /// The output type.
+        kind: String,
+        /// The exporter's error.
+        #[source]
+        source: Box<crate::exporter::Error>,
+    },
+    /// Garbage collection failed.
+    #[error("garbage collection failed")]
+    #[diagnostic(code(engine::gc))]
+    Gc(#[source] crate::cache::gc::Error),
+    /// The Dockerfile front end rejected the Dockerfile.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Dockerfile(#[from] Box<dockerfile::Error>),
+}
+
+/// A failed build step, with the instruction that made it and the targets that hold it.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{}: step `{name}` failed", target_list(targets))]
+#[diagnostic(code(engine::step))]
+pub struct StepFailed {
+    /// The targets whose graphs hold the step.
+    pub targets: Vec<String>,
+    /// The step's progress name (`[2/3] RUN make`).
+    pub name: String,
+    /// The Dockerfile the instruction is in.
+    #[source_code]
+    pub file: Option<NamedSource<Arc<str>>>,
+    /// The instruction.
+    #[label("this step failed")]
+    pub span: Option<SourceSpan>,
+    /// What to do about it, when the cause suggests something.
+    #[help]
+    pub hint: Option<String>,
+    /// The step's vertex.
+    pub vertex: crate::digest::Digest,
+    /// The cause: the op's error with its exit code and output tail.
+    #[source]
+    pub source: crate::solver::Failure<worker::Error>,
+}
+
+/// `` target `a` `` or `` targets `a`, `b` `` (`the build` when no target is known).
+pub(crate) fn target_list(targets: &[String]) -> String {
+    match targets {
+        [] => "the build".to_owned(),
+        [one] => format!("target `{one}`"),
+        many => {
+            let names: Vec<String> = many.iter().map(|t| format!("`{t}`")).collect();
+            format!("targets {}", names.join(", "))
+        }
+    }
+}
+
+/// A hint for a failed step whose cause has a known fix.
+pub(crate) fn hint(failure: &crate::solver::Failure<worker::Error>) -> Option<String> {
+    use crate::ops::exec;
+    if let crate::solver::Failure::Op(worker::Error::Exec(exec::Error::Executor(
+        crate::executor::Error::Spawn { binary, source },
+    ))) = failure
+        && source.kind() == std::io::ErrorKind::NotFound
+    {
+        return Some(format!(
+            "the OCI runtime `{}` is not installed: install it (`apt-get install runc`) or set `binary` under `[worker.oci]` in buildkitd.toml",
+            binary.display()
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_lists_read_naturally() {
+        assert_eq!(target_list(&[]), "the build");
+        assert_eq!(target_list(&["a".to_owned()]), "target `a`");
+        assert_eq!(
+            target_list(&["a".to_owned(), "b".to_owned()]),
+            "targets `a`, `b`"
+        );
+    }
+
+    #[test]
+    fn a_missing_runtime_binary_gets_an_install_hint() {
+        let error = crate::executor::Error::Spawn {
+            binary: "runc".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let failure =
+            crate::solver::Failure::Op(worker::Error::Exec(crate::ops::exec::Error::from(error)));
+        let hint = hint(&failure).expect("a hint");
+        assert!(hint.contains("apt-get install runc"), "{hint}");
+        assert!(hint.contains("[worker.oci]"), "{hint}");
+    }
+}

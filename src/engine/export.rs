@@ -1,0 +1,176 @@
+//! The last build stage: each target's result (every platform it was built for) goes to its
+//! outputs. Outputs are checked before the solve starts, so a bad `output` never costs a
+//! build. Part of `engine`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::cache::local::LocalCache;
+use crate::content::Store;
+use crate::engine::build::{BuildReport, Solved};
+use crate::engine::error::Error;
+use crate::engine::lower::Lowered;
+use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
+use crate::plan::Plan;
+use crate::source::image::Puller;
+
+/// Checks every output of the requests that build, before anything runs.
+pub(crate) fn validate_outputs(plan: &Plan) -> Result<(), Error> {
+    for request in &plan.requests {
+        if request.call != crate::plan::Call::Build {
+            continue;
+        }
+        for entry in &request.outputs {
+            exporter::validate(entry).map_err(|source| Error::Output {
+                target: request.target.clone(),
+                kind: entry.kind.clone(),
+                source: Box::new(source),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// What the export stage needs besides the solve's result.
+pub(crate) struct ExportInputs<'a> {
+    /// The state root (for the empty snapshot of a result with no filesystem).
+    pub(crate) root: &'a Path,
+    /// The content store.
+    pub(crate) store: &'a Store,
+    /// The puller the build pulled its bases with.
+    pub(crate) images: &'a Puller,
+    /// Registry settings for pushes.
+    pub(crate) registry: &'a crate::registry::ClientOptions,
+    /// Timestamps for the exported images.
+    pub(crate) context: ExportContext,
+}
+
+/// Exports target by target; a multi-platform target exports all its platforms at once.
+pub(crate) fn export(
+    lowered: &Lowered<'_>,
+    solved: &Solved,
+    inputs: &ExportInputs<'_>,
+    stdout: &mut dyn Write,
+) -> Result<Vec<BuildReport>, Error> {
+    let index = LocalCache::open(inputs.root).map_err(|e| Error::State {
+        root: inputs.root.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    let mut reports: Vec<BuildReport> = Vec::new();
+    for (position, first) in lowered.requests.iter().enumerate() {
+        let target = &first.request.target;
+        if reports.iter().any(|r| &r.target == target) {
+            continue;
+        }
+        let mut platforms = Vec::new();
+        for (at, lowered_request) in lowered.requests.iter().enumerate().skip(position) {
+            if &lowered_request.request.target == target {
+                platforms.push(platform_output(lowered, solved, at, &index, inputs)?);
+            }
+        }
+        let output = BuildOutput { platforms };
+        let mut report = BuildReport {
+            target: target.clone(),
+            cache_only: first.request.outputs.is_empty(),
+            ..BuildReport::default()
+        };
+        for entry in &first.request.outputs {
+            let kind = exporter::Kind::of(entry).map_err(|source| Error::Output {
+                target: target.clone(),
+                kind: entry.kind.clone(),
+                source: Box::new(source),
+            })?;
+            let mut entry = entry.clone();
+            // Compat: buildx names image outputs after the target's tags when they give no
+            // `name=` (so `--push` pushes every tag).
+            if matches!(kind, exporter::Kind::Image | exporter::Kind::Docker)
+                && !entry.attrs.contains_key("name")
+                && !first.request.tags.is_empty()
+            {
+                entry
+                    .attrs
+                    .insert("name".to_owned(), first.request.tags.join(","));
+            }
+            if kind != exporter::Kind::CacheOnly
+                && !entry.destination.is_empty()
+                && entry.destination != "-"
+            {
+                entry.destination = absolute(&entry.destination);
+            }
+            let response = exporter::export_with_registry(
+                inputs.store,
+                &entry,
+                &output,
+                &inputs.context,
+                inputs.registry,
+                stdout,
+            )
+            .map_err(|source| Error::Export {
+                target: target.clone(),
+                kind: entry.kind.clone(),
+                source: Box::new(source),
+            })?;
+            report.metadata.extend(response.metadata);
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// The result of request `at` as an exporter sees it: its root filesystem and its layers.
+fn platform_output(
+    lowered: &Lowered<'_>,
+    solved: &Solved,
+    at: usize,
+    index: &LocalCache,
+    inputs: &ExportInputs<'_>,
+) -> Result<PlatformOutput, Error> {
+    let request = &lowered.requests[at];
+    let target = &request.request.target;
+    let rootfs: PathBuf = match solved.outputs.get(at).cloned().flatten() {
+        Some(snapshot) => snapshot.as_ref().clone(),
+        None => {
+            // `FROM scratch` with nothing added: an empty filesystem.
+            let empty = inputs.root.join("snapshots").join("empty");
+            std::fs::create_dir_all(&empty).map_err(|e| Error::State {
+                root: inputs.root.to_path_buf(),
+                source: Box::new(e),
+            })?;
+            empty
+        }
+    };
+    let layers = match request.root {
+        Some(root) => crate::engine::layers::layers(
+            &lowered.definition,
+            &root,
+            &solved.keys,
+            index,
+            inputs.store,
+            &request.platform,
+            inputs.images,
+        )
+        .map_err(|source| Error::Layers {
+            target: target.clone(),
+            source: Box::new(source),
+        })?,
+        None => Vec::new(),
+    };
+    Ok(PlatformOutput {
+        platform: request.platform.clone(),
+        rootfs,
+        layers,
+        image: request.image.clone(),
+    })
+}
+
+/// Output paths are relative to the directory bake runs in, as in buildx.
+pub(crate) fn absolute(destination: &str) -> String {
+    let path = Path::new(destination);
+    if path.is_absolute() {
+        return destination.to_owned();
+    }
+    std::env::current_dir().map_or_else(
+        |_| destination.to_owned(),
+        |cwd| cwd.join(path).display().to_string(),
+    )
+}

@@ -1,0 +1,48 @@
+//! Choices a build makes from the configuration before it starts: where its state lives and
+//! which platform a request without one builds for. Part of `engine`.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::plan;
+use crate::platform::Platform;
+
+/// The state root: `explicit` (`--root`), else `root` from the config file, else
+/// `/var/lib/bake` as root, else the XDG data directory.
+// Compat: buildkitd's default root is /var/lib/buildkit as root, $XDG_DATA_HOME otherwise.
+pub fn state_root(explicit: Option<&Path>, config: &Config) -> PathBuf {
+    if let Some(root) = explicit.or(config.root.as_deref()) {
+        // Runtime specs need absolute paths, and a build must not depend on where a
+        // relative root happens to be read from later.
+        return std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    }
+    if rustix::process::geteuid().is_root() {
+        return "/var/lib/bake".into();
+    }
+    match (std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME")) {
+        (Some(data), _) => PathBuf::from(data).join("bake"),
+        (None, Some(home)) => PathBuf::from(home).join(".local/share/bake"),
+        (None, None) => std::env::temp_dir().join("bake"),
+    }
+}
+
+/// Gives requests without a platform the worker's first `platforms` entry, as buildkitd
+/// makes it the default platform. `None` when nothing changes.
+// Compat: buildkit's worker platforms: the first is what a build without a platform targets.
+pub fn with_worker_platform(plan: &plan::Plan, config: &Config) -> Option<plan::Plan> {
+    let default = config.worker.platforms.first()?;
+    if *default == Platform::host().normalize()
+        || plan.requests.iter().all(|r| r.platform.is_some())
+    {
+        return None;
+    }
+    let requests = plan
+        .requests
+        .iter()
+        .map(|request| plan::BuildRequest {
+            platform: request.platform.clone().or_else(|| Some(default.clone())),
+            ..request.clone()
+        })
+        .collect();
+    Some(plan::Plan { requests })
+}
