@@ -2,8 +2,8 @@
 //! May import `solver` (traits), `content`, `registry`, `snapshot`, `oci`, `digest`,
 //! `buildflags`.
 //!
-//! Today: [`local::LocalCache`], which keeps results across runs in the state root. Import
-//! and export backends (`registry`, `inline`, `local` directories, S3, Azure, GHA) come later.
+//! [`local::LocalCache`] keeps results across runs in the state root; [`gc`] removes what
+//! the budget in buildkitd.toml no longer keeps.
 
 pub mod gc;
 pub mod local;

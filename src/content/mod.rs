@@ -1,7 +1,7 @@
 //! The content store: blobs by sha256 digest under `<root>/content/blobs/sha256/<hex>`, and the
 //! metadata database (`<root>/metadata.db`) that names them, leases them and collects garbage.
 //!
-//! Layer 2 (storage). May import `digest` (and later `oci`); never `snapshot`, `solver` or
+//! Layer 2 (storage). May import `digest` and `oci`; never `snapshot`, `solver` or
 //! anything above. Several `bake` processes may share one root: blobs are written to a temp
 //! file in the same directory, fsynced and renamed, so a crash never leaves a half blob under a
 //! real name, and the database is SQLite in WAL mode (see `metadata.rs`).

@@ -2,9 +2,9 @@
 //! Layer 4. May import `solver`, `graph`, `executor`, `source`, `snapshot`, `content`,
 //! `progress`.
 //!
-//! Today: the file op ([`file::apply`]), the exec op ([`exec::run`]) and the merge op
-//! ([`merge::apply`]). The solver's `OpExec` implementations for every op
-//! land with the solver.
+//! The file op ([`file::apply`]), the exec op ([`exec::run`]) and the merge op
+//! ([`merge::apply`]) change a directory; [`worker::Worker`] is the solver's `OpExec` over
+//! every op, with snapshots as results.
 
 pub mod chmod;
 pub mod exec;
