@@ -353,10 +353,28 @@ impl OpExec for Worker {
     fn cache_map(&self, vertex: &Vertex, context: &Context<'_>) -> Result<CacheMap, Error> {
         let _ = context;
         let mut map = CacheMap::of_vertex(vertex);
+        let source = match vertex.op.as_ref() {
+            Op::Source(op) => Some(Source::parse(op)?),
+            _ => None,
+        };
+        // An OCI layout named by path or tag is a local file that may be rewritten between
+        // builds: its key is the manifest it resolves to now, read again every build.
+        if let Some(Source::OciLayout { dir, selector }) = &source
+            && !matches!(selector, crate::graph::LayoutSelector::Digest(_))
+        {
+            let platform = vertex
+                .platform
+                .clone()
+                .unwrap_or_else(crate::platform::Platform::host);
+            let image = OciLayout::open(Path::new(dir))?.resolve(selector, &platform)?;
+            map.digest = crate::digest::Digest::of_parts([
+                map.digest.as_bytes().as_slice(),
+                image.manifest_digest.as_bytes().as_slice(),
+            ]);
+        }
         // A local source's key is its content: the same files give the same key whatever
         // their mtimes, and any change to a file the build reads gives a new one.
-        if let Op::Source(op) = vertex.op.as_ref()
-            && let Source::Local { name, follow_paths } = Source::parse(op)?
+        if let Some(Source::Local { name, follow_paths }) = source
             && let Some(local) = self.locals.get(&name)
         {
             let walk = open_local(local, follow_paths.clone())?;

@@ -748,3 +748,76 @@ fn a_busybox_base_built_by_bake_serves_as_the_base_of_another_build() {
         "--install -s made symlinks"
     );
 }
+
+/// Builds a one-file image (`/marker` holding `text`) into the OCI layout directory `layout`.
+fn one_file_layout(scratch: &Path, layout: &Path, text: &str) {
+    let project = scratch.join("layout-project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("marker"), text).unwrap();
+    std::fs::write(
+        project.join("Dockerfile"),
+        "FROM scratch\nCOPY marker /marker\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("docker-bake.hcl"),
+        format!(
+            "target \"default\" {{\n  output = [\"type=oci,dest={},tar=false\"]\n}}\n",
+            layout.display()
+        ),
+    )
+    .unwrap();
+    let args = vec![
+        "--root".to_owned(),
+        scratch.join("layout-state").display().to_string(),
+    ];
+    let output = support::bake(&project, &args, &[], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn an_oci_layout_context_without_digest_is_read_again_every_build() {
+    let scratch = tempfile::tempdir().unwrap();
+    let layout = scratch.path().join("layout");
+    one_file_layout(scratch.path(), &layout, "first");
+    let dir = scratch.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM base\n").unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        format!(
+            "target \"default\" {{\n  contexts = {{ base = \"oci-layout://{}\" }}\n  output = [\"type=local,dest=out\"]\n}}\n",
+            layout.display()
+        ),
+    )
+    .unwrap();
+    let root = scratch.path().join("state");
+    let args = vec!["--root".to_owned(), root.display().to_string()];
+    let output = support::bake(&dir, &args, &[], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/marker")).unwrap(),
+        "first"
+    );
+    // The layout is rebuilt in place: the next build must see the new image.
+    std::fs::remove_dir_all(&layout).unwrap();
+    one_file_layout(scratch.path(), &layout, "second");
+    let output = support::bake(&dir, &args, &[], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/marker")).unwrap(),
+        "second"
+    );
+}
