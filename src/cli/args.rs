@@ -47,12 +47,14 @@ pub struct Args {
     #[arg(long)]
     pub push: bool,
 
-    /// Do not use the cache when building.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", action = ArgAction::Set)]
+    /// Do not use the cache when building (`--no-cache=false` turns it off again).
+    // Compat: buildx's boolean flags take a value only after `=`, so `--no-cache app` builds
+    // `app`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", action = ArgAction::Set)]
     pub no_cache: Option<bool>,
 
     /// Always look for newer versions of base images.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", action = ArgAction::Set)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", action = ArgAction::Set)]
     pub pull: Option<bool>,
 
     /// Shorthand for `--set=*.attest=type=sbom,...`.
