@@ -81,9 +81,10 @@ pub(crate) fn export(
                 source: Box::new(source),
             })?;
             let mut entry = entry.clone();
-            // Compat: buildx names image outputs after the target's tags when they give no
-            // `name=` (so `--push` pushes every tag).
-            if matches!(kind, exporter::Kind::Image | exporter::Kind::Docker)
+            // Compat: buildx names image outputs (`image`, `registry`, `oci`, `docker`) after
+            // the target's tags when they give no `name=`, so `--push` pushes every tag and
+            // `docker load` or `skopeo oci:DIR:TAG` find the image by name.
+            if kind.is_image()
                 && !entry.attrs.contains_key("name")
                 && !first.request.tags.is_empty()
             {

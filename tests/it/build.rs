@@ -821,3 +821,49 @@ fn an_oci_layout_context_without_digest_is_read_again_every_build() {
         "second"
     );
 }
+
+#[test]
+fn oci_outputs_are_named_after_the_targets_tags() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "a").unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY a.txt /\n").unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "target \"default\" {\n  tags = [\"example.com/app:1.0\"]\n  output = [\"type=oci,dest=layout,tar=false\"]\n}\n",
+    )
+    .unwrap();
+    let args = vec![
+        "--root".to_owned(),
+        scratch.path().join("state").display().to_string(),
+    ];
+    let output = support::bake(&dir, &args, &[], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("layout/index.json")).unwrap())
+            .unwrap();
+    let annotations = &index["manifests"][0]["annotations"];
+    assert_eq!(
+        annotations["io.containerd.image.name"],
+        "example.com/app:1.0"
+    );
+    assert_eq!(annotations["org.opencontainers.image.ref.name"], "1.0");
+    if support::find_in_path("skopeo").is_none() {
+        return;
+    }
+    let inspect = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:1.0", dir.join("layout").display()))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+}
