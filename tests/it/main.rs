@@ -22,6 +22,7 @@ mod export;
 mod fileop;
 mod graph;
 mod layer;
+mod output;
 mod print;
 mod registry;
 mod registry_build;
