@@ -198,22 +198,48 @@ fn state_root(args: &Args, config: &Config) -> std::path::PathBuf {
     }
 }
 
-/// A flag set by the first Ctrl-C (or SIGTERM): the build stops starting steps and kills the
-/// running ones, so containers and temp files are cleaned up; a second Ctrl-C exits at once.
-#[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
+/// How long a cancelled build may take to stop (kill its containers, clean up) before bake
+/// exits anyway: a step stuck where it does not poll the cancel flag must not make bake
+/// ignore SIGTERM.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A flag set by the first Ctrl-C (or SIGTERM, SIGHUP: `ctrlc`'s `termination` feature sends
+/// them to the same handler): the build stops starting steps and kills the running ones, so
+/// containers and temp files are cleaned up, and bake exits at the latest after
+/// [`CANCEL_GRACE`]; a second signal exits at once.
 fn cancel_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::io::Write as _;
     use std::sync::atomic::{AtomicBool, Ordering};
     let flag = std::sync::Arc::new(AtomicBool::new(false));
     let handler_flag = flag.clone();
+    // Its own record of signals: the cancel flag is also set when the progress reader goes
+    // away, which must not turn the user's first signal into an immediate exit.
+    let signalled = AtomicBool::new(false);
     // Only one handler can be installed per process; a second build in the same process
     // (tests) keeps the first, which is fine for a CLI.
     let _ = ctrlc::set_handler(move || {
-        if handler_flag.swap(true, Ordering::SeqCst) {
+        if signalled.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("cancelling: stopping running steps (Ctrl-C again to exit at once)");
+        handler_flag.store(true, Ordering::SeqCst);
+        // stderr may be a closed pipe: a failed write must not end this thread, which has to
+        // live to see a second signal.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "cancelling: stopping running steps (Ctrl-C again to exit at once)"
+        );
+        std::thread::spawn(|| {
+            std::thread::sleep(CANCEL_GRACE);
+            std::process::exit(130);
+        });
     });
     flag
+}
+
+/// Writes a warning line to stderr; a closed stderr only loses the warning.
+fn warn(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "WARNING: {text}");
 }
 
 /// Reads `--config`, or the file buildkitd would read, and prints its warnings.
@@ -264,7 +290,6 @@ fn with_worker_platform(plan: &plan::Plan, config: &Config) -> Option<plan::Plan
 }
 
 /// Builds every target and runs its exporters, with progress on stderr.
-#[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
 fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Output> {
     let config = load_config(args)?;
     let with_platform = with_worker_platform(plan, &config);
@@ -285,23 +310,27 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
         registries: config.registry().clone(),
     };
     let printer =
-        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?);
+        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?)
+            .with_cancel(options.cancel.clone());
     let reports = crate::engine::build::build(plan, &options, &printer);
+    // A build whose progress could not be written fails even if it got to the end: the
+    // caller saw neither its output nor its errors.
+    let lost = printer.lost();
     // Ends the live view before anything else is written to stderr.
     drop(printer);
     let reports = reports?;
     // Compat: buildkitd collects garbage after builds; a failure here never fails the build.
     if let Err(error) = crate::engine::build::collect_garbage(&options.root, &config.worker.gc) {
-        eprintln!("WARNING: {error}");
+        warn(&error.to_string());
     }
     let mut metadata = serde_json::Map::new();
     for report in &reports {
         if report.cache_only {
             // Compat: buildx's warning when a target has no output.
-            eprintln!(
-                "WARNING: No output specified for target `{}`. Build result will only remain in the build cache.",
+            warn(&format!(
+                "No output specified for target `{}`. Build result will only remain in the build cache.",
                 report.target
-            );
+            ));
         }
         metadata.insert(
             report.target.clone(),
@@ -319,6 +348,6 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
     }
     Ok(Output {
         stdout: None,
-        failed: false,
+        failed: lost,
     })
 }

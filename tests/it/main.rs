@@ -28,6 +28,7 @@ mod registry;
 mod registry_build;
 mod registry_push;
 mod schema;
+mod signals;
 mod solver;
 mod source;
 mod store;
