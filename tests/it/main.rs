@@ -11,6 +11,7 @@ mod build;
 mod call;
 mod check;
 mod config;
+mod config_help;
 mod conformance;
 mod crash;
 mod dockerfile_errors;
