@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::output::{base, can_run, project};
 
-fn spawn(dir: &Path, root: &Path) -> Child {
+/// Starts `bake --progress=plain` in `dir` with stderr piped; the empty `HOME` it gets lives
+/// as long as the returned directory.
+fn spawn(dir: &Path, root: &Path) -> (Child, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_bake"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bake"))
         .args(["--root", root.to_str().unwrap(), "--progress=plain"])
         .current_dir(dir)
         .env_clear()
@@ -21,7 +23,8 @@ fn spawn(dir: &Path, root: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    (child, home)
 }
 
 /// Waits up to `limit` for `child` to exit; kills it and fails the test when it does not.
@@ -73,7 +76,7 @@ fn a_closed_progress_pipe_cancels_the_build_and_bake_exits_non_zero() {
     );
     project(&dir, &dockerfile);
     let root = scratch.path().join("state");
-    let mut child = spawn(&dir, &root);
+    let (mut child, _home) = spawn(&dir, &root);
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     for _ in 0..2 {
@@ -100,7 +103,7 @@ fn sigterm_stops_a_running_step_and_leaves_no_container() {
     let dir = scratch.path().join("project");
     project(&dir, "FROM base\nRUN echo started && sleep 60\n");
     let root = scratch.path().join("state");
-    let mut child = spawn(&dir, &root);
+    let (mut child, _home) = spawn(&dir, &root);
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     let mut line = String::new();
@@ -165,7 +168,7 @@ fn sigterm_ends_a_build_stuck_in_a_registry_request() {
     .unwrap();
     std::fs::write(dir.join("docker-bake.hcl"), "target \"default\" {}\n").unwrap();
     let root = scratch.path().join("state");
-    let mut child = spawn(&dir, &root);
+    let (mut child, _home) = spawn(&dir, &root);
     let stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut rest = String::new();
