@@ -92,13 +92,15 @@ pub struct Args {
     /// Default: `/etc/buildkit/buildkitd.toml` as root, else
     /// `$XDG_CONFIG_HOME/buildkit/buildkitd.toml` (or `~/.config/buildkit/buildkitd.toml`); a
     /// missing default file means the defaults, a missing `--config` file is an error. bake
-    /// acts on `root` (below `--root`) and on `[worker.oci]` `binary` (the OCI runtime,
-    /// `runc` by default, `crun` works too), `max-parallelism` (default: one step per CPU),
-    /// `snapshotter` (only `native` exists yet; `auto` and `overlayfs` use it) and `platforms`
-    /// (the first is the default build platform). Every other BuildKit key (`[registry]`,
-    /// `[dns]`, `[history]`, the GC keys, `[grpc]`, `[worker.containerd]`, ...) is checked,
-    /// then named in a warning as not acted on yet. Unknown keys are warnings; wrong types and
-    /// bad values are errors.
+    /// acts on `root` (below `--root`); on `[worker.oci]` `binary` (the OCI runtime, `runc` by
+    /// default, `crun` works too), `max-parallelism` (default: one step per CPU),
+    /// `snapshotter` (`auto`, `overlayfs` or `native`) and `platforms` (the first is the
+    /// default build platform); on the garbage-collection keys `gc`, `gckeepstorage`,
+    /// `reservedSpace`, `maxUsedSpace` and `[[worker.oci.gcpolicy]]`; and on
+    /// `[registry."host"]` `mirrors`, `http`, `insecure` and `ca`. Every other BuildKit key
+    /// (`[dns]`, `[history]`, `[grpc]`, `[worker.containerd]`, registry client certificates,
+    /// ...) is checked, then named in one warning as not acted on. Unknown keys are warnings;
+    /// wrong types and bad values are errors.
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 

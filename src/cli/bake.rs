@@ -179,25 +179,135 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
             failed,
         });
     }
+    for warning in ignored(args, &resolved) {
+        warn(&warning);
+    }
     build(args, &plan, &inputs)
 }
 
-/// A flag set by the first Ctrl-C (or SIGTERM): the build stops starting steps and kills the
-/// running ones, so containers and temp files are cleaned up; a second Ctrl-C exits at once.
-#[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
+/// How long a cancelled build may take to stop (kill its containers, clean up) before bake
+/// exits anyway: a step stuck where it does not poll the cancel flag must not make bake
+/// ignore SIGTERM.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A flag set by the first Ctrl-C (or SIGTERM, SIGHUP: `ctrlc`'s `termination` feature sends
+/// them to the same handler): the build stops starting steps and kills the running ones, so
+/// containers and temp files are cleaned up, and bake exits at the latest after
+/// [`CANCEL_GRACE`]; a second signal exits at once.
 fn cancel_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::io::Write as _;
     use std::sync::atomic::{AtomicBool, Ordering};
     let flag = std::sync::Arc::new(AtomicBool::new(false));
     let handler_flag = flag.clone();
+    // Its own record of signals: the cancel flag is also set when the progress reader goes
+    // away, which must not turn the user's first signal into an immediate exit.
+    let signalled = AtomicBool::new(false);
     // Only one handler can be installed per process; a second build in the same process
     // (tests) keeps the first, which is fine for a CLI.
     let _ = ctrlc::set_handler(move || {
-        if handler_flag.swap(true, Ordering::SeqCst) {
+        if signalled.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("cancelling: stopping running steps (Ctrl-C again to exit at once)");
+        handler_flag.store(true, Ordering::SeqCst);
+        // stderr may be a closed pipe: a failed write must not end this thread, which has to
+        // live to see a second signal.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "cancelling: stopping running steps (Ctrl-C again to exit at once)"
+        );
+        std::thread::spawn(|| {
+            std::thread::sleep(CANCEL_GRACE);
+            std::process::exit(130);
+        });
     });
     flag
+}
+
+/// Writes a warning line to stderr; a closed stderr only loses the warning.
+/// What the build accepts but does not act on, one line per flag or attribute with the
+/// targets that set it: nothing accepted is silently dropped.
+fn ignored(args: &Args, resolved: &bake::Resolved) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(builder) = &args.builder {
+        out.push(format!(
+            "`--builder {builder}` is ignored: bake builds with its own embedded solver"
+        ));
+    }
+    if !args.allow.is_empty() {
+        out.push(format!(
+            "`--allow {}` is ignored: bake does not enforce entitlements",
+            args.allow.join(",")
+        ));
+    }
+    let checks: [(&str, &str, fn(&bake::model::Target) -> bool); 10] = [
+        ("cache-from", "bake does not import build caches", |t| {
+            !t.cache_from.is_empty()
+        }),
+        ("cache-to", "bake does not export build caches", |t| {
+            t.cache_to.as_ref().is_some_and(|c| !c.is_empty())
+        }),
+        ("attest", "bake does not produce attestations", |t| {
+            t.attest.iter().any(|a| !a.disabled)
+        }),
+        (
+            "annotations",
+            "bake does not add target annotations to outputs",
+            |t| !t.annotations.is_empty(),
+        ),
+        (
+            "network",
+            "RUN steps use the network mode of their `--network` flag",
+            |t| t.network.as_deref().is_some_and(|n| n != "default"),
+        ),
+        (
+            "shm-size",
+            "RUN steps get the runtime's default /dev/shm",
+            |t| t.shm_size.is_some(),
+        ),
+        (
+            "ulimits",
+            "RUN steps get the runtime's default limits",
+            |t| !t.ulimits.is_empty(),
+        ),
+        (
+            "extra-hosts",
+            "RUN steps get only the default /etc/hosts",
+            |t| !t.extra_hosts.is_empty(),
+        ),
+        ("entitlements", "bake does not enforce entitlements", |t| {
+            !t.entitlements.is_empty()
+        }),
+        (
+            "resources",
+            "RUN steps are not given resource limits",
+            |t| t.resources.is_some(),
+        ),
+    ];
+    for (attribute, why, set) in checks {
+        let targets: Vec<String> = resolved
+            .targets
+            .iter()
+            .filter(|(_, target)| set(target))
+            .map(|(name, _)| format!("`{name}`"))
+            .collect();
+        if !targets.is_empty() {
+            out.push(format!(
+                "`{attribute}` is ignored ({} {}): {why}",
+                if targets.len() == 1 {
+                    "target"
+                } else {
+                    "targets"
+                },
+                targets.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+fn warn(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "WARNING: {text}");
 }
 
 /// Reads `--config`, or the file buildkitd would read, and prints its warnings.
@@ -227,7 +337,6 @@ fn load_config(args: &Args) -> Result<Config, crate::config::Error> {
 }
 
 /// Builds every target and runs its exporters, with progress on stderr.
-#[expect(clippy::print_stderr, reason = "the CLI owns stderr")]
 fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Output> {
     let config = load_config(args)?;
     let with_platform = crate::engine::settings::with_worker_platform(plan, &config);
@@ -246,27 +355,31 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             .env
             .get("SOURCE_DATE_EPOCH")
             .and_then(|v| v.parse().ok()),
-        cancel,
+        cancel: cancel.clone(),
         registries: config.registry().clone(),
     };
     let printer =
-        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?);
+        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?)
+            .with_cancel(cancel.clone());
     let reports = crate::engine::build::build(plan, options, &printer, &mut std::io::stdout());
+    // A build whose progress could not be written fails even if it got to the end: the
+    // caller saw neither its output nor its errors.
+    let lost = printer.lost();
     // Ends the live view before anything else is written to stderr.
     drop(printer);
     let reports = reports?;
     // Compat: buildkitd collects garbage after builds; a failure here never fails the build.
     if let Err(error) = crate::engine::gc::collect_garbage(&root, &config.worker.gc) {
-        eprintln!("WARNING: {error}");
+        warn(&error.to_string());
     }
     let mut metadata = serde_json::Map::new();
     for report in &reports {
         if report.cache_only {
             // Compat: buildx's warning when a target has no output.
-            eprintln!(
-                "WARNING: No output specified for target `{}`. Build result will only remain in the build cache.",
+            warn(&format!(
+                "No output specified for target `{}`. Build result will only remain in the build cache.",
                 report.target
-            );
+            ));
         }
         metadata.insert(
             report.target.clone(),
@@ -284,6 +397,6 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
     }
     Ok(Output {
         stdout: None,
-        failed: false,
+        failed: lost,
     })
 }

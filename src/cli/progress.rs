@@ -5,10 +5,14 @@
 //!
 //! The live view is a pure function from [`View`] (the state the events built) to lines, so
 //! it is tested without a terminal; `indicatif` only redraws those lines in place.
-#![expect(clippy::print_stderr, reason = "progress goes to stderr")]
+//!
+//! Progress is written with `write!`, never `eprintln!` (which panics when stderr is a closed
+//! pipe): once a write fails, the printer stops writing and sets the build's cancel flag, so
+//! `bake ... 2>&1 | head` ends the build instead of losing a pool thread to a panic.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -56,12 +60,22 @@ impl Mode {
     }
 }
 
+/// Writes `line` and a newline to stderr in one locked write.
+fn write_line(line: &str) -> std::io::Result<()> {
+    let mut stderr = std::io::stderr().lock();
+    writeln!(stderr, "{line}")
+}
+
 /// Numbers vertices in the order they first appear, as BuildKit's plain printer does, or
 /// feeds the live view.
 pub(crate) struct Printer {
     mode: Mode,
     numbers: Mutex<HashMap<String, usize>>,
     live: Option<Live>,
+    /// Set when the build must stop because nobody reads its progress any more.
+    cancel: Option<Arc<AtomicBool>>,
+    /// A write to stderr failed: the reader is gone, nothing more is written.
+    lost: AtomicBool,
 }
 
 impl Printer {
@@ -72,6 +86,33 @@ impl Printer {
             mode,
             numbers: Mutex::new(HashMap::new()),
             live: (mode == Mode::Tty).then(Live::start),
+            cancel: None,
+            lost: AtomicBool::new(false),
+        }
+    }
+
+    /// Sets `cancel` when progress can no longer be written (stderr is a closed pipe).
+    pub(crate) fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Returns whether the reader of the progress output went away during the build.
+    pub(crate) fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Writes one progress line unless the reader is gone; the first failure cancels the
+    /// build, since a build nobody can watch should not go on holding the machine.
+    fn print(&self, line: &str) {
+        if self.lost() {
+            return;
+        }
+        if write_line(line).is_err()
+            && !self.lost.swap(true, Ordering::SeqCst)
+            && let Some(cancel) = &self.cancel
+        {
+            cancel.store(true, Ordering::SeqCst);
         }
     }
 
@@ -96,7 +137,7 @@ impl Sink for Printer {
             Mode::Quiet => {}
             Mode::RawJson => {
                 if let Ok(line) = serde_json::to_string(&event) {
-                    eprintln!("{line}");
+                    self.print(&line);
                 }
             }
             Mode::Tty => {
@@ -109,15 +150,15 @@ impl Sink for Printer {
             }
             Mode::Plain => {
                 let n = self.number(event.vertex());
-                match &event {
-                    Event::Started { name, .. } => eprintln!("#{n} {name}"),
-                    Event::Cached { .. } => eprintln!("#{n} CACHED"),
-                    Event::Log { line, .. } => eprintln!("#{n} {line}"),
+                self.print(&match &event {
+                    Event::Started { name, .. } => format!("#{n} {name}"),
+                    Event::Cached { .. } => format!("#{n} CACHED"),
+                    Event::Log { line, .. } => format!("#{n} {line}"),
                     Event::Done { duration, .. } => {
-                        eprintln!("#{n} DONE {:.1}s", duration.as_secs_f64())
+                        format!("#{n} DONE {:.1}s", duration.as_secs_f64())
                     }
-                    Event::Error { message, .. } => eprintln!("#{n} ERROR: {message}"),
-                }
+                    Event::Error { message, .. } => format!("#{n} ERROR: {message}"),
+                });
             }
         }
     }
@@ -185,11 +226,12 @@ impl Live {
         }
         let (width, height) = size();
         let color = console::colors_enabled_stderr();
-        for line in view.lines(Instant::now(), width, height, true, color) {
-            eprintln!("{line}");
-        }
-        for line in view.errors() {
-            eprintln!("{line}");
+        let last = view.lines(Instant::now(), width, height, true, color);
+        // The build is over; a terminal that went away only loses the summary.
+        for line in last.iter().chain(&view.errors()) {
+            if write_line(line).is_err() {
+                return;
+            }
         }
     }
 }

@@ -6,10 +6,11 @@
 //! and bad values are errors that point at the file, line and column. [`default_path`] says
 //! where buildkitd looks for the file; [`load`] reads it.
 //!
-//! bake acts on `root` and on `[worker.oci]` `binary`, `max-parallelism`, `snapshotter` and
-//! `platforms`. Every other known key is checked, kept in [`Config`] for the parts of bake
-//! that will use it (registry mirrors, GC policy, DNS, history) and listed by
-//! [`Config::inert_keys`] so the command line can say it was ignored.
+//! bake acts on `root`; on `[worker.oci]` `binary`, `max-parallelism`, `snapshotter`,
+//! `platforms` and the GC keys (`gc`, `gckeepstorage`, `reservedSpace`, `maxUsedSpace`,
+//! `gcpolicy`); and on `[registry."host"]` `mirrors`, `http`, `insecure` and `ca`. Every other
+//! known key is checked, kept in [`Config`] (DNS, history, client certificates, ...) and
+//! listed by [`Config::inert_keys`] so the command line can say it was ignored.
 
 mod error;
 mod parse;
@@ -49,7 +50,7 @@ pub struct Config {
     pub dns: Option<Dns>,
     /// `[history]`: how long build records are kept.
     pub history: Option<History>,
-    /// Keys present in the file that bake reads but does not act on yet, in file order.
+    /// Keys present in the file that bake reads but does not act on, in file order.
     inert: Vec<String>,
 }
 
@@ -59,13 +60,13 @@ impl Config {
         &self.registries
     }
 
-    /// Returns the keys of the file that bake checks but does not act on yet (`grpc`,
-    /// `worker.oci.gc`, `registry`, ...), in file order, so the caller can warn once.
+    /// Returns the keys of the file that bake checks but does not act on (`grpc`, `dns`,
+    /// `worker.oci.minFreeSpace`, ...), in file order, so the caller can warn once.
     pub fn inert_keys(&self) -> &[String] {
         &self.inert
     }
 
-    /// Returns one warning naming every key of the file that bake does not act on yet, or
+    /// Returns one warning naming every key of the file that bake does not act on, or
     /// `None` when there is none, so the command line says it once per run.
     pub fn inert_warning(&self) -> Option<Diagnostic> {
         if self.inert.is_empty() {
@@ -80,13 +81,14 @@ impl Config {
             Diagnostic::warning(
                 "config::inert",
                 format!(
-                    "bake checks but does not act on these keys of {file} yet: {}",
+                    "bake checks but does not act on these keys of {file}: {}",
                     keys.join(", ")
                 ),
             )
             .help(
-                "bake acts on `root` and `[worker.oci]` `binary`, `max-parallelism`, \
-                 `snapshotter` and `platforms`; see `bake --help` and the book's config page",
+                "bake acts on `root`, `[worker.oci]` `binary`, `max-parallelism`, \
+                 `snapshotter`, `platforms` and the GC keys, and `[registry]` `mirrors`, \
+                 `http`, `insecure` and `ca`; see `bake --help` and the book's config page",
             ),
         )
     }
@@ -345,7 +347,7 @@ mod tests {
         assert_eq!(
             warning.message,
             format!(
-                "bake checks but does not act on these keys of `{}` yet: `debug`, `grpc`",
+                "bake checks but does not act on these keys of `{}`: `debug`, `grpc`",
                 path.display()
             )
         );

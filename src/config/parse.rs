@@ -254,7 +254,10 @@ impl Walker<'_> {
     }
 
     fn mark_inert(&mut self, path: &str, value: &Value<'_>) {
-        self.inert.push((path.to_owned(), value.span().start));
+        // A key repeated in an array of tables (`gcpolicy`) is named once.
+        if !self.inert.iter().any(|(key, _)| key == path) {
+            self.inert.push((path.to_owned(), value.span().start));
+        }
     }
 
     /// Calls `f` for each key of `table` listed in `known`; warns about the others.
@@ -557,7 +560,7 @@ impl Walker<'_> {
             }
             "registry" => {
                 // `mirrors`, `http`, `insecure` and `ca` reach the registry client; keypairs,
-                // tlsconfigdir and capabilities are parsed only.
+                // tlsconfigdir and capabilities are parsed and named as inert.
                 if let Some(hosts) = w.table(path, value) {
                     for (host, entry) in hosts.iter() {
                         let host = host.get_ref().to_string();
@@ -754,14 +757,21 @@ impl Walker<'_> {
                 continue;
             };
             let mut policy = GcPolicy::default();
-            self.each(path, table, GC_POLICY, |w, key, p, v| match key {
-                "all" => policy.all = w.boolean(p, v).unwrap_or_default(),
-                "filters" => policy.filters = w.strings(p, v),
-                "keepDuration" => policy.keep_duration = w.duration(p, v),
-                "keepBytes" => policy.keep_bytes = w.size(p, v),
-                "reservedSpace" => policy.reserved_space = w.size(p, v),
-                "maxUsedSpace" => policy.max_used_space = w.size(p, v),
-                _ => policy.min_free_space = w.size(p, v),
+            self.each(path, table, GC_POLICY, |w, key, p, v| {
+                // Diverges: bake collects with one budget and one age limit, so a policy's
+                // `all`, `filters` and `minFreeSpace` change nothing and are named as inert.
+                if matches!(key, "all" | "filters" | "minFreeSpace") {
+                    w.mark_inert(p, v);
+                }
+                match key {
+                    "all" => policy.all = w.boolean(p, v).unwrap_or_default(),
+                    "filters" => policy.filters = w.strings(p, v),
+                    "keepDuration" => policy.keep_duration = w.duration(p, v),
+                    "keepBytes" => policy.keep_bytes = w.size(p, v),
+                    "reservedSpace" => policy.reserved_space = w.size(p, v),
+                    "maxUsedSpace" => policy.max_used_space = w.size(p, v),
+                    _ => policy.min_free_space = w.size(p, v),
+                }
             });
             policies.push(policy);
         }
@@ -770,7 +780,18 @@ impl Walker<'_> {
 
     fn registry(&mut self, path: &str, table: &DeTable<'_>) -> Registry {
         let mut registry = Registry::default();
-        self.each(path, table, REGISTRY, |w, key, p, v| match key {
+        self.each(path, table, REGISTRY, |w, key, p, v| {
+            if matches!(key, "keypair" | "tlsconfigdir" | "capabilities") {
+                w.mark_inert(p, v);
+            }
+            w.registry_key(&mut registry, key, p, v);
+        });
+        registry
+    }
+
+    fn registry_key(&mut self, registry: &mut Registry, key: &str, p: &str, v: &Value<'_>) {
+        let w = self;
+        match key {
             "mirrors" => registry.mirrors = w.strings(p, v),
             "http" => registry.http = w.boolean(p, v),
             "insecure" => registry.insecure = w.boolean(p, v),
@@ -798,8 +819,7 @@ impl Walker<'_> {
                     registry.keypairs.push(keypair);
                 }
             }
-        });
-        registry
+        }
     }
 }
 
@@ -972,7 +992,10 @@ platformsCacheMaxAge = "1h"
                 "worker.oci.minFreeSpace",
                 "worker.oci.cniPoolSize",
                 "worker.oci.labels",
+                "worker.oci.gcpolicy.filters",
+                "worker.oci.gcpolicy.all",
                 "worker.containerd",
+                "registry.\"docker.io\".keypair",
                 "frontend",
                 "system",
             ]

@@ -188,9 +188,7 @@ impl Runc {
             drop(sender);
             for (stream, chunk) in receiver {
                 if stream == Stream::Stderr {
-                    stderr_tail.extend_from_slice(&chunk);
-                    let excess = stderr_tail.len().saturating_sub(8192);
-                    stderr_tail.drain(..excess);
+                    keep_tail(&mut stderr_tail, &chunk, 8192);
                 }
                 output(stream, &chunk);
             }
@@ -302,6 +300,26 @@ fn forward(mut pipe: impl Read, stream: Stream, sender: &mpsc::Sender<(Stream, V
     }
 }
 
+/// Appends `chunk` to `tail` and drops the oldest bytes beyond `max`, never starting inside
+/// a UTF-8 character: the tail is decoded as a whole once the runtime exits (so a character
+/// split between two reads, and a last line without a newline, come out intact), and a cut
+/// through a character would turn its remaining bytes into U+FFFD.
+fn keep_tail(tail: &mut Vec<u8>, chunk: &[u8], max: usize) {
+    tail.extend_from_slice(chunk);
+    let mut excess = tail.len().saturating_sub(max);
+    if excess == 0 {
+        return;
+    }
+    // At most 3 continuation bytes follow a character's first byte.
+    for _ in 0..3 {
+        match tail.get(excess) {
+            Some(byte) if byte & 0xC0 == 0x80 => excess += 1,
+            _ => break,
+        }
+    }
+    tail.drain(..excess);
+}
+
 /// Extracts error messages from the runtime's JSON log (one object per line, with `level`
 /// and `msg`, the format both runc and crun write with `--log-format json`).
 fn runtime_errors(log: &str) -> Vec<String> {
@@ -356,6 +374,20 @@ mod tests {
             "\nnot json\n"
         );
         assert_eq!(runtime_errors(log), ["runc run failed: boom"]);
+    }
+
+    #[test]
+    fn the_stderr_tail_never_starts_inside_a_character_and_keeps_a_last_partial_line() {
+        let mut tail = Vec::new();
+        let text = "é✓ runc: no newline".as_bytes();
+        // Arrives in two reads cut inside `✓`; the limit falls inside `é`.
+        keep_tail(&mut tail, &text[..4], 64);
+        keep_tail(&mut tail, &text[4..], text.len() - 1);
+        assert_eq!(String::from_utf8(tail).unwrap(), "✓ runc: no newline");
+
+        let mut tail = Vec::new();
+        keep_tail(&mut tail, b"abc", 2);
+        assert_eq!(tail, b"bc");
     }
 
     #[test]

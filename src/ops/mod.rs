@@ -9,5 +9,6 @@
 pub mod chmod;
 pub mod exec;
 pub mod file;
+pub mod lines;
 pub mod merge;
 pub mod worker;

@@ -298,32 +298,32 @@ impl Worker {
             secrets: &self.secrets,
             ssh: &self.ssh,
         };
-        let mut tail: Vec<String> = Vec::new();
-        let mut pending = String::new();
+        // The last lines of output, kept for the error message when the step fails.
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut emit = |stream, line: String| {
+            context.log(stream, line.as_str());
+            tail.push_back(line);
+            if tail.len() > 10 {
+                tail.pop_front();
+            }
+        };
+        let mut lines = crate::ops::lines::Lines::default();
         let status =
             crate::ops::exec::run(op, &root, &paths, &environment, &mut |stream, bytes| {
-                pending.push_str(&String::from_utf8_lossy(bytes));
-                while let Some(end) = pending.find('\n') {
-                    let line: String = pending.drain(..=end).collect();
-                    let line = line.trim_end_matches('\n').to_owned();
-                    context.log(
-                        match stream {
-                            Stream::Stdout => LogStream::Stdout,
-                            Stream::Stderr => LogStream::Stderr,
-                        },
-                        &line,
-                    );
-                    tail.push(line);
-                    if tail.len() > 10 {
-                        tail.remove(0);
-                    }
-                }
-            })?;
+                let stream = match stream {
+                    Stream::Stdout => LogStream::Stdout,
+                    Stream::Stderr => LogStream::Stderr,
+                };
+                lines.push(stream, bytes, &mut emit);
+            });
+        // A last line without a newline is still output the user wants to see.
+        lines.finish(&mut emit);
+        let status = status?;
         if !status.success() {
             return Err(Error::Failed {
                 command: op.meta.args.join(" "),
                 code: status.code,
-                tail: tail.join("\n"),
+                tail: Vec::from(tail).join("\n"),
             });
         }
         Ok(root)

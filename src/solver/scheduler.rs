@@ -189,7 +189,13 @@ where
             };
             let Ok(job) = job else { return };
             let node = job.node;
-            let result = self.run(&nodes[node], job.inputs, sink);
+            // Every job must report an outcome: the scheduler counts running jobs and waits
+            // for each, so a pool thread lost to a panic outside the op (a progress sink
+            // failing to write) would leave the solve waiting forever.
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                self.run(&nodes[node], job.inputs, sink)
+            }))
+            .unwrap_or_else(|payload| Err(Failure::Panicked(panic_message(payload.as_ref()))));
             if outcomes.send(Outcome { node, result }).is_err() {
                 return;
             }

@@ -257,3 +257,40 @@ fn a_layer_that_cannot_be_applied_names_the_entry_and_the_reason() {
     assert!(stderr.contains("outside the root"), "{stderr}");
     assert!(!dir.join("out").exists(), "no half-written output");
 }
+
+#[test]
+fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "target \"app\" {\n  cache-to = [\"type=local,dest=cache\"]\n  cache-from = [\"type=local,src=cache\"]\n  shm-size = \"128m\"\n}\n",
+    )
+    .unwrap();
+    let args: Vec<String> = [
+        "--root",
+        &scratch.path().join("state").display().to_string(),
+        "--builder",
+        "mybuilder",
+        "app",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let output = support::bake(&dir, &args, &[], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    for needle in [
+        "WARNING: `--builder mybuilder` is ignored",
+        "WARNING: `cache-to` is ignored (target `app`)",
+        "WARNING: `cache-from` is ignored (target `app`)",
+        "WARNING: `shm-size` is ignored (target `app`)",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");
+    }
+    // `--print` builds nothing and warns about nothing.
+    let output = support::bake(&dir, &["--print".to_owned(), "app".to_owned()], &[], None);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("WARNING"));
+}

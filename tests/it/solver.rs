@@ -447,6 +447,35 @@ fn panics_and_missing_outputs_are_vertex_failures() {
     );
 }
 
+/// A sink that panics (as `eprintln!` does on a closed pipe) fails that vertex; the other
+/// pool threads and the scheduler do not wait for it forever.
+#[test]
+fn a_panicking_progress_sink_fails_the_vertex_instead_of_hanging_the_solve() {
+    let mut graph = Graph::default();
+    let a = graph.add("a", &[], &[("sleep", "50")]);
+    let b = graph.add("b", &[], &[("sleep", "200")]);
+    let root = graph.add("root", &[a, b], &[]);
+    let definition = graph.definition(root);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sink = |event: Event| {
+            if matches!(&event, Event::Started { name, .. } if name == "a") {
+                panic!("progress sink failed");
+            }
+        };
+        let result = solver(2).solve(&[(&definition, definition.root)], &sink);
+        let _ = sender.send(result.map(|_| ()));
+    });
+    let result = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the solve returned");
+    assert!(
+        matches!(&result, Err(Error::Vertex { name, source: Failure::Panicked(message), .. })
+            if name == "a" && message.contains("progress sink failed")),
+        "{result:?}"
+    );
+}
+
 #[test]
 fn cancellation_stops_the_solve() {
     let mut graph = Graph::default();
