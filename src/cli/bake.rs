@@ -224,6 +224,9 @@ fn cancel_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 }
 
 /// Writes a warning line to stderr; a closed stderr only loses the warning.
+/// A target attribute bake does not act on: its name, why, and whether a target sets it.
+type IgnoredAttribute = (&'static str, &'static str, fn(&bake::model::Target) -> bool);
+
 /// What the build accepts but does not act on, one line per flag or attribute with the
 /// targets that set it: nothing accepted is silently dropped.
 fn ignored(args: &Args, resolved: &bake::Resolved) -> Vec<String> {
@@ -239,7 +242,7 @@ fn ignored(args: &Args, resolved: &bake::Resolved) -> Vec<String> {
             args.allow.join(",")
         ));
     }
-    let checks: [(&str, &str, fn(&bake::model::Target) -> bool); 10] = [
+    let checks: [IgnoredAttribute; 10] = [
         ("cache-from", "bake does not import build caches", |t| {
             !t.cache_from.is_empty()
         }),
