@@ -192,7 +192,8 @@ pub fn build(
             crate::config::Snapshotter::Overlayfs => SnapshotterKind::Overlayfs,
             crate::config::Snapshotter::Auto => SnapshotterKind::Auto,
         });
-    let cache = LocalCache::open(&options.root).map_err(|e| fail("", e.to_string()))?;
+    let cache =
+        LocalCache::open(&options.root, worker.snapshots()).map_err(|e| fail("", e.to_string()))?;
     let solver = Solver::new(worker, cache).with_options(SolveOptions {
         max_parallelism: options.max_parallelism.max(1),
         cancel: CancelToken::from_flag(options.cancel.clone()),
@@ -222,7 +223,6 @@ pub fn build(
     })?;
 
     // Export target by target; a multi-platform target exports all its platforms at once.
-    let index = LocalCache::open(&options.root).map_err(|e| fail("", e.to_string()))?;
     let context = ExportContext {
         source_date_epoch: options.source_date_epoch,
         now: now(),
@@ -240,8 +240,9 @@ pub fn build(
                 continue;
             }
             let output = result.outputs.get(at).cloned().flatten();
-            let rootfs: PathBuf = match output {
-                Some(snapshot) => snapshot.as_ref().clone(),
+            let rootfs: PathBuf = match &output {
+                Some(result) => super::layers::rootfs(result)
+                    .map_err(|e| fail(&request.target, e.to_string()))?,
                 None => {
                     // `FROM scratch` with nothing added: an empty filesystem.
                     let empty = options.root.join("snapshots").join("empty");
@@ -250,17 +251,9 @@ pub fn build(
                     empty
                 }
             };
-            let layers = match lowered.root {
-                Some(root) => super::layers::layers(
-                    &definition,
-                    &root,
-                    &result.keys,
-                    &index,
-                    &store,
-                    &lowered.platform,
-                    &images,
-                )
-                .map_err(|e| fail(&request.target, e.to_string()))?,
+            let layers = match &output {
+                Some(result) => super::layers::layers(result)
+                    .map_err(|e| fail(&request.target, e.to_string()))?,
                 None => Vec::new(),
             };
             platforms.push(PlatformOutput {
