@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::exporter::{Descriptor, Layer};
-use crate::snapshot::{self, Ref};
+use crate::ops::worker::{self, Ref};
 
 /// Why the layers could not be worked out.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub fn layers(result: &Ref) -> Result<Vec<Layer>, Error> {
     let mut lower: Option<PathBuf> = None;
     for step in chain.into_iter().rev() {
         match step.layer() {
-            snapshot::Layer::Blob(blob) => layers.push(Layer::Blob {
+            worker::Layer::Blob(blob) => layers.push(Layer::Blob {
                 descriptor: Descriptor {
                     media_type: blob.media_type.clone(),
                     digest: blob.digest.to_string(),
@@ -45,12 +45,12 @@ pub fn layers(result: &Ref) -> Result<Vec<Layer>, Error> {
                 },
                 diff_id: blob.diff_id.to_string(),
             }),
-            snapshot::Layer::Empty => {}
-            snapshot::Layer::Diff => layers.push(Layer::Diff {
+            worker::Layer::Empty => {}
+            worker::Layer::Diff => layers.push(Layer::Diff {
                 lower: lower.clone(),
                 upper: tree(step)?,
             }),
-            snapshot::Layer::Merge(trees) => {
+            worker::Layer::Merge(trees) => {
                 for above in trees {
                     layers.push(Layer::Diff {
                         lower: None,

@@ -13,11 +13,14 @@ use std::sync::Arc;
 use crate::executor::{Runtime, Stream};
 use crate::graph::{ExecOp, FileOp, Op, SourceOp, Vertex};
 use crate::progress::Stream as LogStream;
-use crate::snapshot::{Blob, Layer, Native, Overlay, Ref, Snapshotter};
+use crate::snapshot::{Blob, Native, Overlay, Snapshotter};
 use crate::solver::{CacheMap, Context, OpExec};
 use crate::source::image::Puller;
 use crate::source::local::LocalSource;
 use crate::source::oci_layout::{self, OciLayout};
+
+// The worker's result type and its layer kinds, for the engine that exports results.
+pub use crate::snapshot::{Layer, Ref};
 
 /// The local source attribute naming the only paths of the context the build reads (a JSON
 /// list), as BuildKit's `local.followpaths`: only those (and the targets of symlinks among
