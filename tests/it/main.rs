@@ -23,6 +23,7 @@ mod fileop;
 mod graph;
 mod layer;
 mod print;
+mod rebuild;
 mod registry;
 mod registry_build;
 mod registry_push;
