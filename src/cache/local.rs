@@ -53,20 +53,21 @@ impl LocalCache {
 
     /// Whether every tree `refs` stand on is usable here and every blob is in the store.
     fn usable(&self, refs: &[Ref]) -> bool {
-        let store = self.store();
-        refs.iter().flat_map(Ref::closure).all(|r| {
-            let tree_ok = match r.path() {
-                // An overlay snapshot from an earlier process is mounted again on first use;
-                // one that cannot be (its layers are gone, or this worker is native) is a miss.
-                Some(path) => path.is_dir() && self.snapshotter.mount(&path).is_ok(),
-                None => true,
-            };
-            let blob_ok = match r.layer() {
+        let needed: Vec<Ref> = refs.iter().flat_map(Ref::closure).collect();
+        let blobs_present = {
+            let store = self.store();
+            needed.iter().all(|r| match r.layer() {
                 Layer::Blob(blob) => store.exists(&blob.digest),
                 _ => true,
-            };
-            tree_ok && blob_ok
-        })
+            })
+        };
+        // Outside the store lock: mounting may take a while and other steps wait on it.
+        blobs_present
+            && needed.iter().filter_map(Ref::path).all(|path| {
+                // An overlay snapshot from an earlier process is mounted again on first use;
+                // one that cannot be (its layers are gone, or this worker is native) is a miss.
+                path.is_dir() && self.snapshotter.mount(&path).is_ok()
+            })
     }
 }
 

@@ -70,7 +70,7 @@ pub enum Error {
     /// A merge failed.
     #[error(transparent)]
     Merge(#[from] crate::ops::merge::Error),
-    /// Copying a snapshot failed.
+    /// Preparing, committing or mounting a snapshot failed.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::Error),
     /// Reading a source failed.
