@@ -20,7 +20,7 @@ pub use apply::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX, apply_layer};
 pub use diff::{DiffOptions, diff};
 pub use native::{Native, copy_tree};
 pub use overlay::Overlay;
-pub use refs::{BadChain, Blob, Layer, Ref};
+pub use refs::{Blob, Layer, Ref};
 
 /// Prepares mutable trees from committed parents and keeps committed ones usable. A tree is
 /// named by its directory, which every consumer reads as a full root filesystem whatever the

@@ -11,7 +11,7 @@
 //! upper directory between mounts. A snapshot found again in a later process is mounted on
 //! first use ([`Snapshotter::mount`]).
 //!
-//! Mounts live in a private mount namespace ([`private_mount_namespace`]) so that they vanish
+//! Mounts live in a private mount namespace (entered by [`Overlay::new`]) so that they vanish
 //! with the process, even after `kill -9`, and never show up on the host.
 
 use std::fs;

@@ -311,7 +311,7 @@ impl From<Ref> for Chain {
 
 /// Why a serialised ref cannot be read back.
 #[derive(Debug)]
-pub struct BadChain(&'static str);
+struct BadChain(&'static str);
 
 impl fmt::Display for BadChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
