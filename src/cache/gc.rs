@@ -166,8 +166,8 @@ pub fn collect(root: &Path, policy: &Policy) -> Result<Option<Report>, Error> {
     // Which cache entries name which snapshots; a snapshot no entry names is garbage.
     let mut entries: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, record) in store.references("cache/")? {
-        let paths: Vec<PathBuf> = serde_json::from_str(&record).unwrap_or_default();
-        for path in paths {
+        // An entry needs every tree its results stand on, not only the top one.
+        for path in crate::cache::local::record_paths(&record) {
             if let Ok(rest) = snapshot_dir(&path).strip_prefix(&snapshots_dir)
                 && let Some(id) = rest.components().next()
             {
@@ -263,7 +263,8 @@ mod tests {
     }
 
     fn cache(store: &Store, key: &str, dir: &Path) {
-        let record = serde_json::to_string(&[dir]).unwrap();
+        let result = crate::snapshot::Ref::new(dir.to_owned(), None, crate::snapshot::Layer::Diff);
+        let record = crate::cache::local::encode(&[result]);
         store
             .set_reference(&format!("cache/{key}"), &record, &[])
             .unwrap();

@@ -1,30 +1,73 @@
-//! The local cache: cache key → result snapshots, recorded as named references in the
+//! The local cache: cache key → result snapshot refs, recorded as named references in the
 //! content store's metadata database, so later runs (and other `bake` processes sharing the
 //! root) find them. Part of `cache`.
+//!
+//! A record holds each result's whole chain ([`Ref`] serialised: every tree it stands on and
+//! the kind of layer each adds), so a result loaded in a later run exports the same layers
+//! as the run that made it. Records carry a format number; one from an older format, or one
+//! whose trees or blobs are gone, is a miss and the step runs again.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use serde::{Deserialize, Serialize};
+
 use crate::content::Store;
 use crate::digest::Digest;
+use crate::snapshot::{Layer, Ref, Snapshotter};
 use crate::solver::CacheStore;
+
+/// The record format; records of any other format (or none) are misses.
+const FORMAT: u32 = 2;
+
+/// What a cache entry records.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    format: u32,
+    refs: Vec<Ref>,
+}
 
 /// Results by cache key, kept in the state root's [`Store`].
 pub struct LocalCache {
     // One SQLite connection is not `Sync`; the solver's workers take turns on it.
     store: Mutex<Store>,
+    snapshotter: Arc<dyn Snapshotter>,
 }
 
 impl LocalCache {
-    /// Opens the cache index of the state root `root`.
-    pub fn open(root: &Path) -> Result<Self, crate::content::Error> {
+    /// Opens the cache index of the state root `root`, whose trees `snapshotter` (the one
+    /// the worker uses) mounts when a result is loaded.
+    pub fn open(
+        root: &Path,
+        snapshotter: Arc<dyn Snapshotter>,
+    ) -> Result<Self, crate::content::Error> {
         Ok(Self {
             store: Mutex::new(Store::open(root)?),
+            snapshotter,
         })
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether every tree `refs` stand on is usable here and every blob is in the store.
+    fn usable(&self, refs: &[Ref]) -> bool {
+        let needed: Vec<Ref> = refs.iter().flat_map(Ref::closure).collect();
+        let blobs_present = {
+            let store = self.store();
+            needed.iter().all(|r| match r.layer() {
+                Layer::Blob(blob) => store.exists(&blob.digest),
+                _ => true,
+            })
+        };
+        // Outside the store lock: mounting may take a while and other steps wait on it.
+        blobs_present
+            && needed.iter().filter_map(Ref::path).all(|path| {
+                // An overlay snapshot from an earlier process is mounted again on first use;
+                // one that cannot be (its layers are gone, or this worker is native) is a miss.
+                path.is_dir() && self.snapshotter.mount(&path).is_ok()
+            })
     }
 }
 
@@ -32,62 +75,145 @@ fn name(key: &Digest) -> String {
     format!("cache/{key}")
 }
 
+/// Every tree a cache record's results stand on; nothing for a record of another format.
+pub(crate) fn record_paths(record: &str) -> Vec<PathBuf> {
+    let Ok(record) = serde_json::from_str::<Record>(record) else {
+        return Vec::new();
+    };
+    if record.format != FORMAT {
+        return Vec::new();
+    }
+    record
+        .refs
+        .iter()
+        .flat_map(Ref::closure)
+        .filter_map(|r| r.path())
+        .collect()
+}
+
+/// The record of `refs`.
+pub(crate) fn encode(refs: &[Ref]) -> String {
+    let record = Record {
+        format: FORMAT,
+        refs: refs.to_vec(),
+    };
+    serde_json::to_string(&record).unwrap_or_else(|_| "[]".to_owned())
+}
+
 impl CacheStore for LocalCache {
-    type Ref = Arc<PathBuf>;
+    type Ref = Ref;
     type Error = crate::content::Error;
 
-    fn load(&self, key: &Digest) -> Result<Option<Vec<Arc<PathBuf>>>, Self::Error> {
+    fn load(&self, key: &Digest) -> Result<Option<Vec<Ref>>, Self::Error> {
         let Some(reference) = self.store().reference(&name(key))? else {
             return Ok(None);
         };
-        let Ok(paths) = serde_json::from_str::<Vec<PathBuf>>(&reference.record) else {
+        // A record from before chains were kept cannot say what its layers are: a miss.
+        let Ok(record) = serde_json::from_str::<Record>(&reference.record) else {
             return Ok(None);
         };
-        // A result whose snapshot was removed (by hand or a crash mid-GC) is a miss.
-        if paths.iter().any(|p| !p.is_dir()) {
+        if record.format != FORMAT || !self.usable(&record.refs) {
             return Ok(None);
         }
-        for path in &paths {
-            crate::snapshot::usage::mark_used(path);
-        }
-        // An overlay snapshot from an earlier process is mounted again on first use; one
-        // that cannot be (its layers are gone) is a miss too.
-        if paths
+        for path in record
+            .refs
             .iter()
-            .any(|p| crate::snapshot::overlay::ensure_mounted(p).is_err())
+            .flat_map(Ref::closure)
+            .filter_map(|r| r.path())
         {
-            return Ok(None);
+            crate::snapshot::usage::mark_used(&path);
         }
-        Ok(Some(paths.into_iter().map(Arc::new).collect()))
+        Ok(Some(record.refs))
     }
 
-    fn save(&self, key: &Digest, refs: &[Arc<PathBuf>]) -> Result<(), Self::Error> {
-        let paths: Vec<&PathBuf> = refs.iter().map(AsRef::as_ref).collect();
-        let record = serde_json::to_string(&paths).unwrap_or_else(|_| "[]".to_owned());
-        self.store().set_reference(&name(key), &record, &[])
+    fn save(&self, key: &Digest, refs: &[Ref]) -> Result<(), Self::Error> {
+        // The entry holds the base image blobs its chains name, so store GC keeps them.
+        let blobs: Vec<Digest> = refs
+            .iter()
+            .flat_map(Ref::closure)
+            .filter_map(|r| match r.layer() {
+                Layer::Blob(blob) => Some(blob.digest),
+                _ => None,
+            })
+            .collect();
+        self.store()
+            .set_reference(&name(key), &encode(refs), &blobs)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::{Blob, Native};
+
+    fn cache(root: &Path) -> LocalCache {
+        LocalCache::open(root, Arc::new(Native::new(&root.join("snapshots")))).unwrap()
+    }
 
     #[test]
-    fn results_survive_a_new_store_handle() {
+    fn results_survive_a_new_store_handle_with_their_chain() {
         let dir = tempfile::tempdir().unwrap();
-        let snapshot = dir.path().join("snap");
-        std::fs::create_dir_all(&snapshot).unwrap();
+        let base = dir.path().join("base");
+        let step = dir.path().join("step");
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::create_dir_all(&step).unwrap();
         let key = Digest::of(b"key");
-        LocalCache::open(dir.path())
-            .unwrap()
-            .save(&key, &[Arc::new(snapshot.clone())])
-            .unwrap();
-        let cache = LocalCache::open(dir.path()).unwrap();
-        assert_eq!(cache.load(&key).unwrap().unwrap()[0].as_path(), snapshot);
-        std::fs::remove_dir(&snapshot).unwrap();
+        let result = Ref::new(
+            step.clone(),
+            Some(Ref::new(base.clone(), None, Layer::Empty)),
+            Layer::Diff,
+        );
+        cache(dir.path()).save(&key, &[result]).unwrap();
+        let cache = cache(dir.path());
+        let loaded = cache.load(&key).unwrap().unwrap();
+        let chain: Vec<_> = loaded[0].chain().map(|r| r.path().unwrap()).collect();
+        assert_eq!(chain, [step.clone(), base.clone()]);
+        assert!(matches!(loaded[0].layer(), Layer::Diff));
+        std::fs::remove_dir(&base).unwrap();
         assert!(
             cache.load(&key).unwrap().is_none(),
-            "a vanished snapshot is a miss"
+            "a result whose parent vanished is a miss"
         );
+    }
+
+    #[test]
+    fn old_records_and_missing_blobs_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        let cache = cache(dir.path());
+        let old = Digest::of(b"old");
+        let record = serde_json::to_string(&[&tree]).unwrap();
+        cache
+            .store()
+            .set_reference(&name(&old), &record, &[])
+            .unwrap();
+        assert!(
+            cache.load(&old).unwrap().is_none(),
+            "the format before chains"
+        );
+        assert!(record_paths(&record).is_empty());
+
+        let key = Digest::of(b"image");
+        let blob = Blob {
+            digest: Digest::of(b"not in the store"),
+            media_type: "application/vnd.oci.image.layer.v1.tar".to_owned(),
+            size: 0,
+            diff_id: Digest::of(b""),
+        };
+        cache
+            .save(&key, &[Ref::new(tree.clone(), None, Layer::Blob(blob))])
+            .unwrap();
+        assert!(
+            cache.load(&key).unwrap().is_none(),
+            "a base layer left the store"
+        );
+        let record = cache
+            .store()
+            .reference(&name(&key))
+            .unwrap()
+            .unwrap()
+            .record;
+        assert_eq!(record_paths(&record), [tree]);
     }
 }

@@ -22,7 +22,7 @@ use crate::engine::export::{self, ExportInputs};
 use crate::engine::lower::{self, Lowered};
 use crate::executor::Runtime;
 use crate::exporter::ExportContext;
-use crate::ops::worker::{Snapshot, SnapshotterKind, Worker};
+use crate::ops::worker::{Ref, SnapshotterKind, Worker};
 use crate::plan;
 use crate::progress::Sink;
 use crate::solver::{CancelToken, SolveOptions, Solver};
@@ -96,9 +96,7 @@ pub struct BuildReport {
 /// What the solve stage produced.
 pub(crate) struct Solved {
     /// The result of each lowered request's root, in request order.
-    pub(crate) outputs: Vec<Option<Snapshot>>,
-    /// The cache key of every vertex solved, by vertex digest.
-    pub(crate) keys: BTreeMap<crate::digest::Digest, crate::digest::Digest>,
+    pub(crate) outputs: Vec<Option<Ref>>,
 }
 
 /// Builds every request whose method is `build` in one solve and runs their exporters;
@@ -148,7 +146,6 @@ pub fn build(
     let inputs = ExportInputs {
         root: &root,
         store: &store,
-        images: &images,
         registry: &registry,
         context: ExportContext {
             source_date_epoch,
@@ -181,7 +178,7 @@ fn solve(
         .with_ssh(ssh)
         .with_images(images)
         .with_snapshotter(settings.snapshotter);
-    let cache = LocalCache::open(settings.root).map_err(|e| Error::State {
+    let cache = LocalCache::open(settings.root, worker.snapshots()).map_err(|e| Error::State {
         root: settings.root.to_path_buf(),
         source: Box::new(e),
     })?;
@@ -200,7 +197,6 @@ fn solve(
         .map_err(|error| step_error(lowered, error))?;
     Ok(Solved {
         outputs: result.outputs,
-        keys: result.keys,
     })
 }
 

@@ -3,16 +3,14 @@
 //! build. Part of `engine`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::cache::local::LocalCache;
 use crate::content::Store;
 use crate::engine::build::{BuildReport, Solved};
 use crate::engine::error::Error;
 use crate::engine::lower::Lowered;
 use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
 use crate::plan::Plan;
-use crate::source::image::Puller;
 
 /// Checks every output of the requests that build, before anything runs.
 pub(crate) fn validate_outputs(plan: &Plan) -> Result<(), Error> {
@@ -37,8 +35,6 @@ pub(crate) struct ExportInputs<'a> {
     pub(crate) root: &'a Path,
     /// The content store.
     pub(crate) store: &'a Store,
-    /// The puller the build pulled its bases with.
-    pub(crate) images: &'a Puller,
     /// Registry settings for pushes.
     pub(crate) registry: &'a crate::registry::ClientOptions,
     /// Timestamps for the exported images.
@@ -52,10 +48,6 @@ pub(crate) fn export(
     inputs: &ExportInputs<'_>,
     stdout: &mut dyn Write,
 ) -> Result<Vec<BuildReport>, Error> {
-    let index = LocalCache::open(inputs.root).map_err(|e| Error::State {
-        root: inputs.root.to_path_buf(),
-        source: Box::new(e),
-    })?;
     let mut reports: Vec<BuildReport> = Vec::new();
     for (position, first) in lowered.requests.iter().enumerate() {
         let target = &first.request.target;
@@ -65,7 +57,7 @@ pub(crate) fn export(
         let mut platforms = Vec::new();
         for (at, lowered_request) in lowered.requests.iter().enumerate().skip(position) {
             if &lowered_request.request.target == target {
-                platforms.push(platform_output(lowered, solved, at, &index, inputs)?);
+                platforms.push(platform_output(lowered, solved, at, inputs)?);
             }
         }
         let output = BuildOutput { platforms };
@@ -118,18 +110,25 @@ pub(crate) fn export(
     Ok(reports)
 }
 
-/// The result of request `at` as an exporter sees it: its root filesystem and its layers.
+/// The result of request `at` as an exporter sees it: its root filesystem and its layers,
+/// read from the result's chain of snapshot refs.
 fn platform_output(
     lowered: &Lowered<'_>,
     solved: &Solved,
     at: usize,
-    index: &LocalCache,
     inputs: &ExportInputs<'_>,
 ) -> Result<PlatformOutput, Error> {
     let request = &lowered.requests[at];
     let target = &request.request.target;
-    let rootfs: PathBuf = match solved.outputs.get(at).cloned().flatten() {
-        Some(snapshot) => snapshot.as_ref().clone(),
+    let layers_error = |source| Error::Layers {
+        target: target.clone(),
+        source: Box::new(source),
+    };
+    let (rootfs, layers) = match solved.outputs.get(at).cloned().flatten() {
+        Some(result) => (
+            crate::engine::layers::rootfs(&result).map_err(layers_error)?,
+            crate::engine::layers::layers(&result).map_err(layers_error)?,
+        ),
         None => {
             // `FROM scratch` with nothing added: an empty filesystem.
             let empty = inputs.root.join("snapshots").join("empty");
@@ -137,24 +136,8 @@ fn platform_output(
                 root: inputs.root.to_path_buf(),
                 source: Box::new(e),
             })?;
-            empty
+            (empty, Vec::new())
         }
-    };
-    let layers = match request.root {
-        Some(root) => crate::engine::layers::layers(
-            &lowered.definition,
-            &root,
-            &solved.keys,
-            index,
-            inputs.store,
-            &request.platform,
-            inputs.images,
-        )
-        .map_err(|source| Error::Layers {
-            target: target.clone(),
-            source: Box::new(source),
-        })?,
-        None => Vec::new(),
     };
     Ok(PlatformOutput {
         platform: request.platform.clone(),

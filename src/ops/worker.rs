@@ -1,9 +1,10 @@
-//! The solver's `OpExec` for every `graph::Op`: results are snapshot directories under one
+//! The solver's `OpExec` for every `graph::Op`: results are [`Ref`]s to snapshots under one
 //! state root, and each op kind is one function. Part of `ops`.
 //!
-//! Snapshots are full directory trees (the native snapshotter's model): an exec or file op
-//! starts from a copy of its base input, so inputs stay immutable and shareable between
-//! vertices and targets.
+//! An exec or file op starts from a new snapshot of its base input (an overlay on it, or a
+//! copy), so inputs stay immutable and shareable between vertices and targets. Each result
+//! records the ref it was made from and what kind of layer it adds, which is all an export
+//! needs to list the image's layers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,12 +13,16 @@ use std::sync::Arc;
 use crate::executor::{Runtime, Stream};
 use crate::graph::{ExecOp, FileOp, Op, Source, SourceOp, Vertex};
 use crate::progress::Stream as LogStream;
+use crate::snapshot::{Blob, Native, Overlay, Snapshotter};
 use crate::solver::{CacheMap, Context, OpExec};
 use crate::source::image::Puller;
 use crate::source::local::LocalSource;
 use crate::source::oci_layout::OciLayout;
 
-/// A vertex result: a finished root filesystem on disk.
+// The worker's result type and its layer kinds, for the engine that exports results.
+pub use crate::snapshot::{Layer, Ref};
+
+/// An input tree as the op functions read it: a materialised [`Ref`]'s directory.
 pub type Snapshot = Arc<PathBuf>;
 
 /// Why an op failed.
@@ -60,7 +65,7 @@ pub enum Error {
     /// A merge failed.
     #[error(transparent)]
     Merge(#[from] crate::ops::merge::Error),
-    /// Copying a snapshot failed.
+    /// Preparing, committing or mounting a snapshot failed.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::Error),
     /// Reading a source failed.
@@ -69,6 +74,9 @@ pub enum Error {
     /// A source op's identifier is not one bake reads.
     #[error(transparent)]
     BadSource(#[from] crate::graph::SourceError),
+    /// The content store holding base image layers failed.
+    #[error(transparent)]
+    Content(#[from] crate::content::Error),
     /// Creating a snapshot directory failed.
     #[error("failed to create `{path}`")]
     Io {
@@ -105,8 +113,8 @@ pub enum SnapshotterKind {
 
 /// Runs ops for the solver.
 pub struct Worker {
-    /// Whether snapshots are overlay mounts (else full copies).
-    overlay: bool,
+    /// Makes, commits and mounts every step's tree; chosen once per worker.
+    snapshotter: Arc<dyn Snapshotter>,
     /// Where each context's stat cache lives, so a rebuild reads only changed files.
     stat_caches: PathBuf,
     snapshots: PathBuf,
@@ -128,7 +136,7 @@ impl Worker {
         locals: BTreeMap<String, LocalInput>,
     ) -> Self {
         Self {
-            overlay: false,
+            snapshotter: Arc::new(Native::new(&state.join("snapshots"))),
             stat_caches: state.join("statcache"),
             snapshots: state.join("snapshots"),
             runtime,
@@ -152,20 +160,25 @@ impl Worker {
     /// with the process) and a filesystem that takes overlay upper directories.
     // Compat: buildkitd's `auto` picks overlayfs when the kernel allows it.
     pub fn with_snapshotter(mut self, kind: SnapshotterKind) -> Self {
-        self.overlay = match kind {
-            SnapshotterKind::Native => false,
-            SnapshotterKind::Auto | SnapshotterKind::Overlayfs => {
-                std::fs::create_dir_all(&self.snapshots).is_ok()
-                    && crate::snapshot::overlay::private_mount_namespace()
-                    && crate::snapshot::overlay::supported(&self.snapshots)
-            }
+        let overlay = match kind {
+            SnapshotterKind::Native => None,
+            SnapshotterKind::Auto | SnapshotterKind::Overlayfs => Overlay::new(&self.snapshots),
+        };
+        self.snapshotter = match overlay {
+            Some(overlay) => Arc::new(overlay),
+            None => Arc::new(Native::new(&self.snapshots)),
         };
         self
     }
 
     /// The snapshotter in use: `overlayfs` or `native`.
     pub fn snapshotter(&self) -> &'static str {
-        if self.overlay { "overlayfs" } else { "native" }
+        self.snapshotter.name()
+    }
+
+    /// The snapshotter itself, for the cache store that must mount the trees it hands back.
+    pub fn snapshots(&self) -> Arc<dyn Snapshotter> {
+        self.snapshotter.clone()
     }
 
     /// Sets the SSH agent sockets RUN steps may mount, by id.
@@ -199,27 +212,63 @@ impl Worker {
 
     /// A new snapshot starting as `base` (or empty): an overlay on it, or a copy of it.
     fn derive(&self, base: Option<&Path>) -> Result<PathBuf, Error> {
-        if self.overlay {
-            std::fs::create_dir_all(&self.snapshots).map_err(|source| Error::Io {
-                path: self.snapshots.clone(),
-                source,
-            })?;
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            return Ok(crate::snapshot::overlay::prepare(
-                &self.snapshots,
-                &id,
-                base,
-            )?);
+        Ok(self.snapshotter.prepare(base)?)
+    }
+
+    /// The directory of `input`, mounted or built for this process.
+    fn materialise(&self, input: &Ref) -> Result<PathBuf, Error> {
+        if let Some(path) = input.path() {
+            self.snapshotter.mount(&path)?;
+            return Ok(path);
         }
-        let path = self.fresh()?;
-        if let Some(base) = base {
-            std::fs::remove_dir(&path).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
-            crate::snapshot::copy_tree(base, &path)?;
-        }
-        Ok(path)
+        // Only a lazy base image layer has no tree yet; its blob is in the state root's store.
+        let store = crate::content::Store::open(&self.root)?;
+        Ok(input.materialise(self.snapshotter.as_ref(), &store)?)
+    }
+
+    /// The ref for the tree a source op produced at `path`: for a base image, the chain of
+    /// its layer blobs (already in the state root's store when this returns) with `path` as
+    /// the top one's tree; for anything else, a tree that adds no layer of its own.
+    fn source_ref(&self, vertex: &Vertex, op: &SourceOp, path: PathBuf) -> Result<Ref, Error> {
+        let platform = vertex
+            .platform
+            .clone()
+            .unwrap_or_else(crate::platform::Platform::host);
+        let blob = |digest, media_type: &str, size, diff_id| Blob {
+            digest,
+            media_type: media_type.to_owned(),
+            size,
+            diff_id,
+        };
+        let blobs: Vec<Blob> = match Source::parse(op)? {
+            Source::OciLayout { dir, selector } => {
+                let layout = OciLayout::open(Path::new(&dir))?;
+                let image = layout.resolve(&selector, &platform)?;
+                // Exports reuse these blobs as they are, so they join the state root's store.
+                layout.import(&image, &crate::content::Store::open(&self.root)?)?;
+                (image.layers.iter().zip(image.diff_ids))
+                    .map(|(l, diff_id)| blob(l.digest, &l.media_type, l.size, diff_id))
+                    .collect()
+            }
+            Source::Image { reference } => {
+                let images = match &self.images {
+                    Some(images) => images.clone(),
+                    None => Arc::new(Puller::from_env(&self.root, false)?),
+                };
+                let image = images.pulled(&reference, &platform)?;
+                (image.layers.iter().zip(image.diff_ids))
+                    .map(|(l, diff_id)| blob(l.digest, &l.media_type, l.size, diff_id))
+                    .collect()
+            }
+            _ => return Ok(Ref::new(path, None, Layer::Empty)),
+        };
+        let Some((top, below)) = blobs.split_last() else {
+            return Ok(Ref::new(path, None, Layer::Empty));
+        };
+        let parent = below
+            .iter()
+            .fold(None, |parent, blob| Some(Ref::lazy(parent, blob.clone())));
+        Ok(Ref::new(path, parent, Layer::Blob(top.clone())))
     }
 
     fn source(&self, vertex: &Vertex, op: &SourceOp) -> Result<PathBuf, Error> {
@@ -347,7 +396,7 @@ impl Worker {
 }
 
 impl OpExec for Worker {
-    type Ref = Snapshot;
+    type Ref = Ref;
     type Error = Error;
 
     fn cache_map(&self, vertex: &Vertex, context: &Context<'_>) -> Result<CacheMap, Error> {
@@ -413,7 +462,7 @@ impl OpExec for Worker {
         &self,
         vertex: &Vertex,
         index: usize,
-        input: &Snapshot,
+        input: &Ref,
         context: &Context<'_>,
     ) -> Result<Option<crate::digest::Digest>, Error> {
         let _ = context;
@@ -423,7 +472,8 @@ impl OpExec for Worker {
         let Some(selectors) = copy_sources(op).remove(&index) else {
             return Ok(None);
         };
-        let source = LocalSource::new(input, &crate::source::local::LocalOptions::default())?;
+        let input = self.materialise(input)?;
+        let source = LocalSource::new(&input, &crate::source::local::LocalOptions::default())?;
         let selectors: Vec<&str> = selectors.iter().map(String::as_str).collect();
         let mut cache = crate::source::StatCache::in_memory();
         match source.checksum(&selectors, &mut cache) {
@@ -440,27 +490,45 @@ impl OpExec for Worker {
     fn exec(
         &self,
         vertex: &Vertex,
-        inputs: Vec<Snapshot>,
+        inputs: Vec<Ref>,
         context: &Context<'_>,
-    ) -> Result<Vec<Snapshot>, Error> {
-        for input in &inputs {
-            crate::snapshot::overlay::ensure_mounted(input)?;
-        }
+    ) -> Result<Vec<Ref>, Error> {
+        let trees: Vec<Snapshot> = inputs
+            .iter()
+            .map(|input| self.materialise(input).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        // The parent is the input the new tree starts as; its layers sit below this one's.
+        let input = |index: Option<usize>| index.and_then(|i| inputs.get(i)).cloned();
         let result = match vertex.op.as_ref() {
-            Op::Source(op) => self.source(vertex, op)?,
-            Op::Exec(op) => self.exec_op(op, &inputs, context)?,
-            Op::File(op) => self.file_op(op, &inputs)?,
+            Op::Source(op) => {
+                let path = self.source(vertex, op)?;
+                self.snapshotter.commit(&path)?;
+                self.source_ref(vertex, op, path)?
+            }
+            Op::Exec(op) => {
+                let path = self.exec_op(op, &trees, context)?;
+                self.snapshotter.commit(&path)?;
+                Ref::new(path, input(root_input(op)), Layer::Diff)
+            }
+            Op::File(op) => {
+                let path = self.file_op(op, &trees)?;
+                self.snapshotter.commit(&path)?;
+                Ref::new(path, input(op.base), Layer::Diff)
+            }
             Op::Merge(_) => {
                 let root = self.fresh()?;
-                let paths: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+                let paths: Vec<&Path> = trees.iter().map(|p| p.as_path()).collect();
                 crate::ops::merge::apply(&root, &paths)?;
-                root
+                self.snapshotter.commit(&root)?;
+                // `COPY --link`: the first input is the chain below, each later one a layer.
+                let above = inputs.iter().skip(1).cloned().collect();
+                Ref::new(root, inputs.first().cloned(), Layer::Merge(above))
             }
         };
-        // From now on the result is read-only and may be a lower layer of other snapshots.
-        crate::snapshot::overlay::commit(&result)?;
-        crate::snapshot::usage::record_size(&result);
-        Ok(vec![Arc::new(result)])
+        if let Some(path) = result.path() {
+            crate::snapshot::usage::record_size(&path);
+        }
+        Ok(vec![result])
     }
 }
 
@@ -490,10 +558,10 @@ fn copy_sources(op: &FileOp) -> BTreeMap<usize, Vec<String>> {
     sources
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if self.overlay {
-            crate::snapshot::overlay::unmount_all(&self.snapshots);
-        }
-    }
+/// The input an exec op's root filesystem starts as.
+fn root_input(op: &ExecOp) -> Option<usize> {
+    op.mounts
+        .iter()
+        .find(|m| m.dest == "/")
+        .and_then(|m| m.input)
 }

@@ -1,172 +1,84 @@
-//! The [`Snapshotter`] trait and its native implementation, which gives every snapshot a full
-//! copy of its parent (reflinked where the filesystem can). Part of `snapshot`.
+//! The native [`Snapshotter`]: every tree is a full copy of its parent (reflinked where the
+//! filesystem can), so it works on any filesystem at the cost of a copy per step. Part of
+//! `snapshot`.
 //!
-//! Layout: `<root>/snapshots/native/<key>/fs` is the tree, `<key>/parent` names the parent and
-//! `<key>/committed` marks a read-only snapshot. A snapshot is built under a temp name and
-//! renamed into place, so a crash never leaves a half copy under a real key, and two processes
-//! preparing the same key get one winner and one [`Error::Exists`].
+//! Layout: `<dir>/<id>` is the tree itself. A half-copied tree left by a crash is never named
+//! by a cache entry, so garbage collection removes it like any unnamed snapshot.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
 
 use super::diff::read_xattrs;
-use super::{DiffOptions, Error, Result, diff};
+use super::{Error, Result, Snapshotter, new_id};
 
-/// Prepares mutable directories from committed parents and turns them into layers.
-pub trait Snapshotter {
-    /// Creates the active snapshot `key` as a copy of the committed `parent` (or empty) and
-    /// returns the directory to mutate.
-    fn prepare(&self, key: &str, parent: Option<&str>) -> Result<PathBuf>;
-    /// Makes the active snapshot `key` read-only; only committed snapshots can be parents.
-    fn commit(&self, key: &str) -> Result<()>;
-    /// Deletes the snapshot `key`.
-    fn remove(&self, key: &str) -> Result<()>;
-    /// Returns the directory holding the tree of `key`.
-    fn path(&self, key: &str) -> Result<PathBuf>;
-    /// Writes the layer that turns the parent of `key` into `key` to `out`.
-    fn diff(&self, key: &str, out: &mut dyn Write, options: &DiffOptions) -> Result<()>;
-}
-
-/// The copying snapshotter: works on any filesystem, costs a full copy per snapshot.
+/// The copying snapshotter.
 #[derive(Debug, Clone)]
 pub struct Native {
-    root: PathBuf,
+    dir: PathBuf,
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl Native {
-    /// Uses `<state_root>/snapshots/native`, creating it if needed.
-    pub fn new(state_root: &Path) -> Result<Self> {
-        let root = state_root.join("snapshots").join("native");
-        fs::create_dir_all(&root).map_err(io_error("create", &root))?;
-        Ok(Self { root })
-    }
-
-    fn directory(&self, key: &str) -> Result<PathBuf> {
-        if key.is_empty() || key.contains('/') || key.starts_with('.') {
-            return Err(Error::InvalidKey(key.to_owned()));
-        }
-        Ok(self.root.join(key))
-    }
-
-    fn existing(&self, key: &str) -> Result<PathBuf> {
-        let directory = self.directory(key)?;
-        if !directory.is_dir() {
-            return Err(Error::NotFound(key.to_owned()));
-        }
-        Ok(directory)
-    }
-
-    fn is_committed(directory: &Path) -> bool {
-        directory.join("committed").exists()
-    }
-
-    fn parent(&self, key: &str) -> Result<Option<String>> {
-        let path = self.existing(key)?.join("parent");
-        match fs::read_to_string(&path) {
-            Ok(parent) => Ok(Some(parent)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io {
-                action: "read",
-                path,
-                source,
-            }),
+    /// Keeps trees under `dir` (created on first use).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
         }
     }
 }
 
 impl Snapshotter for Native {
-    fn prepare(&self, key: &str, parent: Option<&str>) -> Result<PathBuf> {
-        let directory = self.directory(key)?;
-        if directory.exists() {
-            return Err(Error::Exists(key.to_owned()));
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn prepare(&self, parent: Option<&Path>) -> Result<PathBuf> {
+        fs::create_dir_all(&self.dir).map_err(io_error("create", &self.dir))?;
+        let path = self.dir.join(new_id());
+        match parent {
+            Some(parent) => copy_tree(parent, &path)?,
+            None => fs::create_dir(&path).map_err(io_error("create", &path))?,
         }
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = self
-            .root
-            .join(format!(".tmp-{}-{count}-{key}", std::process::id()));
-        let result = (|| {
-            fs::create_dir(&temp).map_err(io_error("create", &temp))?;
-            match parent {
-                Some(parent) => {
-                    let parent_directory = self.existing(parent)?;
-                    if !Self::is_committed(&parent_directory) {
-                        return Err(Error::State {
-                            key: parent.to_owned(),
-                            state: "active, not committed",
-                        });
-                    }
-                    copy_tree(&parent_directory.join("fs"), &temp.join("fs"))?;
-                    let parent_file = temp.join("parent");
-                    fs::write(&parent_file, parent).map_err(io_error("write", &parent_file))?;
-                }
-                None => fs::create_dir(temp.join("fs")).map_err(io_error("create", &temp))?,
-            }
-            // rename(2) onto an existing non-empty directory fails, so a concurrent prepare of
-            // the same key loses cleanly instead of mixing two trees.
-            fs::rename(&temp, &directory).map_err(|source| match source.kind() {
-                io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty => {
-                    Error::Exists(key.to_owned())
-                }
-                _ => Error::Io {
-                    action: "rename",
-                    path: directory.clone(),
-                    source,
-                },
-            })
-        })();
-        if result.is_err() {
-            let _ = fs::remove_dir_all(&temp);
+        Ok(path)
+    }
+
+    fn commit(&self, path: &Path) -> Result<()> {
+        // A copy is never shared with a running step, so there is nothing to seal.
+        let _ = path;
+        Ok(())
+    }
+
+    fn mount(&self, path: &Path) -> Result<()> {
+        if super::overlay::is_snapshot(path) {
+            return Err(Error::Foreign(path.to_owned()));
         }
-        result.map(|()| directory.join("fs"))
-    }
-
-    fn commit(&self, key: &str) -> Result<()> {
-        let marker = self.existing(key)?.join("committed");
-        match File::create_new(&marker) {
-            Ok(file) => file.sync_all().map_err(io_error("fsync", &marker)),
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(Error::State {
-                key: key.to_owned(),
-                state: "already committed",
-            }),
-            Err(source) => Err(Error::Io {
-                action: "create",
-                path: marker,
-                source,
-            }),
+        if !path.is_dir() {
+            return Err(Error::NotFound(path.display().to_string()));
         }
+        Ok(())
     }
 
-    fn remove(&self, key: &str) -> Result<()> {
-        let directory = self.existing(key)?;
-        // Rename first so the key disappears at once; the slow delete cannot be seen half done.
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let doomed = self
-            .root
-            .join(format!(".rm-{}-{count}-{key}", std::process::id()));
-        fs::rename(&directory, &doomed).map_err(io_error("rename", &directory))?;
-        fs::remove_dir_all(&doomed).map_err(io_error("delete", &doomed))
+    fn remove(&self, path: &Path) -> Result<()> {
+        remove_snapshot(path)
     }
+}
 
-    fn path(&self, key: &str) -> Result<PathBuf> {
-        Ok(self.existing(key)?.join("fs"))
+/// Deletes the snapshot directory holding the tree at `path` and its side files; renamed
+/// first so the tree disappears at once and a slow delete is never seen half done.
+pub(super) fn remove_snapshot(path: &Path) -> Result<()> {
+    let snapshot = super::usage::snapshot_dir(path);
+    let mut doomed = snapshot.as_os_str().to_owned();
+    doomed.push(".removing");
+    let doomed = PathBuf::from(doomed);
+    fs::rename(snapshot, &doomed).map_err(io_error("rename", snapshot))?;
+    for side in ["size", "used"] {
+        let _ = fs::remove_file(super::usage::side_file(snapshot, side));
     }
-
-    fn diff(&self, key: &str, out: &mut dyn Write, options: &DiffOptions) -> Result<()> {
-        let upper = self.path(key)?;
-        let lower = self
-            .parent(key)?
-            .map(|parent| self.path(&parent))
-            .transpose()?;
-        diff(lower.as_deref(), &upper, out, options).map(drop)
-    }
+    fs::remove_dir_all(&doomed).map_err(io_error("delete", &doomed))
 }
 
 /// Copies the tree `source` to `target` (which must not exist) preserving type, mode, owner,

@@ -9,9 +9,9 @@
 //! read-write overlay; once it is done it is remounted read-only with `upper/` as its top
 //! lower layer, so a committed snapshot can be the lower layer of others without sharing an
 //! upper directory between mounts. A snapshot found again in a later process is mounted on
-//! first use ([`ensure_mounted`]).
+//! first use ([`Snapshotter::mount`]).
 //!
-//! Mounts live in a private mount namespace ([`private_mount_namespace`]) so that they vanish
+//! Mounts live in a private mount namespace (entered by [`Overlay::new`]) so that they vanish
 //! with the process, even after `kill -9`, and never show up on the host.
 
 use std::fs;
@@ -21,7 +21,63 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
-use super::{Error, Result};
+use super::{Error, Result, Snapshotter, new_id};
+
+/// The overlayfs snapshotter: a step's tree is a mount over its parent's layers.
+#[derive(Debug)]
+pub struct Overlay {
+    dir: PathBuf,
+}
+
+impl Overlay {
+    /// Keeps snapshots under `dir` when overlayfs works there for this process: it must be
+    /// allowed a private mount namespace (so mounts end with it) and the filesystem must take
+    /// overlay upper directories. Moves the calling thread into that namespace; `None` means
+    /// overlays cannot be used and nothing was mounted.
+    pub fn new(dir: &Path) -> Option<Self> {
+        (fs::create_dir_all(dir).is_ok() && private_mount_namespace() && supported(dir)).then(
+            || Self {
+                dir: dir.to_owned(),
+            },
+        )
+    }
+}
+
+impl Snapshotter for Overlay {
+    fn name(&self) -> &'static str {
+        "overlayfs"
+    }
+
+    fn prepare(&self, parent: Option<&Path>) -> Result<PathBuf> {
+        fs::create_dir_all(&self.dir).map_err(io_error("create", &self.dir))?;
+        prepare(&self.dir, &new_id(), parent)
+    }
+
+    fn commit(&self, path: &Path) -> Result<()> {
+        commit(path)
+    }
+
+    fn mount(&self, path: &Path) -> Result<()> {
+        if !path.is_dir() {
+            return Err(Error::NotFound(path.display().to_string()));
+        }
+        ensure_mounted(path)
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        while snapshot_of(path).is_some() && is_mount_point(path) {
+            rustix::mount::unmount(path, UnmountFlags::DETACH)
+                .map_err(|e| io_error("unmount", path)(e.into()))?;
+        }
+        super::native::remove_snapshot(path)
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        unmount_all(&self.dir);
+    }
+}
 
 /// The kernel takes mount options as one page; longer layer lists are flattened into a copy.
 const MAX_OPTIONS: usize = 4000;
@@ -38,7 +94,7 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 /// whose mounts do not propagate to the host. Returns `false` when that is not allowed (not
 /// root), in which case overlay snapshots must not be used.
 #[allow(unsafe_code, reason = "unshare(2) has no safe wrapper in rustix 1.x")]
-pub fn private_mount_namespace() -> bool {
+fn private_mount_namespace() -> bool {
     // SAFETY: only CLONE_NEWNS (and the CLONE_FS it implies) is unshared, never
     // CLONE_FILES, so no thread can lose access to file descriptors; the new namespace
     // applies to this thread and the threads it spawns afterwards (the solver's pool).
@@ -55,7 +111,7 @@ pub fn private_mount_namespace() -> bool {
 
 /// Whether overlayfs works for snapshots under `dir` (kernel support, privileges, and an
 /// upper filesystem that can hold whiteouts): mounts a tiny overlay there and removes it.
-pub fn supported(dir: &Path) -> bool {
+fn supported(dir: &Path) -> bool {
     let Ok(probe) = tempfile::Builder::new().prefix(".probe-").tempdir_in(dir) else {
         return false;
     };
@@ -89,6 +145,11 @@ fn mount(target: &Path, data: &str, flags: MountFlags) -> io::Result<()> {
     let data = std::ffi::CString::new(data).map_err(|_| io::ErrorKind::InvalidInput)?;
     rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
         .map_err(io::Error::from)
+}
+
+/// Whether the tree at `path` is an overlay snapshot's mount point.
+pub(super) fn is_snapshot(path: &Path) -> bool {
+    snapshot_of(path).is_some()
 }
 
 /// The snapshot directory holding `merged` when `merged` is an overlay snapshot.
@@ -137,7 +198,7 @@ fn is_mount_point(path: &Path) -> bool {
 /// Creates a snapshot under `dir` whose tree starts as `base` (or empty), mounted
 /// read-write, and returns its `merged` directory. A base whose layer list no longer fits
 /// in the mount options is copied into a single new layer first.
-pub fn prepare(dir: &Path, id: &str, base: Option<&Path>) -> Result<PathBuf> {
+fn prepare(dir: &Path, id: &str, base: Option<&Path>) -> Result<PathBuf> {
     let snapshot = dir.join(id);
     let [upper, work, merged] = ["upper", "work", "merged"].map(|name| snapshot.join(name));
     fs::create_dir_all(&snapshot).map_err(io_error("create", &snapshot))?;
@@ -183,7 +244,7 @@ pub fn prepare(dir: &Path, id: &str, base: Option<&Path>) -> Result<PathBuf> {
 
 /// Ends the writable phase of the snapshot at `merged`: remounts it read-only over its own
 /// layers, so its upper directory is only ever a lower layer from now on.
-pub fn commit(merged: &Path) -> Result<()> {
+fn commit(merged: &Path) -> Result<()> {
     if snapshot_of(merged).is_none() {
         return Ok(());
     }
@@ -194,14 +255,19 @@ pub fn commit(merged: &Path) -> Result<()> {
 
 /// Mounts the committed snapshot at `merged` (read-only) if this process has not yet; a
 /// native directory needs nothing.
-pub fn ensure_mounted(merged: &Path) -> Result<()> {
+fn ensure_mounted(merged: &Path) -> Result<()> {
     if snapshot_of(merged).is_none() || is_mount_point(merged) {
         return Ok(());
     }
     let mut layers = layers_of(merged)?;
     if layers.len() == 1 {
-        // A read-only overlay needs two layers; the empty lower of the snapshot will do.
-        let empty = merged.with_file_name("empty");
+        // A read-only overlay needs two layers; the empty lower of the snapshot will do, or
+        // its (empty) upper directory when that lower is the only layer already: naming one
+        // directory twice fails with ELOOP.
+        let mut empty = merged.with_file_name("empty");
+        if layers[0] == empty {
+            empty = merged.with_file_name("upper");
+        }
         fs::create_dir_all(&empty).map_err(io_error("create", &empty))?;
         layers.push(empty);
     }
@@ -227,42 +293,70 @@ pub fn unmount_all(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::Native;
 
-    fn usable(dir: &Path) -> bool {
-        rustix::process::geteuid().is_root() && private_mount_namespace() && supported(dir)
+    /// Builds `a` (two files), then `b` on `a` (adds one, deletes one), checks what each sees,
+    /// then `forget` (a later process) and reads `b` again after [`Snapshotter::mount`].
+    fn chain_sees_every_layer_and_deletions(snapshotter: &dyn Snapshotter, forget: &dyn Fn()) {
+        let a = snapshotter.prepare(None).unwrap();
+        fs::write(a.join("one"), "1").unwrap();
+        fs::write(a.join("gone"), "x").unwrap();
+        snapshotter.commit(&a).unwrap();
+        let b = snapshotter.prepare(Some(&a)).unwrap();
+        fs::write(b.join("two"), "2").unwrap();
+        fs::remove_file(b.join("gone")).unwrap();
+        snapshotter.commit(&b).unwrap();
+        assert_eq!(fs::read_to_string(b.join("one")).unwrap(), "1");
+        assert_eq!(fs::read_to_string(b.join("two")).unwrap(), "2");
+        assert!(!b.join("gone").exists());
+        assert!(a.join("gone").exists(), "the parent is untouched");
+        assert!(!a.join("two").exists(), "the parent is untouched");
+        forget();
+        snapshotter.mount(&b).unwrap();
+        assert_eq!(fs::read_to_string(b.join("one")).unwrap(), "1");
+        assert!(!b.join("gone").exists());
+        snapshotter.remove(&b).unwrap();
+        assert!(!b.exists());
+        assert!(snapshotter.mount(&b).is_err(), "a removed tree is gone");
+        snapshotter.mount(&a).unwrap();
+        assert_eq!(fs::read_to_string(a.join("one")).unwrap(), "1");
     }
 
     #[test]
-    fn a_chain_of_snapshots_sees_every_layer_and_deletions() {
+    fn a_native_chain_sees_every_layer_and_deletions() {
+        let dir = tempfile::tempdir().unwrap();
+        let native = Native::new(&dir.path().join("snapshots"));
+        chain_sees_every_layer_and_deletions(&native, &|| {});
+    }
+
+    #[test]
+    fn an_overlay_chain_sees_every_layer_and_deletions() {
         // Its own thread, so the private mount namespace stays with this test.
         std::thread::spawn(|| {
             let dir = tempfile::tempdir().unwrap();
-            if !usable(dir.path()) {
+            let snapshots = dir.path().join("snapshots");
+            if !rustix::process::geteuid().is_root() {
                 return;
             }
-            let a = prepare(dir.path(), "a", None).unwrap();
-            fs::write(a.join("one"), "1").unwrap();
-            fs::write(a.join("gone"), "x").unwrap();
-            commit(&a).unwrap();
+            let Some(overlay) = Overlay::new(&snapshots) else {
+                return;
+            };
+            let a = overlay.prepare(None).unwrap();
+            overlay.commit(&a).unwrap();
             assert!(
-                fs::write(a.join("two"), "2").is_err(),
+                fs::write(a.join("x"), "").is_err(),
                 "committed is read-only"
             );
-            let b = prepare(dir.path(), "b", Some(&a)).unwrap();
-            fs::write(b.join("two"), "2").unwrap();
-            fs::remove_file(b.join("gone")).unwrap();
-            commit(&b).unwrap();
-            assert_eq!(fs::read_to_string(b.join("one")).unwrap(), "1");
-            assert_eq!(fs::read_to_string(b.join("two")).unwrap(), "2");
-            assert!(!b.join("gone").exists());
-            assert!(a.join("gone").exists(), "the parent is untouched");
-            // A later process mounts the committed snapshots again on first use.
-            unmount_all(dir.path());
-            assert!(!b.join("one").exists());
-            ensure_mounted(&b).unwrap();
-            assert_eq!(fs::read_to_string(b.join("one")).unwrap(), "1");
-            assert!(!b.join("gone").exists());
-            unmount_all(dir.path());
+            chain_sees_every_layer_and_deletions(&overlay, &|| {
+                unmount_all(&snapshots);
+            });
+            // A native worker never reads an overlay tree as if it were a plain directory.
+            assert!(matches!(
+                Native::new(&snapshots).mount(&a),
+                Err(Error::Foreign(_))
+            ));
+            drop(overlay);
+            assert!(!is_mount_point(&a), "dropping the snapshotter unmounts");
         })
         .join()
         .unwrap();

@@ -1,5 +1,5 @@
-//! Layer application (including a corpus of hostile layers), tree diffs and the native
-//! snapshotter.
+//! Layer application (including a corpus of hostile layers), tree diffs and the native and
+//! overlayfs snapshotters.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -558,38 +558,20 @@ fn source_date_epoch_clamps_mtimes() {
     }
 }
 
-#[test]
-fn native_snapshotter_prepares_commits_diffs_and_removes() {
-    let dir = tempfile::tempdir().unwrap();
-    let snapshotter = Native::new(dir.path()).unwrap();
-    let base = snapshotter.prepare("base", None).unwrap();
+/// Prepares a base and a child of it through `snapshotter`, diffs them as an export does,
+/// then removes the child.
+fn snapshotter_prepares_commits_diffs_and_removes(snapshotter: &dyn Snapshotter) {
+    let base = snapshotter.prepare(None).unwrap();
     fs::write(base.join("a"), b"a").unwrap();
-    assert!(matches!(
-        snapshotter.prepare("child", Some("base")),
-        Err(snapshot::Error::State { .. })
-    ));
-    snapshotter.commit("base").unwrap();
-    assert!(matches!(
-        snapshotter.commit("base"),
-        Err(snapshot::Error::State { .. })
-    ));
-    assert!(matches!(
-        snapshotter.prepare("base", None),
-        Err(snapshot::Error::Exists(_))
-    ));
-    assert!(matches!(
-        snapshotter.prepare("../x", None),
-        Err(snapshot::Error::InvalidKey(_))
-    ));
-
-    let child = snapshotter.prepare("child", Some("base")).unwrap();
+    snapshotter.commit(&base).unwrap();
+    let child = snapshotter.prepare(Some(&base)).unwrap();
+    assert_ne!(child, base);
     assert_eq!(fs::read(child.join("a")).unwrap(), b"a");
     fs::remove_file(child.join("a")).unwrap();
     fs::write(child.join("b"), b"b").unwrap();
-    let mut layer_bytes = Vec::new();
-    snapshotter
-        .diff("child", &mut layer_bytes, &DiffOptions::default())
-        .unwrap();
+    snapshotter.commit(&child).unwrap();
+    let layer_bytes =
+        snapshot::diff(Some(&base), &child, Vec::new(), &DiffOptions::default()).unwrap();
     let names: Vec<_> = tar::Archive::new(layer_bytes.as_slice())
         .entries()
         .unwrap()
@@ -603,14 +585,37 @@ fn native_snapshotter_prepares_commits_diffs_and_removes() {
         })
         .collect();
     assert_eq!(names, [".wh.a", "b"]);
-    assert_eq!(
-        fs::read(snapshotter.path("base").unwrap().join("a")).unwrap(),
-        b"a"
-    );
+    assert_eq!(fs::read(base.join("a")).unwrap(), b"a");
 
-    snapshotter.remove("child").unwrap();
+    snapshotter.remove(&child).unwrap();
     assert!(matches!(
-        snapshotter.path("child"),
+        snapshotter.mount(&child),
         Err(snapshot::Error::NotFound(_))
     ));
+    snapshotter.mount(&base).unwrap();
+}
+
+#[test]
+fn native_snapshotter_prepares_commits_diffs_and_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    snapshotter_prepares_commits_diffs_and_removes(&Native::new(dir.path()));
+}
+
+#[test]
+fn overlay_snapshotter_prepares_commits_diffs_and_removes() {
+    // Its own thread: the overlay snapshotter moves it into a private mount namespace.
+    std::thread::spawn(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let overlay = rustix::process::geteuid()
+            .is_root()
+            .then(|| snapshot::Overlay::new(dir.path()))
+            .flatten();
+        let Some(overlay) = overlay else {
+            eprintln!("skipping: overlayfs snapshots need root and a filesystem that takes them");
+            return;
+        };
+        snapshotter_prepares_commits_diffs_and_removes(&overlay);
+    })
+    .join()
+    .unwrap();
 }

@@ -26,6 +26,7 @@ mod graph;
 mod layer;
 mod output;
 mod print;
+mod rebuild;
 mod registry;
 mod registry_build;
 mod registry_push;
