@@ -13,6 +13,7 @@ pub mod local;
 pub mod oci_layout;
 pub mod scratch;
 mod stat_cache;
+mod unpack;
 
 pub use stat_cache::StatCache;
 
