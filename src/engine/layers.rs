@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use crate::cache::local::LocalCache;
 use crate::content::Store;
 use crate::digest::Digest;
-use crate::exporter::{Descriptor, Layer};
+use crate::exporter::Layer;
 use crate::graph::{Definition, Edge, Op, Vertex};
+use crate::oci::Descriptor;
 use crate::platform::Platform;
 use crate::solver::CacheStore;
 use crate::source::image::Puller;
@@ -130,20 +131,14 @@ fn image_layers(
         .layers
         .iter()
         .zip(&image.diff_ids)
-        .map(|(d, diff_id)| blob(&d.media_type, d.digest.to_string(), d.size, diff_id))
+        .map(|(d, diff_id)| blob(&d.media_type, d.digest, d.size, diff_id))
         .collect())
 }
 
 /// A base image layer already in the store.
-fn blob(media_type: &str, digest: String, size: u64, diff_id: &impl ToString) -> Layer {
+fn blob(media_type: &str, digest: Digest, size: u64, diff_id: &impl ToString) -> Layer {
     Layer::Blob {
-        descriptor: Descriptor {
-            media_type: media_type.to_owned(),
-            digest,
-            size,
-            annotations: BTreeMap::new(),
-            platform: None,
-        },
+        descriptor: Descriptor::new(media_type, digest, size),
         diff_id: diff_id.to_string(),
     }
 }
@@ -159,6 +154,6 @@ fn layout_layers(reference: &str, store: &Store, platform: &Platform) -> Result<
         .layers
         .iter()
         .zip(&image.diff_ids)
-        .map(|(d, diff_id)| blob(&d.media_type, d.digest.to_string(), d.size, diff_id))
+        .map(|(d, diff_id)| blob(&d.media_type, d.digest, d.size, diff_id))
         .collect())
 }
