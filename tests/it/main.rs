@@ -22,6 +22,7 @@ mod export;
 mod fileop;
 mod graph;
 mod layer;
+mod platform_select;
 mod print;
 mod registry;
 mod registry_build;
