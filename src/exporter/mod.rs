@@ -105,7 +105,8 @@ pub enum Error {
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::Error),
     /// Pushing the image to a registry failed.
-    #[error("failed to push `{name}`")]
+    // The causes are in the message too: the engine reports export errors as one line.
+    #[error("failed to push `{name}`: {}", source.with_causes())]
     Push {
         /// The image name being pushed.
         name: String,

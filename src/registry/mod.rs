@@ -167,6 +167,26 @@ pub enum Error {
 /// The result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    /// Returns the message followed by every cause (``failed to fetch manifest from `host`:
+    /// io: Connection refused (os error 111)``), for reports that show a single line. No cause
+    /// carries a secret: credentials travel in headers and request bodies, never in URLs.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            let message = error.to_string();
+            // ureq repeats its inner error in its own message; skip a cause already shown.
+            if !text.ends_with(&message) {
+                text.push_str(": ");
+                text.push_str(&message);
+            }
+            cause = error.source();
+        }
+        text
+    }
+}
+
 /// Settings for one registry host, with BuildKit's `[registry."host"]` meaning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostOptions {

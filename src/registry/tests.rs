@@ -108,3 +108,24 @@ fn a_pinned_digest_that_does_not_match_is_refused() {
     let error = client.resolve(&reference).expect_err("mismatch");
     assert!(matches!(error, Error::DigestMismatch { .. }), "{error}");
 }
+
+#[test]
+fn with_causes_names_the_transport_error_once_and_keeps_it_as_source() {
+    let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+    let error = Error::Connect {
+        action: "fetch manifest from",
+        host: "127.0.0.1:1".to_owned(),
+        source: Box::new(ureq::Error::Io(refused)),
+    };
+    let text = error.with_causes();
+    assert!(
+        text.starts_with("failed to fetch manifest from `127.0.0.1:1`: "),
+        "{text}"
+    );
+    assert_eq!(text.matches("connection refused").count(), 1, "{text}");
+    assert_eq!(
+        error.to_string(),
+        "failed to fetch manifest from `127.0.0.1:1`"
+    );
+    assert!(std::error::Error::source(&error).is_some());
+}

@@ -158,12 +158,13 @@ pub enum Error {
         source: Box<crate::content::Error>,
     },
     /// Pulling an image from a registry failed.
-    // The cause is in the message too: the engine reports build errors as one line.
-    #[error("failed to pull `{reference}`: {source}")]
+    // The causes are in the message too: the engine reports build errors as one line.
+    #[error("failed to pull `{reference}`: {}", source.with_causes())]
     Pull {
         /// The image reference.
         reference: String,
         /// The registry client's error.
+        #[source]
         source: Box<crate::registry::Error>,
     },
     /// Applying a layer failed.

@@ -26,6 +26,7 @@ mod platform_select;
 mod print;
 mod registry;
 mod registry_build;
+mod registry_errors;
 mod registry_push;
 mod schema;
 mod solver;
