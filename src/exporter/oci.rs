@@ -17,12 +17,10 @@ use super::{
 };
 use crate::buildflags::ExportEntry;
 use crate::digest::Digest;
-use crate::oci::{Descriptor, Index, media_types};
+use crate::oci::{Descriptor, Index, REF_NAME_ANNOTATION, media_types};
 
 /// `index.json` annotation holding the full image name.
 const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
-/// `index.json` annotation holding the tag.
-const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// The `oci-layout` file's content.
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::platform::Platform;
 
+/// The annotation that carries a manifest's tag in a layout's `index.json`.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
 /// A content descriptor: what a manifest or index points at.
 // Compat: ocispecs v1.Descriptor: fields in Go's order, empty ones omitted as Go omits them,
 // so the JSON we write matches BuildKit's byte for byte.

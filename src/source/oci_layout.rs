@@ -16,11 +16,11 @@ use super::unpack::{Blobs, HashingReader, unpack_layers};
 use super::{Error, Result, io_error};
 use crate::content;
 use crate::digest::Digest;
-use crate::oci::{self, Descriptor, Index, Manifest, media_types, platform_list, select_platform};
+use crate::oci::{
+    self, Descriptor, Index, Manifest, REF_NAME_ANNOTATION, media_types, platform_list,
+    select_platform,
+};
 use crate::platform::Platform;
-
-/// The annotation that carries a manifest's tag in `index.json`.
-pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 /// Manifests and indexes are small; anything larger is refused before it is read.
 const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
