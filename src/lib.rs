@@ -41,6 +41,10 @@
 //! 3. [`frontend::dockerfile`] lowers a Dockerfile to a `graph::Definition`.
 //! 4. The solver, workers, store and exporters (issue #4) run the definitions.
 //!
+//! The OCI image documents (descriptors, manifests, indexes, the image config, media types
+//! and choosing an index entry for a platform) live only in [`oci`]: registry pulls,
+//! `oci-layout://` sources and exporters all read and write those types.
+//!
 //! Only [`cli`] writes to stdout and stderr.
 
 pub mod bake;

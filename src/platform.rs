@@ -74,6 +74,57 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Ranks `candidate` (an image's platform as written, not normalised) as a base for this
+    /// wanted platform: `Some(0)` for the exact os/arch/variant, `Some(1)` for a spelling
+    /// that normalises to it (`arm64` for `arm64/v8`, `arm` for `arm/v7`), then higher ranks
+    /// for older variants the wanted one can run (`arm/v6` for `arm/v7`, `amd64/v2` for
+    /// `amd64/v3`); `None` when it cannot be used. `unknown` platforms (attestation
+    /// manifests) never match.
+    // Compat: containerd platforms.Only (platformVector + Ordered): the same fallbacks within
+    // one architecture, with an exact variant preferred over an equivalent spelling.
+    // Diverges: containerd also falls back from `amd64` to `386` and from `arm64` to `arm`;
+    // we never pick another architecture, so a base is never silently a 32-bit image.
+    pub fn match_rank(&self, candidate: &Platform) -> Option<usize> {
+        if candidate.os.eq_ignore_ascii_case("unknown")
+            || candidate.architecture.eq_ignore_ascii_case("unknown")
+        {
+            return None;
+        }
+        let wanted = self.clone().normalize();
+        let normalized = candidate.clone().normalize();
+        if normalized.os != wanted.os || normalized.architecture != wanted.architecture {
+            return None;
+        }
+        if normalized.variant == wanted.variant {
+            let as_written = |p: &Platform| {
+                (
+                    p.architecture.to_lowercase(),
+                    p.variant.as_deref().map(str::to_lowercase),
+                )
+            };
+            return Some(if as_written(candidate) == as_written(self) {
+                0
+            } else {
+                1
+            });
+        }
+        let (floor, default) = match wanted.architecture.as_str() {
+            "arm" => (5, None),
+            "amd64" => (1, Some(1)),
+            _ => return None,
+        };
+        let level = |variant: Option<&str>| match variant {
+            None => default,
+            Some(v) => v.strip_prefix('v')?.parse::<usize>().ok(),
+        };
+        let wanted_level = level(wanted.variant.as_deref())?;
+        let candidate_level = level(normalized.variant.as_deref())?;
+        (candidate_level >= floor && candidate_level < wanted_level)
+            .then(|| 1 + wanted_level - candidate_level)
+    }
+}
+
 impl FromStr for Platform {
     type Err = ParsePlatformError;
 
@@ -146,5 +197,48 @@ mod tests {
         assert_eq!(parse("linux/arm/v6"), Ok("linux/arm/v6".to_owned()));
         assert!(parse("linux").is_err());
         assert!(parse("linux/amd64/v1/x").is_err());
+    }
+
+    fn rank(wanted: &str, candidate: &str) -> Option<usize> {
+        let raw = |text: &str| {
+            let mut parts = text.split('/').map(str::to_owned);
+            Platform {
+                os: parts.next().expect("os"),
+                architecture: parts.next().expect("architecture"),
+                variant: parts.next(),
+            }
+        };
+        raw(wanted).match_rank(&raw(candidate))
+    }
+
+    #[test]
+    fn exact_variants_rank_before_equivalent_spellings() {
+        assert_eq!(rank("linux/arm64", "linux/arm64"), Some(0));
+        assert_eq!(rank("linux/arm64", "linux/arm64/v8"), Some(1));
+        assert_eq!(rank("linux/arm64/v8", "linux/arm64/v8"), Some(0));
+        assert_eq!(rank("linux/arm64/v8", "linux/arm64"), Some(1));
+        assert_eq!(rank("linux/arm/v7", "linux/arm"), Some(1));
+        assert_eq!(rank("linux/amd64", "linux/amd64/v1"), Some(1));
+        assert_eq!(rank("linux/amd64", "linux/x86_64"), Some(1));
+    }
+
+    #[test]
+    fn older_variants_are_lesser_fallbacks() {
+        assert_eq!(rank("linux/arm/v7", "linux/arm/v6"), Some(2));
+        assert_eq!(rank("linux/arm/v7", "linux/arm/v5"), Some(3));
+        assert_eq!(rank("linux/arm/v6", "linux/arm/v7"), None);
+        assert_eq!(rank("linux/arm/v5", "linux/arm/v4"), None);
+        assert_eq!(rank("linux/amd64/v3", "linux/amd64/v2"), Some(2));
+        assert_eq!(rank("linux/amd64/v3", "linux/amd64"), Some(3));
+        assert_eq!(rank("linux/amd64", "linux/amd64/v2"), None);
+        assert_eq!(rank("linux/arm64/v9", "linux/arm64"), None);
+    }
+
+    #[test]
+    fn other_architectures_and_unknown_never_match() {
+        assert_eq!(rank("linux/amd64", "linux/386"), None);
+        assert_eq!(rank("linux/arm64", "linux/arm/v7"), None);
+        assert_eq!(rank("linux/amd64", "unknown/unknown"), None);
+        assert_eq!(rank("linux/amd64", "windows/amd64"), None);
     }
 }

@@ -5,10 +5,10 @@
 //! Every ref knows its parent and the kind of layer it adds, whether it was made in this run
 //! or loaded from the cache, so neither the build graph nor the cache index is read again.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::exporter::{Descriptor, Layer};
+use crate::exporter::Layer;
+use crate::oci::Descriptor;
 use crate::ops::worker::{self, Ref};
 
 /// Why the layers could not be worked out.
@@ -36,13 +36,7 @@ pub fn layers(result: &Ref) -> Result<Vec<Layer>, Error> {
     for step in chain.into_iter().rev() {
         match step.layer() {
             worker::Layer::Blob(blob) => layers.push(Layer::Blob {
-                descriptor: Descriptor {
-                    media_type: blob.media_type.clone(),
-                    digest: blob.digest.to_string(),
-                    size: blob.size,
-                    annotations: BTreeMap::new(),
-                    platform: None,
-                },
+                descriptor: Descriptor::new(&blob.media_type, blob.digest, blob.size),
                 diff_id: blob.diff_id.to_string(),
             }),
             worker::Layer::Empty => {}

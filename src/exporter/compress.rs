@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
 
+use super::Result;
 use super::options::{Compression, CompressionOptions};
-use super::{Descriptor, Result};
+use crate::oci::Descriptor;
 
 /// BuildKit's default zstd level (klauspost `SpeedDefault`, which corresponds to level 3).
 const ZSTD_DEFAULT_LEVEL: u32 = 3;
@@ -93,13 +94,7 @@ pub(crate) fn store_layer(
     };
     let diff_id = uncompressed.digest();
     Ok(StoredLayer {
-        descriptor: Descriptor {
-            media_type: media_type.to_owned(),
-            digest: digest.to_string(),
-            size,
-            annotations: Default::default(),
-            platform: None,
-        },
+        descriptor: Descriptor::new(media_type, digest, size),
         diff_id,
         path: store.blob_path(&digest),
     })

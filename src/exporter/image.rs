@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 
 use super::compress::StoredLayer;
-use super::options::{AnnotationKind, ImageOptions, media_types};
-use super::{BuildOutput, Descriptor, Error, Index, Manifest, OciPlatform, PlatformOutput, Result};
+use super::options::{AnnotationKind, ImageOptions};
+use super::{BuildOutput, Error, PlatformOutput, Result};
 use crate::content::Store;
-use crate::oci::History;
+use crate::digest::Digest;
+use crate::oci::{Descriptor, DescriptorPlatform, History, Index, Manifest, media_types};
 use crate::platform::Platform;
 
 /// Annotation on the exported descriptor naming the image config.
@@ -48,7 +49,7 @@ pub struct Assembled {
     pub manifests: Vec<AssembledManifest>,
     /// Every blob of the image (layers, configs, manifests, index) with its path in the store,
     /// deduplicated, in the order written.
-    pub blobs: Vec<(String, PathBuf)>,
+    pub blobs: Vec<(Digest, PathBuf)>,
     /// The creation time recorded in the descriptor annotations (RFC 3339, seconds).
     pub created: String,
 }
@@ -59,12 +60,12 @@ impl Assembled {
         let mut metadata = BTreeMap::new();
         metadata.insert(
             "containerimage.digest".to_owned(),
-            serde_json::Value::String(self.root.digest.clone()),
+            serde_json::Value::String(self.root.digest.to_string()),
         );
         if let [single] = self.manifests.as_slice() {
             metadata.insert(
                 "containerimage.config.digest".to_owned(),
-                serde_json::Value::String(single.manifest.config.digest.clone()),
+                serde_json::Value::String(single.manifest.config.digest.to_string()),
             );
         }
         if let Ok(value) = serde_json::to_value(&self.root) {
@@ -106,7 +107,7 @@ pub fn assemble(
         let mut root = single.descriptor.clone();
         root.annotations.insert(
             CONFIG_DIGEST_ANNOTATION.to_owned(),
-            single.manifest.config.digest.clone(),
+            single.manifest.config.digest.to_string(),
         );
         root
     };
@@ -114,7 +115,7 @@ pub fn assemble(
     root.annotations
         .insert(CREATED_ANNOTATION.to_owned(), created.clone());
     let mut seen = std::collections::HashSet::new();
-    blobs.retain(|(digest, _)| seen.insert(digest.clone()));
+    blobs.retain(|(digest, _)| seen.insert(*digest));
     Ok(Assembled {
         root,
         manifests,
@@ -135,19 +136,19 @@ fn assemble_platform(
     output: &PlatformOutput,
     options: &ImageOptions,
     created: &str,
-    blobs: &mut Vec<(String, PathBuf)>,
+    blobs: &mut Vec<(Digest, PathBuf)>,
 ) -> Result<AssembledManifest> {
     let oci = options.oci_media_types;
     let layer_media_type = options.compression.compression.layer_media_type(oci);
     let mut layers = Vec::new();
     for layer in &output.layers {
         let stored = super::layer::write_layer(store, layer, options, layer_media_type)?;
-        blobs.push((stored.descriptor.digest.clone(), stored.path.clone()));
+        blobs.push((stored.descriptor.digest, stored.path.clone()));
         layers.push(stored);
     }
     let config = config_json(output, &layers, options, created)?;
     let config_digest = store.write(&config)?;
-    blobs.push((config_digest.to_string(), store.blob_path(&config_digest)));
+    blobs.push((config_digest, store.blob_path(&config_digest)));
     let config_media_type = if oci {
         media_types::OCI_CONFIG
     } else {
@@ -161,14 +162,10 @@ fn assemble_platform(
             media_types::DOCKER_MANIFEST
         }
         .to_owned(),
-        config: Descriptor {
-            media_type: config_media_type.to_owned(),
-            digest: config_digest.to_string(),
-            size: config.len() as u64,
-            annotations: BTreeMap::new(),
-            platform: None,
-        },
+        artifact_type: None,
+        config: Descriptor::new(config_media_type, config_digest, config.len() as u64),
         layers: layers.into_iter().map(|layer| layer.descriptor).collect(),
+        subject: None,
         annotations: options
             .annotations
             .for_kind(AnnotationKind::Manifest, Some(&output.platform)),
@@ -179,17 +176,15 @@ fn assemble_platform(
         source,
     })?;
     let digest = store.write(&bytes)?;
-    blobs.push((digest.to_string(), store.blob_path(&digest)));
+    blobs.push((digest, store.blob_path(&digest)));
     Ok(AssembledManifest {
         platform: output.platform.clone(),
         descriptor: Descriptor {
-            media_type: manifest.media_type.clone(),
-            digest: digest.to_string(),
-            size: bytes.len() as u64,
             annotations: options
                 .annotations
                 .for_kind(AnnotationKind::ManifestDescriptor, Some(&output.platform)),
-            platform: Some(OciPlatform::from(&output.platform)),
+            platform: Some(DescriptorPlatform::from(&output.platform)),
+            ..Descriptor::new(manifest.media_type.clone(), digest, bytes.len() as u64)
         },
         manifest,
     })
@@ -272,7 +267,7 @@ fn write_index(
     store: &Store,
     manifests: &[AssembledManifest],
     options: &ImageOptions,
-    blobs: &mut Vec<(String, PathBuf)>,
+    blobs: &mut Vec<(Digest, PathBuf)>,
 ) -> Result<Descriptor> {
     let oci = options.oci_media_types;
     let media_type = if oci {
@@ -283,7 +278,9 @@ fn write_index(
     let index = Index {
         schema_version: 2,
         media_type: media_type.to_owned(),
+        artifact_type: None,
         manifests: manifests.iter().map(|m| m.descriptor.clone()).collect(),
+        subject: None,
         annotations: options.annotations.for_kind(AnnotationKind::Index, None),
     };
     let bytes = serde_json::to_vec_pretty(&index).map_err(|source| Error::Json {
@@ -291,14 +288,8 @@ fn write_index(
         source,
     })?;
     let digest = store.write(&bytes)?;
-    blobs.push((digest.to_string(), store.blob_path(&digest)));
-    Ok(Descriptor {
-        media_type: media_type.to_owned(),
-        digest: digest.to_string(),
-        size: bytes.len() as u64,
-        annotations: BTreeMap::new(),
-        platform: None,
-    })
+    blobs.push((digest, store.blob_path(&digest)));
+    Ok(Descriptor::new(media_type, digest, bytes.len() as u64))
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::path::Path;
 use super::archive::{Mtime, copy_entries};
 use super::compress::{StoredLayer, store_layer};
 use super::options::{Compression, ImageOptions};
-use super::{Descriptor, Error, Layer, Result, io_error};
+use super::{Error, Layer, Result, io_error};
 use crate::content::Store;
+use crate::oci::Descriptor;
 
 /// Stores `layer` as a blob of `media_type`, compressed as `options` ask.
 pub(crate) fn write_layer(
@@ -80,7 +81,7 @@ struct Memo {
 fn recall(store: &Store, memo: &str) -> Option<StoredLayer> {
     let reference = store.reference(memo).ok()??;
     let memo: Memo = serde_json::from_str(&reference.record).ok()?;
-    let digest: crate::digest::Digest = memo.descriptor.digest.parse().ok()?;
+    let digest = memo.descriptor.digest;
     store.exists(&digest).then(|| StoredLayer {
         path: store.blob_path(&digest),
         descriptor: memo.descriptor,
@@ -90,9 +91,7 @@ fn recall(store: &Store, memo: &str) -> Option<StoredLayer> {
 
 /// Advisory: a memo that cannot be written only costs a diff next time.
 fn remember(store: &Store, name: &str, lower: Option<&Path>, upper: &Path, stored: &StoredLayer) {
-    let Ok(digest) = stored.descriptor.digest.parse::<crate::digest::Digest>() else {
-        return;
-    };
+    let digest = stored.descriptor.digest;
     let memo = Memo {
         descriptor: stored.descriptor.clone(),
         diff_id: stored.diff_id.clone(),
@@ -141,16 +140,13 @@ fn write_blob(
     media_type: &str,
 ) -> Result<StoredLayer> {
     let bad = |reason| Error::BadLayer {
-        digest: descriptor.digest.clone(),
+        digest: descriptor.digest,
         media_type: descriptor.media_type.clone(),
         reason,
     };
     let compression = Compression::of_media_type(&descriptor.media_type)
         .ok_or_else(|| bad("not a known layer media type"))?;
-    let digest = descriptor
-        .digest
-        .parse()
-        .map_err(|_| bad("not a sha256 digest"))?;
+    let digest = descriptor.digest;
     let path = store.blob_path(&digest);
     let wanted = options.compression.compression;
     let representable = options.oci_media_types || compression != Compression::Zstd;
@@ -162,13 +158,7 @@ fn write_blob(
         }
         let media_type = compression.layer_media_type(options.oci_media_types);
         return Ok(StoredLayer {
-            descriptor: Descriptor {
-                media_type: media_type.to_owned(),
-                digest: descriptor.digest.clone(),
-                size: descriptor.size,
-                annotations: Default::default(),
-                platform: None,
-            },
+            descriptor: Descriptor::new(media_type, digest, descriptor.size),
             diff_id: diff_id.to_owned(),
             path,
         });

@@ -15,7 +15,6 @@ mod compress;
 mod docker;
 mod image;
 mod layer;
-mod layout;
 mod load;
 mod local;
 mod oci;
@@ -31,13 +30,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::buildflags::ExportEntry;
+use crate::digest::Digest;
+use crate::oci::Descriptor;
 use crate::platform::Platform;
 
 pub use image::{Assembled, AssembledManifest, assemble};
-pub use layout::{Descriptor, Index, Manifest, OciPlatform};
-pub use options::{
-    AnnotationKind, Annotations, Compression, CompressionOptions, ImageOptions, media_types,
-};
+pub use options::{AnnotationKind, Annotations, Compression, CompressionOptions, ImageOptions};
 
 /// Errors of the exporters.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +82,8 @@ pub enum Error {
     /// A stored layer's descriptor names no valid digest or an unknown media type.
     #[error("cannot reuse layer `{digest}` of media type `{media_type}`: {reason}")]
     BadLayer {
-        /// The layer's digest as given.
-        digest: String,
+        /// The layer's digest.
+        digest: Digest,
         /// Its media type.
         media_type: String,
         /// What is wrong.
@@ -155,6 +153,10 @@ pub(crate) fn io_error(
 
 /// One layer of an image, uncompressed, bottom first.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "an image has a few dozen layers at most; boxing buys nothing"
+)]
 pub enum Layer {
     /// The difference between two snapshot directories (`lower` absent for a base layer),
     /// computed by [`snapshot::diff`](crate::snapshot::diff) at export time.

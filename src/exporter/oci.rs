@@ -10,18 +10,17 @@ use tar::{EntryType, Header};
 
 use super::atomic::{AtomicDir, AtomicFile};
 use super::image::{Assembled, assemble};
-use super::options::{AnnotationKind, ImageOptions, media_types, parse_bool_attr};
+use super::options::{AnnotationKind, ImageOptions, parse_bool_attr};
 use super::reference::{normalize, oci_ref_name};
 use super::{
-    BuildOutput, Descriptor, Error, ExportContext, ExportResponse, Index, Result, io_error,
-    source_date_epoch,
+    BuildOutput, Error, ExportContext, ExportResponse, Result, io_error, source_date_epoch,
 };
 use crate::buildflags::ExportEntry;
+use crate::digest::Digest;
+use crate::oci::{Descriptor, Index, REF_NAME_ANNOTATION, media_types};
 
 /// `index.json` annotation holding the full image name.
 const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
-/// `index.json` annotation holding the tag.
-const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// The `oci-layout` file's content.
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -127,7 +126,9 @@ fn index_json(assembled: &Assembled, names: &[String], options: &ImageOptions) -
     let index = Index {
         schema_version: 2,
         media_type: media_types::OCI_INDEX.to_owned(),
+        artifact_type: None,
         manifests,
+        subject: None,
         annotations: Default::default(),
     };
     serde_json::to_vec(&index).map_err(|source| Error::Json {
@@ -207,8 +208,8 @@ fn header(kind: EntryType, mode: u32, size: u64) -> Header {
 }
 
 /// Returns a blob's path inside a layout (`blobs/sha256/<hex>`).
-pub(crate) fn blob_name(digest: &str) -> String {
-    format!("blobs/{}", digest.replacen(':', "/", 1))
+pub(crate) fn blob_name(digest: &Digest) -> String {
+    format!("blobs/sha256/{}", digest.hex())
 }
 
 /// Writes the layout as a directory, replacing the files of an existing layout.

@@ -5,34 +5,8 @@ use std::collections::BTreeMap;
 
 use super::{Error, Result};
 use crate::buildflags::parse_bool;
+use crate::oci::media_types;
 use crate::platform::Platform;
-
-/// Media type strings, OCI and Docker schema 2.
-pub mod media_types {
-    /// OCI image index.
-    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    /// OCI image manifest.
-    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-    /// OCI image config.
-    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-    /// OCI layer, uncompressed.
-    pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-    /// OCI layer, gzip.
-    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-    /// OCI layer, zstd.
-    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-    /// Docker manifest list.
-    pub const DOCKER_MANIFEST_LIST: &str =
-        "application/vnd.docker.distribution.manifest.list.v2+json";
-    /// Docker image manifest.
-    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    /// Docker image config.
-    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-    /// Docker layer, uncompressed.
-    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-    /// Docker layer, gzip.
-    pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-}
 
 /// How layers are compressed (`compression=`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

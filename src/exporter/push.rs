@@ -9,7 +9,7 @@
 use super::image::Assembled;
 use super::oci::prepare;
 use super::options::parse_bool_attr;
-use super::{BuildOutput, Descriptor, Error, ExportContext, ExportResponse, Result};
+use super::{BuildOutput, Error, ExportContext, ExportResponse, Result};
 use crate::buildflags::ExportEntry;
 use crate::content::Store;
 use crate::registry::{Client, ClientOptions, Reference};
@@ -102,11 +102,10 @@ fn push_image(
     for manifest in &assembled.manifests {
         let blobs = std::iter::once(&manifest.manifest.config).chain(&manifest.manifest.layers);
         for blob in blobs {
-            let digest = parse_digest(blob, target)?;
-            client.push_blob(target, &digest, blob.size, store, mount_from)?;
+            client.push_blob(target, &blob.digest, blob.size, store, mount_from)?;
         }
         if assembled.manifests.len() > 1 {
-            let digest = parse_digest(&manifest.descriptor, target)?;
+            let digest = manifest.descriptor.digest;
             let bytes = store.read(&digest).map_err(content)?;
             client.push_manifest(
                 &target.with_digest(digest),
@@ -115,7 +114,7 @@ fn push_image(
             )?;
         }
     }
-    let root = parse_digest(&assembled.root, target)?;
+    let root = assembled.root.digest;
     let bytes = store.read(&root).map_err(content)?;
     let destination = if by_digest || target.tag.is_none() {
         target.with_digest(root)
@@ -135,35 +134,11 @@ fn remember(store: &Store, reference: &Reference, assembled: &Assembled) -> Resu
         "digest": root.digest,
         "size": root.size,
     });
-    let blobs = assembled
-        .blobs
-        .iter()
-        .map(|(digest, _)| {
-            digest.parse().map_err(|_| Error::BadLayer {
-                digest: digest.clone(),
-                media_type: root.media_type.clone(),
-                reason: "not a sha256 digest",
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let blobs: Vec<_> = assembled.blobs.iter().map(|(digest, _)| *digest).collect();
     store.set_reference(
         &format!("{IMAGE_REFERENCE_PREFIX}{reference}"),
         &record.to_string(),
         &blobs,
     )?;
     Ok(())
-}
-
-/// Parses a descriptor's digest (our own descriptors always carry a valid one).
-fn parse_digest<T: std::str::FromStr>(
-    descriptor: &Descriptor,
-    target: &Reference,
-) -> crate::registry::Result<T> {
-    descriptor
-        .digest
-        .parse()
-        .map_err(|_| crate::registry::Error::MediaType {
-            media_type: format!("descriptor with digest `{}`", descriptor.digest),
-            reference: target.to_string(),
-        })
 }

@@ -10,7 +10,6 @@
 //! with no async runtime, which keeps compile time low on the two-core machines we build on.
 
 mod auth;
-mod document;
 mod pull;
 mod push;
 mod reference;
@@ -20,7 +19,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use auth::{Credentials, DockerConfig, Secret};
-pub use document::{Descriptor, DescriptorPlatform, Index, Manifest, media_types, select_platform};
 pub use pull::{PulledImage, Resolved, ResolvedImage};
 pub use push::BlobPush;
 pub use reference::{DOCKER_HUB, ParseReferenceError, Reference};

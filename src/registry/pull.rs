@@ -12,13 +12,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 
-use super::document::{Descriptor, Index, Manifest, media_types, platform_list, select_platform};
 use super::transport::{Endpoint, error_message};
 use super::{Client, Error, Reference, Result};
 use crate::content::Store;
 use crate::digest::Digest;
-use crate::oci;
+use crate::oci::{self, Descriptor, Index, Manifest, media_types, platform_list, select_platform};
 use crate::platform::Platform;
+
+/// The `Accept` header for manifest requests: every document type we can read.
+const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
 
 /// Manifests and indexes larger than this are refused.
 const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
@@ -356,7 +361,7 @@ impl Client {
             "fetch manifest from",
             &|agent, auth| {
                 with_auth(agent.get(&url), auth)
-                    .header("Accept", media_types::ACCEPT_MANIFESTS)
+                    .header("Accept", ACCEPT_MANIFESTS)
                     .call()
             },
         )?;
@@ -423,13 +428,7 @@ impl Client {
             });
         }
         Ok((
-            Descriptor {
-                media_type,
-                digest,
-                size: bytes.len() as u64,
-                annotations: Default::default(),
-                platform: None,
-            },
+            Descriptor::new(media_type, digest, bytes.len() as u64),
             bytes,
         ))
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
+use crate::oci::media_types;
 
 const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}"#;
 
@@ -106,4 +107,20 @@ fn a_pinned_digest_that_does_not_match_is_refused() {
         .expect("reference");
     let error = client.resolve(&reference).expect_err("mismatch");
     assert!(matches!(error, Error::DigestMismatch { .. }), "{error}");
+}
+
+#[test]
+fn a_transport_error_stays_the_source_of_the_registry_error() {
+    let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+    let error = Error::Connect {
+        action: "fetch manifest from",
+        host: "127.0.0.1:1".to_owned(),
+        source: Box::new(ureq::Error::Io(refused)),
+    };
+    assert_eq!(
+        error.to_string(),
+        "failed to fetch manifest from `127.0.0.1:1`"
+    );
+    let cause = std::error::Error::source(&error).expect("a cause");
+    assert!(cause.to_string().contains("connection refused"), "{cause}");
 }

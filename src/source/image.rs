@@ -6,22 +6,17 @@
 //! the stored image without asking the registry; `refresh` (`--pull`) resolves the tag again.
 //! The record also keeps the image's blobs safe from garbage collection.
 
-use std::fs::File;
-use std::io::{self, BufReader};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::oci_layout::{HashingReader, decompress_media_type};
-use super::{Error, Result, io_error};
+use super::unpack::{Blobs, unpack_layers};
+use super::{Error, Result};
 use crate::content::Store;
 use crate::digest::Digest;
-use crate::oci;
+use crate::oci::{self, Descriptor, Index, Manifest, media_types, select_platform};
 use crate::platform::Platform;
-use crate::registry::{
-    self, Client, Descriptor, Index, Manifest, PulledImage, Reference, media_types, select_platform,
-};
-use crate::snapshot;
+use crate::registry::{self, Client, PulledImage, Reference};
 
 /// A registry client plus the store it pulls into: what `ops` and `engine` hold to resolve
 /// and unpack `docker-image://` sources without naming registry types.
@@ -122,13 +117,11 @@ pub fn pull(
         _ => None,
     };
     let root = match (recorded, reference.digest) {
-        (Some(record), _) => Some(Descriptor {
-            media_type: record.media_type,
-            digest: record.digest,
-            size: record.size,
-            annotations: Default::default(),
-            platform: None,
-        }),
+        (Some(record), _) => Some(Descriptor::new(
+            record.media_type,
+            record.digest,
+            record.size,
+        )),
         (None, Some(digest)) => stored_root(store, digest),
         (None, None) => None,
     };
@@ -183,13 +176,7 @@ fn stored_root(store: &Store, digest: Digest) -> Option<Descriptor> {
         None if value.get("manifests").is_some() => media_types::OCI_INDEX.to_owned(),
         None => media_types::OCI_MANIFEST.to_owned(),
     };
-    Some(Descriptor {
-        media_type,
-        digest,
-        size: bytes.len() as u64,
-        annotations: Default::default(),
-        platform: None,
-    })
+    Some(Descriptor::new(media_type, digest, bytes.len() as u64))
 }
 
 /// Rebuilds the image for `platform` from stored blobs only; `None` when any is missing.
@@ -237,32 +224,13 @@ fn from_store(
 /// Applies the image's layers, base first, onto `into` (created if needed), checking each
 /// uncompressed layer against the config's `diff_ids`.
 pub fn unpack(store: &Store, image: &PulledImage, into: &Path) -> Result<()> {
-    for (index, layer) in image.layers.iter().enumerate() {
-        let path = store.blob_path(&layer.digest);
-        let file = File::open(&path).map_err(io_error("open", &path))?;
-        let reader = decompress_media_type(&layer.media_type, &layer.digest, BufReader::new(file))?;
-        let mut tar = HashingReader::new(reader);
-        snapshot::apply_layer(into, &mut tar).map_err(|source| Error::Apply {
-            digest: layer.digest,
-            root: into.to_owned(),
-            source: Box::new(source),
-        })?;
-        // apply_layer may stop at the end-of-archive blocks; the diff_id covers the rest too.
-        io::copy(&mut tar, &mut io::sink()).map_err(io_error("read", &path))?;
-        let (diff_id, _) = tar.finish();
-        if let Some(expected) = image.diff_ids.get(index)
-            && *expected != diff_id
-        {
-            return Err(Error::CorruptBlob {
-                digest: layer.digest,
-                layout: store.root().to_owned(),
-                reason: format!(
-                    "uncompressed layer hashes to `{diff_id}`, the config says `{expected}`"
-                ),
-            });
-        }
-    }
-    Ok(())
+    let blobs = Blobs {
+        origin: store.root(),
+        path: &|digest| store.blob_path(digest),
+        // The store verified every blob when it was written.
+        check: &|_| Ok(()),
+    };
+    unpack_layers(&blobs, &image.layers, &image.diff_ids, into)
 }
 
 fn content_error(reference: &Reference) -> impl FnOnce(crate::content::Error) -> Error + '_ {

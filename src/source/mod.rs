@@ -13,6 +13,7 @@ pub mod local;
 pub mod oci_layout;
 pub mod scratch;
 mod stat_cache;
+mod unpack;
 
 pub use stat_cache::StatCache;
 
@@ -162,6 +163,7 @@ pub enum Error {
         /// The image reference.
         reference: String,
         /// The registry client's error.
+        #[source]
         source: Box<crate::registry::Error>,
     },
     /// Applying a layer failed.

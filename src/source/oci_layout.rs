@@ -3,95 +3,27 @@
 //! `source`.
 //!
 //! A layout is untrusted input: every blob is checked against its descriptor's digest and size
-//! before it is used, and layers are applied with [`snapshot::apply_layer`], which never writes
+//! before it is used, and layers are applied with `snapshot::apply_layer`, which never writes
 //! outside the target directory.
 
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
+use super::unpack::{Blobs, HashingReader, unpack_layers};
 use super::{Error, Result, io_error};
 use crate::content;
 use crate::digest::Digest;
-use crate::oci;
+use crate::oci::{
+    self, Descriptor, Index, Manifest, REF_NAME_ANNOTATION, media_types, platform_list,
+    select_platform,
+};
 use crate::platform::Platform;
-use crate::snapshot;
 
-/// The annotation that carries a manifest's tag in `index.json`.
-pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
-
-const INDEX_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
-const MANIFEST_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
 /// Manifests and indexes are small; anything larger is refused before it is read.
 const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
-
-/// A content descriptor as it appears in an index or manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// The blob's media type.
-    #[serde(default)]
-    pub media_type: String,
-    /// The blob's digest.
-    pub digest: Digest,
-    /// The blob's size in bytes.
-    pub size: u64,
-    /// Annotations (tags live here in `index.json`).
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-    /// The platform of the image the descriptor points to (index entries).
-    #[serde(default)]
-    pub platform: Option<DescriptorPlatform>,
-}
-
-/// The `platform` object of a descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct DescriptorPlatform {
-    /// CPU architecture.
-    pub architecture: String,
-    /// Operating system.
-    pub os: String,
-    /// Architecture variant.
-    #[serde(default)]
-    pub variant: Option<String>,
-}
-
-impl DescriptorPlatform {
-    fn to_platform(&self) -> Platform {
-        Platform {
-            os: self.os.clone(),
-            architecture: self.architecture.clone(),
-            variant: self.variant.clone(),
-        }
-        .normalize()
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Index {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Manifest {
-    #[serde(default)]
-    media_type: Option<String>,
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
 
 /// The parts of an image config that [`oci::Image`] does not model.
 #[derive(Debug, Default, Deserialize)]
@@ -270,50 +202,45 @@ impl OciLayout {
         self.load_image(descriptor)
     }
 
-    /// Picks the first entry for `platform`, entering nested indexes (bounded depth, so a
-    /// layout whose indexes name each other cannot loop).
+    /// Picks the entry for `platform` by the one rule registry pulls use too
+    /// ([`oci::select_platform`]); when no entry names a matching platform, tries the nested
+    /// indexes that name none, in order (bounded depth, so a layout whose indexes name each
+    /// other cannot loop).
     fn select_platform(
         &self,
         entries: &[Descriptor],
         platform: &Platform,
         depth: usize,
     ) -> Result<LayoutImage> {
-        let mut found = Vec::new();
         if depth <= 4 {
-            for entry in entries {
-                match &entry.platform {
-                    Some(candidate) if platform_matches(&candidate.to_platform(), platform) => {
-                        return self.resolve_descriptor(entry, platform, depth);
-                    }
-                    Some(candidate) => found.push(candidate.to_platform().to_string()),
-                    None if is_index(entry) => {
-                        match self.resolve_descriptor(entry, platform, depth) {
-                            Err(Error::NoPlatform { .. }) => {}
-                            other => return other,
-                        }
-                    }
-                    None => {}
+            if let Some(entry) = select_platform(entries, platform) {
+                return self.resolve_descriptor(entry, platform, depth);
+            }
+            for entry in entries
+                .iter()
+                .filter(|d| d.platform.is_none() && is_index(d))
+            {
+                match self.resolve_descriptor(entry, platform, depth) {
+                    Err(Error::NoPlatform { .. }) => {}
+                    other => return other,
                 }
             }
         }
         Err(Error::NoPlatform {
             platform: platform.to_string(),
             layout: self.dir.clone(),
-            available: if found.is_empty() {
-                "none".to_owned()
-            } else {
-                found.join(", ")
-            },
+            available: platform_list(entries),
         })
     }
 
     fn load_image(&self, descriptor: &Descriptor) -> Result<LayoutImage> {
         let manifest: Manifest = self.read_document(descriptor, "manifest")?;
-        let media_type = manifest
-            .media_type
-            .as_deref()
-            .unwrap_or(descriptor.media_type.as_str());
-        if !media_type.is_empty() && !MANIFEST_TYPES.contains(&media_type) {
+        let media_type = if manifest.media_type.is_empty() {
+            descriptor.media_type.as_str()
+        } else {
+            manifest.media_type.as_str()
+        };
+        if !media_type.is_empty() && !media_types::is_manifest(media_type) {
             return Err(Error::MediaType {
                 media_type: media_type.to_owned(),
                 digest: descriptor.digest,
@@ -422,110 +349,15 @@ impl OciLayout {
     /// verified before it is applied and its uncompressed digest checked against the config's
     /// `diff_ids`, so a damaged layout fails before it half-populates a snapshot.
     pub fn unpack(&self, image: &LayoutImage, into: &Path) -> Result<()> {
-        for (index, layer) in image.layers.iter().enumerate() {
-            self.verify_blob(layer)?;
-            let path = self.blob_path(&layer.digest);
-            let file = File::open(&path).map_err(io_error("open", &path))?;
-            let mut tar = HashingReader::new(decompress(layer, io::BufReader::new(file))?);
-            snapshot::apply_layer(into, &mut tar).map_err(|source| Error::Apply {
-                digest: layer.digest,
-                root: into.to_owned(),
-                source: Box::new(source),
-            })?;
-            // apply_layer may stop at the tar end-of-archive blocks; the diff_id covers the
-            // whole uncompressed stream.
-            io::copy(&mut tar, &mut io::sink()).map_err(io_error("read", &path))?;
-            let (diff_id, _) = tar.finish();
-            if let Some(expected) = image.diff_ids.get(index)
-                && *expected != diff_id
-            {
-                return Err(self.corrupt(
-                    layer,
-                    format!(
-                        "uncompressed layer hashes to `{diff_id}`, the config says `{expected}`"
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        let blobs = Blobs {
+            origin: &self.dir,
+            path: &|digest| self.blob_path(digest),
+            check: &|layer| self.verify_blob(layer),
+        };
+        unpack_layers(&blobs, &image.layers, &image.diff_ids, into)
     }
 }
 
 fn is_index(descriptor: &Descriptor) -> bool {
-    INDEX_TYPES.contains(&descriptor.media_type.as_str())
-}
-
-/// Matches an image platform against a requested one (both normalised): OS and architecture
-/// must agree; a missing variant on either side matches any.
-// Compat: containerd platforms.Only, simplified: no arm64→arm or amd64 variant fallbacks.
-fn platform_matches(candidate: &Platform, wanted: &Platform) -> bool {
-    candidate.os == wanted.os
-        && candidate.architecture == wanted.architecture
-        && (candidate.variant.is_none()
-            || wanted.variant.is_none()
-            || candidate.variant == wanted.variant)
-}
-
-/// Wraps a layer blob in the decompressor its media type names.
-fn decompress<'a>(layer: &Descriptor, reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
-    decompress_media_type(&layer.media_type, &layer.digest, reader)
-}
-
-/// Wraps a layer blob of `media_type` in its decompressor; `source::image` shares it.
-pub(super) fn decompress_media_type<'a>(
-    media_type: &str,
-    digest: &Digest,
-    reader: impl Read + 'a,
-) -> Result<Box<dyn Read + 'a>> {
-    let base = media_type
-        .strip_prefix("application/vnd.oci.image.layer.nondistributable.v1.")
-        .or_else(|| media_type.strip_prefix("application/vnd.oci.image.layer.v1."));
-    Ok(match (base, media_type) {
-        (Some("tar"), _) | (_, "application/vnd.docker.image.rootfs.diff.tar") => Box::new(reader),
-        (Some("tar+gzip"), _)
-        | (_, "application/vnd.docker.image.rootfs.diff.tar.gzip")
-        | (_, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip") => {
-            Box::new(flate2::read::MultiGzDecoder::new(reader))
-        }
-        (Some("tar+zstd"), _) => Box::new(
-            zstd::stream::read::Decoder::new(reader)
-                .map_err(io_error("start decompressing", digest.to_string()))?,
-        ),
-        _ => {
-            return Err(Error::MediaType {
-                media_type: media_type.to_owned(),
-                digest: *digest,
-            });
-        }
-    })
-}
-
-/// A reader that hashes and counts what passes through it.
-pub(super) struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub(super) fn new(inner: R) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            size: 0,
-        }
-    }
-
-    pub(super) fn finish(self) -> (Digest, u64) {
-        (Digest::from_bytes(self.hasher.finalize().into()), self.size)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let count = self.inner.read(buffer)?;
-        self.hasher.update(&buffer[..count]);
-        self.size += count as u64;
-        Ok(count)
-    }
+    media_types::is_index(&descriptor.media_type)
 }

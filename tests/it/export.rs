@@ -719,7 +719,7 @@ fn stored_layers_are_reused_unless_forced() {
         .expect("digest");
     let config: Value =
         serde_json::from_slice(&store.read(&config_digest).expect("config")).expect("json");
-    let base: exporter::Descriptor =
+    let base: bake::oci::Descriptor =
         serde_json::from_value(manifest["layers"][0].clone()).expect("descriptor");
     let diff_id = config["rootfs"]["diff_ids"][0]
         .as_str()
@@ -751,7 +751,7 @@ fn stored_layers_are_reused_unless_forced() {
     )
     .expect("zstd");
     let zstd = manifest_of(&store, &zstd);
-    assert_eq!(zstd["layers"][0]["digest"], base.digest.as_str());
+    assert_eq!(zstd["layers"][0]["digest"], base.digest.to_string());
     assert_eq!(
         zstd["layers"][1]["mediaType"],
         "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -769,7 +769,7 @@ fn stored_layers_are_reused_unless_forced() {
     )
     .expect("forced");
     let forced = manifest_of(&store, &forced);
-    assert_ne!(forced["layers"][0]["digest"], base.digest.as_str());
+    assert_ne!(forced["layers"][0]["digest"], base.digest.to_string());
     assert_eq!(
         forced["layers"][0]["mediaType"],
         "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -785,8 +785,8 @@ fn stored_layers_are_reused_unless_forced() {
 
     let mut missing = output.clone();
     missing.platforms[0].layers[0] = Layer::Blob {
-        descriptor: exporter::Descriptor {
-            digest: format!("sha256:{}", "0".repeat(64)),
+        descriptor: bake::oci::Descriptor {
+            digest: bake::digest::Digest::from_bytes([0; 32]),
             ..base
         },
         diff_id,
