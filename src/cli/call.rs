@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::bake::{self, Diagnostic, Error, Resolved};
 use crate::diag::SourceFile;
 use crate::engine::{self, CallResult};
-use crate::frontend::dockerfile::CheckReport;
+use crate::frontend::dockerfile::{CheckReport, Outline, Targets};
 use crate::plan::{BuildRequest, Call};
 
 /// A parsed `--call` value.
@@ -107,7 +107,8 @@ pub(crate) fn run(
             CallResult::Check(report) => {
                 text.push_str(&render_check(report, &engine::dockerfile(request)?))
             }
-            other => text.push_str(&bake::print::to_go_json(other)),
+            CallResult::Outline(outline) => text.push_str(&render_outline(outline)),
+            CallResult::Targets(targets) => text.push_str(&render_targets(targets)),
         }
         text.push('\n');
     }
@@ -117,6 +118,87 @@ pub(crate) fn run(
         text
     };
     Ok((output, failed && !spec.ignore_status))
+}
+
+/// Lays out rows as Go's `text/tabwriter` does with a minimum width of 0 and `padding`
+/// spaces: every cell but a row's last is padded to its column's widest cell plus `padding`
+/// (so a trailing empty cell leaves the padding behind, as in Go).
+fn tabwrite(rows: &[Vec<String>], padding: usize) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in rows {
+        for (column, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
+            widths[column] = widths[column].max(cell.chars().count() + padding);
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (column, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if column + 1 < row.len() {
+                let fill = widths[column].saturating_sub(cell.chars().count());
+                out.extend(std::iter::repeat_n(' ', fill));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders `--call=outline` as BuildKit's text form: the stage, then tables of build args,
+/// secrets and SSH mounts, each followed by a blank line.
+// Compat: buildkit frontend/subrequests/outline PrintOutline.
+fn render_outline(outline: &Outline) -> String {
+    let mut out = String::new();
+    let row = |cells: &[&str]| cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+    if !outline.name.is_empty() || !outline.description.is_empty() {
+        let name = if outline.name.is_empty() {
+            "(default)"
+        } else {
+            &outline.name
+        };
+        let mut rows = vec![row(&["TARGET:", name])];
+        if !outline.description.is_empty() {
+            rows.push(row(&["DESCRIPTION:", &outline.description]));
+        }
+        out.push_str(&tabwrite(&rows, 1));
+        out.push('\n');
+    }
+    if !outline.args.is_empty() {
+        let mut rows = vec![row(&["BUILD ARG", "VALUE", "DESCRIPTION"])];
+        for arg in &outline.args {
+            rows.push(row(&[&arg.name, &arg.value, &arg.description]));
+        }
+        out.push_str(&tabwrite(&rows, 3));
+        out.push('\n');
+    }
+    for (title, mounts) in [("SECRET", &outline.secrets), ("SSH", &outline.ssh)] {
+        if mounts.is_empty() {
+            continue;
+        }
+        let mut rows = vec![row(&[title, "REQUIRED"])];
+        for mount in mounts {
+            rows.push(row(&[&mount.name, if mount.required { "true" } else { "" }]));
+        }
+        out.push_str(&tabwrite(&rows, 3));
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders `--call=targets` as BuildKit's text table.
+// Compat: buildkit frontend/subrequests/targets PrintTargets.
+fn render_targets(targets: &Targets) -> String {
+    let mut rows = vec![vec!["TARGET".to_owned(), "DESCRIPTION".to_owned()]];
+    for target in &targets.targets {
+        let name = match (target.name.is_empty(), target.default) {
+            (true, true) => "(default)".to_owned(),
+            (false, true) => format!("{} (default)", target.name),
+            _ => target.name.clone(),
+        };
+        rows.push(vec![name, target.description.clone()]);
+    }
+    tabwrite(&rows, 1)
 }
 
 /// Renders check findings the way buildx prints them: a summary, then each warning with its
@@ -160,6 +242,19 @@ fn render_check(report: &CheckReport, file: &SourceFile) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tabwrite_pads_like_go() {
+        let rows = vec![
+            vec!["TARGET".to_owned(), "DESCRIPTION".to_owned()],
+            vec!["build".to_owned(), String::new()],
+            vec!["release (default)".to_owned(), "the image".to_owned()],
+        ];
+        assert_eq!(
+            tabwrite(&rows, 1),
+            "TARGET            DESCRIPTION\nbuild             \nrelease (default) the image\n"
+        );
+    }
 
     #[test]
     fn call_values_parse_like_buildx() {

@@ -97,6 +97,9 @@ pub struct BuildReport {
 pub(crate) struct Solved {
     /// The result of each lowered request's root, in request order.
     pub(crate) outputs: Vec<Option<Ref>>,
+    /// The solver and its worker, kept until the export ends: the worker's snapshotter keeps
+    /// overlay snapshots mounted while it lives, and the results are read from them.
+    _solver: Solver<Worker, LocalCache>,
 }
 
 /// Builds every request whose method is `build` in one solve and runs their exporters;
@@ -197,6 +200,7 @@ fn solve(
         .map_err(|error| step_error(lowered, error))?;
     Ok(Solved {
         outputs: result.outputs,
+        _solver: solver,
     })
 }
 
