@@ -11,15 +11,16 @@ mod canonical;
 mod definition;
 mod op;
 mod state;
+mod vertex;
 
-pub use definition::{
-    Definition, ENCODING_VERSION, Edge, SourceLocation, Vertex, VertexMeta, vertex_digest,
-};
+pub use canonical::{ENCODING_VERSION, vertex_digest};
+pub use definition::Definition;
 pub use op::{
     CacheSharing, CopyAction, ExecMeta, ExecOp, FileAction, FileOp, FileOwner, MergeOp, Mount,
     MountKind, NetworkMode, Op, SecretEnv, SecurityMode, SourceOp,
 };
 pub use state::{Inputs, State};
+pub use vertex::{Edge, SourceLocation, Vertex, VertexMeta};
 
 #[cfg(test)]
 mod tests {

@@ -248,11 +248,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
         "frontend/dockerfile/instructions/parse.rs",
     ],
     &[
-        "graph/canonical.rs",
-        "graph/definition.rs",
-        "graph/state.rs",
-    ],
-    &[
         "registry/auth.rs",
         "registry/mod.rs",
         "registry/pull.rs",
