@@ -236,18 +236,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
         "exporter/tar.rs",
     ],
     &[
-        "frontend/dockerfile/commands.rs",
-        "frontend/dockerfile/convert.rs",
-        "frontend/dockerfile/copy.rs",
-        "frontend/dockerfile/dispatch.rs",
-        "frontend/dockerfile/run.rs",
-    ],
-    &[
-        "frontend/dockerfile/instructions/flags.rs",
-        "frontend/dockerfile/instructions/mod.rs",
-        "frontend/dockerfile/instructions/parse.rs",
-    ],
-    &[
         "registry/auth.rs",
         "registry/mod.rs",
         "registry/pull.rs",
