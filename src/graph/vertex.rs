@@ -45,7 +45,7 @@ pub struct VertexMeta {
     pub ignore_cache: bool,
 }
 
-/// One vertex of a [`Definition`].
+/// One vertex of a [`Definition`](crate::graph::Definition).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vertex {
     /// Digest of the canonical encoding of `op`, `inputs` and `platform`.
