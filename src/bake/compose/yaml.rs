@@ -1,5 +1,6 @@
 //! A generic YAML tree with byte spans, read through serde-saphyr (which resolves anchors,
-//! aliases and `<<` merge keys for us), so interpolation and the Compose model stay ours.
+//! aliases and `<<` merge keys for us), so interpolation and the Compose model stay ours;
+//! and the diagnostics that point at its nodes and keys.
 
 use std::fmt;
 use std::ops::Range;
@@ -276,7 +277,7 @@ pub(crate) fn key_error(
 fn at(
     files: &[SourceFile],
     file: usize,
-    span: Option<std::ops::Range<usize>>,
+    span: Option<Range<usize>>,
     message: impl Into<String>,
 ) -> Diagnostic {
     let diagnostic = Diagnostic::new(CODE, message);
