@@ -23,23 +23,26 @@
 //! ```
 //!
 //! Stages and the modules that own them (layers, lowest first; a module imports only from
-//! lower layers, and `tests/it/architecture.rs` enforces the table):
+//! its own or lower layers, an arrow shows the direction within a layer, and
+//! `tests/it/architecture.rs` enforces the table). Inside a module, files import each other
+//! one way too: the same test rejects any cycle between files.
 //!
 //! | layer | modules |
 //! | --- | --- |
 //! | 0 leaf | [`diag`], [`digest`], [`path`], [`platform`], [`progress`], [`buildflags`], [`oci`], [`config`] |
 //! | 1 contract | [`graph`] |
-//! | 2 front ends | [`bake`] → [`plan`], [`frontend`] |
-//! | 2 storage | `content`, `snapshot`, [`registry`], `executor` (issues #4, #5) |
-//! | 3 engine core | `solver` (issue #4) |
-//! | 4 back ends | `source`, `ops`, `cache`, `exporter` (issues #4, #5) |
-//! | 5 wiring | `engine` → [`cli`] → `main.rs` |
+//! | 2 front ends | [`bake`] → [`plan`]; [`frontend`] |
+//! | 2 storage | [`content`] → [`snapshot`], [`registry`]; [`executor`] |
+//! | 3 engine core | [`solver`] |
+//! | 4 back ends | [`source`] → [`ops`]; [`cache`], [`exporter`] |
+//! | 5 wiring | [`engine`] → [`cli`] → `main.rs` |
 //!
 //! 1. `bake::load` turns bake files into `bake::Resolved` targets; `bake::print` renders
 //!    them exactly as `docker buildx bake --print` does.
 //! 2. [`plan::plan`] turns them into one [`plan::BuildRequest`] per target and platform.
 //! 3. [`frontend::dockerfile`] lowers a Dockerfile to a `graph::Definition`.
-//! 4. The solver, workers, store and exporters (issue #4) run the definitions.
+//! 4. [`engine`] runs the definitions: the [`solver`] schedules their vertices through
+//!    [`ops`], and [`exporter`] writes the results.
 //!
 //! The OCI image documents (descriptors, manifests, indexes, the image config, media types
 //! and choosing an index entry for a platform) live only in [`oci`]: registry pulls,

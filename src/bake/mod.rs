@@ -6,11 +6,18 @@
 //! [`load`] runs the whole stage: Compose files first, then every HCL and JSON file merged
 //! as one body on top (so HCL wins over Compose), then [`resolve::resolve`].
 
+#![expect(
+    clippy::result_large_err,
+    reason = "a diagnostic carries its message, span, label, help and severity inline; one is \
+              built at most a few times per load, so its size on the error path does not matter"
+)]
+
 mod compose;
 pub mod error;
 mod fasthash;
 pub mod files;
 pub(crate) mod hcl;
+mod inputs;
 mod merge;
 pub mod model;
 mod overrides;
@@ -18,33 +25,11 @@ pub mod print;
 pub mod resolve;
 pub mod schema;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
 pub use self::error::{Diagnostic, Error};
 pub use self::files::Format;
+pub use self::inputs::Inputs;
 pub use self::model::{Group, Target, Variable};
 pub use self::resolve::{Config, Resolved};
-use crate::diag::SourceFile;
-
-/// Everything bake needs besides the files themselves.
-#[derive(Debug, Clone, Default)]
-pub struct Inputs {
-    /// The bake files, in load order, with their display names.
-    pub files: Vec<SourceFile>,
-    /// Requested target or group names (empty means `default`).
-    pub targets: Vec<String>,
-    /// `--set` values, plus the ones `--load`, `--push`, `--no-cache`... add.
-    pub overrides: Vec<String>,
-    /// The environment variables may read (empty to disable lookups).
-    pub env: BTreeMap<String, String>,
-    /// `--var NAME=VALUE` values.
-    pub vars: BTreeMap<String, String>,
-    /// The working directory (for Compose's `.env`).
-    pub cwd: Option<PathBuf>,
-    /// The client platform, for `BAKE_LOCAL_PLATFORM`.
-    pub local_platform: String,
-}
 
 /// What the files define, before any target is requested (`--list`).
 #[derive(Debug, Clone, Default)]

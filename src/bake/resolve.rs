@@ -195,7 +195,7 @@ impl Config {
     fn unknown_target(&self, name: &str) -> Diagnostic {
         let mut known: Vec<String> = self.targets.iter().map(|t| t.name.clone()).collect();
         known.extend(self.groups.iter().map(|g| g.name.clone()));
-        let help = match crate::bake::hcl::closest(name, &known) {
+        let help = match crate::bake::error::closest(name, &known) {
             Some(similar) => format!("did you mean `{similar}`?"),
             None if known.is_empty() => "the bake files define no targets".to_owned(),
             None => {

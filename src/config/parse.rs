@@ -189,36 +189,20 @@ fn article(kind: &str) -> &'static str {
 }
 
 /// Levenshtein distance, for "did you mean" on unknown keys.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
+/// Suggests a known key: one that differs only in case, `-` or `_` first (the alphabetically
+/// first of them), else the nearest within a third of the key's length (one or two edits).
 fn suggestion(key: &str, known: &[&str]) -> Option<String> {
     let fold = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
-    known
+    let mut sorted = known.to_vec();
+    sorted.sort_unstable();
+    // Short keys get less leeway, so `gc` does not suggest `grpc`.
+    let limit = (key.chars().count() / 3).clamp(1, 2);
+    sorted
         .iter()
-        .map(|k| {
-            let score = if fold(k) == fold(key) {
-                0
-            } else {
-                distance(key, k)
-            };
-            (score, *k)
-        })
-        // Short keys get less leeway, so `gc` does not suggest `grpc`.
-        .filter(|(score, _)| *score <= (key.chars().count() / 3).clamp(1, 2))
-        .min()
-        .map(|(_, k)| format!("did you mean `{k}`?"))
+        .find(|k| fold(k) == fold(key))
+        .copied()
+        .or_else(|| crate::diag::suggest(key, sorted.iter().copied(), false, |_| limit))
+        .map(|k| format!("did you mean `{k}`?"))
 }
 
 impl Walker<'_> {

@@ -1,15 +1,94 @@
 //! The canonical encoding that vertex digests are computed over, written straight into a byte
 //! buffer. It is byte-for-byte the compact JSON that `serde_json` makes of the same values (the
-//! encoding [`super::ENCODING_VERSION`] 1 was defined as), without serde's per-token writer
+//! encoding [`ENCODING_VERSION`] 1 was defined as), without serde's per-token writer
 //! calls; debug builds check every encoding against `serde_json`.
 
+use std::cell::RefCell;
+
+#[cfg(any(test, debug_assertions))]
+use serde::Serialize;
+
 use crate::digest::Digest;
-use crate::graph::definition::Edge;
 use crate::graph::op::{
     CacheSharing, CopyAction, ExecOp, FileAction, FileOp, FileOwner, Mount, MountKind, NetworkMode,
     Op, SecurityMode, SourceOp,
 };
+use crate::graph::vertex::Edge;
 use crate::platform::Platform;
+
+/// Version of the canonical encoding that digests are computed over. Bump it whenever the
+/// encoded form of an op changes, so old cache keys can never collide with new ones.
+pub const ENCODING_VERSION: u32 = 1;
+
+#[cfg(any(test, debug_assertions))]
+#[derive(Serialize)]
+struct Canonical<'a> {
+    version: u32,
+    op: &'a Op,
+    inputs: &'a [Edge],
+    platform: Option<&'a Platform>,
+}
+
+/// Computes the digest of an op with its inputs and platform.
+pub fn vertex_digest(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> Digest {
+    digest_of_inputs(op, inputs.iter().copied(), platform)
+}
+
+/// [`vertex_digest`] with the inputs as an iterator, so callers need not collect them.
+pub(crate) fn digest_of_inputs(
+    op: &Op,
+    inputs: impl Iterator<Item = Edge> + Clone,
+    platform: Option<&Platform>,
+) -> Digest {
+    thread_local! {
+        // One buffer per thread, reused: encoding a vertex then allocates nothing.
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => digest_with(&mut buffer, op, inputs, platform),
+        Err(_) => digest_with(&mut Vec::new(), op, inputs, platform),
+    })
+}
+
+fn digest_with(
+    buffer: &mut Vec<u8>,
+    op: &Op,
+    inputs: impl Iterator<Item = Edge> + Clone,
+    platform: Option<&Platform>,
+) -> Digest {
+    buffer.clear();
+    encode_vertex(buffer, ENCODING_VERSION, op, inputs.clone(), platform);
+    #[cfg(debug_assertions)]
+    assert_eq!(
+        String::from_utf8_lossy(buffer),
+        String::from_utf8_lossy(&serde_encoding(op, &inputs.collect::<Vec<_>>(), platform)),
+        "the canonical encoder and serde_json disagree"
+    );
+    Digest::of(buffer)
+}
+
+/// The reference form of the canonical encoding: the compact `serde_json` of the vertex with
+/// its proxy variables cleared. [`encode_vertex`] must produce exactly these bytes.
+#[cfg(any(test, debug_assertions))]
+pub(crate) fn serde_encoding(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> Vec<u8> {
+    let without_proxy;
+    let op = match op {
+        Op::Exec(exec) if !exec.proxy_env.is_empty() => {
+            let mut exec = exec.clone();
+            exec.proxy_env.clear();
+            without_proxy = Op::Exec(exec);
+            &without_proxy
+        }
+        _ => op,
+    };
+    let canonical = Canonical {
+        version: ENCODING_VERSION,
+        op,
+        inputs,
+        platform,
+    };
+    serde_json::to_vec(&canonical).unwrap_or_default()
+}
 
 /// Appends the canonical form of a vertex (op, inputs, platform) to `out`. Proxy variables
 /// are left out, as the digest must not depend on them.
@@ -573,8 +652,7 @@ mod tests {
                 for platform in &platforms {
                     let mut fast = Vec::new();
                     encode_vertex(&mut fast, 1, &op, inputs.iter().copied(), platform.as_ref());
-                    let slow =
-                        crate::graph::definition::serde_encoding(&op, inputs, platform.as_ref());
+                    let slow = serde_encoding(&op, inputs, platform.as_ref());
                     assert_eq!(
                         String::from_utf8_lossy(&fast),
                         String::from_utf8_lossy(&slow)

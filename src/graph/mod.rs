@@ -12,16 +12,17 @@ mod definition;
 mod op;
 mod source;
 mod state;
+mod vertex;
 
-pub use definition::{
-    Definition, ENCODING_VERSION, Edge, SourceLocation, Vertex, VertexMeta, vertex_digest,
-};
+pub use canonical::{ENCODING_VERSION, vertex_digest};
+pub use definition::Definition;
 pub use op::{
     CacheSharing, CopyAction, ExecMeta, ExecOp, FileAction, FileOp, FileOwner, MergeOp, Mount,
     MountKind, NetworkMode, Op, SecretEnv, SecurityMode, SourceOp,
 };
 pub use source::{FOLLOW_PATHS, LayoutSelector, Source, SourceError, parse_layout_reference};
 pub use state::{Inputs, State};
+pub use vertex::{Edge, SourceLocation, Vertex, VertexMeta};
 
 #[cfg(test)]
 mod tests {

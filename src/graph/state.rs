@@ -4,8 +4,9 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::digest::Digest;
-use crate::graph::definition::{Edge, Vertex, VertexMeta, digest_of_inputs};
+use crate::graph::canonical::digest_of_inputs;
 use crate::graph::op::{MergeOp, Op, SourceOp};
+use crate::graph::vertex::{Edge, Vertex, VertexMeta};
 use crate::platform::Platform;
 
 /// A vertex under construction, shared between the states that use it.

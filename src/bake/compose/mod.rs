@@ -12,23 +12,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::bake::error::{Diagnostic, Error};
-use crate::bake::model::{Group, Target};
 use crate::diag::SourceFile;
 
+use self::build::Composed;
 use self::interpolate::interpolate;
-use self::yaml::{Key, Node, Value};
-
-/// The diagnostic code of every Compose problem.
-const CODE: &str = "bake::compose";
-
-/// What a set of Compose files defines: targets in service order and the `default` group.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Composed {
-    /// One target per service with a `build` section.
-    pub(crate) targets: Vec<Target>,
-    /// The `default` group listing every target (absent when no service is defined).
-    pub(crate) groups: Vec<Group>,
-}
+use self::yaml::{CODE, Key, Node, Value, error, keyed_entries};
 
 /// Whether `text` is a YAML mapping with a top-level `services` key (format sniffing).
 pub(crate) fn looks_like_compose(text: &str) -> bool {
@@ -75,34 +63,6 @@ pub(crate) fn parse(
         return Err(Diagnostic::new(CODE, "empty compose file").into());
     };
     build::decode(&root, files, &env)
-}
-
-/// Builds a diagnostic pointing at a node.
-fn error(files: &[SourceFile], node: &Node, message: impl Into<String>) -> Diagnostic {
-    at(files, node.file, node.span.clone(), message)
-}
-
-/// Builds a diagnostic pointing at a mapping key.
-fn key_error(
-    files: &[SourceFile],
-    file: usize,
-    key: &Key,
-    message: impl Into<String>,
-) -> Diagnostic {
-    at(files, file, key.span.clone(), message)
-}
-
-fn at(
-    files: &[SourceFile],
-    file: usize,
-    span: Option<std::ops::Range<usize>>,
-    message: impl Into<String>,
-) -> Diagnostic {
-    let diagnostic = Diagnostic::new(CODE, message);
-    match files.get(file) {
-        Some(source) => diagnostic.at(source, span),
-        None => diagnostic,
-    }
 }
 
 /// Adds the keys of `<dir>/.env` that `env` does not set (the environment wins).
@@ -336,30 +296,6 @@ fn merge_keyed(base: &mut Node, over: Node, separators: &[char]) {
         }
     }
     base.value = Value::Map(old);
-}
-
-/// The entries of a mapping, or of a `KEY=VALUE` list (`KEY` alone gives `null`).
-fn keyed_entries(node: &Node, separators: &[char]) -> Option<Vec<(Key, Node)>> {
-    match &node.value {
-        Value::Map(entries) => Some(entries.clone()),
-        Value::Seq(items) => {
-            let mut out: Vec<(Key, Node)> = Vec::new();
-            for item in items {
-                let text = item.scalar_text()?;
-                let (name, value) = match text.split_once(separators) {
-                    Some((k, v)) => (k.to_owned(), Value::Str(v.to_owned())),
-                    None => (text, Value::Null),
-                };
-                let key = Key {
-                    name,
-                    span: item.span.clone(),
-                };
-                out.push((key, Node::synthetic(value, item)));
-            }
-            Some(out)
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]

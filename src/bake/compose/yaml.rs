@@ -1,11 +1,15 @@
 //! A generic YAML tree with byte spans, read through serde-saphyr (which resolves anchors,
-//! aliases and `<<` merge keys for us), so interpolation and the Compose model stay ours.
+//! aliases and `<<` merge keys for us), so interpolation and the Compose model stay ours;
+//! and the diagnostics that point at its nodes and keys.
 
 use std::fmt;
 use std::ops::Range;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
+
+use crate::bake::error::Diagnostic;
+use crate::diag::SourceFile;
 
 /// One YAML node: its value, where it was written, and which input file it came from.
 #[derive(Debug, Clone)]
@@ -249,6 +253,62 @@ fn go_float(value: f64) -> String {
         return text;
     }
     format!("{value}")
+}
+
+/// The diagnostic code of every Compose problem.
+pub(crate) const CODE: &str = "bake::compose";
+
+/// Builds a diagnostic pointing at a node.
+pub(crate) fn error(files: &[SourceFile], node: &Node, message: impl Into<String>) -> Diagnostic {
+    at(files, node.file, node.span.clone(), message)
+}
+
+/// Builds a diagnostic pointing at a mapping key.
+pub(crate) fn key_error(
+    files: &[SourceFile],
+    file: usize,
+    key: &Key,
+    message: impl Into<String>,
+) -> Diagnostic {
+    at(files, file, key.span.clone(), message)
+}
+
+/// Builds a diagnostic pointing at `span` in file `file`.
+fn at(
+    files: &[SourceFile],
+    file: usize,
+    span: Option<Range<usize>>,
+    message: impl Into<String>,
+) -> Diagnostic {
+    let diagnostic = Diagnostic::new(CODE, message);
+    match files.get(file) {
+        Some(source) => diagnostic.at(source, span),
+        None => diagnostic,
+    }
+}
+
+/// The entries of a mapping, or of a `KEY=VALUE` list (`KEY` alone gives `null`).
+pub(crate) fn keyed_entries(node: &Node, separators: &[char]) -> Option<Vec<(Key, Node)>> {
+    match &node.value {
+        Value::Map(entries) => Some(entries.clone()),
+        Value::Seq(items) => {
+            let mut out: Vec<(Key, Node)> = Vec::new();
+            for item in items {
+                let text = item.scalar_text()?;
+                let (name, value) = match text.split_once(separators) {
+                    Some((k, v)) => (k.to_owned(), Value::Str(v.to_owned())),
+                    None => (text, Value::Null),
+                };
+                let key = Key {
+                    name,
+                    span: item.span.clone(),
+                };
+                out.push((key, Node::synthetic(value, item)));
+            }
+            Some(out)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

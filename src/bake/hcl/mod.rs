@@ -10,13 +10,11 @@ pub(crate) mod types;
 
 use std::collections::BTreeMap;
 
-use crate::bake::Inputs;
 use crate::bake::error::Error;
+use crate::bake::inputs::Inputs;
 use crate::bake::model::Variable;
 use crate::bake::resolve::Config;
 use crate::diag::SourceFile;
-
-pub(crate) use self::eval::closest;
 
 /// Parses and evaluates HCL (`false`) and JSON (`true`) files as one body.
 pub(crate) fn load(

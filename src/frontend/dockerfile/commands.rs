@@ -4,14 +4,14 @@
 //! Compat: buildkit dockerfile2llb/convert.go dispatch* functions.
 
 use crate::frontend::dockerfile::check;
-use crate::frontend::dockerfile::convert::NamedContext;
-use crate::frontend::dockerfile::dispatch::{Dispatcher, StageState};
 use crate::frontend::dockerfile::error::Result;
 use crate::frontend::dockerfile::instructions::{
     ArgDecl, Command, CommandLine, HealthSpec, Instruction, KeyValue,
 };
+use crate::frontend::dockerfile::stage::{Dispatcher, StageState};
+use crate::frontend::dockerfile::step::{join_workdir, step_meta, with_shell};
 use crate::frontend::dockerfile::{copy, parser, run};
-use crate::graph::{FileAction, FileOp, FileOwner, Inputs, Op, State, VertexMeta};
+use crate::graph::{FileAction, FileOp, FileOwner, Inputs, Op, State};
 use crate::oci;
 
 /// Lowers one instruction into the stage and records its history entry.
@@ -78,30 +78,6 @@ fn go_quote(text: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// Returns a vertex meta named after the instruction, with its location.
-pub(crate) fn step_meta(
-    dispatcher: &Dispatcher<'_, '_>,
-    state: &mut StageState,
-    node: &parser::Node,
-) -> VertexMeta {
-    let rest = node
-        .original
-        .get(node.original_keyword.len()..)
-        .unwrap_or_default()
-        .trim();
-    let mut name = state.next_step();
-    name.reserve(node.keyword.len() + rest.len() + 2);
-    name.push(' ');
-    name.extend(node.keyword.chars().flat_map(char::to_uppercase));
-    name.push(' ');
-    name.push_str(rest);
-    VertexMeta {
-        name,
-        location: Some(dispatcher.context.location(node)),
-        ignore_cache: state.ignore_cache,
-    }
 }
 
 fn lines(node: &parser::Node) -> (usize, usize) {
@@ -205,22 +181,6 @@ fn convert_label(
         state.image.config.labels.insert(key, value);
     }
     Ok(message)
-}
-
-/// Wraps a shell-form command in the stage's shell.
-pub(crate) fn with_shell(image: &oci::Image, line: &CommandLine) -> Vec<String> {
-    match line {
-        CommandLine::Exec(args) => args.clone(),
-        CommandLine::Shell(text) => {
-            let mut args = image
-                .config
-                .shell
-                .clone()
-                .unwrap_or_else(|| vec!["/bin/sh".to_owned(), "-c".to_owned()]);
-            args.push(text.clone());
-            args
-        }
-    }
 }
 
 // Compat: buildkit dockerfile2llb validateUsedOnce.
@@ -483,31 +443,6 @@ fn convert_volume(
     Ok(format!("VOLUME [{}]", expanded.join(" ")))
 }
 
-/// Joins a path onto the working directory (absolute paths win).
-pub(crate) fn join_workdir(workdir: &str, path: &str) -> String {
-    let joined = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("{}/{path}", workdir.trim_end_matches('/'))
-    };
-    clean_path(&joined)
-}
-
-/// Cleans `/a/./b/../c` into `/a/c` (always absolute).
-pub(crate) fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
 fn convert_workdir(
     dispatcher: &mut Dispatcher<'_, '_>,
     state: &mut StageState,
@@ -554,35 +489,6 @@ fn convert_workdir(
     Ok(message)
 }
 
-/// Returns the build context state (the `context` named context when one is given).
-pub(crate) fn build_context(
-    dispatcher: &mut Dispatcher<'_, '_>,
-    state: &StageState,
-    node: &parser::Node,
-) -> Result<State> {
-    let meta = VertexMeta {
-        name: "[internal] load build context".to_owned(),
-        location: None,
-        ignore_cache: false,
-    };
-    if let Some(named) = dispatcher.context.options.named_contexts.get("context") {
-        return Ok(dispatcher
-            .named_state(named, &state.platform, meta, node)?
-            .0);
-    }
-    if let Some(local) = &dispatcher.local_context {
-        return Ok(local.clone());
-    }
-    let named = NamedContext::Local {
-        name: "context".to_owned(),
-    };
-    let local = dispatcher
-        .named_state(&named, &state.platform, meta, node)?
-        .0;
-    dispatcher.local_context = Some(local.clone());
-    Ok(local)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,12 +499,5 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
         assert_eq!(parse_duration("500ms"), Some(500_000_000));
         assert_eq!(parse_duration("5"), None);
-    }
-
-    #[test]
-    fn workdir_joins_and_cleans() {
-        assert_eq!(join_workdir("/app", "src/../lib"), "/app/lib");
-        assert_eq!(join_workdir("/app", "/abs"), "/abs");
-        assert_eq!(clean_path("/"), "/");
     }
 }

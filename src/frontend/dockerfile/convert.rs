@@ -4,204 +4,17 @@
 //! Compat: buildkit dockerfile2llb/convert.go toDispatchState (the order of steps and of the
 //! lint rules is BuildKit's).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::sync::Arc;
-
-use serde::Serialize;
+use std::collections::BTreeSet;
 
 use crate::diag::{self, SourceFile};
-use crate::digest::Digest;
 use crate::frontend::dockerfile::check::{self, CheckConfig, Linter};
 use crate::frontend::dockerfile::dispatch;
 use crate::frontend::dockerfile::error::{Error, Result, suggest};
-use crate::frontend::dockerfile::instructions::{self, Instruction, Parsed, Stage};
+use crate::frontend::dockerfile::instructions::{self, Instruction, Parsed};
+use crate::frontend::dockerfile::options::{ConvertOptions, Converted};
+use crate::frontend::dockerfile::stage::Context;
 use crate::frontend::dockerfile::{parser, reference, shell};
-use crate::graph::{Definition, SourceLocation};
-use crate::oci;
 use crate::platform::Platform;
-
-/// Metadata about a base image, supplied by whoever can reach a registry.
-// Compat: buildkit llb.ImageMetaResolver (ResolveImageConfig returns the digest and config).
-pub trait ImageResolver {
-    /// Returns the config of `reference` (normalised, e.g. `docker.io/library/alpine:3`) for
-    /// `platform`, or `None` when unknown (the stage then starts from an empty config, as in a
-    /// dry run).
-    ///
-    /// # Errors
-    /// Returns a message when the image exists but cannot be read.
-    fn resolve(
-        &self,
-        reference: &str,
-        platform: &Platform,
-    ) -> std::result::Result<Option<ResolvedImage>, String>;
-}
-
-/// What an [`ImageResolver`] knows about one image.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResolvedImage {
-    /// The manifest digest; when given, the source is pinned to `reference@digest`.
-    pub digest: Option<Digest>,
-    /// The image config (env, workdir, user, ONBUILD triggers, history, ...).
-    pub image: oci::Image,
-}
-
-/// A replacement input for a stage name, `FROM` name or `COPY --from` name (bake `contexts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum NamedContext {
-    /// A local directory, sent as a local source named `name`.
-    Local {
-        /// The local source name the engine uploads the directory under.
-        name: String,
-    },
-    /// `docker-image://<reference>`.
-    Image {
-        /// The image reference.
-        reference: String,
-    },
-    /// `oci-layout://<path>[:tag|@digest]`.
-    OciLayout {
-        /// The layout directory (or its store id).
-        path: String,
-        /// Tag or `@digest`, if given.
-        reference: Option<String>,
-    },
-    /// `target:<name>`: another bake target's result.
-    Target {
-        /// The target name.
-        name: String,
-    },
-}
-
-/// Options of one conversion (BuildKit's `ConvertOpt`).
-#[derive(Clone, Default)]
-pub struct ConvertOptions {
-    /// Stage to build; the last stage when `None`.
-    pub target: Option<String>,
-    /// `--build-arg` values.
-    pub build_args: BTreeMap<String, String>,
-    /// Extra image labels.
-    pub labels: BTreeMap<String, String>,
-    /// Platform to build for; the build platform when `None`.
-    pub target_platform: Option<Platform>,
-    /// Platform of the builder; the host when `None`.
-    pub build_platform: Option<Platform>,
-    /// Named contexts by name.
-    pub named_contexts: BTreeMap<String, NamedContext>,
-    /// Base-image metadata; without one, image stages start from an empty config.
-    pub resolver: Option<Arc<dyn ImageResolver + Send + Sync>>,
-    /// Lower every stage, not only those reachable from the target (used by checks).
-    pub all_stages: bool,
-    /// Stages (names, or indexes as text) whose steps ignore the cache (`no-cache-filter`).
-    pub no_cache_filter: Vec<String>,
-}
-
-impl fmt::Debug for ConvertOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConvertOptions")
-            .field("target", &self.target)
-            .field("build_args", &self.build_args)
-            .field("labels", &self.labels)
-            .field("target_platform", &self.target_platform)
-            .field("build_platform", &self.build_platform)
-            .field("named_contexts", &self.named_contexts)
-            .field("resolver", &self.resolver.is_some())
-            .field("all_stages", &self.all_stages)
-            .field("no_cache_filter", &self.no_cache_filter)
-            .finish()
-    }
-}
-
-/// The result of [`convert`].
-#[derive(Debug, Clone, Serialize)]
-pub struct Converted {
-    /// The build graph of the target stage.
-    pub definition: Definition,
-    /// The image config of the target stage.
-    pub image: oci::Image,
-    /// The target stage's name (`stage-N` when unnamed).
-    pub target: String,
-    /// The platform the target was built for.
-    pub platform: Platform,
-}
-
-/// The predefined proxy args, usable without declaring them.
-pub(crate) const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
-
-/// Where a stage starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Base {
-    Scratch,
-    Image(String),
-    Stage(usize),
-    Named(NamedContext),
-    /// The stage's own name is a named context: the stage is replaced, its instructions skipped.
-    Replaced(NamedContext),
-}
-
-/// Everything the per-stage walk needs to know.
-pub(crate) struct Context<'a> {
-    pub(crate) file: &'a SourceFile,
-    pub(crate) escape: char,
-    pub(crate) options: &'a ConvertOptions,
-    pub(crate) parsed: &'a Parsed,
-    pub(crate) global_args: Vec<(String, String)>,
-    pub(crate) target_platform: Platform,
-    pub(crate) stage_names: Vec<Option<String>>,
-}
-
-impl Context<'_> {
-    pub(crate) fn location(&self, node: &parser::Node) -> SourceLocation {
-        SourceLocation {
-            file: self.file.name.clone(),
-            start_line: node.start_line,
-            end_line: node.end_line,
-            span: [node.span.start, node.span.end],
-        }
-    }
-
-    pub(crate) fn error(&self, message: String, node: &parser::Node) -> Error {
-        Error::Convert {
-            message,
-            help: None,
-            src: self.file.named(),
-            span: Some(diag::span(node.span.clone())),
-        }
-    }
-
-    /// Returns the index of the stage called `name` (case-insensitive).
-    /// Whether the steps of stage `index` ignore the cache (`no-cache-filter`).
-    // Compat: dockerfile2llb matches the filter against stage names (and stage indexes).
-    pub(crate) fn ignores_cache(&self, index: usize) -> bool {
-        self.options.no_cache_filter.iter().any(|entry| {
-            let entry = entry.to_lowercase();
-            entry == index.to_string()
-                || self
-                    .stage_names
-                    .get(index)
-                    .is_some_and(|n| n.as_deref() == Some(entry.as_str()))
-        })
-    }
-
-    pub(crate) fn stage_index(&self, name: &str) -> Option<usize> {
-        let lower = name.to_lowercase();
-        self.stage_names
-            .iter()
-            .position(|n| n.as_deref() == Some(lower.as_str()))
-    }
-}
 
 /// Parses and converts a Dockerfile into the graph and image config of its target stage.
 ///
@@ -576,14 +389,6 @@ fn meta_args(
         }
     }
     Ok(vars)
-}
-
-/// Returns the stage's display name: its name, or `stage-N`.
-pub(crate) fn stage_display_name(stage: &Stage, index: usize) -> String {
-    stage
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("stage-{index}"))
 }
 
 #[cfg(test)]

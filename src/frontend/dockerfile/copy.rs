@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::frontend::dockerfile::commands::{build_context, join_workdir, step_meta};
-use crate::frontend::dockerfile::dispatch::{Dispatcher, StageState};
 use crate::frontend::dockerfile::error::Result;
 use crate::frontend::dockerfile::instructions::CopySpec;
+use crate::frontend::dockerfile::stage::{Dispatcher, StageState};
+use crate::frontend::dockerfile::step::{build_context, join_workdir, step_meta};
 use crate::frontend::dockerfile::{parser, reference, shell};
 use crate::graph::{
     CopyAction, FileAction, FileOp, FileOwner, Inputs, Op, SourceOp, State, VertexMeta,

@@ -8,124 +8,16 @@
 use std::collections::BTreeSet;
 
 use crate::frontend::dockerfile::check::{self, Linter};
-use crate::frontend::dockerfile::convert::{
-    Base, Context, Converted, NamedContext, PROXY_ARGS, stage_display_name,
-};
 use crate::frontend::dockerfile::error::{Error, Result, suggest};
 use crate::frontend::dockerfile::instructions::{Command, Instruction, parse_instruction};
+use crate::frontend::dockerfile::options::{Converted, NamedContext, PROXY_ARGS};
+use crate::frontend::dockerfile::stage::{
+    Base, Context, Dispatcher, ResolvedStage, Slot, StageState, stage_display_name,
+};
 use crate::frontend::dockerfile::{commands, parser, reference, shell};
 use crate::graph::{Definition, SourceOp, State, VertexMeta};
 use crate::oci;
 use crate::platform::Platform;
-
-/// A stage's `FROM`, evaluated.
-#[derive(Debug, Clone)]
-pub(crate) struct ResolvedStage {
-    pub(crate) base: Base,
-    pub(crate) platform: Option<Platform>,
-    pub(crate) display_name: String,
-}
-
-/// The evolving state of one stage while its instructions are lowered.
-#[derive(Debug, Clone)]
-pub(crate) struct StageState {
-    pub(crate) state: State,
-    pub(crate) image: oci::Image,
-    pub(crate) platform: Platform,
-    /// Declared ARGs with a value, in declaration order.
-    pub(crate) args: Vec<(String, String)>,
-    /// Every declared ARG name, with or without a value.
-    pub(crate) declared: BTreeSet<String>,
-    pub(crate) workdir_set: bool,
-    pub(crate) cmd_set: bool,
-    pub(crate) seen_cmd: Option<(usize, usize)>,
-    pub(crate) seen_entrypoint: Option<(usize, usize)>,
-    pub(crate) seen_healthcheck: Option<(usize, usize)>,
-    pub(crate) display_name: String,
-    pub(crate) step: usize,
-    pub(crate) total: usize,
-    /// The stage is in `no-cache-filter`: its steps run again.
-    pub(crate) ignore_cache: bool,
-}
-
-impl StageState {
-    /// Variables for expansion: ARG values, overridden by ENV (borrowed, never copied).
-    pub(crate) fn vars(&self) -> StageVars<'_> {
-        StageVars {
-            env: &self.image.config.env,
-            args: &self.args,
-        }
-    }
-
-    /// Returns the next progress name prefix, e.g. `[build 2/4]`.
-    pub(crate) fn next_step(&mut self) -> String {
-        self.step += 1;
-        let total = self.total.max(self.step);
-        match self.display_name.as_str() {
-            "" => format!("[{}/{total}]", self.step),
-            name => format!("[{name} {}/{total}]", self.step),
-        }
-    }
-}
-
-/// The variables visible to one instruction: the image's `ENV` entries win over ARGs.
-pub(crate) struct StageVars<'a> {
-    env: &'a [String],
-    args: &'a [(String, String)],
-}
-
-impl StageVars<'_> {
-    /// Returns every variable name (for "did you mean" suggestions).
-    fn names(&self) -> impl Iterator<Item = &str> {
-        let env = self
-            .env
-            .iter()
-            .map(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k));
-        env.chain(self.args.iter().map(|(k, _)| k.as_str()))
-    }
-}
-
-impl shell::Vars for StageVars<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        // An entry is `KEY=value` (split at the first `=`) or a bare `KEY`; compare bytes
-        // rather than splitting every entry, as this runs for every variable reference.
-        let from_env = if name.contains('=') {
-            None
-        } else {
-            self.env.iter().rev().find_map(|entry| {
-                let rest = entry.strip_prefix(name)?;
-                match rest.as_bytes().first() {
-                    Some(b'=') => Some(&rest[1..]),
-                    None => Some(""),
-                    Some(_) => None,
-                }
-            })
-        };
-        from_env.or_else(|| {
-            self.args
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        })
-    }
-}
-
-enum Slot {
-    Pending,
-    InProgress,
-    Done(Box<StageState>),
-}
-
-/// Lowers stages on demand.
-pub(crate) struct Dispatcher<'c, 'a> {
-    pub(crate) context: &'c Context<'a>,
-    pub(crate) resolved: Vec<ResolvedStage>,
-    slots: Vec<Slot>,
-    pub(crate) linter: &'c mut Linter,
-    /// The main build context source, created once and shared by every `COPY`.
-    pub(crate) local_context: Option<State>,
-}
 
 /// Expands every stage's base name and `--platform` (reporting the FROM lint rules).
 pub(crate) fn resolve_stages(

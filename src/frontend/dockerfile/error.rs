@@ -153,53 +153,16 @@ pub enum Error {
     },
 }
 
-/// Returns "did you mean `x`?" for the closest candidate within a small edit distance.
+/// Returns the closest candidate within fewer than three edits (and fewer edits than `value`
+/// has chars).
 // Compat: buildkit util/suggest Search (Levenshtein distance, case-insensitive option).
 pub(crate) fn suggest<'a>(
     value: &str,
     candidates: impl IntoIterator<Item = &'a str>,
     case_sensitive: bool,
 ) -> Option<String> {
-    let normalise = |s: &str| {
-        if case_sensitive {
-            s.to_owned()
-        } else {
-            s.to_lowercase()
-        }
-    };
-    let value = normalise(value);
-    if value.is_empty() {
-        return None;
-    }
-    let mut best: Option<(usize, &str)> = None;
-    for candidate in candidates {
-        let distance = levenshtein(&value, &normalise(candidate));
-        if distance < 3
-            && distance < value.chars().count()
-            && best.is_none_or(|(d, _)| distance < d)
-        {
-            best = Some((distance, candidate));
-        }
-    }
-    best.map(|(_, candidate)| candidate.to_owned())
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            current.push(
-                (previous[j] + cost)
-                    .min(previous[j + 1] + 1)
-                    .min(current[j] + 1),
-            );
-        }
-        previous = current;
-    }
-    previous[b.len()]
+    let limit = value.chars().count().min(3).checked_sub(1)?;
+    crate::diag::suggest(value, candidates, !case_sensitive, |_| limit).map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -17,15 +17,17 @@ mod copy;
 mod dispatch;
 mod error;
 pub mod instructions;
+mod options;
 mod outline;
 pub mod parser;
 mod reference;
 mod run;
 pub mod shell;
+mod stage;
+mod step;
 
 pub use check::CheckReport;
-pub use convert::{
-    ConvertOptions, Converted, ImageResolver, NamedContext, ResolvedImage, check, convert,
-};
+pub use convert::{check, convert};
 pub use error::{Error, Result};
+pub use options::{ConvertOptions, Converted, ImageResolver, NamedContext, ResolvedImage};
 pub use outline::{Outline, OutlineArg, TargetInfo, Targets, outline, targets};

@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use crate::diag::SourceFile;
 use crate::frontend::dockerfile::check::{Linter, Location};
-use crate::frontend::dockerfile::convert::ConvertOptions;
 use crate::frontend::dockerfile::error::{Error, Result};
 use crate::frontend::dockerfile::instructions::{
     Instruction, MountType, Parsed, parse_instructions,
 };
+use crate::frontend::dockerfile::options::ConvertOptions;
 use crate::frontend::dockerfile::{parser, shell};
 
 /// The stages of a Dockerfile (`--call=targets`).

@@ -3,13 +3,13 @@
 //!
 //! Compat: buildkit dockerfile2llb/convert.go dispatchRun and convert_runmount.go.
 
-use crate::frontend::dockerfile::commands::{build_context, join_workdir, step_meta, with_shell};
-use crate::frontend::dockerfile::convert::PROXY_ARGS;
 use crate::frontend::dockerfile::copy::from_state;
-use crate::frontend::dockerfile::dispatch::{Dispatcher, StageState};
 use crate::frontend::dockerfile::error::Result;
 use crate::frontend::dockerfile::instructions::{CommandLine, MountSpec, MountType, RunSpec};
+use crate::frontend::dockerfile::options::PROXY_ARGS;
 use crate::frontend::dockerfile::parser;
+use crate::frontend::dockerfile::stage::{Dispatcher, StageState};
+use crate::frontend::dockerfile::step::{build_context, join_workdir, step_meta, with_shell};
 use crate::graph::{
     CacheSharing, ExecMeta, ExecOp, FileAction, FileOp, FileOwner, Inputs, Mount, MountKind,
     NetworkMode, Op, SecretEnv, SecurityMode, State, VertexMeta,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{Cx, Result, sort_ssh, unbracket};
 use crate::bake::compose::yaml::{Node, Value};
-use crate::bake::compose::{error, key_error};
+use crate::bake::compose::yaml::{error, key_error};
 use crate::bake::model::NullableMap;
 use crate::buildflags::{Attest, CacheEntry, Secret, Ssh};
 

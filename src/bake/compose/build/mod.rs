@@ -8,11 +8,19 @@ use crate::bake::model::{Group, NullableMap, Target};
 use crate::buildflags::{CacheEntry, ExportEntry, Secret, Ssh};
 use crate::diag::SourceFile;
 
-use super::yaml::{Node, Value};
-use super::{Composed, error, key_error, keyed_entries};
+use crate::bake::compose::yaml::{CODE, Node, Value, error, key_error, keyed_entries};
 use crate::bake::resolve::clean_context;
 
 mod fields;
+
+/// What a set of Compose files defines: targets in service order and the `default` group.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Composed {
+    /// One target per service with a `build` section.
+    pub(crate) targets: Vec<Target>,
+    /// The `default` group listing every target (absent when no service is defined).
+    pub(crate) groups: Vec<Group>,
+}
 
 /// Turns the merged document into targets and the `default` group.
 // Compat: buildx bake/compose.go ParseCompose.
@@ -24,7 +32,7 @@ pub(super) fn decode(
     let services = root.get("services").filter(|n| !n.is_null());
     let secrets = root.get("secrets").filter(|n| !n.is_null());
     if services.is_none() && secrets.is_none() {
-        let diagnostic = Diagnostic::new(super::CODE, "empty compose file");
+        let diagnostic = Diagnostic::new(CODE, "empty compose file");
         let diagnostic = match files.first() {
             Some(file) => diagnostic.at(file, None),
             None => diagnostic,

@@ -7,9 +7,9 @@ use std::rc::Rc;
 use hcl::Value;
 
 use super::{Instance, NAME_PATTERN, Parser, dedupe, is_valid_name};
-use crate::bake::error::Error;
+use crate::bake::error::{Error, closest};
 use crate::bake::hcl::body::{Attr, Block};
-use crate::bake::hcl::eval::{self, EvalError, EvalResult, Locals};
+use crate::bake::hcl::eval::{EvalError, EvalResult, Locals};
 use crate::bake::hcl::fields::{self, TARGET_ATTRIBUTES};
 use crate::bake::hcl::types;
 use crate::bake::model::{Group, Target};
@@ -207,7 +207,7 @@ impl<'a> Parser<'a> {
                 if !TARGET_ATTRIBUTES.contains(&attr.name.as_str()) {
                     let candidates: Vec<String> =
                         TARGET_ATTRIBUTES.iter().map(|s| (*s).to_owned()).collect();
-                    let help = match eval::closest(&attr.name, &candidates) {
+                    let help = match closest(&attr.name, &candidates) {
                         Some(similar) => format!("did you mean `{similar}`?"),
                         None => {
                             "see the list of target attributes in the book's reference".to_owned()

@@ -4,7 +4,8 @@
 use hcl::Value;
 use hcl::edit::expr::{Expression, TraversalOperator};
 
-use super::{Ctx, EvalError, EvalResult, as_number, eval, type_name};
+use crate::bake::hcl::eval::context::{Ctx, EvalError, EvalResult, as_number};
+use crate::bake::hcl::types::type_name;
 use crate::bake::hcl::types::value_to_string;
 
 pub(super) fn eval_traversal(
@@ -19,7 +20,7 @@ pub(super) fn eval_traversal(
             let name = match operators.first().map(|o| o.value()) {
                 Some(TraversalOperator::GetAttr(name)) => name.value().to_string(),
                 Some(TraversalOperator::Index(index)) => {
-                    let key = eval(index, ctx)?;
+                    let key = ctx.eval(index)?;
                     value_to_string(&key).unwrap_or_default()
                 }
                 _ => return ctx.fail(base, format!("cannot traverse `{root}` without a name")),
@@ -36,7 +37,7 @@ pub(super) fn eval_traversal(
             return apply_operators(value, &operators[consumed..], ctx);
         }
     }
-    let value = eval(base, ctx)?;
+    let value = ctx.eval(base)?;
     apply_operators(value, operators, ctx)
 }
 
@@ -66,7 +67,7 @@ fn apply_operators(
                     .map_err(|e| EvalError::new(e).at(ctx.file, span))?;
             }
             TraversalOperator::Index(index_expr) => {
-                let index = eval(index_expr, ctx)?;
+                let index = ctx.eval(index_expr)?;
                 value = index_value(&value, &index)
                     .map_err(|e| EvalError::new(e).at(ctx.file, ctx.span_of(index_expr)))?;
             }

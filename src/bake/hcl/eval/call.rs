@@ -4,7 +4,8 @@
 use hcl::Value;
 use hcl::edit::expr::{Expression, FuncCall};
 
-use super::{Ctx, EvalError, EvalResult, closest, eval};
+use crate::bake::error::closest;
+use crate::bake::hcl::eval::context::{Ctx, EvalError, EvalResult};
 use crate::bake::hcl::stdlib::{self, CallError};
 use crate::bake::hcl::types;
 
@@ -17,13 +18,13 @@ pub(super) fn eval_call(call: &FuncCall, whole: &Expression, ctx: &Ctx<'_>) -> E
             let [arg] = args.as_slice() else {
                 return ctx.fail(whole, "`can` takes exactly 1 argument");
             };
-            return Ok(Value::Bool(eval(arg, ctx).is_ok()));
+            return Ok(Value::Bool(ctx.eval(arg).is_ok()));
         }
         "convert" => {
             let [value, type_expr] = args.as_slice() else {
                 return ctx.fail(whole, "`convert` takes exactly 2 arguments");
             };
-            let value = eval(value, ctx)?;
+            let value = ctx.eval(value)?;
             let ty = types::from_expr(type_expr)
                 .map_err(|e| EvalError::new(e).at(ctx.file, ctx.span_of(*type_expr)))?;
             return ty
@@ -34,7 +35,7 @@ pub(super) fn eval_call(call: &FuncCall, whole: &Expression, ctx: &Ctx<'_>) -> E
     }
     let mut values = args
         .iter()
-        .map(|arg| eval(arg, ctx))
+        .map(|arg| ctx.eval(arg))
         .collect::<EvalResult<Vec<_>>>()?;
     if call.args.expand_final() {
         match values.pop() {
@@ -89,7 +90,7 @@ pub(super) fn eval_call(call: &FuncCall, whole: &Expression, ctx: &Ctx<'_>) -> E
 fn eval_try(args: &[&Expression], whole: &Expression, ctx: &Ctx<'_>) -> EvalResult<Value> {
     let mut last = None;
     for arg in args {
-        match eval(arg, ctx) {
+        match ctx.eval(arg) {
             Ok(value) => return Ok(value),
             Err(error) => last = Some(error),
         }

@@ -5,14 +5,15 @@ use hcl::edit::expr::{Expression, ForExpr};
 use hcl::edit::template::{Directive, Element, Template};
 use hcl::{Map, Value};
 
-use super::{Ctx, EvalResult, Locals, as_bool, eval, type_name};
+use crate::bake::hcl::eval::context::{Ctx, EvalResult, Locals, as_bool};
+use crate::bake::hcl::types::type_name;
 use crate::bake::hcl::types::value_to_string;
 
 pub(super) fn eval_template(template: &Template, ctx: &Ctx<'_>) -> EvalResult<Value> {
     let elements: Vec<&Element> = template.iter().collect();
     if let [Element::Interpolation(interpolation)] = elements.as_slice() {
         // A template that is a single interpolation yields the value itself, unconverted.
-        return eval(&interpolation.expr, ctx);
+        return ctx.eval(&interpolation.expr);
     }
     let mut out = String::new();
     render_elements(&elements, false, false, &mut out, ctx)?;
@@ -66,7 +67,7 @@ fn render_elements(
                 out.push_str(text);
             }
             Element::Interpolation(interpolation) => {
-                let value = eval(&interpolation.expr, ctx)?;
+                let value = ctx.eval(&interpolation.expr)?;
                 out.push_str(&template_string(&value, &interpolation.expr, ctx)?);
             }
             Element::Directive(directive) => render_directive(directive, out, ctx)?,
@@ -92,7 +93,7 @@ fn template_string(value: &Value, expr: &Expression, ctx: &Ctx<'_>) -> EvalResul
 fn render_directive(directive: &Directive, out: &mut String, ctx: &Ctx<'_>) -> EvalResult<()> {
     match directive {
         Directive::If(d) => {
-            let test = eval(&d.if_expr.cond_expr, ctx)?;
+            let test = ctx.eval(&d.if_expr.cond_expr)?;
             let Some(test) = as_bool(&test) else {
                 return ctx.fail(&d.if_expr.cond_expr, "`%{if}` needs a bool condition");
             };
@@ -110,7 +111,7 @@ fn render_directive(directive: &Directive, out: &mut String, ctx: &Ctx<'_>) -> E
             }
         }
         Directive::For(d) => {
-            let collection = eval(&d.for_expr.collection_expr, ctx)?;
+            let collection = ctx.eval(&d.for_expr.collection_expr)?;
             let items = iterate(&collection, &d.for_expr.collection_expr, ctx)?;
             let elements: Vec<&Element> = d.for_expr.template.iter().collect();
             for (key, value) in items {
@@ -159,7 +160,7 @@ fn iterate(
 
 pub(super) fn eval_for(for_expr: &ForExpr, ctx: &Ctx<'_>) -> EvalResult<Value> {
     let intro = &for_expr.intro;
-    let collection = eval(&intro.collection_expr, ctx)?;
+    let collection = ctx.eval(&intro.collection_expr)?;
     let items = iterate(&collection, &intro.collection_expr, ctx)?;
     let mut list = Vec::new();
     let mut object: Map<String, Value> = Map::new();
@@ -171,18 +172,18 @@ pub(super) fn eval_for(for_expr: &ForExpr, ctx: &Ctx<'_>) -> EvalResult<Value> {
         let locals = Locals::new(vars, Some(ctx.locals));
         let inner = ctx.with(&locals);
         if let Some(cond) = &for_expr.cond {
-            let keep = eval(&cond.expr, &inner)?;
+            let keep = inner.eval(&cond.expr)?;
             match as_bool(&keep) {
                 Some(true) => {}
                 Some(false) => continue,
                 None => return inner.fail(&cond.expr, "the `if` clause must be a bool"),
             }
         }
-        let value = eval(&for_expr.value_expr, &inner)?;
+        let value = inner.eval(&for_expr.value_expr)?;
         match &for_expr.key_expr {
             None => list.push(value),
             Some(key_expr) => {
-                let key = eval(key_expr, &inner)?;
+                let key = inner.eval(key_expr)?;
                 let Some(key) = value_to_string(&key) else {
                     return inner.fail(key_expr, "object keys must be strings");
                 };

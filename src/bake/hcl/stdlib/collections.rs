@@ -3,7 +3,9 @@
 
 use hcl::{Map, Value};
 
-use super::{CallError, arg_int, arg_list, arg_obj, arg_str, bad, display, failed, take};
+use crate::bake::hcl::stdlib::args::{
+    CallError, arg_int, arg_list, arg_obj, arg_str, bad, display, failed, take,
+};
 
 pub(super) fn length(args: Vec<Value>) -> Result<Value, CallError> {
     let n = match args.first() {
@@ -147,7 +149,7 @@ pub(super) fn coalesce(args: Vec<Value>) -> Result<Value, CallError> {
 }
 
 fn display_plain(v: &Value) -> String {
-    super::value_to_string(v).unwrap_or_default()
+    crate::bake::hcl::types::value_to_string(v).unwrap_or_default()
 }
 
 pub(super) fn coalescelist(args: Vec<Value>) -> Result<Value, CallError> {
@@ -169,7 +171,7 @@ pub(super) fn compact(args: Vec<Value>) -> Result<Value, CallError> {
         if v.is_null() {
             continue;
         }
-        let s = super::value_to_string(v)
+        let s = crate::bake::hcl::types::value_to_string(v)
             .ok_or_else(|| bad(0, format!("element {i}: a string is required")))?;
         if !s.is_empty() {
             out.push(Value::String(s));

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use hcl::{Map, Value};
 use md5::Digest as _;
 
-use super::{CallError, arg_int, arg_str, bad, failed};
+use crate::bake::hcl::stdlib::args::{CallError, arg_int, arg_str, bad, failed};
 use crate::bake::hcl::types::{f64_to_number, number_to_string};
 
 pub(super) fn base64encode(args: Vec<Value>) -> Result<Value, CallError> {

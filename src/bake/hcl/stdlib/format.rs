@@ -3,9 +3,9 @@
 
 use hcl::Value;
 
-use super::encoding::encode_json;
-use super::strings::graphemes;
-use super::{CallError, arg_str, failed};
+use crate::bake::hcl::stdlib::args::{CallError, arg_str, failed};
+use crate::bake::hcl::stdlib::encoding::encode_json;
+use crate::bake::hcl::stdlib::strings::graphemes;
 use crate::bake::hcl::types::{parse_number, value_to_string};
 
 /// One parsed `%` directive.

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hcl::Value;
 
-use super::{CallError, arg_int, arg_str, bad, failed};
+use crate::bake::hcl::stdlib::args::{CallError, arg_int, arg_str, bad, failed};
 
 /// A parsed prefix: the masked network address, its length, and the address width.
 #[derive(Debug, Clone, Copy)]

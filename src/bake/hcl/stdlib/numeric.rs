@@ -2,7 +2,9 @@
 
 use hcl::Value;
 
-use super::{CallError, arg_bool, arg_f64, arg_int, arg_str, bad, failed, num};
+use crate::bake::hcl::stdlib::args::{
+    CallError, arg_bool, arg_f64, arg_int, arg_str, bad, failed, num,
+};
 
 /// Both arguments as integers, when both are whole and fit in i64.
 fn ints(args: &[Value]) -> Option<(i64, i64)> {

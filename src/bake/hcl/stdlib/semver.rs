@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use hcl::Value;
 use regex::Regex;
 
-use super::{CallError, arg_str, bad};
+use crate::bake::hcl::stdlib::args::{CallError, arg_str, bad};
 
 /// A lenient semantic version as Masterminds `NewVersion` accepts it (`v1.2` → 1.2.0).
 #[derive(Debug, Clone, PartialEq)]

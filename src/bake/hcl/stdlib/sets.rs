@@ -3,7 +3,7 @@
 
 use hcl::Value;
 
-use super::{CallError, arg_list, failed};
+use crate::bake::hcl::stdlib::args::{CallError, arg_list, failed};
 use crate::bake::hcl::types::sort_set;
 
 /// Turns list arguments into sets: a common element type (strings win over numbers and
@@ -19,9 +19,9 @@ fn as_sets(lists: &[&[Value]]) -> Vec<Vec<Value>> {
             let mut set: Vec<Value> = Vec::new();
             for v in l.iter() {
                 let v = match v {
-                    Value::Number(_) | Value::Bool(_) if any_string => {
-                        Value::String(super::value_to_string(v).unwrap_or_default())
-                    }
+                    Value::Number(_) | Value::Bool(_) if any_string => Value::String(
+                        crate::bake::hcl::types::value_to_string(v).unwrap_or_default(),
+                    ),
                     other => other.clone(),
                 };
                 if !set.contains(&v) {

@@ -8,7 +8,7 @@
 use hcl::{Map, Value};
 use regex::Regex;
 
-use super::{CallError, arg_int, arg_list, arg_str, bad, failed};
+use crate::bake::hcl::stdlib::args::{CallError, arg_int, arg_list, arg_str, bad, failed};
 
 fn string(s: impl Into<String>) -> Result<Value, CallError> {
     Ok(Value::String(s.into()))

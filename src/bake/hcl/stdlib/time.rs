@@ -6,7 +6,7 @@ use jiff::civil::DateTime;
 use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 
-use super::{CallError, arg_f64, arg_str, bad, failed};
+use crate::bake::hcl::stdlib::args::{CallError, arg_f64, arg_str, bad, failed};
 
 const MONTHS: [&str; 12] = [
     "January",
@@ -328,7 +328,7 @@ fn moment_arg(args: &[Value], index: usize) -> Result<Moment, CallError> {
     let secs = match args.get(index) {
         Some(Value::String(s)) => match parse_rfc3339(s) {
             Some(m) => return Ok(m),
-            None => super::parse_number(s)
+            None => crate::bake::hcl::types::parse_number(s)
                 .and_then(|n| n.as_f64())
                 .ok_or_else(|| not_rfc3339(index, s))?,
         },

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use crate::diag::{self, SourceFile};
 use crate::frontend::dockerfile::error::{Error, Result, suggest};
-use crate::frontend::dockerfile::instructions::{MountSpec, MountType};
+use crate::frontend::dockerfile::instructions::types::{MountSpec, MountType};
 use crate::frontend::dockerfile::parser::{Node, syntax_error};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use crate::frontend::dockerfile::error::{Error, Result, suggest};
 use crate::frontend::dockerfile::instructions::flags::{
     Context, FlagKind, invalid_flag, parse_mount,
 };
-use crate::frontend::dockerfile::instructions::{
+use crate::frontend::dockerfile::instructions::types::{
     ArgDecl, Command, CommandLine, CopySpec, HealthSpec, INSTRUCTIONS, Instruction, KeyValue,
     Parsed, RunSpec, Stage,
 };
