@@ -1,6 +1,6 @@
 //! `bake` building, in three stages with their own inputs and outputs, as cargo's
 //! `compile` → `BuildRunner`: [`lower`](crate::engine::lower) turns every build request into
-//! one combined graph, [`solve`] runs it through the ops worker, and
+//! one combined graph, [`solve`](crate::engine::solve) runs it through the ops worker, and
 //! [`export`](crate::engine::export) sends each target's result to its outputs. Part of
 //! `engine`.
 //!
@@ -15,17 +15,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::cache::local::LocalCache;
 use crate::content::Store;
-use crate::engine::error::{Error, StepFailed};
-use crate::engine::export::{self, ExportInputs};
-use crate::engine::lower::{self, Lowered};
+use crate::engine::error::Error;
+use crate::engine::export::{self, BuildReport, ExportInputs};
+use crate::engine::{lower, solve};
 use crate::executor::Runtime;
 use crate::exporter::ExportContext;
-use crate::ops::worker::{Ref, SnapshotterKind, Worker};
+use crate::ops::worker::SnapshotterKind;
 use crate::plan;
 use crate::progress::Sink;
-use crate::solver::{CancelToken, SolveOptions, Solver};
 
 /// How to build. The runtime and the snapshotter come in from the caller, so tests and
 /// other front doors choose them (cargo's `compile_with_exec`).
@@ -82,26 +80,6 @@ pub fn snapshotter(configured: &crate::config::Snapshotter) -> SnapshotterKind {
     }
 }
 
-/// What one target's build produced.
-#[derive(Debug, Clone, Default)]
-pub struct BuildReport {
-    /// The target.
-    pub target: String,
-    /// The exporter responses (buildx's `--metadata-file` keys), merged.
-    pub metadata: BTreeMap<String, serde_json::Value>,
-    /// Whether the target had no output (buildx warns that the result stays in the cache).
-    pub cache_only: bool,
-}
-
-/// What the solve stage produced.
-pub(crate) struct Solved {
-    /// The result of each lowered request's root, in request order.
-    pub(crate) outputs: Vec<Option<Ref>>,
-    /// The solver and its worker, kept until the export ends: the worker's snapshotter keeps
-    /// overlay snapshots mounted while it lives, and the results are read from them.
-    _solver: Solver<Worker, LocalCache>,
-}
-
 /// Builds every request whose method is `build` in one solve and runs their exporters;
 /// an output to `-` is written to `stdout`.
 pub fn build(
@@ -138,14 +116,14 @@ pub fn build(
         .map_err(|e| state(e.into()))?,
     );
     let lowered = lower::lower(plan, &images)?;
-    let settings = WorkerSettings {
+    let settings = solve::WorkerSettings {
         root: &root,
         runtime,
         snapshotter,
         max_parallelism,
         cancel,
     };
-    let solved = solve(&lowered, settings, images.clone(), sink)?;
+    let solved = solve::solve(&lowered, settings, images.clone(), sink)?;
     let inputs = ExportInputs {
         root: &root,
         store: &store,
@@ -156,118 +134,6 @@ pub fn build(
         },
     };
     export::export(&lowered, &solved, &inputs, stdout)
-}
-
-/// What the solve stage takes from the build options.
-struct WorkerSettings<'a> {
-    root: &'a std::path::Path,
-    runtime: Box<dyn Runtime>,
-    snapshotter: SnapshotterKind,
-    max_parallelism: usize,
-    cancel: Arc<AtomicBool>,
-}
-
-/// The second stage: runs the combined graph through the ops worker.
-fn solve(
-    lowered: &Lowered<'_>,
-    settings: WorkerSettings<'_>,
-    images: Arc<crate::source::image::Puller>,
-    sink: &dyn Sink,
-) -> Result<Solved, Error> {
-    let requests: Vec<&plan::BuildRequest> = lowered.requests.iter().map(|l| l.request).collect();
-    let (secrets, ssh) = crate::engine::session::session(&requests)?;
-    let worker = Worker::new(settings.root, settings.runtime, lowered.locals.clone())
-        .with_secrets(secrets)
-        .with_ssh(ssh)
-        .with_images(images)
-        .with_snapshotter(settings.snapshotter);
-    let cache = LocalCache::open(settings.root, worker.snapshots()).map_err(|e| Error::State {
-        root: settings.root.to_path_buf(),
-        source: Box::new(e),
-    })?;
-    let solver = Solver::new(worker, cache).with_options(SolveOptions {
-        max_parallelism: settings.max_parallelism.max(1),
-        cancel: CancelToken::from_flag(settings.cancel.clone()),
-        ..SolveOptions::default()
-    });
-    let roots: Vec<_> = lowered
-        .requests
-        .iter()
-        .map(|l| (&lowered.definition, l.root))
-        .collect();
-    let result = solver
-        .solve(&roots, sink)
-        .map_err(|error| step_error(lowered, error))?;
-    Ok(Solved {
-        outputs: result.outputs,
-        _solver: solver,
-    })
-}
-
-/// The error of a failed solve: a failed step names the targets that hold it and points at
-/// its instruction in the Dockerfile.
-fn step_error(lowered: &Lowered<'_>, error: crate::engine::error::SolveError) -> Error {
-    let crate::solver::Error::Vertex {
-        vertex,
-        name,
-        location,
-        source,
-    } = error
-    else {
-        return Error::Solve(Box::new(error));
-    };
-    let targets = lowered.targets_holding(&vertex);
-    // The Dockerfile of the first target that holds the step and has the instruction's file.
-    let excerpt = location.as_ref().and_then(|location| {
-        lowered
-            .requests
-            .iter()
-            .filter(|l| targets.contains(&l.request.target))
-            .map(|l| &l.dockerfile)
-            .find(|f| f.name == location.file)
-            .map(|file| {
-                let end = location.span[1].min(file.text.len());
-                let start = location.span[0].min(end);
-                (file.named(), crate::diag::span(start..end))
-            })
-    });
-    let (file, span) = excerpt.map_or((None, None), |(f, s)| (Some(f), Some(s)));
-    let hint =
-        crate::engine::error::hint(&source).or_else(|| copy_hint(lowered, &targets, &source));
-    Error::Step(Box::new(StepFailed {
-        targets,
-        name,
-        vertex,
-        file,
-        span,
-        hint,
-        source,
-    }))
-}
-
-/// For a COPY whose source path matched nothing: where the path was looked for.
-fn copy_hint(
-    lowered: &Lowered<'_>,
-    targets: &[String],
-    failure: &crate::solver::Failure<crate::ops::worker::Error>,
-) -> Option<String> {
-    let crate::solver::Failure::Op(crate::ops::worker::Error::File(
-        crate::ops::file::Error::NotFound { path },
-    )) = failure
-    else {
-        return None;
-    };
-    let context = lowered
-        .requests
-        .iter()
-        .find_map(|l| match &l.request.context {
-            plan::Context::Local(dir) if targets.contains(&l.request.target) => Some(dir),
-            _ => None,
-        })?;
-    Some(format!(
-        "without `--from`, COPY and ADD read from the build context `{}`: check that `{path}` exists there and that `.dockerignore` does not exclude it",
-        context.display()
-    ))
 }
 
 fn now() -> u64 {

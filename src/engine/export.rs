@@ -2,15 +2,27 @@
 //! outputs. Outputs are checked before the solve starts, so a bad `output` never costs a
 //! build. Part of `engine`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use crate::content::Store;
-use crate::engine::build::{BuildReport, Solved};
 use crate::engine::error::Error;
 use crate::engine::lower::Lowered;
+use crate::engine::solve::Solved;
 use crate::exporter::{self, BuildOutput, ExportContext, PlatformOutput};
 use crate::plan::Plan;
+
+/// What one target's build produced.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    /// The target.
+    pub target: String,
+    /// The exporter responses (buildx's `--metadata-file` keys), merged.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Whether the target had no output (buildx warns that the result stays in the cache).
+    pub cache_only: bool,
+}
 
 /// Checks every output of the requests that build, before anything runs.
 pub(crate) fn validate_outputs(plan: &Plan) -> Result<(), Error> {

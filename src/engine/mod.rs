@@ -15,6 +15,7 @@ mod lower;
 mod resolver;
 mod session;
 pub mod settings;
+mod solve;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ use crate::graph::Definition;
 use crate::plan::{self, BuildRequest, Call, Dockerfile};
 
 pub use error::{Error, SolveError, StepFailed};
+pub use export::BuildReport;
 pub use resolver::Resolver;
 
 /// Result alias for the engine.
