@@ -100,7 +100,7 @@ pub(crate) fn export(
                 && !entry.destination.is_empty()
                 && entry.destination != "-"
             {
-                entry.destination = absolute(&entry.destination);
+                entry.destination = crate::engine::settings::absolute(&entry.destination);
             }
             let response = exporter::export_with_registry(
                 inputs.store,
@@ -157,16 +157,4 @@ fn platform_output(
         layers,
         image: request.image.clone(),
     })
-}
-
-/// Output paths are relative to the directory bake runs in, as in buildx.
-pub(crate) fn absolute(destination: &str) -> String {
-    let path = Path::new(destination);
-    if path.is_absolute() {
-        return destination.to_owned();
-    }
-    std::env::current_dir().map_or_else(
-        |_| destination.to_owned(),
-        |cwd| cwd.join(path).display().to_string(),
-    )
 }

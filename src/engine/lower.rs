@@ -63,7 +63,7 @@ pub(crate) fn lower<'a>(plan: &'a plan::Plan, images: &Arc<Puller>) -> Result<Lo
     let mut lowered: Vec<LoweredRequest<'a>> = Vec::with_capacity(requests.len());
     for request in requests {
         check_inputs(request)?;
-        let file = crate::engine::dockerfile(request)?;
+        let file = crate::engine::request::dockerfile(request)?;
         let linked = |name: &str| pick(&lowered, name, request.platform.as_ref());
         let resolver = Resolver {
             targets: request
@@ -78,7 +78,7 @@ pub(crate) fn lower<'a>(plan: &'a plan::Plan, images: &Arc<Puller>) -> Result<Lo
                 .collect(),
             images: Some(images.clone()),
         };
-        let options = crate::engine::convert_options_with(request, resolver)?;
+        let options = crate::engine::request::convert_options_with(request, resolver)?;
         let converted = crate::frontend::dockerfile::convert(&file, &options).map_err(Box::new)?;
         let names = local_names(request);
         for local in &names {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::engine::error::Error;
-use crate::engine::export::absolute;
+use crate::engine::settings::absolute;
 use crate::plan::BuildRequest;
 
 type Result<T> = std::result::Result<T, Error>;

@@ -1,5 +1,6 @@
 //! Choices a build makes from the configuration before it starts: where its state lives and
-//! which platform a request without one builds for. Part of `engine`.
+//! which platform a request without one builds for, and what relative paths are relative to.
+//! Part of `engine`.
 
 use std::path::{Path, PathBuf};
 
@@ -45,4 +46,16 @@ pub fn with_worker_platform(plan: &plan::Plan, config: &Config) -> Option<plan::
         })
         .collect();
     Some(plan::Plan { requests })
+}
+
+/// Output paths are relative to the directory bake runs in, as in buildx.
+pub fn absolute(destination: &str) -> String {
+    let path = Path::new(destination);
+    if path.is_absolute() {
+        return destination.to_owned();
+    }
+    std::env::current_dir().map_or_else(
+        |_| destination.to_owned(),
+        |cwd| cwd.join(path).display().to_string(),
+    )
 }

@@ -1,0 +1,89 @@
+//! What the front end gets from a build request: its Dockerfile and its convert options
+//! (named contexts mapped, base images answered by a [`Resolver`]). Part of `engine`.
+
+use std::collections::BTreeMap;
+
+use crate::diag::SourceFile;
+use crate::engine::error::Error;
+use crate::engine::resolver::Resolver;
+use crate::frontend::dockerfile::{self, ConvertOptions};
+use crate::plan::{self, BuildRequest, Dockerfile};
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Reads the request's Dockerfile (or takes the inline text).
+pub fn dockerfile(request: &BuildRequest) -> Result<SourceFile> {
+    match &request.dockerfile {
+        Dockerfile::Inline(text) => Ok(SourceFile::new("Dockerfile", text.as_str())),
+        Dockerfile::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::ReadDockerfile {
+                target: request.target.clone(),
+                path: path.display().to_string(),
+                source,
+            })?;
+            let name = path.file_name().map_or_else(
+                || "Dockerfile".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            Ok(SourceFile::new(name, text))
+        }
+        Dockerfile::Remote(_) => Err(Error::Unsupported {
+            target: request.target.clone(),
+            what: "a Dockerfile inside a remote (git or HTTP) context".to_owned(),
+        }),
+    }
+}
+
+/// Maps a request onto the front end's options.
+pub fn convert_options(request: &BuildRequest) -> Result<ConvertOptions> {
+    convert_options_with(request, Resolver::default())
+}
+
+/// Maps a request onto the front end's options, answering base images with `resolver`.
+pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Result<ConvertOptions> {
+    let mut named_contexts = BTreeMap::new();
+    for (name, context) in &request.named_contexts {
+        let mapped = match context {
+            plan::NamedContext::Local { .. } => {
+                dockerfile::NamedContext::Local { name: name.clone() }
+            }
+            plan::NamedContext::Image { reference } => dockerfile::NamedContext::Image {
+                reference: reference.clone(),
+            },
+            plan::NamedContext::OciLayout { path, reference } => {
+                dockerfile::NamedContext::OciLayout {
+                    path: path.display().to_string(),
+                    // The front end tells a digest from a tag by its `@`.
+                    reference: reference.as_ref().map(|r| {
+                        if r.starts_with("sha256:") {
+                            format!("@{r}")
+                        } else {
+                            r.clone()
+                        }
+                    }),
+                }
+            }
+            plan::NamedContext::Target { name } => {
+                dockerfile::NamedContext::Target { name: name.clone() }
+            }
+            plan::NamedContext::Remote { url } => {
+                return Err(Error::Unsupported {
+                    target: request.target.clone(),
+                    what: format!("the URL named context `{name}` (`{url}`)"),
+                });
+            }
+        };
+        named_contexts.insert(name.clone(), mapped);
+    }
+    Ok(ConvertOptions {
+        target: request.stage.clone(),
+        build_args: request.build_args.clone(),
+        labels: request.labels.clone(),
+        target_platform: request.platform.clone(),
+        build_platform: None,
+        named_contexts,
+        resolver: Some(std::sync::Arc::new(resolver)),
+        all_stages: false,
+        no_cache_filter: request.no_cache_filter.clone(),
+    })
+}
