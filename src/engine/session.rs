@@ -101,7 +101,7 @@ fn ssh_socket(entry: &crate::buildflags::Ssh) -> std::result::Result<PathBuf, St
     match std::fs::metadata(&path) {
         Ok(meta) if meta.file_type().is_socket() => Ok(path),
         Ok(_) => Err(format!(
-            "SSH `{}`: `{}` is not an agent socket; key files are not supported yet (load them into ssh-agent and use its socket)",
+            "SSH `{}`: `{}` is not an agent socket; key files are not supported (load them into ssh-agent and use its socket)",
             entry.id,
             path.display()
         )),

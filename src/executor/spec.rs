@@ -7,7 +7,7 @@
 //!
 //! Compat: buildkit executor/oci/spec.go `GenerateSpec`, which starts from containerd's
 //! default Unix spec (oci/spec.go `populateDefaultUnixSpec`) and adjusts it for builds.
-//! Diverges: no seccomp profile, no AppArmor and no cgroup namespace yet; the process runs
+//! Diverges: no seccomp profile, no AppArmor and no cgroup namespace; the process runs
 //! with the default capability set, which is what limits a RUN step in practice.
 
 use std::path::PathBuf;

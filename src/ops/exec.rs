@@ -41,8 +41,8 @@ pub enum Error {
         /// The SSH id.
         id: String,
     },
-    /// The step asks for something this version cannot provide yet.
-    #[error("{what} is not supported yet")]
+    /// The step asks for something bake does not provide.
+    #[error("{what} is not supported")]
     Unsupported {
         /// What is missing.
         what: String,

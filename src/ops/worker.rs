@@ -38,8 +38,8 @@ pub enum Error {
         /// The last lines of its output.
         tail: String,
     },
-    /// The op needs a source this version cannot fetch yet.
-    #[error("{what} is not supported yet")]
+    /// The op needs a source bake does not fetch.
+    #[error("{what} is not supported")]
     Unsupported {
         /// What is missing.
         what: String,

@@ -325,7 +325,9 @@ fn one_solve_tells_contexts_apart_and_runs_shared_steps_once() {
 /// every exporter type.
 #[test]
 fn monorepo_example_builds_shares_its_base_and_rebuilds_only_what_changed() {
-    if !can_run() {
+    // Run the way the README says: no variables, the OS image made by bake from
+    // busybox-static (`.ci/run` installs it).
+    if !can_run() || !Path::new("/bin/busybox").is_file() {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -338,7 +340,7 @@ fn monorepo_example_builds_shares_its_base_and_rebuilds_only_what_changed() {
             root.display().to_string(),
             "--progress=rawjson".into(),
         ];
-        let output = support::bake(&dir, &args, &[("OS".to_owned(), base())], None);
+        let output = support::bake(&dir, &args, &[], None);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(output.status.success(), "{stderr}");
         events(&stderr)

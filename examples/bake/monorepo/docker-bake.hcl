@@ -1,10 +1,17 @@
-# A monorepo of seven services that share one base stage through a `target:` link. To build,
-# point OS at a base image with a shell, for example the busybox layout in this repository:
-#   OS=oci-layout://$PWD/../../../fixtures/base/busybox@sha256:... bake --root /tmp/bake
+# A monorepo of seven services that share one base stage through a `target:` link. The base
+# stands on an OS image that bake builds itself from Debian's static busybox
+# (`apt-get install busybox-static runc`), so `bake` builds everything with no registry:
+#   bake --root /tmp/bake
+# Point OS at another image to use it instead (`OS=docker-image://debian:12 bake`).
 # `bake --print` needs nothing.
 variable "OS" {
-  default     = ""
-  description = "The OS base image (a docker-image:// or oci-layout:// named context)"
+  default     = "target:os"
+  description = "The OS base image (a target:, docker-image:// or oci-layout:// named context)"
+}
+
+variable "BUSYBOX_DIR" {
+  default     = "/bin"
+  description = "The directory holding a statically linked `busybox` (Debian: busybox-static)"
 }
 
 variable "REGISTRY" {
@@ -29,6 +36,12 @@ group "default" {
 group "services" {
   description = "Long-running services"
   targets     = ["api", "worker", "web", "migrations"]
+}
+
+# The OS image, from busybox-static: `FROM scratch`, the binary, and its applets installed.
+target "os" {
+  context  = "os"
+  contexts = { busybox = BUSYBOX_DIR }
 }
 
 # The shared base stage; every service starts `FROM base`.
