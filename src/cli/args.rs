@@ -4,7 +4,13 @@ use clap::{ArgAction, Parser};
 
 /// Build every image your bake files describe, with no daemon.
 #[derive(Debug, Parser)]
-#[command(name = "bake", version, about, long_about = None)]
+#[command(
+    name = "bake",
+    version,
+    about,
+    long_about = None,
+    after_help = "Commands:\n  bake debug graph TARGET   the build graph a target lowers to (JSON)\n  bake debug plan [TARGET]  the build requests, one per target and platform (JSON)\n\nA target named `debug` is built with `bake -- debug`."
+)]
 pub struct Args {
     /// Targets or groups to build (default: `default`); globs like 'app-*' match names.
     #[arg(value_name = "TARGET")]

@@ -107,3 +107,13 @@ fn registry_and_gc_keys_are_not_named_as_inert_but_unsupported_keys_are() {
     }
     assert!(!text.contains("act on yet"), "{stderr}");
 }
+
+#[test]
+fn help_lists_the_debug_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = support::bake(dir.path(), &args(&["--help"]), &[], None);
+    assert!(output.status.success());
+    let help = flat(&output.stdout);
+    assert!(help.contains("bake debug graph TARGET"), "{help}");
+    assert!(help.contains("bake debug plan"), "{help}");
+}
