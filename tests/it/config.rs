@@ -217,11 +217,10 @@ fn build_with_binary(binary: &str) -> (std::process::Output, tempfile::TempDir) 
     (output, scratch)
 }
 
-#[expect(clippy::print_stderr, reason = "a skipped test says why")]
 fn is_root() -> bool {
     let root = rustix::process::geteuid().is_root();
     if !root {
-        eprintln!("skipping runtime test: RUN steps need root");
+        crate::support::skip("skipping runtime test: RUN steps need root");
     }
     root
 }
@@ -248,14 +247,16 @@ fn crun_from_the_config_runs_the_run_step() {
         return;
     }
     let Some(crun) = support::find_in_path("crun") else {
-        eprintln!("skipping crun test: needs crun (Debian package `crun`)");
+        crate::support::skip("skipping crun test: needs crun (Debian package `crun`)");
         return;
     };
     let (output, scratch) = build_with_binary(&crun.display().to_string());
     let stderr = stderr(&output);
     if !output.status.success() && stderr.contains("cgroup") {
         // crun 1.8 refuses the hybrid cgroup layout of some hosts (issue #4).
-        eprintln!("skipping crun test: this host's cgroup layout is refused by crun: {stderr}");
+        crate::support::skip(&format!(
+            "skipping crun test: this host's cgroup layout is refused by crun: {stderr}"
+        ));
         return;
     }
     assert!(output.status.success(), "{stderr}");

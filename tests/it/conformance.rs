@@ -137,7 +137,7 @@ fn every_build_case_matches_buildkit() {
         && support::find_in_path("runc").is_some()
         && support::find_in_path("python3").is_some();
     if !ready {
-        eprintln!("skipping the build conformance suite: needs root, runc and python3");
+        crate::support::skip("skipping the build conformance suite: needs root, runc and python3");
         return;
     }
     let root = support::root();

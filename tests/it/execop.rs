@@ -14,7 +14,6 @@ use bake::ops::exec::{ExecEnvironment, run};
 
 use crate::support::{build_busybox_rootfs, find_in_path};
 
-#[expect(clippy::print_stderr, reason = "a skipped test says why")]
 fn runc() -> Option<std::path::PathBuf> {
     let root = rustix::process::geteuid().is_root();
     match (
@@ -24,7 +23,9 @@ fn runc() -> Option<std::path::PathBuf> {
     ) {
         (true, Some(runc), true) => Some(runc),
         _ => {
-            eprintln!("skipping exec op test: needs root, runc and /bin/busybox (busybox-static)");
+            crate::support::skip(
+                "skipping exec op test: needs root, runc and /bin/busybox (busybox-static)",
+            );
             None
         }
     }

@@ -16,11 +16,12 @@ use serde_json::Value;
 
 const EPOCH: u64 = 1_700_000_000;
 
-#[expect(clippy::print_stderr, reason = "a skipped check says why")]
 fn tool(name: &str) -> bool {
     let found = Command::new(name).arg("--version").output().is_ok();
     if !found {
-        eprintln!("skipping: `{name}` is not installed (apt-get install {name})");
+        crate::support::skip(&format!(
+            "skipping: `{name}` is not installed (apt-get install {name})"
+        ));
     }
     found
 }

@@ -133,7 +133,7 @@ fn wildcards_match_and_empty_matches_fail_unless_allowed() {
 #[test]
 fn chown_names_resolve_in_the_destination_and_chmod_applies() {
     if !is_root() {
-        eprintln!("skipped: chown needs root");
+        crate::support::skip("skipped: chown needs root");
         return;
     }
     let c = case();

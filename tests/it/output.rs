@@ -15,11 +15,10 @@ pub(crate) fn base() -> String {
 }
 
 /// Whether RUN steps can run here (root and runc); says why when not.
-#[expect(clippy::print_stderr, reason = "a skipped test says why")]
 pub(crate) fn can_run() -> bool {
     let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
     if !ok {
-        eprintln!("skipping test: needs root and runc (Debian package `runc`)");
+        crate::support::skip("skipping test: needs root and runc (Debian package `runc`)");
     }
     ok
 }

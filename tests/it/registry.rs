@@ -61,10 +61,9 @@ fn push_busybox(
     (digest, pushes)
 }
 
-#[expect(clippy::print_stderr, reason = "a skipped check says why")]
 fn skopeo_digest(reference: &str) -> Option<String> {
     find_in_path("skopeo").or_else(|| {
-        eprintln!("skipped skopeo check: `skopeo` is not installed");
+        crate::support::skip("skipped skopeo check: `skopeo` is not installed");
         None
     })?;
     let output = Command::new("skopeo")

@@ -652,7 +652,7 @@ fn a_file_changed_right_after_hashing_is_read_again() {
 #[test]
 fn ownership_is_hashed_and_copied_when_root() {
     if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: changing owners needs root");
+        crate::support::skip("skipped: changing owners needs root");
         return;
     }
     let dir = context();

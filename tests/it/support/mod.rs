@@ -6,6 +6,26 @@ pub(crate) mod registry;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Says on stderr why a test skips, and records it in `target/tmp/skipped-tests.txt`, which
+/// `.ci/run` prints after the tests: a skip is never silent.
+#[expect(clippy::print_stderr, reason = "a skipped test says why")]
+pub(crate) fn skip(reason: &str) {
+    use std::io::Write as _;
+    eprintln!("{reason}");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unknown test")
+        .to_owned();
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.txt");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{test}: {reason}");
+    }
+}
+
 /// The repository root.
 pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
