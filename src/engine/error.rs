@@ -209,12 +209,42 @@ pub(crate) fn hint(failure: &crate::solver::Failure<worker::Error>) -> Option<St
             binary.display()
         ));
     }
+    if let crate::solver::Failure::Op(worker::Error::Exec(exec::Error::Executor(
+        crate::executor::Error::Runtime { message, .. },
+    ))) = failure
+        && let Some(program) = missing_program(message)
+    {
+        return Some(if program == "/bin/sh" {
+            "the image has no `/bin/sh`, which a shell-form RUN needs (a `FROM scratch` stage has none): build on an image with a shell, or write the step in exec form, `RUN [\"/program\", \"arg\"]`".to_owned()
+        } else {
+            format!(
+                "the image has no `{program}`: check the program's path, or install it in an earlier step"
+            )
+        });
+    }
     None
+}
+
+/// The program runc could not find, from its ``exec: "/bin/sh": stat /bin/sh: no such file
+/// or directory`` message.
+fn missing_program(message: &str) -> Option<&str> {
+    if !message.contains("no such file or directory") {
+        return None;
+    }
+    let rest = &message[message.find("exec: \"")? + "exec: \"".len()..];
+    rest.split('"').next().filter(|p| !p.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runc_messages_name_the_missing_program() {
+        let message = "runc run failed: unable to start container process: exec: \"/bin/sh\": stat /bin/sh: no such file or directory";
+        assert_eq!(missing_program(message), Some("/bin/sh"));
+        assert_eq!(missing_program("exec: \"/x\": permission denied"), None);
+    }
 
     #[test]
     fn target_lists_read_naturally() {

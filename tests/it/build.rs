@@ -868,3 +868,29 @@ fn oci_outputs_are_named_after_the_targets_tags() {
         String::from_utf8_lossy(&inspect.stderr)
     );
 }
+
+#[test]
+fn linked_contexts_example_builds_as_written() {
+    if !can_run() || !Path::new("/bin/busybox").is_file() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("linked");
+    support::copy_tree(
+        &support::root().join("examples/bake/linked-contexts"),
+        &dir,
+        &[],
+    );
+    let args = vec![
+        "--root".to_owned(),
+        scratch.path().join("state").display().to_string(),
+    ];
+    let output = support::bake(&dir, &args, &[], None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = std::fs::read_to_string(dir.join("out/test-results/results.txt")).unwrap();
+    assert!(results.contains("self-test passed"), "{results}");
+}

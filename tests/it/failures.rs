@@ -293,3 +293,19 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
     let output = support::bake(&dir, &["--print".to_owned(), "app".to_owned()], &[], None);
     assert!(!String::from_utf8_lossy(&output.stderr).contains("WARNING"));
 }
+
+#[test]
+fn a_shell_run_on_an_image_without_a_shell_says_so() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nRUN echo hi\n").unwrap();
+    std::fs::write(dir.join("docker-bake.hcl"), "target \"app\" {}\n").unwrap();
+    let (output, stderr) = run(&dir, &scratch.path().join("state"), &["--progress=quiet"]);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the image has no `/bin/sh`"), "{stderr}");
+    assert!(stderr.contains("exec form"), "{stderr}");
+}

@@ -1,7 +1,9 @@
 # Targets feeding each other through `target:` named contexts: `app` builds on the result of
 # `base`, and `tests` copies from `app`. Asking for `tests` builds all three, once each.
+# Building needs runc and busybox-static (`apt-get install runc busybox-static`).
 target "base" {
-  context = "base"
+  context  = "base"
+  contexts = { busybox = "/bin" }
   args = {
     PACKAGES = "ca-certificates"
   }
