@@ -39,6 +39,89 @@ impl Platform {
     }
 }
 
+/// The error returned for a platform whose OS or architecture no Go toolchain knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}` in platform `{text}`")]
+pub struct UnknownPlatformError {
+    /// The platform as written.
+    pub text: String,
+    /// `OS` or `architecture`.
+    pub what: &'static str,
+    /// The unknown part.
+    pub value: String,
+}
+
+/// Operating systems Go (and so containerd and BuildKit) knows.
+// Compat: containerd platforms isKnownOS (Go's GOOS list).
+const KNOWN_OS: &[&str] = &[
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
+];
+
+/// Architectures Go knows, after normalisation (`x86_64` is `amd64` by then).
+// Compat: containerd platforms isKnownArch (Go's GOARCH list).
+const KNOWN_ARCH: &[&str] = &[
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+];
+
+impl Platform {
+    /// Checks that a platform a user wrote names an OS and an architecture Go knows, so a
+    /// typo (`linux/amd65`) fails when the file is read, not as a missing base image.
+    pub fn check_known(&self, text: &str) -> Result<(), UnknownPlatformError> {
+        let unknown = |what, value: &str| UnknownPlatformError {
+            text: text.to_owned(),
+            what,
+            value: value.to_owned(),
+        };
+        if !KNOWN_OS.contains(&self.os.as_str()) {
+            return Err(unknown("OS", &self.os));
+        }
+        if !KNOWN_ARCH.contains(&self.architecture.as_str()) {
+            return Err(unknown("architecture", &self.architecture));
+        }
+        Ok(())
+    }
+}
+
 /// The error returned for text that is not `os/arch[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid platform `{0}`: expected `os/arch[/variant]`")]
@@ -180,6 +263,29 @@ impl fmt::Display for Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_known_os_and_architectures_pass_the_user_check() {
+        for good in [
+            "linux/amd64",
+            "linux/x86_64",
+            "linux/arm64/v8",
+            "linux/arm/v7",
+            "windows/amd64",
+            "linux/riscv64",
+        ] {
+            let platform: Platform = good.parse().expect(good);
+            assert!(platform.check_known(good).is_ok(), "{good}");
+        }
+        let typo: Platform = "linux/amd65".parse().expect("parses");
+        let error = typo.check_known("linux/amd65").expect_err("unknown");
+        assert_eq!(
+            error.to_string(),
+            "unknown architecture `amd65` in platform `linux/amd65`"
+        );
+        let os: Platform = "linx/amd64".parse().expect("parses");
+        assert!(os.check_known("linx/amd64").is_err());
+    }
 
     #[test]
     fn host_platform_is_linux_on_this_machine() {

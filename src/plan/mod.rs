@@ -17,7 +17,7 @@ use crate::platform::Platform;
 #[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
     /// A platform string does not parse.
-    #[error("target `{target}`: {source}")]
+    #[error("target `{target}`: invalid platform")]
     #[diagnostic(
         code(plan::platform),
         help("write platforms as `os/arch[/variant]`, e.g. `linux/arm64`")
@@ -27,6 +27,20 @@ pub enum Error {
         target: String,
         /// The parse failure.
         source: crate::platform::ParsePlatformError,
+    },
+    /// A platform names an OS or architecture that does not exist.
+    #[error("target `{target}`: unknown platform")]
+    #[diagnostic(
+        code(plan::platform),
+        help(
+            "write platforms as `os/arch[/variant]` with Go's names, e.g. `linux/amd64`, `linux/arm64`, `linux/arm/v7`"
+        )
+    )]
+    UnknownPlatform {
+        /// The target.
+        target: String,
+        /// What is unknown.
+        source: crate::platform::UnknownPlatformError,
     },
     /// The `call` attribute names an unknown method.
     #[error("target `{target}`: unknown call method `{method}`")]
@@ -262,10 +276,17 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
         Some(list) => list
             .iter()
             .map(|p| {
-                p.parse().map(Some).map_err(|source| Error::Platform {
+                let platform: Platform = p.parse().map_err(|source| Error::Platform {
                     target: target.name.clone(),
                     source,
-                })
+                })?;
+                platform
+                    .check_known(p)
+                    .map_err(|source| Error::UnknownPlatform {
+                        target: target.name.clone(),
+                        source,
+                    })?;
+                Ok(Some(platform))
             })
             .collect::<Result<_>>()?,
     };

@@ -109,6 +109,28 @@ pub fn pull(
     platform: &Platform,
     refresh: bool,
 ) -> Result<PulledImage> {
+    let image = pull_any(client, store, reference, platform, refresh)?;
+    // A reference to a single-platform manifest has no index to choose from: its config
+    // must still be for the platform, so an amd64 image never becomes an arm64 base.
+    let has = image.image.platform();
+    if !has.os.is_empty() && !has.architecture.is_empty() && platform.match_rank(&has).is_none() {
+        return Err(Error::WrongPlatform {
+            reference: reference.to_string(),
+            platform: platform.to_string(),
+            available: has.to_string(),
+        });
+    }
+    Ok(image)
+}
+
+/// Pulls `reference` for `platform`, from the store when it is there.
+fn pull_any(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+    refresh: bool,
+) -> Result<PulledImage> {
     let name = format!("{REFERENCE_PREFIX}{reference}");
     let recorded = match store.reference(&name).map_err(content_error(reference))? {
         Some(found) if !refresh || reference.digest.is_some() => {

@@ -140,6 +140,16 @@ pub enum Error {
         /// The platforms that exist.
         available: String,
     },
+    /// A registry image is a single manifest for another platform.
+    #[error("image `{reference}` is for `{available}`, not `{platform}`")]
+    WrongPlatform {
+        /// The image reference.
+        reference: String,
+        /// The requested platform.
+        platform: String,
+        /// The platform the image is for.
+        available: String,
+    },
     /// A layer or descriptor has a media type we cannot read.
     #[error("unsupported media type `{media_type}` for blob `{digest}`")]
     MediaType {

@@ -199,7 +199,19 @@ impl OciLayout {
             let index: Index = self.read_document(descriptor, "index")?;
             return self.select_platform(&index.manifests, platform, depth + 1);
         }
-        self.load_image(descriptor)
+        let image = self.load_image(descriptor)?;
+        // A manifest named directly (no index to choose from) must still be for the platform:
+        // an amd64 image is never the base of an arm64 build.
+        let has = image.config.platform();
+        if !has.os.is_empty() && !has.architecture.is_empty() && platform.match_rank(&has).is_none()
+        {
+            return Err(Error::NoPlatform {
+                platform: platform.to_string(),
+                layout: self.dir.clone(),
+                available: format!("`{has}`"),
+            });
+        }
+        Ok(image)
     }
 
     /// Picks the entry for `platform` by the one rule registry pulls use too

@@ -309,3 +309,39 @@ fn a_shell_run_on_an_image_without_a_shell_says_so() {
     assert!(stderr.contains("the image has no `/bin/sh`"), "{stderr}");
     assert!(stderr.contains("exec form"), "{stderr}");
 }
+
+#[test]
+fn a_base_without_the_requested_platform_is_an_error_naming_what_it_has() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("p");
+    // The busybox fixture is a single amd64 manifest: no index to choose an arm64 image from.
+    project(
+        &dir,
+        "FROM base\nCOPY Dockerfile /x\n",
+        &base(),
+        "  platforms = [\"linux/arm64\"]\n  output = [\"type=oci,dest=out.tar\"]",
+    );
+    let (output, stderr) = run(&dir, &scratch.path().join("state"), &["--progress=quiet"]);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`linux/arm64`"), "{stderr}");
+    assert!(stderr.contains("`linux/amd64`"), "{stderr}");
+    assert!(
+        !dir.join("out.tar").exists(),
+        "no image for the wrong platform"
+    );
+}
+
+#[test]
+fn an_unknown_platform_is_an_error_before_anything_runs() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("p");
+    project(
+        &dir,
+        "FROM base\n",
+        &base(),
+        "  platforms = [\"linux/amd65\"]",
+    );
+    let (output, stderr) = run(&dir, &scratch.path().join("state"), &[]);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown architecture `amd65`"), "{stderr}");
+}
