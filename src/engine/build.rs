@@ -132,6 +132,7 @@ pub fn build(
             source_date_epoch,
             now: now(),
         },
+        sink,
     };
     export::export(&lowered, &solved, &inputs, stdout)
 }

@@ -51,6 +51,8 @@ pub(crate) struct ExportInputs<'a> {
     pub(crate) registry: &'a crate::registry::ClientOptions,
     /// Timestamps for the exported images.
     pub(crate) context: ExportContext,
+    /// Where the export steps are reported.
+    pub(crate) sink: &'a dyn crate::progress::Sink,
 }
 
 /// Exports target by target; a multi-platform target exports all its platforms at once.
@@ -78,7 +80,8 @@ pub(crate) fn export(
             cache_only: first.request.outputs.is_empty(),
             ..BuildReport::default()
         };
-        for entry in &first.request.outputs {
+        let several = lowered.requests.iter().any(|l| &l.request.target != target);
+        for (index, entry) in first.request.outputs.iter().enumerate() {
             let kind = exporter::Kind::of(entry).map_err(|source| Error::Output {
                 target: target.clone(),
                 kind: entry.kind.clone(),
@@ -102,6 +105,9 @@ pub(crate) fn export(
             {
                 entry.destination = crate::engine::settings::absolute(&entry.destination);
             }
+            // `cacheonly` exports nothing, so it is no step (as in BuildKit).
+            let step = (kind != exporter::Kind::CacheOnly)
+                .then(|| ExportStep::start(inputs.sink, target, index, several, kind, &entry));
             let response = exporter::export_with_registry(
                 inputs.store,
                 &entry,
@@ -109,8 +115,11 @@ pub(crate) fn export(
                 &inputs.context,
                 inputs.registry,
                 stdout,
-            )
-            .map_err(|source| Error::Export {
+            );
+            if let Some(step) = step {
+                step.finish(&response);
+            }
+            let response = response.map_err(|source| Error::Export {
                 target: target.clone(),
                 kind: entry.kind.clone(),
                 source: Box::new(source),
@@ -120,6 +129,98 @@ pub(crate) fn export(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// One output's export, shown in the progress as its own step (BuildKit's `exporting to ...`
+/// vertices), with where the result went.
+struct ExportStep<'a> {
+    sink: &'a dyn crate::progress::Sink,
+    vertex: String,
+    started: std::time::Instant,
+}
+
+impl<'a> ExportStep<'a> {
+    /// Reports the start of exporting `entry` (output `index` of `target`); `several`: more
+    /// than one target builds, so the step names its target.
+    fn start(
+        sink: &'a dyn crate::progress::Sink,
+        target: &str,
+        index: usize,
+        several: bool,
+        kind: exporter::Kind,
+        entry: &crate::buildflags::ExportEntry,
+    ) -> Self {
+        use crate::progress::{Event, Stream};
+        // Compat: the names of BuildKit's exporter vertices.
+        let what = match kind {
+            exporter::Kind::Local => "exporting to client directory",
+            exporter::Kind::Tar => "exporting to client tarball",
+            exporter::Kind::Oci => "exporting to oci image format",
+            exporter::Kind::Docker => "exporting to docker image format",
+            exporter::Kind::Image | exporter::Kind::CacheOnly => "exporting to image",
+        };
+        let name = if several {
+            format!("[{target}] {what}")
+        } else {
+            what.to_owned()
+        };
+        let vertex = crate::digest::Digest::of_parts([
+            b"export\0".as_slice(),
+            target.as_bytes(),
+            &index.to_le_bytes(),
+        ])
+        .to_string();
+        sink.event(Event::Started {
+            vertex: vertex.clone(),
+            name,
+        });
+        let destination = match (kind, entry.destination.as_str()) {
+            (exporter::Kind::Docker, "") => Some("loading into the Docker engine".to_owned()),
+            (exporter::Kind::Image, _) => entry.attrs.get("name").map(|names| {
+                let push = entry
+                    .attrs
+                    .get("push")
+                    .is_some_and(|v| crate::buildflags::parse_bool(v) == Some(true));
+                let verb = if push || entry.kind == "registry" {
+                    "pushing"
+                } else {
+                    "naming"
+                };
+                format!("{verb} to {names}")
+            }),
+            (_, "" | "-") => Some("writing to stdout".to_owned()),
+            (_, path) => Some(format!("writing to {path}")),
+        };
+        if let Some(line) = destination {
+            sink.event(Event::Log {
+                vertex: vertex.clone(),
+                stream: Stream::Stdout,
+                line,
+            });
+        }
+        Self {
+            sink,
+            vertex,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Reports the end of the export: done, or the error.
+    fn finish<T>(self, result: &Result<T, exporter::Error>) {
+        use crate::progress::Event;
+        let duration = self.started.elapsed();
+        self.sink.event(match result {
+            Ok(_) => Event::Done {
+                vertex: self.vertex,
+                duration,
+            },
+            Err(error) => Event::Error {
+                vertex: self.vertex,
+                message: error.to_string(),
+                duration,
+            },
+        });
+    }
 }
 
 /// The result of request `at` as an exporter sees it: its root filesystem and its layers,

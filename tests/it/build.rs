@@ -22,10 +22,25 @@ fn can_run() -> bool {
     ok
 }
 
+/// The rawjson progress events of a build, without the export steps (which run every time,
+/// so they would hide whether any build step ran).
 fn events(stderr: &str) -> Vec<serde_json::Value> {
-    stderr
+    let all: Vec<serde_json::Value> = stderr
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let exports: std::collections::HashSet<String> = all
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .filter(|e| {
+            e["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("exporting to "))
+        })
+        .filter_map(|e| e["vertex"].as_str().map(str::to_owned))
+        .collect();
+    all.into_iter()
+        .filter(|e| e["vertex"].as_str().is_none_or(|v| !exports.contains(v)))
         .collect()
 }
 
@@ -893,4 +908,36 @@ fn linked_contexts_example_builds_as_written() {
     );
     let results = std::fs::read_to_string(dir.join("out/test-results/results.txt")).unwrap();
     assert!(results.contains("self-test passed"), "{results}");
+}
+
+#[test]
+fn progress_shows_an_export_step_naming_where_each_output_went() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "a").unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY a.txt /\n").unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "target \"default\" {\n  output = [\"type=local,dest=out\", \"type=oci,dest=image.tar\"]\n}\n",
+    )
+    .unwrap();
+    let args = vec![
+        "--root".to_owned(),
+        scratch.path().join("state").display().to_string(),
+        "--progress=plain".to_owned(),
+    ];
+    let output = support::bake(&dir, &args, &[], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("exporting to client directory"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("writing to {}", dir.join("out").display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("exporting to oci image format"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("writing to {}", dir.join("image.tar").display())),
+        "{stderr}"
+    );
 }

@@ -68,11 +68,25 @@ fn build(dir: &Path, root: &Path, snapshotter: &str) -> Built {
     let output = support::bake(dir, &args, &env, None);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // The export steps run every time; only build steps say whether anything was rebuilt.
+    let exports: Vec<&str> = events
+        .iter()
+        .filter(|e| {
+            e["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("exporting to "))
+        })
+        .filter_map(|e| e["vertex"].as_str())
+        .collect();
     let count = |event: &str| {
-        stderr
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        events
+            .iter()
             .filter(|e| e["event"] == event)
+            .filter(|e| e["vertex"].as_str().is_none_or(|v| !exports.contains(&v)))
             .count()
     };
     let metadata: serde_json::Value =
