@@ -178,7 +178,10 @@ fn render_outline(outline: &Outline) -> String {
         }
         let mut rows = vec![row(&[title, "REQUIRED"])];
         for mount in mounts {
-            rows.push(row(&[&mount.name, if mount.required { "true" } else { "" }]));
+            rows.push(row(&[
+                &mount.name,
+                if mount.required { "true" } else { "" },
+            ]));
         }
         out.push_str(&tabwrite(&rows, 3));
         out.push('\n');
