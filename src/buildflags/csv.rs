@@ -1,7 +1,7 @@
 //! One CSV record split into fields, as Go's `encoding/csv` (and buildx's `csvvalue`) reads
 //! flag values: commas separate fields, double quotes protect commas, `""` is a quote.
 
-use super::{Error, Result};
+use super::error::{Error, Result};
 
 /// Splits one CSV record into its fields.
 pub fn split_fields(input: &str) -> Result<Vec<String>> {

@@ -8,6 +8,7 @@ use crate::bake::print::{self, ListFormat};
 use crate::bake::{self, Diagnostic, Error, Inputs};
 use crate::cli::args::Args;
 use crate::cli::call::{self, CallSpec};
+use crate::cli::report::draw;
 use crate::config::Config;
 use crate::plan::{self, Call};
 use crate::platform::Platform;
@@ -331,10 +332,10 @@ fn load_config(args: &Args) -> Result<Config, crate::config::Error> {
         }
     };
     for warning in &loaded.warnings {
-        super::draw(warning);
+        draw(warning);
     }
     if let Some(warning) = loaded.config.inert_warning() {
-        super::draw(&warning);
+        draw(&warning);
     }
     Ok(loaded.config)
 }

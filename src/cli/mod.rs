@@ -6,12 +6,15 @@ mod bake;
 mod call;
 mod debug;
 mod progress;
+mod report;
 
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+use self::report::draw;
 
 /// Runs the `bake` command line and returns the process exit code.
 pub fn main() -> ExitCode {
@@ -46,20 +49,4 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Draws a diagnostic on stderr: coloured on a terminal, plain otherwise.
-fn draw(error: &dyn miette::Diagnostic) {
-    let text = if std::io::stderr().is_terminal() {
-        let mut out = String::new();
-        let handler = miette::GraphicalReportHandler::new();
-        match handler.render_report(&mut out, error) {
-            Ok(()) => out,
-            Err(_) => crate::diag::render(error),
-        }
-    } else {
-        crate::diag::render(error)
-    };
-    // A closed stderr (`bake ... 2>&1 | head`) only loses the text; `eprint!` would panic.
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

@@ -10,11 +10,11 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::config::units::{self, DiskSpace};
-use crate::config::{
-    Config, Diagnostic, Dns, Error, GcPolicy, History, KeyPair, Loaded, OciWorker, Registry,
-    Snapshotter,
+use crate::config::error::{Diagnostic, Error};
+use crate::config::types::{
+    Config, Dns, GcPolicy, History, KeyPair, Loaded, OciWorker, Registry, Snapshotter,
 };
+use crate::config::units::{self, DiskSpace};
 use crate::diag::SourceFile;
 use crate::platform::Platform;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Error, Result};
+use crate::content::error::{Error, Result};
 use crate::digest::Digest;
 
 const SCHEMA: &str = "

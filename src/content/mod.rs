@@ -6,6 +6,7 @@
 //! file in the same directory, fsynced and renamed, so a crash never leaves a half blob under a
 //! real name, and the database is SQLite in WAL mode (see `metadata.rs`).
 
+mod error;
 mod metadata;
 
 use std::fs::{self, File, OpenOptions};
@@ -19,51 +20,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 
-pub use metadata::{Lease, Reference};
-
-/// Errors of the content store.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A filesystem operation on the store failed.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        /// What was being done (`create`, `write`, `rename`, ...).
-        action: &'static str,
-        /// The file or directory involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
-    /// The written bytes did not hash to the digest the caller expected; nothing was stored.
-    #[error("blob digest mismatch: expected `{expected}`, got `{actual}`")]
-    DigestMismatch {
-        /// The digest the caller announced.
-        expected: Digest,
-        /// The digest of the bytes actually read.
-        actual: Digest,
-    },
-    /// A blob is not in the store.
-    #[error("blob `{0}` not found in the content store")]
-    NotFound(Digest),
-    /// The metadata database failed.
-    #[error("failed to {action} in metadata database `{path}`")]
-    Database {
-        /// What was being done.
-        action: &'static str,
-        /// The database file.
-        path: PathBuf,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// A digest stored in the database could not be parsed back.
-    #[error("metadata database holds an invalid digest `{0}`")]
-    BadDigest(String),
-}
-
-/// The result type of this module.
-pub type Result<T> = std::result::Result<T, Error>;
+pub use self::error::{Error, Result};
+pub use self::metadata::{Lease, Reference};
 
 /// The prefix of the references in which the exporter remembers which layer blob a snapshot
 /// diff became (`{"upper": path, "lower": path, ...}` records); garbage collection drops

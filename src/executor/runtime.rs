@@ -16,10 +16,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 
+use crate::executor::error::{Error, Result};
+use crate::executor::request::{ExecRequest, ExitStatus, Stream};
 use crate::executor::spec::{self, GeneratedFiles};
 use crate::executor::stub::MountStubs;
 use crate::executor::user;
-use crate::executor::{Error, ExecRequest, ExitStatus, Result, Stream};
 
 /// Something that can run one process in a container. Implementations are shared by the
 /// solver's parallel workers, hence `Send + Sync`.

@@ -19,10 +19,9 @@ use oci_spec::runtime::{
     ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
+use crate::executor::error::{Error, Result};
+use crate::executor::request::{DEFAULT_HOSTNAME, DEFAULT_PATH, ExecRequest, MountKind, Network};
 use crate::executor::user::ResolvedUser;
-use crate::executor::{
-    DEFAULT_HOSTNAME, DEFAULT_PATH, Error, ExecRequest, MountKind, Network, Result,
-};
 
 /// Host paths of the files the executor generates for one run. They are bind-mounted
 /// read-only-for-the-layer: the container may write to them, but they live outside the

@@ -8,7 +8,7 @@
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
-use crate::executor::{Error, Result};
+use crate::executor::error::{Error, Result};
 
 /// Numeric identity of the container process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::{NamedTempFile, TempDir};
 
-use super::{Result, io_error};
+use crate::exporter::error::{Result, io_error};
 
 /// The directory a destination's temp sibling goes in, and the temp name prefix.
 fn sibling(dest: &Path) -> (PathBuf, String) {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
 
-use super::Result;
-use super::options::{Compression, CompressionOptions};
+use crate::exporter::error::{Result, io_error};
+use crate::exporter::options::{Compression, CompressionOptions};
 use crate::oci::Descriptor;
 
 /// BuildKit's default zstd level (klauspost `SpeedDefault`, which corresponds to level 3).
@@ -86,7 +86,7 @@ pub(crate) fn store_layer(
             let level = options.level.unwrap_or(ZSTD_DEFAULT_LEVEL);
             let level = i32::try_from(level).unwrap_or(ZSTD_DEFAULT_LEVEL as i32);
             let encoder = zstd::stream::read::Encoder::new(&mut uncompressed, level)
-                .map_err(super::io_error("start zstd compression of", source))?;
+                .map_err(io_error("start zstd compression of", source))?;
             let mut compressed = Hashing::new(encoder);
             let digest = store.write_from(&mut compressed, None)?;
             (digest, compressed.count)

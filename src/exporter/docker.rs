@@ -5,10 +5,11 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::oci::{Files, blob_name, prepare, write_tar_destination};
-use super::reference::familiar;
-use super::{BuildOutput, Error, ExportContext, ExportResponse, Result};
 use crate::buildflags::ExportEntry;
+use crate::exporter::error::{Error, Result};
+use crate::exporter::oci::{Files, blob_name, prepare, write_tar_destination};
+use crate::exporter::output::{BuildOutput, ExportContext, ExportResponse};
+use crate::exporter::reference::familiar;
 
 /// One image of `manifest.json`.
 // Compat: containerd images/archive exporter (Go field names, nil RepoTags as `null`).

@@ -11,11 +11,13 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
-use super::compress::StoredLayer;
-use super::options::{AnnotationKind, ImageOptions};
-use super::{BuildOutput, Error, PlatformOutput, Result};
 use crate::content::Store;
 use crate::digest::Digest;
+use crate::exporter::compress::StoredLayer;
+use crate::exporter::error::{Error, Result};
+use crate::exporter::layer::write_layer;
+use crate::exporter::options::{AnnotationKind, ImageOptions};
+use crate::exporter::output::{BuildOutput, PlatformOutput};
 use crate::oci::{Descriptor, DescriptorPlatform, History, Index, Manifest, media_types};
 use crate::platform::Platform;
 
@@ -142,7 +144,7 @@ fn assemble_platform(
     let layer_media_type = options.compression.compression.layer_media_type(oci);
     let mut layers = Vec::new();
     for layer in &output.layers {
-        let stored = super::layer::write_layer(store, layer, options, layer_media_type)?;
+        let stored = write_layer(store, layer, options, layer_media_type)?;
         blobs.push((stored.descriptor.digest, stored.path.clone()));
         layers.push(stored);
     }

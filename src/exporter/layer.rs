@@ -5,11 +5,12 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::archive::{Mtime, copy_entries};
-use super::compress::{StoredLayer, store_layer};
-use super::options::{Compression, ImageOptions};
-use super::{Error, Layer, Result, io_error};
 use crate::content::Store;
+use crate::exporter::archive::{Mtime, copy_entries};
+use crate::exporter::compress::{StoredLayer, store_layer};
+use crate::exporter::error::{Error, Result, io_error};
+use crate::exporter::options::{Compression, ImageOptions};
+use crate::exporter::output::Layer;
 use crate::oci::Descriptor;
 
 /// Stores `layer` as a blob of `media_type`, compressed as `options` ask.

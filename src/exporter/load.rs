@@ -10,8 +10,9 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use super::{BuildOutput, Error, ExportContext, ExportResponse, Result};
 use crate::buildflags::ExportEntry;
+use crate::exporter::error::{Error, Result};
+use crate::exporter::output::{BuildOutput, ExportContext, ExportResponse};
 
 /// The engine address Docker uses when `DOCKER_HOST` is unset.
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
@@ -57,7 +58,7 @@ pub(crate) fn export(
         .map_err(io_error)?;
     let response = {
         let mut body = Chunked(&mut stream);
-        let response = super::docker::export(store, entry, output, context, &mut body)?;
+        let response = crate::exporter::docker::export(store, entry, output, context, &mut body)?;
         body.finish().map_err(io_error)?;
         response
     };

@@ -10,12 +10,11 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, CWD, Timespec, Timestamps};
 
-use super::atomic::AtomicDir;
-use super::{
-    BuildOutput, Error, ExportContext, ExportResponse, Result, io_error, platform_dir_name,
-    platform_split, source_date_epoch,
-};
 use crate::buildflags::ExportEntry;
+use crate::exporter::atomic::AtomicDir;
+use crate::exporter::attrs::{platform_dir_name, platform_split, source_date_epoch};
+use crate::exporter::error::{Error, Result, io_error};
+use crate::exporter::output::{BuildOutput, ExportContext, ExportResponse};
 
 /// Copies `output` to `entry.destination`.
 // Compat: buildkit exporter/local/export.go (platform split, epoch applied to every mtime).

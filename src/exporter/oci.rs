@@ -8,15 +8,15 @@ use std::path::Path;
 
 use tar::{EntryType, Header};
 
-use super::atomic::{AtomicDir, AtomicFile};
-use super::image::{Assembled, assemble};
-use super::options::{AnnotationKind, ImageOptions, parse_bool_attr};
-use super::reference::{normalize, oci_ref_name};
-use super::{
-    BuildOutput, Error, ExportContext, ExportResponse, Result, io_error, source_date_epoch,
-};
 use crate::buildflags::ExportEntry;
 use crate::digest::Digest;
+use crate::exporter::atomic::{AtomicDir, AtomicFile};
+use crate::exporter::attrs::source_date_epoch;
+use crate::exporter::error::{Error, Result, io_error};
+use crate::exporter::image::{Assembled, assemble};
+use crate::exporter::options::{AnnotationKind, ImageOptions, parse_bool_attr};
+use crate::exporter::output::{BuildOutput, ExportContext, ExportResponse};
+use crate::exporter::reference::{normalize, oci_ref_name};
 use crate::oci::{Descriptor, Index, REF_NAME_ANNOTATION, media_types};
 
 /// `index.json` annotation holding the full image name.

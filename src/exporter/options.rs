@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Error, Result};
 use crate::buildflags::parse_bool;
+use crate::exporter::error::{Error, Result};
 use crate::oci::media_types;
 use crate::platform::Platform;
 

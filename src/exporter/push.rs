@@ -6,12 +6,13 @@
 //! the same registry mounts them from the first), the per-platform manifests by digest, then
 //! the root (manifest or index) under its tag, or by digest alone with `push-by-digest`.
 
-use super::image::Assembled;
-use super::oci::prepare;
-use super::options::parse_bool_attr;
-use super::{BuildOutput, Error, ExportContext, ExportResponse, Result};
 use crate::buildflags::ExportEntry;
 use crate::content::Store;
+use crate::exporter::error::{Error, Result};
+use crate::exporter::image::Assembled;
+use crate::exporter::oci::prepare;
+use crate::exporter::options::parse_bool_attr;
+use crate::exporter::output::{BuildOutput, ExportContext, ExportResponse};
 use crate::registry::{Client, ClientOptions, Reference};
 
 /// The store reference prefix `source::image` reads resolved images from.

@@ -6,7 +6,7 @@
 //! that checks what matters for naming an export (lowercase repository, non-empty parts),
 //! not the full grammar.
 
-use super::{Error, Result};
+use crate::exporter::error::{Error, Result};
 
 const DEFAULT_DOMAIN: &str = "docker.io";
 const OFFICIAL_PREFIX: &str = "library/";

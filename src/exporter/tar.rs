@@ -6,13 +6,12 @@ use std::path::Path;
 
 use tar::{EntryType, Header};
 
-use super::archive::{Mtime, copy_entries};
-use super::atomic::AtomicFile;
-use super::{
-    BuildOutput, ExportContext, ExportResponse, Result, io_error, platform_dir_name,
-    platform_split, source_date_epoch,
-};
 use crate::buildflags::ExportEntry;
+use crate::exporter::archive::{Mtime, copy_entries};
+use crate::exporter::atomic::AtomicFile;
+use crate::exporter::attrs::{platform_dir_name, platform_split, source_date_epoch};
+use crate::exporter::error::{Result, io_error};
+use crate::exporter::output::{BuildOutput, ExportContext, ExportResponse};
 
 /// Writes `output` as a tar to `entry.destination`, or to `stdout` for `-` or no destination.
 // Compat: buildkit exporter/tar/export.go (platform split, epoch applied to every mtime).

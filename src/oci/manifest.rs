@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Descriptor;
+use super::descriptor::Descriptor;
 
 /// An image manifest (OCI or Docker schema 2).
 // Compat: ocispecs v1.Manifest, fields in Go's order.

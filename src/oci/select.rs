@@ -1,7 +1,7 @@
 //! Choosing the manifest for a platform among the entries of an index: one rule for registry
 //! pulls and `oci-layout://` sources alike. Part of `oci`.
 
-use super::Descriptor;
+use super::descriptor::Descriptor;
 use crate::platform::Platform;
 
 /// Picks the index entry for `wanted`: the best-ranked entry by [`Platform::match_rank`]

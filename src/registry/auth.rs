@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::{Error, Result};
+use super::error::{Error, Result};
 
 /// The key Docker stores Hub credentials under.
 // Compat: docker/cli registry.IndexServer.

@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 
+use super::client::Client;
+use super::error::{Error, Result};
+use super::reference::Reference;
 use super::transport::{Endpoint, error_message};
-use super::{Client, Error, Reference, Result};
 use crate::content::Store;
 use crate::digest::Digest;
 use crate::oci::{self, Descriptor, Index, Manifest, media_types, platform_list, select_platform};

@@ -8,9 +8,11 @@ use std::io::{Read, Seek, SeekFrom};
 use ureq::SendBody;
 use ureq::http::Response;
 
+use super::client::Client;
+use super::error::{Error, Result};
 use super::pull::with_auth;
+use super::reference::Reference;
 use super::transport::{Endpoint, error_message};
-use super::{Client, Error, Reference, Result};
 use crate::content::Store;
 use crate::digest::Digest;
 

@@ -14,8 +14,9 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Body};
 
 use super::auth::{Challenge, Credentials, DockerConfig, parse_challenge};
+use super::error::{Error, Result};
+use super::options::HostOptions;
 use super::reference::{DOCKER_HUB, DOCKER_HUB_API, is_localhost};
-use super::{Error, HostOptions, Result};
 
 /// One place a registry's API answers: the registry itself or one of its mirrors.
 #[derive(Debug, Clone, PartialEq, Eq)]

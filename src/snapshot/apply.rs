@@ -21,7 +21,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timest
 use rustix::io::Errno;
 use tar::EntryType;
 
-use super::{Error, Result};
+use crate::snapshot::error::{Error, Result};
 
 /// The prefix OCI uses to mark a deleted path: `.wh.<name>` deletes `<name>`.
 pub const WHITEOUT_PREFIX: &str = ".wh.";

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
-use super::apply::WHITEOUT_PREFIX;
-use super::{Error, Result};
+use crate::snapshot::apply::WHITEOUT_PREFIX;
+use crate::snapshot::error::{Error, Result, io_error};
 
 /// How [`diff`] writes entries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -342,14 +342,6 @@ fn lstat(path: &Path) -> Result<Option<Metadata>> {
             path: path.to_owned(),
             source,
         }),
-    }
-}
-
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        action,
-        path: path.to_owned(),
-        source,
     }
 }
 

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
-use super::{Error, Result, Snapshotter, new_id};
+use crate::snapshot::error::{Error, Result, io_error};
+use crate::snapshot::snapshotter::{Snapshotter, new_id};
+use crate::snapshot::tree::{copy_tree, remove_snapshot};
 
 /// The overlayfs snapshotter: a step's tree is a mount over its parent's layers.
 #[derive(Debug)]
@@ -69,7 +71,7 @@ impl Snapshotter for Overlay {
             rustix::mount::unmount(path, UnmountFlags::DETACH)
                 .map_err(|e| io_error("unmount", path)(e.into()))?;
         }
-        super::native::remove_snapshot(path)
+        remove_snapshot(path)
     }
 }
 
@@ -81,14 +83,6 @@ impl Drop for Overlay {
 
 /// The kernel takes mount options as one page; longer layer lists are flattened into a copy.
 const MAX_OPTIONS: usize = 4000;
-
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// Moves the calling thread (and the threads it starts later) into a private mount namespace
 /// whose mounts do not propagate to the host. Returns `false` when that is not allowed (not
@@ -217,7 +211,7 @@ fn prepare(dir: &Path, id: &str, base: Option<&Path>) -> Result<PathBuf> {
         && let Some(base) = base
     {
         let flat = snapshot.join("flat");
-        super::copy_tree(base, &flat)?;
+        copy_tree(base, &flat)?;
         lowers = vec![flat];
     }
     if lowers.is_empty() {

@@ -24,7 +24,9 @@ use sha2::{Digest as _, Sha256};
 use crate::content::Store;
 use crate::digest::Digest;
 
-use super::{Error, Result, Snapshotter, apply_layer};
+use crate::snapshot::apply::apply_layer;
+use crate::snapshot::error::{Error, Result};
+use crate::snapshot::snapshotter::Snapshotter;
 
 /// A layer blob known by digest: a base image layer in the content store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

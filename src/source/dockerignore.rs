@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use super::{Error, Result};
+use super::error::{Error, Result};
 
 /// Returns the ignore file that applies to a build: `<Dockerfile>.dockerignore` next to the
 /// Dockerfile when it exists, otherwise `.dockerignore` at the context root, otherwise `None`.

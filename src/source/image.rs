@@ -10,8 +10,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{Error, Result};
 use super::unpack::{Blobs, unpack_layers};
-use super::{Error, Result};
 use crate::content::Store;
 use crate::digest::Digest;
 use crate::oci::{self, Descriptor, Index, Manifest, media_types, select_platform};

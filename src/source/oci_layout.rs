@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::error::{Error, Result, io_error};
 use super::unpack::{Blobs, HashingReader, unpack_layers};
-use super::{Error, Result, io_error};
 use crate::content;
 use crate::digest::Digest;
 use crate::oci::{

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Result, io_error};
+use super::error::{Result, io_error};
 
 /// Makes `into` an empty directory (mode 0755), the root `FROM scratch` starts with.
 ///

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Result, io_error};
+use super::error::{Error, Result, io_error};
 use crate::digest::Digest;
 
 /// How close to the start of a checksum pass a file's change time may be before its cached

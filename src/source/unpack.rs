@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::{Error, Result, io_error};
+use super::error::{Error, Result, io_error};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, media_types};
 use crate::snapshot;

@@ -1,6 +1,6 @@
 //! Enforces the architecture of `src/lib.rs`: every `crate::<module>` path used in a top-level
 //! module must be listed for that module in [`ALLOWED`], and files under `src/` must import
-//! each other without cycles (apart from the [`KNOWN_CYCLES`]).
+//! each other without cycles.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -170,51 +170,6 @@ fn crate_paths_are_found() {
     let paths = crate_paths("use crate::diag::Span; crate::bake::load(x)");
     assert_eq!(paths.into_iter().collect::<Vec<_>>(), ["bake", "diag"]);
 }
-
-/// Known cycles between files, each as its files (paths under `src/`, sorted). A cycle that
-/// is not listed fails the test, and so does a listed one that is gone, so the list only shrinks.
-const KNOWN_CYCLES: &[&[&str]] = &[
-    &["buildflags/csv.rs", "buildflags/mod.rs"],
-    &["cli/bake.rs", "cli/debug.rs", "cli/mod.rs"],
-    &["config/mod.rs", "config/parse.rs"],
-    &["content/metadata.rs", "content/mod.rs"],
-    &[
-        "executor/mod.rs",
-        "executor/runtime.rs",
-        "executor/spec.rs",
-        "executor/user.rs",
-    ],
-    &[
-        "exporter/atomic.rs",
-        "exporter/compress.rs",
-        "exporter/docker.rs",
-        "exporter/image.rs",
-        "exporter/layer.rs",
-        "exporter/load.rs",
-        "exporter/local.rs",
-        "exporter/mod.rs",
-        "exporter/oci.rs",
-        "exporter/options.rs",
-        "exporter/push.rs",
-        "exporter/reference.rs",
-        "exporter/tar.rs",
-    ],
-    &[
-        "registry/auth.rs",
-        "registry/mod.rs",
-        "registry/pull.rs",
-        "registry/push.rs",
-        "registry/transport.rs",
-    ],
-    &[
-        "snapshot/apply.rs",
-        "snapshot/diff.rs",
-        "snapshot/mod.rs",
-        "snapshot/native.rs",
-    ],
-    &["source/local/checksum.rs", "source/local/mod.rs"],
-    &["source/mod.rs", "source/stat_cache.rs"],
-];
 
 /// A token of Rust source; comments, strings and char literals are dropped.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -441,24 +396,13 @@ fn cycles(imports: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<Vec<String>>
 #[test]
 fn files_import_each_other_without_cycles() {
     let imports = file_imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
-    let found = cycles(&imports);
-    let known: BTreeSet<Vec<String>> = KNOWN_CYCLES
-        .iter()
-        .map(|files| files.iter().map(|f| (*f).to_owned()).collect())
-        .collect();
     let mut report = Vec::new();
-    for cycle in found.difference(&known) {
+    for cycle in cycles(&imports) {
         report.push(format!("cycle between {}:", cycle.join(", ")));
-        for file in cycle {
+        for file in &cycle {
             let inside = imports[file].iter().filter(|next| cycle.contains(next));
             report.extend(inside.map(|next| format!("  {file} -> {next}")));
         }
-    }
-    for gone in known.difference(&found) {
-        report.push(format!(
-            "not a cycle any more, remove from KNOWN_CYCLES: {}",
-            gone.join(", ")
-        ));
     }
     assert!(
         report.is_empty(),

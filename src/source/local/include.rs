@@ -1,7 +1,7 @@
 //! Include patterns (BuildKit's `local.includepattern`). Part of `source::local`.
 
-use crate::source::Result;
 use crate::source::dockerignore::{self, Pattern};
+use crate::source::error::Result;
 
 /// Include patterns (BuildKit's `local.includepattern`): a path is included when a pattern
 /// matches it or one of its parents.

@@ -11,6 +11,7 @@
 
 mod checksum;
 mod include;
+mod xattrs;
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
@@ -24,9 +25,10 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
 
 use self::include::Includes;
-use super::dockerignore::{self, Matcher};
-use super::stat_cache::FileStat;
-use super::{Error, Result, io_error};
+use self::xattrs::read_xattrs;
+use crate::source::dockerignore::{self, Matcher};
+use crate::source::error::{Error, Result, io_error};
+use crate::source::stat_cache::FileStat;
 
 /// Symlink hops allowed while resolving one path, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -388,7 +390,7 @@ fn set_metadata(root: &Path, target: &Path, entry: &Entry, privileged: bool) -> 
         rustix::fs::chownat(CWD, target, owner, group, AtFlags::SYMLINK_NOFOLLOW).map_err(error)?;
     }
     let source = root.join(&entry.path);
-    let xattrs = checksum::read_xattrs(&source).map_err(io_error("read xattrs of", &source))?;
+    let xattrs = read_xattrs(&source).map_err(io_error("read xattrs of", &source))?;
     for (name, value) in xattrs {
         // Filesystems without xattrs, and `trusted.*` names without privilege, are skipped
         // rather than failing the copy, as the native snapshotter does.
