@@ -504,3 +504,56 @@ fn errors_in_a_later_file_point_at_that_file() {
     assert_eq!(diagnostic.file_name(), Some("compose1.yaml"));
     assert!(over[diagnostic.span.clone().unwrap()].contains("linux/amd64"));
 }
+
+/// A Compose file the way real projects write one: a few `x-` anchors reused by many services.
+fn many_aliases(anchors: usize, aliases: usize) -> String {
+    let mut text = String::new();
+    for anchor in 0..anchors {
+        text.push_str(&format!(
+            "x-common{anchor}: &common{anchor}\n  ARG{anchor}: \"{anchor}\"\n"
+        ));
+    }
+    text.push_str("services:\n");
+    for service in 0..aliases {
+        let anchor = service % anchors;
+        text.push_str(&format!(
+            "  svc{service}:\n    build:\n      context: .\n      args: *common{anchor}\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn many_aliases_to_few_anchors_parse() {
+    let composed = load(&many_aliases(10, 150));
+    assert_eq!(composed.targets.len(), 150);
+    assert_eq!(
+        target_json(&composed, "svc149")["args"],
+        json!({"ARG9": "9"})
+    );
+}
+
+#[test]
+fn alias_bomb_is_refused() {
+    let mut text =
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+            .to_owned();
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for pair in names.windows(2) {
+        let (previous, name) = (pair[0], pair[1]);
+        let refs = vec![format!("*{previous}"); 9].join(",");
+        text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    text.push_str("services:\n  app:\n    build: .\n    x-bomb: *i\n");
+    let diagnostic = fail(&text);
+    assert!(
+        diagnostic.message.starts_with("invalid compose file: "),
+        "{}",
+        diagnostic.message
+    );
+    assert!(
+        diagnostic.message.contains("alias"),
+        "{}",
+        diagnostic.message
+    );
+}
