@@ -39,7 +39,9 @@ pub(crate) fn parse(
 ) -> Result<Composed, Error> {
     let env = load_env(env, working_dir)?;
     let root_dir = working_dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let mut loader = Loader::new(files, root_dir, env.get("HOME").cloned());
+    // Compat: Go's os.UserHomeDir fails on an empty `HOME`, and compose-go then keeps `~`.
+    let home = env.get("HOME").filter(|home| !home.is_empty()).cloned();
+    let mut loader = Loader::new(files, root_dir, home);
     let mut merged: Option<Node> = None;
     for index in 0..files.len() {
         let node = loader.document(index, &env, "", &[])?;
