@@ -341,7 +341,7 @@ fn x_bake_merges_onto_build() {
     assert_eq!(json["no-cache-filter"], json!(["s1", "s2"]));
     assert_eq!(
         json["contexts"],
-        json!({"base": "./base", "dep": "target:dep"})
+        json!({"base": "base", "dep": "target:dep"})
     );
 }
 
@@ -503,4 +503,237 @@ fn errors_in_a_later_file_point_at_that_file() {
     let diagnostic = &err.diagnostics[0];
     assert_eq!(diagnostic.file_name(), Some("compose1.yaml"));
     assert!(over[diagnostic.span.clone().unwrap()].contains("linux/amd64"));
+}
+
+/// A Compose file the way real projects write one: a few `x-` anchors reused by many services.
+fn many_aliases(anchors: usize, aliases: usize) -> String {
+    let mut text = String::new();
+    for anchor in 0..anchors {
+        text.push_str(&format!(
+            "x-common{anchor}: &common{anchor}\n  ARG{anchor}: \"{anchor}\"\n"
+        ));
+    }
+    text.push_str("services:\n");
+    for service in 0..aliases {
+        let anchor = service % anchors;
+        text.push_str(&format!(
+            "  svc{service}:\n    build:\n      context: .\n      args: *common{anchor}\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn many_aliases_to_few_anchors_parse() {
+    let composed = load(&many_aliases(10, 150));
+    assert_eq!(composed.targets.len(), 150);
+    assert_eq!(
+        target_json(&composed, "svc149")["args"],
+        json!({"ARG9": "9"})
+    );
+}
+
+#[test]
+fn alias_bomb_is_refused() {
+    let mut text =
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+            .to_owned();
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for pair in names.windows(2) {
+        let (previous, name) = (pair[0], pair[1]);
+        let refs = vec![format!("*{previous}"); 9].join(",");
+        text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    text.push_str("services:\n  app:\n    build: .\n    x-bomb: *i\n");
+    let diagnostic = fail(&text);
+    assert!(
+        diagnostic.message.starts_with("invalid compose file: "),
+        "{}",
+        diagnostic.message
+    );
+    assert!(
+        diagnostic.message.contains("alias"),
+        "{}",
+        diagnostic.message
+    );
+}
+
+/// Loads `compose.yaml` from a directory laid out by `files` (`(path, text)` pairs).
+fn load_dir(files: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Composed, Error> {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let text = std::fs::read_to_string(dir.path().join("compose.yaml")).unwrap();
+    let file = SourceFile::new("compose.yaml", text);
+    parse(&[file], &env_of(env), Some(dir.path()))
+}
+
+#[test]
+fn paths_are_cleaned_as_compose_go_resolves_them() {
+    let text = "services:\n  app:\n    build:\n      context: ./other/\n      additional_contexts:\n        - assets=./assets\n        - img=docker-image://alpine\n        - dep=service:dep\n      secrets: [token, abs]\nsecrets:\n  token:\n    file: ./secret.txt\n  abs:\n    file: /run/secret\n";
+    let json = only(text);
+    assert_eq!(json["context"], json!("other"));
+    assert_eq!(
+        json["contexts"],
+        json!({"assets": "assets", "img": "docker-image://alpine", "dep": "target:dep"})
+    );
+    assert_eq!(
+        json["secret"],
+        json!([{"id": "token", "src": "secret.txt"}, {"id": "abs", "src": "/run/secret"}])
+    );
+}
+
+#[test]
+fn extends_in_the_same_file_inherits_the_build_section() {
+    let text = "services:\n  base:\n    build:\n      context: ./app\n      args:\n        A: \"1\"\n        B: base\n      target: prod\n  web:\n    extends: base\n    build:\n      args:\n        B: web\n  deep:\n    extends:\n      service: web\n    image: deep\n";
+    let composed = load(text);
+    let expected = json!({"context": "app", "args": {"A": "1", "B": "web"}, "target": "prod"});
+    assert_eq!(target_json(&composed, "web"), expected);
+    assert_eq!(
+        target_json(&composed, "deep")["args"],
+        json!({"A": "1", "B": "web"})
+    );
+    assert_eq!(target_json(&composed, "deep")["tags"], json!(["deep"]));
+}
+
+#[test]
+fn extends_from_another_file_keeps_its_paths_relative_to_it() {
+    let composed = load_dir(
+        &[
+            (
+                "compose.yaml",
+                "services:\n  worker:\n    extends:\n      file: shared/base.yaml\n      service: builder\n    build:\n      args:\n        MODE: worker\n",
+            ),
+            (
+                "shared/base.yaml",
+                "services:\n  builder:\n    build:\n      context: ./src\n      args:\n        MODE: base\n        LANG: ${LANG_NAME}\n",
+            ),
+        ],
+        &[("LANG_NAME", "rust")],
+    )
+    .unwrap();
+    assert_eq!(
+        target_json(&composed, "worker"),
+        json!({"context": "shared/src", "args": {"MODE": "worker", "LANG": "rust"}})
+    );
+}
+
+#[test]
+fn extends_errors() {
+    let err = fail("services:\n  a:\n    extends: missing\n    build: .\n");
+    assert!(
+        err.message.contains("service `missing` not found"),
+        "{}",
+        err.message
+    );
+    let err = fail("services:\n  a:\n    extends: b\n    build: .\n  b:\n    extends: a\n");
+    assert!(
+        err.message.starts_with("circular `extends`"),
+        "{}",
+        err.message
+    );
+    let err = load_dir(
+        &[(
+            "compose.yaml",
+            "services:\n  a:\n    extends:\n      file: nope.yaml\n      service: b\n",
+        )],
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.diagnostics[0]
+            .message
+            .contains("cannot read `nope.yaml`")
+    );
+}
+
+#[test]
+fn include_imports_services_relative_to_their_directory() {
+    let composed = load_dir(
+        &[
+            (
+                "compose.yaml",
+                "include:\n  - path: sub/compose.yaml\nservices:\n  app:\n    build: .\n",
+            ),
+            (
+                "sub/compose.yaml",
+                "services:\n  lib:\n    build:\n      context: ./lib\n      args:\n        G: ${GREETING}\n",
+            ),
+            ("sub/.env", "GREETING=hello\n"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        target_json(&composed, "lib"),
+        json!({"context": "sub/lib", "args": {"G": "hello"}})
+    );
+    assert_eq!(composed.groups[0].targets, ["app", "lib"]);
+}
+
+#[test]
+fn include_conflicts_and_cycles_are_errors() {
+    let err = load_dir(
+        &[
+            (
+                "compose.yaml",
+                "include: [other.yaml]\nservices:\n  app:\n    build: .\n",
+            ),
+            ("other.yaml", "services:\n  app:\n    build: ./x\n"),
+        ],
+        &[],
+    )
+    .unwrap_err();
+    let message = &err.diagnostics[0].message;
+    assert!(
+        message.contains("conflicts with imported resource"),
+        "{message}"
+    );
+    let err = load_dir(
+        &[
+            ("compose.yaml", "include: [a.yaml]\nservices: {}\n"),
+            ("a.yaml", "include: [compose.yaml]\nservices: {}\n"),
+        ],
+        &[],
+    )
+    .unwrap_err();
+    let message = &err.diagnostics[0].message;
+    assert!(message.starts_with("include cycle"), "{message}");
+}
+
+#[test]
+fn env_file_values_resolve_args_and_environment_wins() {
+    let compose = "services:\n  app:\n    build:\n      context: .\n      args: [A, B, C]\n    env_file:\n      - one.env\n      - path: two.env\n      - path: missing.env\n        required: false\n    environment:\n      B: from-environment\n";
+    let composed = load_dir(
+        &[
+            ("compose.yaml", compose),
+            ("one.env", "A=one\nB=one\nC=${A}-c\n"),
+            ("two.env", "A=two\n"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        target_json(&composed, "app")["args"],
+        json!({"A": "two", "B": "from-environment", "C": "one-c"})
+    );
+}
+
+#[test]
+fn missing_required_env_file_is_an_error() {
+    let compose = "services:\n  db:\n    image: pg\n    env_file: db.env\n";
+    let err = load_dir(&[("compose.yaml", compose)], &[]).unwrap_err();
+    assert_eq!(err.diagnostics[0].message, "env file `db.env` not found");
+}
+
+#[test]
+fn services_with_profiles_are_all_targets() {
+    // Compat: buildx loads Compose files with every profile enabled (`Profiles: ["*"]`).
+    let text =
+        "services:\n  app:\n    build: .\n  debug:\n    profiles: [debug]\n    build: ./debug\n";
+    let composed = load_with(&[text], &[("COMPOSE_PROFILES", "other")]).unwrap();
+    assert_eq!(composed.groups[0].targets, ["app", "debug"]);
 }

@@ -141,11 +141,27 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// Events that aliases may replay in one file: far above what real Compose files reuse, far
+/// below what an alias bomb ("billion laughs") expands to.
+const MAX_REPLAYED_EVENTS: usize = 250_000;
+
 /// Parses one YAML document; the error keeps serde-saphyr's message and 1-based line and
 /// column.
 pub(crate) fn parse(text: &str, file: usize) -> Result<Node, (String, Option<(usize, usize)>)> {
     // Compose reads YAML 1.2: `yes`/`no`/`on`/`off` are strings, not booleans.
-    let options = serde_saphyr::options! { strict_booleans: true };
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        budget: serde_saphyr::budget! {
+            // Diverges: serde-saphyr's alias/anchor ratio heuristic refuses real Compose files
+            // (ten `x-` anchors reused by every service); go-yaml has no such rule, and the
+            // replay caps below are what stops an alias bomb.
+            enforce_alias_anchor_ratio: false,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            // An alias bomb expands exponentially; a real file replays a few thousand events.
+            max_total_replayed_events: MAX_REPLAYED_EVENTS,
+        },
+    };
     match serde_saphyr::from_str_with_options::<Node>(text, options) {
         Ok(mut node) => {
             node.set_file(file);

@@ -2,6 +2,7 @@
 //! every `build` key and the `x-bake` extension mapped as buildx does.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::bake::error::{Diagnostic, Error};
 use crate::bake::model::{Group, NullableMap, Target};
@@ -11,6 +12,7 @@ use crate::diag::SourceFile;
 use crate::bake::compose::yaml::{CODE, Node, Value, error, key_error, keyed_entries};
 use crate::bake::resolve::clean_context;
 
+mod environment;
 mod fields;
 
 /// What a set of Compose files defines: targets in service order and the `default` group.
@@ -28,6 +30,7 @@ pub(super) fn decode(
     root: &Node,
     files: &[SourceFile],
     env: &BTreeMap<String, String>,
+    working_dir: &Path,
 ) -> std::result::Result<Composed, Error> {
     let services = root.get("services").filter(|n| !n.is_null());
     let secrets = root.get("secrets").filter(|n| !n.is_null());
@@ -56,6 +59,7 @@ pub(super) fn decode(
     let cx = Cx {
         files,
         env,
+        working_dir,
         secrets,
     };
     let mut group = Group {
@@ -63,8 +67,13 @@ pub(super) fn decode(
         ..Group::default()
     };
     let mut problems = Vec::new();
+    // Compat: buildx loads the project with every profile enabled (`Profiles: ["*"]`), so
+    // `profiles` and `COMPOSE_PROFILES` never skip a service.
     for (key, service) in entries {
         let Some(build) = service.get("build").filter(|b| !b.is_null()) else {
+            if let Err(diagnostic) = cx.check_env_files(service) {
+                problems.push(*diagnostic);
+            }
             continue;
         };
         if service.entries().is_none() {
@@ -115,6 +124,7 @@ pub(super) fn decode(
 struct Cx<'a> {
     files: &'a [SourceFile],
     env: &'a BTreeMap<String, String>,
+    working_dir: &'a Path,
     secrets: Option<&'a Node>,
 }
 
@@ -304,17 +314,22 @@ impl Cx<'_> {
         Ok(target)
     }
 
-    /// Resolves args without a value from the service `environment`, then the project
-    /// environment; those still without one are dropped.
+    /// Resolves args without a value from the service environment (`env_file` and
+    /// `environment`), then the project environment; those still without one are dropped.
     // Compat: buildx ParseCompose (Args.Resolve + flatten).
     fn resolve_args(
         &self,
         service: &Node,
         raw: Vec<(String, Option<String>)>,
     ) -> Result<NullableMap> {
-        let environment = match service.get("environment") {
-            Some(node) => self.keyed(node, "environment", &['='])?,
-            None => Vec::new(),
+        if raw.iter().all(|(_, value)| value.is_some()) {
+            // compose-go still reads the env files; a missing required one is an error.
+            self.check_env_files(service)?;
+        }
+        let environment = if raw.iter().any(|(_, value)| value.is_none()) {
+            self.environment(service)?
+        } else {
+            Vec::new()
         };
         Ok(raw
             .into_iter()
