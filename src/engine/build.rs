@@ -1,7 +1,7 @@
 //! `bake` building, in three stages with their own inputs and outputs, as cargo's
-//! `compile` → `BuildRunner`: [`lower`](crate::engine::lower) turns every build request into
-//! one combined graph, [`solve`](crate::engine::solve) runs it through the ops worker, and
-//! [`export`](crate::engine::export) sends each target's result to its outputs. Part of
+//! `compile` → `BuildRunner`: `lower` turns every build request into
+//! one combined graph, `solve` runs it through the ops worker, and
+//! `export` sends each target's result to its outputs. Part of
 //! `engine`.
 //!
 //! One solve for all targets (as BuildKit's bake does): a vertex two targets share runs
