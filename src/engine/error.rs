@@ -209,6 +209,12 @@ pub(crate) fn hint(failure: &crate::solver::Failure<worker::Error>) -> Option<St
             binary.display()
         ));
     }
+    if let crate::solver::Failure::Op(worker::Error::Emulation(missing)) = failure {
+        return Some(format!(
+            "install QEMU's user-mode emulators (`apt-get install qemu-user-static`), or register a binfmt_misc handler for `{}`",
+            missing.qemu
+        ));
+    }
     if let crate::solver::Failure::Op(worker::Error::Exec(exec::Error::Executor(
         crate::executor::Error::Runtime { message, .. },
     ))) = failure

@@ -76,6 +76,9 @@ pub struct ExecEnvironment<'a> {
     pub secrets: &'a BTreeMap<String, Vec<u8>>,
     /// SSH agent sockets by id (`RUN --mount=type=ssh`).
     pub ssh: &'a BTreeMap<String, PathBuf>,
+    /// The QEMU emulator to start the step's first process under, for a foreign platform
+    /// this host has no `binfmt_misc` handler for.
+    pub emulator: Option<&'a Path>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -166,6 +169,18 @@ pub fn run(
                 kind,
             });
         }
+    }
+    if let Some(emulator) = environment.emulator {
+        // Compat: buildkit's exec_binfmt: the emulator is bound read-only into the container
+        // and runs the step's first process.
+        request.args = crate::ops::emulation::inject_args(&request.args, &request.env, root);
+        request.mounts.push(executor::Mount {
+            destination: crate::ops::emulation::EMULATOR_MOUNT.to_owned(),
+            kind: executor::MountKind::Bind {
+                source: emulator.to_path_buf(),
+                readonly: true,
+            },
+        });
     }
     let status = environment.runtime.run(&request, output)?;
     drop(locks);

@@ -74,6 +74,9 @@ pub enum Error {
     /// A source op's identifier is not one bake reads.
     #[error(transparent)]
     BadSource(#[from] crate::graph::SourceError),
+    /// The step's platform cannot run on this host.
+    #[error(transparent)]
+    Emulation(#[from] crate::ops::emulation::NoEmulator),
     /// The content store holding base image layers failed.
     #[error(transparent)]
     Content(#[from] crate::content::Error),
@@ -321,6 +324,7 @@ impl Worker {
 
     fn exec_op(
         &self,
+        vertex: &Vertex,
         op: &ExecOp,
         inputs: &[Snapshot],
         context: &Context<'_>,
@@ -339,6 +343,17 @@ impl Worker {
             ),
             None => None,
         };
+        // Decided before the step's root is prepared: a platform this host cannot run fails
+        // here, naming the fix, instead of as an exec format error from the runtime.
+        let platform = vertex
+            .platform
+            .clone()
+            .unwrap_or_else(crate::platform::Platform::host);
+        let emulator = match crate::ops::emulation::for_platform(&platform)? {
+            crate::ops::emulation::Emulation::Inject { emulator } => Some(emulator),
+            crate::ops::emulation::Emulation::Native
+            | crate::ops::emulation::Emulation::Binfmt { .. } => None,
+        };
         let root = self.derive(base)?;
         let paths: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
         let environment = crate::ops::exec::ExecEnvironment {
@@ -346,6 +361,7 @@ impl Worker {
             cache_root: &self.cache_root,
             secrets: &self.secrets,
             ssh: &self.ssh,
+            emulator: emulator.as_deref(),
         };
         // The last lines of output, kept for the error message when the step fails.
         let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
@@ -506,7 +522,7 @@ impl OpExec for Worker {
                 self.source_ref(vertex, op, path)?
             }
             Op::Exec(op) => {
-                let path = self.exec_op(op, &trees, context)?;
+                let path = self.exec_op(vertex, op, &trees, context)?;
                 self.snapshotter.commit(&path)?;
                 Ref::new(path, input(root_input(op)), Layer::Diff)
             }

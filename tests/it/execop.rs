@@ -101,6 +101,7 @@ fn exec(e: &Env, op: &ExecOp, secrets: &BTreeMap<String, Vec<u8>>) -> (i32, Stri
         cache_root: &e.cache,
         secrets,
         ssh: &BTreeMap::new(),
+        emulator: None,
     };
     let mut out = String::new();
     let status = run(
@@ -254,6 +255,7 @@ fn tmpfs_and_secrets() {
         cache_root: &e.cache,
         secrets: &BTreeMap::new(),
         ssh: &BTreeMap::new(),
+        emulator: None,
     };
     assert!(
         run(

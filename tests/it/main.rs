@@ -24,6 +24,7 @@ mod failures;
 mod fileop;
 mod graph;
 mod layer;
+mod multiplatform;
 mod output;
 mod platform_select;
 mod print;

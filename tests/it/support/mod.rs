@@ -247,3 +247,47 @@ pub(crate) fn build_busybox_layout(dir: &Path) -> Option<String> {
     );
     Some(format!("oci-layout://{}", project.join("layout").display()))
 }
+
+/// Debian's arm64 `busybox` (package `busybox-static:arm64`, unpacked by `.ci/run` into
+/// `target/tmp/arm64/root`), or `None` when it is not there.
+pub(crate) fn arm64_busybox() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("arm64/root/bin/busybox");
+    path.is_file().then_some(path)
+}
+
+/// Builds a two-platform busybox base (an OCI layout whose index holds a `linux/amd64` and a
+/// `linux/arm64` image) with bake itself, from the host's static busybox and Debian's arm64
+/// one; the arm64 half's `busybox --install` runs under QEMU. Returns its `oci-layout://`
+/// reference, or `None` when a part is missing (the caller skips and says why).
+pub(crate) fn build_two_platform_busybox_layout(dir: &Path) -> Option<String> {
+    let amd64 = Path::new("/bin/busybox");
+    let arm64 = arm64_busybox()?;
+    if !amd64.is_file() || std::env::consts::ARCH != "x86_64" {
+        return None;
+    }
+    let project = dir.join("two-platform-base");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::copy(amd64, project.join("busybox-amd64")).unwrap();
+    std::fs::copy(arm64, project.join("busybox-arm64")).unwrap();
+    std::fs::write(
+        project.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY busybox-$TARGETARCH /bin/busybox\nRUN [\"/bin/busybox\",\"--install\",\"-s\",\"/bin\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("docker-bake.hcl"),
+        "target \"default\" {\n  platforms = [\"linux/amd64\", \"linux/arm64\"]\n  output = [\"type=oci,dest=layout,tar=false\"]\n}\n",
+    )
+    .unwrap();
+    let args: Vec<String> = vec![
+        "--root".into(),
+        dir.join("two-platform-state").display().to_string(),
+    ];
+    let output = bake(&project, &args, &[], None);
+    assert!(
+        output.status.success(),
+        "building the two-platform busybox base failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(format!("oci-layout://{}", project.join("layout").display()))
+}
