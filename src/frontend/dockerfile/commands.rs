@@ -10,7 +10,7 @@ use crate::frontend::dockerfile::instructions::{
 };
 use crate::frontend::dockerfile::stage::{Dispatcher, StageState};
 use crate::frontend::dockerfile::step::{join_workdir, step_meta, with_shell};
-use crate::frontend::dockerfile::{copy, parser, run};
+use crate::frontend::dockerfile::{copy, go_format, parser, run};
 use crate::graph::{FileAction, FileOp, FileOwner, Inputs, Op, State};
 use crate::oci;
 
@@ -334,9 +334,28 @@ fn convert_healthcheck(
             }
         }
     };
-    let message = format!("HEALTHCHECK {}", go_quoted_list(&check.test));
+    let message = healthcheck_history(&check);
     state.image.config.healthcheck = Some(check);
     Ok(message)
+}
+
+/// The history text of `HEALTHCHECK`: Go's `%q` of the config struct pointer, field by field.
+// Compat: buildkit dispatchHealthcheck (`fmt.Sprintf("HEALTHCHECK %q", config)`): `&{`, the
+// test as a quoted list, each duration as its quoted `String()`, retries as a quoted rune.
+fn healthcheck_history(check: &oci::Healthcheck) -> String {
+    let durations = [
+        check.interval,
+        check.timeout,
+        check.start_period,
+        check.start_interval,
+    ]
+    .map(|nanos| format!("\"{}\"", go_format::duration(nanos)));
+    format!(
+        "HEALTHCHECK &{{{} {} {}}}",
+        go_quoted_list(&check.test),
+        durations.join(" "),
+        go_format::quoted_rune(check.retries)
+    )
 }
 
 /// Parses Go durations such as `30s`, `1m30s`, `500ms` into nanoseconds.

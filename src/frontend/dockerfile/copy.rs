@@ -158,6 +158,10 @@ pub(crate) fn convert_copy(
     let base = if link { None } else { inputs.add(&state.state) };
     let mut actions = Vec::new();
     let mut message = node.keyword.to_uppercase();
+    // Compat: buildkit dispatchCopy writes `--parents` first, then `--chown`, `--chmod`.
+    if spec.parents {
+        message.push_str(" --parents");
+    }
     for (flag, value) in [("chown", &spec.chown), ("chmod", &spec.chmod)] {
         if let Some(value) = value {
             message.push_str(&format!(" --{flag}={value}"));

@@ -16,6 +16,7 @@ mod convert;
 mod copy;
 mod dispatch;
 mod error;
+mod go_format;
 pub mod instructions;
 mod options;
 mod outline;
