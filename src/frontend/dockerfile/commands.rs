@@ -56,28 +56,8 @@ pub(crate) fn dispatch(
 
 /// Formats a list the way Go's `%q` formats a `[]string`: `["a" "b"]`.
 pub(crate) fn go_quoted_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|item| go_quote(item)).collect();
+    let quoted: Vec<String> = items.iter().map(|item| go_format::quote(item)).collect();
     format!("[{}]", quoted.join(" "))
-}
-
-/// Quotes a string like Go's `strconv.Quote`.
-fn go_quote(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn lines(node: &parser::Node) -> (usize, usize) {

@@ -1,5 +1,6 @@
-//! Go's `fmt` renderings that BuildKit writes into image history: `time.Duration.String` and
-//! `%q` of an integer (`strconv.QuoteRune`).
+//! Go's renderings that BuildKit writes into history and check messages:
+//! `strconv.Quote`, `time.Duration.String`, `%q` of an integer (`strconv.QuoteRune`) and
+//! `path.Clean`.
 
 /// Formats nanoseconds like Go's `time.Duration.String` (`1m30s`, `500ms`, `0s`).
 pub(crate) fn duration(nanos: u64) -> String {
@@ -40,6 +41,26 @@ fn split_fraction(value: u64, precision: u32) -> (u64, String) {
     (value / scale, format!(".{}", digits.trim_end_matches('0')))
 }
 
+/// Quotes a string like Go's `strconv.Quote`.
+pub(crate) fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Formats an integer the way Go's `%q` does: a single-quoted rune literal (`'\x03'`).
 pub(crate) fn quoted_rune(value: u64) -> String {
     let rune = u32::try_from(value)
@@ -64,6 +85,29 @@ pub(crate) fn quoted_rune(value: u64) -> String {
     format!("'{body}'")
 }
 
+/// Cleans a slash-separated path like Go's `path.Clean`: relative paths stay relative, and an
+/// empty result is `.`.
+pub(crate) fn clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|last| *last != "..") => {
+                parts.pop();
+            }
+            ".." if rooted => {}
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +125,18 @@ mod tests {
             (7, "7ns"),
         ] {
             assert_eq!(duration(nanos), expected, "{nanos}");
+        }
+    }
+
+    #[test]
+    fn clean_matches_go() {
+        for (input, expected) in [
+            ("./a/b/", "a/b"),
+            ("a/../../b", "../b"),
+            ("/../a", "/a"),
+            ("", "."),
+        ] {
+            assert_eq!(clean(input), expected, "{input:?}");
         }
     }
 

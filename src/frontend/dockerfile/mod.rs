@@ -30,5 +30,7 @@ mod step;
 pub use check::CheckReport;
 pub use convert::{check, convert};
 pub use error::{Error, Result};
-pub use options::{ConvertOptions, Converted, ImageResolver, NamedContext, ResolvedImage};
+pub use options::{
+    ConvertOptions, Converted, DockerIgnore, ImageResolver, NamedContext, ResolvedImage,
+};
 pub use outline::{Outline, OutlineArg, TargetInfo, Targets, outline, targets};
