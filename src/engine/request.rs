@@ -75,6 +75,27 @@ pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Resul
         };
         named_contexts.insert(name.clone(), mapped);
     }
+    // A missing or unreadable ignore file, or a bad pattern, only turns the check off: loading
+    // the context reports those problems where they matter.
+    let dockerignore = match &request.context {
+        plan::Context::Local(dir) => {
+            let dockerfile_path = match &request.dockerfile {
+                Dockerfile::File(path) => Some(path.as_path()),
+                _ => None,
+            };
+            crate::source::dockerignore::load(dir, dockerfile_path)
+                .ok()
+                .filter(|patterns| !patterns.is_empty())
+                .and_then(|patterns| {
+                    let matcher = crate::source::dockerignore::Matcher::new(&patterns).ok()?;
+                    Some(dockerfile::DockerIgnore {
+                        patterns,
+                        excludes: std::sync::Arc::new(move |path: &str| matcher.excludes(path)),
+                    })
+                })
+        }
+        plan::Context::Remote(_) => None,
+    };
     Ok(ConvertOptions {
         target: request.stage.clone(),
         build_args: request.build_args.clone(),
@@ -85,5 +106,6 @@ pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Resul
         resolver: Some(std::sync::Arc::new(resolver)),
         all_stages: false,
         no_cache_filter: request.no_cache_filter.clone(),
+        dockerignore,
     })
 }

@@ -202,6 +202,7 @@ fn config_json(
 ) -> Result<Vec<u8>> {
     let mut image = output.image.clone();
     image.history = normalize_history(image.history, layers.len(), created);
+    fill_history_times(&mut image.history, created);
     if let Some(epoch) = options.source_date_epoch {
         // Compat: buildkit exporter/containerimage/writer.go patchImageConfig: with an epoch,
         // history times later than it (or missing) become the epoch.
@@ -235,6 +236,43 @@ fn config_json(
         what: "image config",
         source,
     })
+}
+
+/// Gives every history entry a `created` time: layer entries without one get the layer's
+/// time (the build time here), and the others the time of the entry before them, or of the
+/// first timed entry after them when none comes before.
+// Compat: buildkit exporter/containerimage/writer.go normalizeLayersAndHistory (the two
+// passes over `created` after layer times are filled in).
+fn fill_history_times(history: &mut [History], layer_time: &str) {
+    for entry in history.iter_mut() {
+        if !entry.empty_layer && entry.created.is_none() {
+            entry.created = Some(layer_time.to_owned());
+        }
+    }
+    let mut fill: Option<String> = None;
+    let mut missing = false;
+    for entry in history.iter() {
+        match &entry.created {
+            Some(time) => {
+                fill = Some(time.clone());
+                if missing {
+                    break;
+                }
+            }
+            None => missing = true,
+        }
+    }
+    let mut missing = false;
+    for entry in history.iter_mut() {
+        match &entry.created {
+            Some(time) if missing => fill = Some(time.clone()),
+            Some(_) => {}
+            None => {
+                missing = true;
+                entry.created.clone_from(&fill);
+            }
+        }
+    }
 }
 
 /// Makes the history agree with the layer count: surplus non-empty entries become empty from
@@ -304,6 +342,29 @@ mod tests {
             empty_layer: empty,
             ..History::default()
         }
+    }
+
+    #[test]
+    fn history_times_follow_buildkit() {
+        let timed = |empty: bool, created: Option<&str>| History {
+            created: created.map(str::to_owned),
+            ..entry(empty)
+        };
+        let mut history = vec![
+            timed(false, Some("BASE")),
+            timed(true, None),
+            timed(false, None),
+            timed(true, None),
+        ];
+        fill_history_times(&mut history, "NOW");
+        let times: Vec<_> = history.iter().map(|h| h.created.as_deref()).collect();
+        assert_eq!(times, [Some("BASE"), Some("NOW"), Some("NOW"), Some("NOW")]);
+        let mut metadata_only = vec![timed(false, Some("BASE")), timed(true, None)];
+        fill_history_times(&mut metadata_only, "NOW");
+        assert_eq!(metadata_only[1].created.as_deref(), Some("BASE"));
+        let mut scratch = vec![timed(true, None)];
+        fill_history_times(&mut scratch, "NOW");
+        assert_eq!(scratch[0].created, None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Graph snapshots: every `fixtures/dockerfile/<case>/Dockerfile` is converted for
 //! `linux/amd64` and the resulting definition and image config are snapshotted as JSON, so any
-//! change in lowering or in the digest encoding shows up in review.
+//! change in lowering or in the digest encoding shows up in review. Image history is also
+//! checked through a real build (`created_by` texts and `created` times as BuildKit writes them).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -176,4 +177,65 @@ fn image_config_and_history_match_buildkit() {
     }
     assert!(cases >= 20, "only {cases} cases");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Builds `Dockerfile` text from `FROM scratch` into an OCI layout and returns its config.
+fn built_config(dockerfile: &str, env: &[(String, String)]) -> serde_json::Value {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("app");
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::write(dir.join("a/b.txt"), "b").unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "target \"default\" {\n  output = [\"type=oci,dest=layout,tar=false\"]\n}\n",
+    )
+    .unwrap();
+    let args = vec![
+        "--root".to_owned(),
+        scratch.path().join("state").display().to_string(),
+    ];
+    let output = crate::support::bake(&dir, &args, env, None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = |digest: &str| -> serde_json::Value {
+        let path = dir.join("layout/blobs").join(digest.replacen(':', "/", 1));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("layout/index.json")).unwrap()).unwrap();
+    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    read(manifest["config"]["digest"].as_str().unwrap())
+}
+
+#[test]
+fn image_history_is_written_as_buildkit_writes_it() {
+    let dockerfile = "FROM scratch\nENV A=1\nCOPY --parents a/b.txt /dst/\n\
+        HEALTHCHECK --interval=30s --retries=3 CMD curl -f http://localhost/\n";
+    let config = built_config(dockerfile, &[]);
+    let history = config["history"].as_array().unwrap();
+    let created_by: Vec<&str> = history
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        created_by,
+        [
+            "ENV A=1",
+            "COPY --parents a/b.txt /dst/ # buildkit",
+            "HEALTHCHECK &{[\"CMD-SHELL\" \"curl -f http://localhost/\"] \"30s\" \"0s\" \"0s\" \"0s\" '\\x03'}",
+        ]
+    );
+    // Without SOURCE_DATE_EPOCH every entry carries the build time, as the config does.
+    for entry in history {
+        assert_eq!(entry["created"], config["created"], "{entry}");
+    }
+    let epoch = [("SOURCE_DATE_EPOCH".to_owned(), "1700000000".to_owned())];
+    let config = built_config(dockerfile, &epoch);
+    for entry in config["history"].as_array().unwrap() {
+        assert_eq!(entry["created"], "2023-11-14T22:13:20Z", "{entry}");
+    }
 }

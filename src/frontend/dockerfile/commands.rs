@@ -10,7 +10,7 @@ use crate::frontend::dockerfile::instructions::{
 };
 use crate::frontend::dockerfile::stage::{Dispatcher, StageState};
 use crate::frontend::dockerfile::step::{join_workdir, step_meta, with_shell};
-use crate::frontend::dockerfile::{copy, parser, run};
+use crate::frontend::dockerfile::{copy, go_format, parser, run};
 use crate::graph::{FileAction, FileOp, FileOwner, Inputs, Op, State};
 use crate::oci;
 
@@ -56,28 +56,8 @@ pub(crate) fn dispatch(
 
 /// Formats a list the way Go's `%q` formats a `[]string`: `["a" "b"]`.
 pub(crate) fn go_quoted_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|item| go_quote(item)).collect();
+    let quoted: Vec<String> = items.iter().map(|item| go_format::quote(item)).collect();
     format!("[{}]", quoted.join(" "))
-}
-
-/// Quotes a string like Go's `strconv.Quote`.
-fn go_quote(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn lines(node: &parser::Node) -> (usize, usize) {
@@ -334,9 +314,28 @@ fn convert_healthcheck(
             }
         }
     };
-    let message = format!("HEALTHCHECK {}", go_quoted_list(&check.test));
+    let message = healthcheck_history(&check);
     state.image.config.healthcheck = Some(check);
     Ok(message)
+}
+
+/// The history text of `HEALTHCHECK`: Go's `%q` of the config struct pointer, field by field.
+// Compat: buildkit dispatchHealthcheck (`fmt.Sprintf("HEALTHCHECK %q", config)`): `&{`, the
+// test as a quoted list, each duration as its quoted `String()`, retries as a quoted rune.
+fn healthcheck_history(check: &oci::Healthcheck) -> String {
+    let durations = [
+        check.interval,
+        check.timeout,
+        check.start_period,
+        check.start_interval,
+    ]
+    .map(|nanos| format!("\"{}\"", go_format::duration(nanos)));
+    format!(
+        "HEALTHCHECK &{{{} {} {}}}",
+        go_quoted_list(&check.test),
+        durations.join(" "),
+        go_format::quoted_rune(check.retries)
+    )
 }
 
 /// Parses Go durations such as `30s`, `1m30s`, `500ms` into nanoseconds.

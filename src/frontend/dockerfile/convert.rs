@@ -308,22 +308,25 @@ fn validate_bases_with_defaults(
     defaults: &[(String, String)],
     linter: &mut Linter,
 ) {
+    // Compat: buildkit abandons this check (without findings) when the defaults fail to expand,
+    // and stops at the first base name that fails to expand.
     let mut vars: Vec<(String, String)> = defaults.to_vec();
     for command in &parsed.meta_args {
         let Instruction::Arg(declarations) = &command.instruction else {
             continue;
         };
         for declaration in declarations {
-            if let Some(default) = &declaration.default
-                && let Ok(expansion) = shell::expand(default, &vars, parsed.escape)
-            {
+            if let Some(default) = &declaration.default {
+                let Ok(expansion) = shell::expand(default, &vars, parsed.escape) else {
+                    return;
+                };
                 vars.push((declaration.name.clone(), expansion.result));
             }
         }
     }
     for stage in &parsed.stages {
         let Ok(expansion) = shell::expand(&stage.base, &vars, parsed.escape) else {
-            continue;
+            return;
         };
         let base = expansion.result;
         let lower = base.to_lowercase();

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::frontend::dockerfile::check;
 use crate::frontend::dockerfile::error::Result;
 use crate::frontend::dockerfile::instructions::CopySpec;
 use crate::frontend::dockerfile::stage::{Dispatcher, StageState};
 use crate::frontend::dockerfile::step::{build_context, join_workdir, step_meta};
-use crate::frontend::dockerfile::{parser, reference, shell};
+use crate::frontend::dockerfile::{go_format, parser, reference, shell};
 use crate::graph::{
     CopyAction, FileAction, FileOp, FileOwner, Inputs, Op, SourceOp, State, VertexMeta,
 };
@@ -158,6 +159,10 @@ pub(crate) fn convert_copy(
     let base = if link { None } else { inputs.add(&state.state) };
     let mut actions = Vec::new();
     let mut message = node.keyword.to_uppercase();
+    // Compat: buildkit dispatchCopy writes `--parents` first, then `--chown`, `--chmod`.
+    if spec.parents {
+        message.push_str(" --parents");
+    }
     for (flag, value) in [("chown", &spec.chown), ("chmod", &spec.chmod)] {
         if let Some(value) = value {
             message.push_str(&format!(" --{flag}={value}"));
@@ -249,6 +254,7 @@ fn copy_source(
     if is_add && (is_git(&source) || is_url(&source)) {
         return Ok(remote_source(spec, source, meta));
     }
+    check_ignored_source(dispatcher, &source, is_add, node);
     // Compat: buildkit dispatchCopy rejects --checksum for local sources.
     if spec.checksum.is_some() {
         let message = format!("checksum can't be specified for local source `{source}`");
@@ -262,6 +268,36 @@ fn copy_source(
         unpack,
         written: source,
     })
+}
+
+/// Reports a build-context source that `.dockerignore` excludes (it would not be there).
+// Compat: buildkit dockerfile2llb validateCopySourcePath: skipped when the ignore file has
+// `!` re-includes; the source is cleaned first and named that way in the message.
+fn check_ignored_source(
+    dispatcher: &mut Dispatcher<'_, '_>,
+    source: &str,
+    is_add: bool,
+    node: &parser::Node,
+) {
+    let Some(ignore) = &dispatcher.context.options.dockerignore else {
+        return;
+    };
+    if ignore.has_exclusions() {
+        return;
+    }
+    let cleaned = go_format::clean(source);
+    if !(ignore.excludes)(&cleaned) {
+        return;
+    }
+    let command = if is_add { "Add" } else { "Copy" };
+    dispatcher.linter.run(
+        &check::COPY_IGNORED_FILE,
+        (node.start_line, node.end_line),
+        format!(
+            "Attempting to {command} file {} that is excluded by .dockerignore",
+            go_format::quote(&cleaned)
+        ),
+    );
 }
 
 /// A heredoc becomes a file in a scratch filesystem (expanded unless its delimiter was quoted).

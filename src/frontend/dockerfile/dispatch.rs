@@ -19,13 +19,17 @@ use crate::graph::{Definition, SourceOp, State, VertexMeta};
 use crate::oci;
 use crate::platform::Platform;
 
-/// Expands every stage's base name and `--platform` (reporting the FROM lint rules).
+/// Expands every stage's base name and `--platform` (reporting the FROM lint rules), then
+/// resolves each base.
+// Compat: buildkit buildDispatchStates checks every `FROM` line (its lint rules, blank names,
+// platforms) before resolveStages parses any base name, so an invalid name (say from a global
+// ARG default) fails only after all `FROM` findings, and before any instruction is lowered.
 pub(crate) fn resolve_stages(
     context: &mut Context<'_>,
     linter: &mut Linter,
 ) -> Result<Vec<ResolvedStage>> {
-    let mut resolved = Vec::new();
-    for (index, stage) in context.parsed.stages.iter().enumerate() {
+    let mut expanded = Vec::new();
+    for stage in &context.parsed.stages {
         let lines = (stage.node.start_line, stage.node.end_line);
         let globals = &context.global_args;
         let expansion = shell::expand(&stage.base, globals, context.escape)
@@ -41,13 +45,17 @@ pub(crate) fn resolve_stages(
             Some(raw) => Some(resolve_platform(context, stage, raw, lines, linter)?),
             None => None,
         };
-        let base =
-            base_of(context, index, &expansion.result, stage.name.as_deref()).ok_or_else(|| {
-                context.error(
-                    format!("invalid base image reference `{}`", expansion.result),
-                    &stage.node,
-                )
-            })?;
+        expanded.push((expansion.result, platform));
+    }
+    let mut resolved = Vec::new();
+    for (index, (stage, (base, platform))) in context.parsed.stages.iter().zip(expanded).enumerate()
+    {
+        let base = base_of(context, index, &base, stage.name.as_deref()).ok_or_else(|| {
+            context.error(
+                format!("invalid base image reference `{base}`"),
+                &stage.node,
+            )
+        })?;
         // Compat: buildkit drops the stage name from progress names when there is one stage.
         let display_name = if context.parsed.stages.len() == 1 {
             String::new()

@@ -16,6 +16,7 @@ mod convert;
 mod copy;
 mod dispatch;
 mod error;
+mod go_format;
 pub mod instructions;
 mod options;
 mod outline;
@@ -29,5 +30,7 @@ mod step;
 pub use check::CheckReport;
 pub use convert::{check, convert};
 pub use error::{Error, Result};
-pub use options::{ConvertOptions, Converted, ImageResolver, NamedContext, ResolvedImage};
+pub use options::{
+    ConvertOptions, Converted, DockerIgnore, ImageResolver, NamedContext, ResolvedImage,
+};
 pub use outline::{Outline, OutlineArg, TargetInfo, Targets, outline, targets};

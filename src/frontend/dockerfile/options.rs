@@ -65,6 +65,33 @@ pub enum NamedContext {
     },
 }
 
+/// The build context's `.dockerignore` as the front end sees it: only the `CopyIgnoredFile`
+/// check reads it (the context itself is filtered where it is loaded).
+// Compat: buildkit dockerui Client.DockerIgnorePatterns plus the patternmatcher it builds.
+#[derive(Clone)]
+pub struct DockerIgnore {
+    /// The patterns in file order; a `!` re-include keeps its prefix.
+    pub patterns: Vec<String>,
+    /// Returns true when a context path (slash-separated, relative) or a parent is excluded.
+    pub excludes: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+}
+
+impl DockerIgnore {
+    /// Returns true when some pattern re-includes (`!`), which BuildKit's check treats as too
+    /// hard to judge statically.
+    pub fn has_exclusions(&self) -> bool {
+        self.patterns.iter().any(|p| p.starts_with('!'))
+    }
+}
+
+impl fmt::Debug for DockerIgnore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DockerIgnore")
+            .field("patterns", &self.patterns)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Options of one conversion (BuildKit's `ConvertOpt`).
 #[derive(Clone, Default)]
 pub struct ConvertOptions {
@@ -86,6 +113,8 @@ pub struct ConvertOptions {
     pub all_stages: bool,
     /// Stages (names, or indexes as text) whose steps ignore the cache (`no-cache-filter`).
     pub no_cache_filter: Vec<String>,
+    /// The build context's `.dockerignore`, when it has patterns.
+    pub dockerignore: Option<DockerIgnore>,
 }
 
 impl fmt::Debug for ConvertOptions {
@@ -100,6 +129,7 @@ impl fmt::Debug for ConvertOptions {
             .field("resolver", &self.resolver.is_some())
             .field("all_stages", &self.all_stages)
             .field("no_cache_filter", &self.no_cache_filter)
+            .field("dockerignore", &self.dockerignore)
             .finish()
     }
 }

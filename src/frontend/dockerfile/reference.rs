@@ -1,8 +1,8 @@
 //! Image references: validation and Docker's normalisation (`alpine` →
 //! `docker.io/library/alpine:latest`).
 //!
-//! Compat: distribution/reference ParseNormalizedNamed + TagNameOnly (a subset: no
-//! validation of every grammar corner, enough for names, tags and digests).
+//! Compat: distribution/reference ParseNormalizedNamed + TagNameOnly: the domain, path
+//! component, tag and digest grammar (not the 255-byte name limit or the 64-hex-name refusal).
 
 /// Returns the normalised reference, or `None` when `name` is not a valid reference.
 pub(crate) fn normalize(name: &str) -> Option<String> {
@@ -53,19 +53,10 @@ pub(crate) fn normalize(name: &str) -> Option<String> {
     } else {
         remainder
     };
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c.chars().all(|ch| {
-                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
-            })
-            && c.chars()
-                .next()
-                .is_some_and(|ch| ch.is_ascii_alphanumeric())
-            && c.chars()
-                .last()
-                .is_some_and(|ch| ch.is_ascii_alphanumeric())
-    };
-    if !remainder.split('/').all(component_ok) {
+    if domain != "docker.io" && !is_domain(&domain) {
+        return None;
+    }
+    if !remainder.split('/').all(is_path_component) {
         return None;
     }
     let mut out = format!("{domain}/{remainder}");
@@ -84,9 +75,101 @@ pub(crate) fn normalize(name: &str) -> Option<String> {
     Some(out)
 }
 
+/// Returns true for one path component: lowercase alphanumeric runs joined by `.`, `_`, `__`
+/// or a run of `-`.
+// Compat: distribution/reference pathComponent and separator (regexp.go).
+fn is_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let mut index = 0;
+    loop {
+        let start = index;
+        while index < bytes.len() && alphanumeric(bytes[index]) {
+            index += 1;
+        }
+        if index == start {
+            return false;
+        }
+        if index == bytes.len() {
+            return true;
+        }
+        let separator_start = index;
+        while index < bytes.len() && !alphanumeric(bytes[index]) {
+            index += 1;
+        }
+        let separator = &component[separator_start..index];
+        let valid = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
+        if !valid {
+            return false;
+        }
+    }
+}
+
+/// Returns true for a registry host: dot-separated labels (letters, digits, inner `-`) or a
+/// bracketed IPv6 address, with an optional numeric port.
+// Compat: distribution/reference domainAndPort (regexp.go).
+fn is_domain(domain: &str) -> bool {
+    let (host_ok, port) = match domain.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((address, port)) => (
+                !address.is_empty() && address.chars().all(|c| c.is_ascii_hexdigit() || c == ':'),
+                port,
+            ),
+            None => return false,
+        },
+        None => {
+            let (host, port) = match domain.find(':') {
+                Some(colon) => (&domain[..colon], &domain[colon..]),
+                None => (domain, ""),
+            };
+            let label_ok = |label: &str| {
+                let bytes = label.as_bytes();
+                !bytes.is_empty()
+                    && bytes[0].is_ascii_alphanumeric()
+                    && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+                    && bytes
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            };
+            (host.split('.').all(label_ok), port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize;
+
+    #[test]
+    fn rejects_what_distribution_rejects() {
+        for name in [
+            "a..b",
+            "a___b",
+            "a_-b",
+            "a.-b",
+            "my_registry.example/app",
+            "example.com:port/app",
+            "-a",
+            "Bad:Name",
+        ] {
+            assert!(normalize(name).is_none(), "{name}");
+        }
+        for name in [
+            "a__b",
+            "a--b",
+            "a.b_c-d",
+            "Example.com/app",
+            "[::1]:5000/app",
+            "registry-1.example:443/o/r",
+        ] {
+            assert!(normalize(name).is_some(), "{name}");
+        }
+    }
 
     #[test]
     fn normalises_like_docker() {
