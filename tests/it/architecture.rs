@@ -18,7 +18,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("bake", &["diag", "path", "buildflags"]),
     ("plan", &["bake", "buildflags", "platform"]),
     ("graph", &["digest", "platform"]),
-    ("frontend", &["graph", "oci", "platform", "digest", "diag"]),
+    (
+        "frontend",
+        &["graph", "oci", "platform", "digest", "diag", "path"],
+    ),
     ("solver", &["graph", "digest", "progress"]),
     (
         "ops",

@@ -285,7 +285,7 @@ fn check_ignored_source(
     if ignore.has_exclusions() {
         return;
     }
-    let cleaned = go_format::clean(source);
+    let cleaned = crate::path::clean(source);
     if !(ignore.excludes)(&cleaned) {
         return;
     }

@@ -85,29 +85,6 @@ pub(crate) fn quoted_rune(value: u64) -> String {
     format!("'{body}'")
 }
 
-/// Cleans a slash-separated path like Go's `path.Clean`: relative paths stay relative, and an
-/// empty result is `.`.
-pub(crate) fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." if parts.last().is_some_and(|last| *last != "..") => {
-                parts.pop();
-            }
-            ".." if rooted => {}
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,18 +102,6 @@ mod tests {
             (7, "7ns"),
         ] {
             assert_eq!(duration(nanos), expected, "{nanos}");
-        }
-    }
-
-    #[test]
-    fn clean_matches_go() {
-        for (input, expected) in [
-            ("./a/b/", "a/b"),
-            ("a/../../b", "../b"),
-            ("/../a", "/a"),
-            ("", "."),
-        ] {
-            assert_eq!(clean(input), expected, "{input:?}");
         }
     }
 
