@@ -24,6 +24,7 @@ mod overrides;
 pub mod print;
 pub mod resolve;
 pub mod schema;
+mod tabwriter;
 
 pub use self::error::{Diagnostic, Error};
 pub use self::files::Format;

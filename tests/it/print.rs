@@ -30,3 +30,28 @@ fn stdin_file_is_read_and_sniffed() {
     let output = support::bake(scratch.path(), &args, &[], Some(json));
     assert!(String::from_utf8_lossy(&output.stdout).contains("json-stdin"));
 }
+
+/// Scripts cut `--list` tables on tabs, and insta trims trailing whitespace, so the exact
+/// bytes (trailing tabs included) are checked here.
+#[test]
+fn list_tables_are_padded_with_tabs_like_buildx() {
+    let scratch = tempfile::tempdir().unwrap();
+    let hcl = "variable \"TAG\" {\n  default = \"latest\"\n  description = \"Image tag\"\n}\n\
+               variable \"OPT\" {\n  default = null\n}\n\
+               group \"all\" {\n  description = \"Everything\"\n  targets = [\"web\", \"migrations\"]\n}\n\
+               target \"migrations\" {\n  description = \"Schema\"\n}\ntarget \"web\" {}\n";
+    std::fs::write(scratch.path().join("docker-bake.hcl"), hcl).unwrap();
+    let run = |list: &str| {
+        let output = support::bake(scratch.path(), &[format!("--list={list}")], &[], None);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(
+        run("targets"),
+        "TARGET\t\tDESCRIPTION\nall\t\tEverything (migrations, web)\nmigrations\tSchema\nweb\t\t\n"
+    );
+    assert_eq!(
+        run("variables"),
+        "VARIABLE\tTYPE\tVALUE\tDESCRIPTION\nOPT\t\t\t<null>\t\nTAG\t\t\tlatest\tImage tag\n"
+    );
+}
