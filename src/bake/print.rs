@@ -247,14 +247,13 @@ pub fn list_targets(config: &Config, format: ListFormat) -> String {
         let mut members = group.targets.clone();
         members.sort();
         let list = members.join(", ");
+        // Compat: buildx names a group's members in its description in both formats.
         let description = match group.description.as_deref().filter(|d| !d.is_empty()) {
-            Some(d) if format == ListFormat::Table && !list.is_empty() => {
-                Some(format!("{d} ({list})"))
-            }
-            Some(d) => Some(d.to_owned()),
-            None if format == ListFormat::Table => Some(list),
-            None => None,
+            Some(d) if !list.is_empty() => format!("{d} ({list})"),
+            Some(d) => d.to_owned(),
+            None => list,
         };
+        let description = Some(description).filter(|d| !d.is_empty());
         rows.push(ListedTarget {
             name: group.name.clone(),
             description,
