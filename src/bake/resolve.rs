@@ -343,13 +343,14 @@ pub fn resolve(
     default.targets.sort();
     default.targets.dedup();
     let names: Vec<String> = resolved.targets.keys().cloned().collect();
+    let mut links = Links::default();
     for name in names {
         load_links(
             config,
             &name,
             &overrides,
             &mut resolved,
-            &mut Vec::new(),
+            &mut links,
             &mut memo,
         )?;
     }
@@ -364,34 +365,51 @@ pub fn resolve(
     Ok(resolved)
 }
 
+/// The walk over `target:` links: the chain being followed and the targets whose links are
+/// all loaded.
+#[derive(Default)]
+struct Links {
+    /// Targets on the current path, to report cycles.
+    path: Vec<String>,
+    /// Targets whose whole link tree loaded without error. A depth-first walk that finished
+    /// a target cannot reach the current path from it without having reported the cycle
+    /// already, so walking it again finds nothing new: skipping it keeps chains where each
+    /// target links every earlier one linear instead of exponential.
+    loaded: HashSet<String>,
+}
+
 /// Resolves `target:<name>` named contexts, adding linked targets that were not requested
 /// with a `cacheonly` output.
-// Compat: buildx Config.loadLinks (bake/bake.go).
+// Compat: buildx Config.loadLinks (bake/bake.go), which walks a linked target again for
+// every path to it; the result is the same when each is walked once.
 fn load_links(
     config: &Config,
     name: &str,
     overrides: &Overrides,
     resolved: &mut Resolved,
-    visited: &mut Vec<String>,
+    links: &mut Links,
     memo: &mut Memo,
 ) -> Result<(), Diagnostic> {
+    if links.loaded.contains(name) {
+        return Ok(());
+    }
     let Some(target) = resolved.targets.get(name) else {
-        visited.push(name.to_owned());
+        links.path.push(name.to_owned());
         return Ok(());
     };
-    let links: Vec<String> = target
+    let linked_names: Vec<String> = target
         .contexts
         .values()
         .flatten()
         .filter_map(|value| value.strip_prefix("target:"))
         .map(str::to_owned)
         .collect();
-    if links.is_empty() {
+    if linked_names.is_empty() {
         return Ok(());
     }
     let platforms = target.platforms.clone().unwrap_or_default();
-    visited.push(name.to_owned());
-    for linked in &links {
+    links.path.push(name.to_owned());
+    for linked in &linked_names {
         let linked = linked.as_str();
         if linked == name {
             return Err(Diagnostic::new(
@@ -400,7 +418,7 @@ fn load_links(
             )
             .help("a `target:` context must name another target"));
         }
-        if visited.iter().any(|v| v == linked) {
+        if links.path.iter().any(|v| v == linked) {
             return Err(Diagnostic::new(
                 "bake::cycle",
                 format!("infinite loop from `{name}` to `{linked}` through `target:` contexts"),
@@ -420,7 +438,7 @@ fn load_links(
             }]);
             resolved.targets.insert(linked.to_owned(), dependency);
         }
-        load_links(config, linked, overrides, resolved, visited, memo)?;
+        load_links(config, linked, overrides, resolved, links, memo)?;
         let dependency = &resolved.targets[linked];
         let linked_platforms = dependency.platforms.as_deref().unwrap_or_default();
         if platforms.len() > 1 && linked_platforms.len() > 1 {
@@ -440,7 +458,8 @@ fn load_links(
             }
         }
     }
-    visited.pop();
+    links.path.pop();
+    links.loaded.insert(name.to_owned());
     Ok(())
 }
 

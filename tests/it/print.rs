@@ -55,3 +55,35 @@ fn list_tables_are_padded_with_tabs_like_buildx() {
         "VARIABLE\tTYPE\tVALUE\tDESCRIPTION\nOPT\t\t\t<null>\t\nTAG\t\t\tlatest\tImage tag\n"
     );
 }
+
+/// A chain where each target links every earlier one through `target:` contexts: walking
+/// every path is exponential, so this only finishes when each linked target is resolved once.
+#[test]
+fn fan_in_link_chain_of_60_targets_prints() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut hcl = String::from("group \"default\" {\n  targets = [\"p59\"]\n}\n");
+    for i in 0..60 {
+        let contexts: Vec<String> = (0..i)
+            .map(|j| format!("ref_p{j} = \"target:p{j}\""))
+            .collect();
+        hcl.push_str(&format!(
+            "target \"p{i}\" {{\n  contexts = {{ {} }}\n}}\n",
+            contexts.join(", ")
+        ));
+    }
+    std::fs::write(scratch.path().join("docker-bake.hcl"), hcl).unwrap();
+    let dir = scratch.path().to_owned();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(support::bake(&dir, &["--print".to_owned()], &[], None));
+    });
+    let output = receiver
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("`bake --print` of a 60-target fan-in chain did not finish in 2 minutes");
+    assert!(output.status.success(), "{output:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let targets = printed["target"].as_object().unwrap();
+    assert_eq!(targets.len(), 60);
+    assert_eq!(targets["p0"]["output"][0]["type"], "cacheonly");
+    assert!(targets["p59"].get("output").is_none());
+}
