@@ -119,7 +119,8 @@ impl Config {
 
     /// Expands a name into target names and the groups passed through.
     // Compat: buildx Config.group (bake/bake.go): a group seen twice expands to what it
-    // expanded to the first time (nothing while in progress), so cycles end.
+    // expanded to the first time (nothing while in progress, so the member's own name),
+    // so cycles end.
     fn expand(
         &self,
         name: &str,
@@ -136,7 +137,14 @@ impl Config {
         let mut groups = vec![name.to_owned()];
         for member in &group.targets {
             let (t, g) = self.expand(member, visited);
-            targets.extend(t);
+            // Compat: buildx Config.group: a member that expands to nothing (a group being
+            // expanded, such as `default` listing a target also named `default`) stands for
+            // itself.
+            if t.is_empty() {
+                targets.push(member.clone());
+            } else {
+                targets.extend(t);
+            }
             groups.extend(g);
         }
         visited.insert(name.to_owned(), targets.clone());
@@ -332,16 +340,7 @@ pub fn resolve(
             diagnostics: problems,
         });
     }
-    let default = resolved
-        .groups
-        .entry("default".to_owned())
-        .or_insert_with(|| Group {
-            name: "default".to_owned(),
-            description: None,
-            targets: requested.clone(),
-        });
-    default.targets.sort();
-    default.targets.dedup();
+    add_requested_to_default(&mut resolved.groups, &requested);
     let names: Vec<String> = resolved.targets.keys().cloned().collect();
     let mut links = Links::default();
     for name in names {
@@ -363,6 +362,33 @@ pub fn resolve(
         }
     }
     Ok(resolved)
+}
+
+/// Adds every requested name to the printed `default` group, creating it when no `default`
+/// group was expanded; `default` itself is skipped once that group exists.
+// Compat: buildx ReadTargets (bake/bake.go): the check for an existing `default` group is made
+// per name, so a defined `default` group gains the other requested names (`bake local
+// default` prints `default` with `local` among its members), and a target named `default`
+// requested after another name is left out of the group created for that name.
+fn add_requested_to_default(groups: &mut BTreeMap<String, Group>, requested: &[String]) {
+    for name in requested {
+        if name == "default" && groups.contains_key("default") {
+            continue;
+        }
+        groups
+            .entry("default".to_owned())
+            .or_insert_with(|| Group {
+                name: "default".to_owned(),
+                description: None,
+                targets: Vec::new(),
+            })
+            .targets
+            .push(name.clone());
+    }
+    if let Some(default) = groups.get_mut("default") {
+        default.targets.sort();
+        default.targets.dedup();
+    }
 }
 
 /// The walk over `target:` links: the chain being followed and the targets whose links are
@@ -517,6 +543,39 @@ mod tests {
             resolved.targets["base"].output.is_none(),
             "requested, so not cacheonly"
         );
+    }
+
+    #[test]
+    fn a_defined_default_group_gains_the_other_requested_names() {
+        let mut groups = BTreeMap::from([(
+            "default".to_owned(),
+            Group {
+                name: "default".into(),
+                description: None,
+                targets: vec!["web".into()],
+            },
+        )]);
+        add_requested_to_default(&mut groups, &["local".into(), "default".into()]);
+        assert_eq!(groups["default"].targets, ["local", "web"]);
+    }
+
+    #[test]
+    fn a_default_target_requested_after_another_name_is_left_out() {
+        let mut groups = BTreeMap::new();
+        add_requested_to_default(&mut groups, &["app".into(), "default".into()]);
+        assert_eq!(groups["default"].targets, ["app"]);
+        let mut groups = BTreeMap::new();
+        add_requested_to_default(&mut groups, &["default".into(), "app".into()]);
+        assert_eq!(groups["default"].targets, ["app", "default"]);
+    }
+
+    #[test]
+    fn a_group_member_named_like_its_group_stands_for_the_target() {
+        let mut config = config();
+        config.targets.push(target("all"));
+        config.groups[0].targets.push("all".into());
+        let resolved = resolve(&config, &["all".into()], &[], &BTreeMap::new()).unwrap();
+        assert!(resolved.targets.contains_key("all"));
     }
 
     #[test]
