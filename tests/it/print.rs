@@ -87,3 +87,18 @@ fn fan_in_link_chain_of_60_targets_prints() {
     assert_eq!(targets["p0"]["output"][0]["type"], "cacheonly");
     assert!(targets["p59"].get("output").is_none());
 }
+
+/// buildx loads a target with attributes it does not know and drops them; bake does too,
+/// with a located warning on stderr for each.
+#[test]
+fn unknown_target_attributes_warn_and_are_ignored() {
+    let cmd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/bake/unknown-attribute-ignored/cmd");
+    let (output, scratch) = support::run_fixture(&cmd);
+    assert!(output.status.success(), "{output:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let docs = printed["target"]["docs"].as_object().unwrap();
+    assert!(!docs.contains_key("provenance") && !docs.contains_key("tag"));
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(&scratch, "[CASE]");
+    insta::assert_snapshot!(stderr);
+}
