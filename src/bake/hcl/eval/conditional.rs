@@ -9,9 +9,8 @@ use hcl::Value;
 use hcl::edit::expr::{Conditional, Expression};
 
 use crate::bake::hcl::eval::context::{Ctx, EvalResult, as_bool};
-use crate::bake::hcl::eval::{eval, type_name};
 use crate::bake::hcl::stdlib::{SET_FUNCTIONS, to_set};
-use crate::bake::hcl::types::value_to_string;
+use crate::bake::hcl::types::{type_name, value_to_string};
 
 /// The type of a branch as far as its syntax tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +27,7 @@ enum Shape {
 // the unifications bake files meet: a set with a list or tuple is a set (deduplicated,
 // sorted); a string with a number or bool is a string.
 pub(super) fn eval_conditional(cond: &Conditional, ctx: &Ctx<'_>) -> EvalResult<Value> {
-    let test = eval(&cond.cond_expr, ctx)?;
+    let test = ctx.eval(&cond.cond_expr)?;
     let (chosen, other) = match as_bool(&test) {
         Some(true) => (&cond.true_expr, &cond.false_expr),
         Some(false) => (&cond.false_expr, &cond.true_expr),
@@ -39,7 +38,7 @@ pub(super) fn eval_conditional(cond: &Conditional, ctx: &Ctx<'_>) -> EvalResult<
             );
         }
     };
-    let value = eval(chosen, ctx)?;
+    let value = ctx.eval(chosen)?;
     Ok(unify(value, shape(other)))
 }
 
