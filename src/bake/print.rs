@@ -242,7 +242,18 @@ struct ListedTarget {
 /// Renders `--list=targets`: targets and groups sorted by name, `_private` ones hidden.
 // Compat: buildx printTargetList (commands/bake.go).
 pub fn list_targets(config: &Config, format: ListFormat) -> String {
-    let mut rows: Vec<ListedTarget> = Vec::new();
+    // Compat: buildx lists targets, then groups, and sorts by name with Go's pdqsort, which
+    // keeps that order between a target and a group of the same name (insertion sort below
+    // 13 rows); a stable sort does the same.
+    let mut rows: Vec<ListedTarget> = config
+        .targets
+        .iter()
+        .map(|target| ListedTarget {
+            name: target.name.clone(),
+            description: target.description.clone().filter(|d| !d.is_empty()),
+            group: false,
+        })
+        .collect();
     for group in &config.groups {
         let mut members = group.targets.clone();
         members.sort();
@@ -258,16 +269,6 @@ pub fn list_targets(config: &Config, format: ListFormat) -> String {
             name: group.name.clone(),
             description,
             group: true,
-        });
-    }
-    for target in &config.targets {
-        if rows.iter().any(|r| r.name == target.name) {
-            continue;
-        }
-        rows.push(ListedTarget {
-            name: target.name.clone(),
-            description: target.description.clone().filter(|d| !d.is_empty()),
-            group: false,
         });
     }
     rows.retain(|r| !r.name.starts_with('_'));
