@@ -4,6 +4,10 @@
 //! once keeps it linear in the links. Target: under 100 ms for the release binary at 50 and
 //! at 200 targets.
 //!
+//! Last run (load average about 3): 50 targets 7.6 ms fastest, 9.3 ms median; 200 targets
+//! (a 500 KB bake file, mostly parsing) 51 ms fastest, 67 ms median. Before each linked
+//! target was walked once, 20 targets took 1.1 s (debug build) and 50 never finished.
+//!
 //! Run with `cargo bench --bench fanin`.
 #![allow(
     clippy::print_stdout,
