@@ -24,6 +24,7 @@ mod overrides;
 pub mod print;
 pub mod resolve;
 pub mod schema;
+mod tabwriter;
 
 pub use self::error::{Diagnostic, Error};
 pub use self::files::Format;
@@ -38,6 +39,8 @@ pub struct Definition {
     pub config: Config,
     /// Declared variables with their values.
     pub variables: Vec<Variable>,
+    /// Problems that do not stop the load (shown on stderr), such as ignored attributes.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Parses and evaluates every file into targets, groups and variables.
@@ -70,21 +73,33 @@ pub fn define(inputs: &Inputs) -> Result<Definition, Error> {
         config.extend(Config::new(composed.targets, composed.groups));
     }
     let mut variables = Vec::new();
+    let mut warnings = Vec::new();
     if !hcl_files.is_empty() {
-        let (decoded, vars) = hcl::load(&hcl_files, inputs)?;
+        let (decoded, vars, found) = hcl::load(&hcl_files, inputs)?;
         config.extend(decoded);
         variables = vars;
+        warnings = found;
     }
-    Ok(Definition { config, variables })
+    Ok(Definition {
+        config,
+        variables,
+        warnings,
+    })
 }
 
 /// Loads bake files and resolves the requested targets: the whole of stages 1–2.
 pub fn load(inputs: &Inputs) -> Result<Resolved, Error> {
+    load_with_warnings(inputs).map(|(resolved, _)| resolved)
+}
+
+/// Loads like [`load`], also returning the warnings met on the way, for the caller to show.
+pub fn load_with_warnings(inputs: &Inputs) -> Result<(Resolved, Vec<Diagnostic>), Error> {
     let definition = define(inputs)?;
-    resolve::resolve(
+    let resolved = resolve::resolve(
         &definition.config,
         &inputs.targets,
         &inputs.overrides,
         &inputs.env,
-    )
+    )?;
+    Ok((resolved, definition.warnings))
 }

@@ -11,6 +11,7 @@ use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::bake::model::{Group, Target, Variable};
 use crate::bake::resolve::{Config, Resolved};
+use crate::bake::tabwriter;
 
 #[derive(Serialize)]
 struct Document<'a> {
@@ -241,31 +242,33 @@ struct ListedTarget {
 /// Renders `--list=targets`: targets and groups sorted by name, `_private` ones hidden.
 // Compat: buildx printTargetList (commands/bake.go).
 pub fn list_targets(config: &Config, format: ListFormat) -> String {
-    let mut rows: Vec<ListedTarget> = Vec::new();
+    // Compat: buildx lists targets, then groups, and sorts by name with Go's pdqsort, which
+    // keeps that order between a target and a group of the same name (insertion sort below
+    // 13 rows); a stable sort does the same.
+    let mut rows: Vec<ListedTarget> = config
+        .targets
+        .iter()
+        .map(|target| ListedTarget {
+            name: target.name.clone(),
+            description: target.description.clone().filter(|d| !d.is_empty()),
+            group: false,
+        })
+        .collect();
     for group in &config.groups {
         let mut members = group.targets.clone();
         members.sort();
         let list = members.join(", ");
+        // Compat: buildx names a group's members in its description in both formats.
         let description = match group.description.as_deref().filter(|d| !d.is_empty()) {
-            Some(d) if format == ListFormat::Table => Some(format!("{d} ({list})")),
-            Some(d) => Some(d.to_owned()),
-            None if format == ListFormat::Table => Some(list),
-            None => None,
+            Some(d) if !list.is_empty() => format!("{d} ({list})"),
+            Some(d) => d.to_owned(),
+            None => list,
         };
+        let description = Some(description).filter(|d| !d.is_empty());
         rows.push(ListedTarget {
             name: group.name.clone(),
             description,
             group: true,
-        });
-    }
-    for target in &config.targets {
-        if rows.iter().any(|r| r.name == target.name) {
-            continue;
-        }
-        rows.push(ListedTarget {
-            name: target.name.clone(),
-            description: target.description.clone().filter(|d| !d.is_empty()),
-            group: false,
         });
     }
     rows.retain(|r| !r.name.starts_with('_'));
@@ -304,29 +307,15 @@ pub fn list_variables(variables: &[Variable], format: ListFormat) -> String {
     }
 }
 
-/// Left-aligned columns separated by at least one space, like Go's tabwriter.
+/// Lays out a `--list` table: cells joined by tabs, then Go's tabwriter.
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
+    let mut text = header.join("\t");
+    text.push('\n');
+    for row in rows {
+        text.push_str(&row.join("\t"));
+        text.push('\n');
     }
-    let mut out = String::new();
-    let header_row: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header_row).chain(rows.iter()) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$} ", width = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    tabwriter::format(&text)
 }
 
 #[cfg(test)]
@@ -375,8 +364,8 @@ mod tests {
     }
 
     #[test]
-    fn tables_align_columns() {
-        let text = table(&["A", "B"], vec![vec!["long-name".into(), "x".into()]]);
-        assert_eq!(text, "A         B\nlong-name x\n");
+    fn tables_pad_columns_with_tabs() {
+        let text = table(&["A", "B"], vec![vec!["long-name".into(), String::new()]]);
+        assert_eq!(text, "A\t\tB\nlong-name\t\n");
     }
 }

@@ -119,7 +119,8 @@ impl Config {
 
     /// Expands a name into target names and the groups passed through.
     // Compat: buildx Config.group (bake/bake.go): a group seen twice expands to what it
-    // expanded to the first time (nothing while in progress), so cycles end.
+    // expanded to the first time (nothing while in progress, so the member's own name),
+    // so cycles end.
     fn expand(
         &self,
         name: &str,
@@ -136,7 +137,14 @@ impl Config {
         let mut groups = vec![name.to_owned()];
         for member in &group.targets {
             let (t, g) = self.expand(member, visited);
-            targets.extend(t);
+            // Compat: buildx Config.group: a member that expands to nothing (a group being
+            // expanded, such as `default` listing a target also named `default`) stands for
+            // itself.
+            if t.is_empty() {
+                targets.push(member.clone());
+            } else {
+                targets.extend(t);
+            }
             groups.extend(g);
         }
         visited.insert(name.to_owned(), targets.clone());
@@ -332,24 +340,16 @@ pub fn resolve(
             diagnostics: problems,
         });
     }
-    let default = resolved
-        .groups
-        .entry("default".to_owned())
-        .or_insert_with(|| Group {
-            name: "default".to_owned(),
-            description: None,
-            targets: requested.clone(),
-        });
-    default.targets.sort();
-    default.targets.dedup();
+    add_requested_to_default(&mut resolved.groups, &requested);
     let names: Vec<String> = resolved.targets.keys().cloned().collect();
+    let mut links = Links::default();
     for name in names {
         load_links(
             config,
             &name,
             &overrides,
             &mut resolved,
-            &mut Vec::new(),
+            &mut links,
             &mut memo,
         )?;
     }
@@ -364,34 +364,78 @@ pub fn resolve(
     Ok(resolved)
 }
 
+/// Adds every requested name to the printed `default` group, creating it when no `default`
+/// group was expanded; `default` itself is skipped once that group exists.
+// Compat: buildx ReadTargets (bake/bake.go): the check for an existing `default` group is made
+// per name, so a defined `default` group gains the other requested names (`bake local
+// default` prints `default` with `local` among its members), and a target named `default`
+// requested after another name is left out of the group created for that name.
+fn add_requested_to_default(groups: &mut BTreeMap<String, Group>, requested: &[String]) {
+    for name in requested {
+        if name == "default" && groups.contains_key("default") {
+            continue;
+        }
+        groups
+            .entry("default".to_owned())
+            .or_insert_with(|| Group {
+                name: "default".to_owned(),
+                description: None,
+                targets: Vec::new(),
+            })
+            .targets
+            .push(name.clone());
+    }
+    if let Some(default) = groups.get_mut("default") {
+        default.targets.sort();
+        default.targets.dedup();
+    }
+}
+
+/// The walk over `target:` links: the chain being followed and the targets whose links are
+/// all loaded.
+#[derive(Default)]
+struct Links {
+    /// Targets on the current path, to report cycles.
+    path: Vec<String>,
+    /// Targets whose whole link tree loaded without error. A depth-first walk that finished
+    /// a target cannot reach the current path from it without having reported the cycle
+    /// already, so walking it again finds nothing new: skipping it keeps chains where each
+    /// target links every earlier one linear instead of exponential.
+    loaded: HashSet<String>,
+}
+
 /// Resolves `target:<name>` named contexts, adding linked targets that were not requested
 /// with a `cacheonly` output.
-// Compat: buildx Config.loadLinks (bake/bake.go).
+// Compat: buildx Config.loadLinks (bake/bake.go), which walks a linked target again for
+// every path to it; the result is the same when each is walked once.
 fn load_links(
     config: &Config,
     name: &str,
     overrides: &Overrides,
     resolved: &mut Resolved,
-    visited: &mut Vec<String>,
+    links: &mut Links,
     memo: &mut Memo,
 ) -> Result<(), Diagnostic> {
+    if links.loaded.contains(name) {
+        return Ok(());
+    }
     let Some(target) = resolved.targets.get(name) else {
-        visited.push(name.to_owned());
+        links.path.push(name.to_owned());
         return Ok(());
     };
-    let links: Vec<String> = target
+    let linked_names: Vec<String> = target
         .contexts
         .values()
         .flatten()
         .filter_map(|value| value.strip_prefix("target:"))
         .map(str::to_owned)
         .collect();
-    if links.is_empty() {
+    if linked_names.is_empty() {
         return Ok(());
     }
     let platforms = target.platforms.clone().unwrap_or_default();
-    visited.push(name.to_owned());
-    for linked in &links {
+    links.path.push(name.to_owned());
+    for linked in &linked_names {
         let linked = linked.as_str();
         if linked == name {
             return Err(Diagnostic::new(
@@ -400,7 +444,7 @@ fn load_links(
             )
             .help("a `target:` context must name another target"));
         }
-        if visited.iter().any(|v| v == linked) {
+        if links.path.iter().any(|v| v == linked) {
             return Err(Diagnostic::new(
                 "bake::cycle",
                 format!("infinite loop from `{name}` to `{linked}` through `target:` contexts"),
@@ -420,7 +464,7 @@ fn load_links(
             }]);
             resolved.targets.insert(linked.to_owned(), dependency);
         }
-        load_links(config, linked, overrides, resolved, visited, memo)?;
+        load_links(config, linked, overrides, resolved, links, memo)?;
         let dependency = &resolved.targets[linked];
         let linked_platforms = dependency.platforms.as_deref().unwrap_or_default();
         if platforms.len() > 1 && linked_platforms.len() > 1 {
@@ -440,7 +484,8 @@ fn load_links(
             }
         }
     }
-    visited.pop();
+    links.path.pop();
+    links.loaded.insert(name.to_owned());
     Ok(())
 }
 
@@ -498,6 +543,39 @@ mod tests {
             resolved.targets["base"].output.is_none(),
             "requested, so not cacheonly"
         );
+    }
+
+    #[test]
+    fn a_defined_default_group_gains_the_other_requested_names() {
+        let mut groups = BTreeMap::from([(
+            "default".to_owned(),
+            Group {
+                name: "default".into(),
+                description: None,
+                targets: vec!["web".into()],
+            },
+        )]);
+        add_requested_to_default(&mut groups, &["local".into(), "default".into()]);
+        assert_eq!(groups["default"].targets, ["local", "web"]);
+    }
+
+    #[test]
+    fn a_default_target_requested_after_another_name_is_left_out() {
+        let mut groups = BTreeMap::new();
+        add_requested_to_default(&mut groups, &["app".into(), "default".into()]);
+        assert_eq!(groups["default"].targets, ["app"]);
+        let mut groups = BTreeMap::new();
+        add_requested_to_default(&mut groups, &["default".into(), "app".into()]);
+        assert_eq!(groups["default"].targets, ["app", "default"]);
+    }
+
+    #[test]
+    fn a_group_member_named_like_its_group_stands_for_the_target() {
+        let mut config = config();
+        config.targets.push(target("all"));
+        config.groups[0].targets.push("all".into());
+        let resolved = resolve(&config, &["all".into()], &[], &BTreeMap::new()).unwrap();
+        assert!(resolved.targets.contains_key("all"));
     }
 
     #[test]

@@ -151,6 +151,9 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
     if let Some(list) = &args.list {
         let (kind, format) = parse_list(list)?;
         let definition = bake::define(&inputs)?;
+        for warning in &definition.warnings {
+            super::draw(warning);
+        }
         let text = match kind.as_str() {
             "variables" => print::list_variables(&definition.variables, format),
             _ => print::list_targets(&definition.config, format),
@@ -160,7 +163,10 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
             failed: false,
         });
     }
-    let resolved = bake::load(&inputs)?;
+    let (resolved, warnings) = bake::load_with_warnings(&inputs)?;
+    for warning in &warnings {
+        super::draw(warning);
+    }
     if args.print {
         let text = print::print(&resolved);
         // The process ends right after printing: freeing thousands of small allocations

@@ -34,7 +34,10 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
     };
     let cwd = current_dir()?;
     let inputs = inputs(bake_args, &cwd, &call_spec(bake_args)?)?;
-    let resolved = bake::load(&inputs)?;
+    let (resolved, warnings) = bake::load_with_warnings(&inputs)?;
+    for warning in &warnings {
+        super::draw(warning);
+    }
     let plan = plan::plan(&resolved, &cwd)?;
     if !graph {
         return Ok(Output {

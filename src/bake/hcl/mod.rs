@@ -10,17 +10,18 @@ pub(crate) mod types;
 
 use std::collections::BTreeMap;
 
-use crate::bake::error::Error;
+use crate::bake::error::{Diagnostic, Error};
 use crate::bake::inputs::Inputs;
 use crate::bake::model::Variable;
 use crate::bake::resolve::Config;
 use crate::diag::SourceFile;
 
-/// Parses and evaluates HCL (`false`) and JSON (`true`) files as one body.
+/// Parses and evaluates HCL (`false`) and JSON (`true`) files as one body, returning the
+/// targets and groups, the variables and the warnings.
 pub(crate) fn load(
     files: &[(SourceFile, bool)],
     inputs: &Inputs,
-) -> Result<(Config, Vec<Variable>), Error> {
+) -> Result<(Config, Vec<Variable>, Vec<Diagnostic>), Error> {
     let sources: Vec<SourceFile> = files.iter().map(|(f, _)| f.clone()).collect();
     let json: Vec<bool> = files.iter().map(|(_, j)| *j).collect();
     let mut bodies = Vec::new();
@@ -56,5 +57,6 @@ pub(crate) fn load(
     Ok((
         Config::new(decoded.targets, decoded.groups),
         decoded.variables,
+        decoded.warnings,
     ))
 }

@@ -22,7 +22,15 @@ pub(crate) fn skip(reason: &str) {
         .append(true)
         .open(path)
     {
-        let _ = writeln!(file, "{test}: {reason}");
+        // One line per skip, so the list `.ci/run` sorts stays readable.
+        let line: String = reason
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(300)
+            .collect();
+        let _ = writeln!(file, "{test}: {line}");
     }
 }
 

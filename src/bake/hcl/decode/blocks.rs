@@ -7,12 +7,15 @@ use std::rc::Rc;
 use hcl::Value;
 
 use super::{Instance, NAME_PATTERN, Parser, dedupe, is_valid_name};
-use crate::bake::error::{Error, closest};
+use crate::bake::error::{Diagnostic, Error, closest};
 use crate::bake::hcl::body::{Attr, Block};
 use crate::bake::hcl::eval::{EvalError, EvalResult, Locals};
 use crate::bake::hcl::fields::{self, TARGET_ATTRIBUTES};
 use crate::bake::hcl::types;
 use crate::bake::model::{Group, Target};
+
+/// Targets, groups, and the warnings met while decoding them.
+pub(super) type DecodedBlocks = (Vec<Target>, Vec<Group>, Vec<Diagnostic>);
 
 impl<'a> Parser<'a> {
     /// Expands every target and group block into instances (one per matrix cell) with
@@ -163,8 +166,29 @@ impl<'a> Parser<'a> {
         Some(result)
     }
 
-    pub(super) fn decode_blocks(&self) -> Result<(Vec<Target>, Vec<Group>), Error> {
+    /// Warns about an attribute no target has, which is then ignored.
+    // Compat: buildx reads a target block with the attributes it knows and leaves the rest
+    // out, so files written for other tools (`provenance = false`) still load.
+    fn unknown_attribute(&self, attr: &Attr) -> Diagnostic {
+        let candidates: Vec<String> = TARGET_ATTRIBUTES.iter().map(|s| (*s).to_owned()).collect();
+        let help = match closest(&attr.name, &candidates) {
+            Some(similar) => format!("did you mean `{similar}`?"),
+            None => {
+                "remove it, or see the list of target attributes in the book's reference".to_owned()
+            }
+        };
+        Diagnostic::warning(
+            "bake::unknown_attribute",
+            format!("unknown target attribute `{}` is ignored", attr.name),
+        )
+        .at(&self.files[attr.file], attr.span.clone())
+        .label("not a target attribute")
+        .help(help)
+    }
+
+    pub(super) fn decode_blocks(&self) -> Result<DecodedBlocks, Error> {
         let mut problems = Vec::new();
+        let mut warnings = Vec::new();
         let mut targets: Vec<Target> = Vec::new();
         let mut target_index: HashMap<String, usize> = HashMap::default();
         let mut groups: Vec<Group> = Vec::new();
@@ -205,23 +229,7 @@ impl<'a> Parser<'a> {
                     continue;
                 }
                 if !TARGET_ATTRIBUTES.contains(&attr.name.as_str()) {
-                    let candidates: Vec<String> =
-                        TARGET_ATTRIBUTES.iter().map(|s| (*s).to_owned()).collect();
-                    let help = match closest(&attr.name, &candidates) {
-                        Some(similar) => format!("did you mean `{similar}`?"),
-                        None => {
-                            "see the list of target attributes in the book's reference".to_owned()
-                        }
-                    };
-                    problems.push(
-                        self.at(
-                            attr.file,
-                            attr.span.clone(),
-                            "bake::unknown_attribute",
-                            format!("unknown target attribute `{}`", attr.name),
-                        )
-                        .help(help),
-                    );
+                    warnings.push(self.unknown_attribute(attr));
                     continue;
                 }
                 let result = self
@@ -272,7 +280,7 @@ impl<'a> Parser<'a> {
             });
         }
         if problems.is_empty() {
-            Ok((targets, groups))
+            Ok((targets, groups, dedupe(warnings)))
         } else {
             Err(Error {
                 diagnostics: dedupe(problems),

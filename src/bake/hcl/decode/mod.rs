@@ -45,6 +45,8 @@ pub(crate) struct Decoded {
     pub(crate) groups: Vec<Group>,
     /// Declared variables with their final values (for `--list=variables`).
     pub(crate) variables: Vec<Variable>,
+    /// Problems that do not stop the load, such as ignored attributes.
+    pub(crate) warnings: Vec<Diagnostic>,
 }
 
 const RESERVED: &[&str] = &["target", "group", "variable", "function"];
@@ -106,11 +108,12 @@ pub(crate) fn decode(
     let variables = parser.resolve_variables()?;
     parser.validate_functions()?;
     parser.expand(&blocks)?;
-    let (targets, groups) = parser.decode_blocks()?;
+    let (targets, groups, warnings) = parser.decode_blocks()?;
     Ok(Decoded {
         targets,
         groups,
         variables,
+        warnings,
     })
 }
 

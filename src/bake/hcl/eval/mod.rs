@@ -15,11 +15,13 @@ use crate::bake::hcl::types::value_to_string;
 
 mod access;
 mod call;
+mod conditional;
 mod context;
 mod template;
 
 use self::access::eval_traversal;
 use self::call::eval_call;
+use self::conditional::eval_conditional;
 use self::template::{eval_for, eval_template};
 
 pub(crate) use self::context::{Ctx, EvalError, EvalResult, Globals, Locals, number};
@@ -66,17 +68,7 @@ pub(crate) fn eval(expr: &Expression, ctx: &Ctx<'_>) -> EvalResult<Value> {
         Expression::HeredocTemplate(heredoc) => eval_template(&heredoc.template, ctx),
         Expression::Parenthesis(inner) => eval(inner.inner(), ctx),
         Expression::Variable(ident) => eval_variable(ident.value(), expr, ctx),
-        Expression::Conditional(cond) => {
-            let test = eval(&cond.cond_expr, ctx)?;
-            match as_bool(&test) {
-                Some(true) => eval(&cond.true_expr, ctx),
-                Some(false) => eval(&cond.false_expr, ctx),
-                None => ctx.fail(
-                    &cond.cond_expr,
-                    format!("the condition must be a bool, not a {}", type_name(&test)),
-                ),
-            }
-        }
+        Expression::Conditional(cond) => eval_conditional(cond, ctx),
         Expression::FuncCall(call) => eval_call(call, expr, ctx),
         Expression::Traversal(traversal) => {
             eval_traversal(&traversal.expr, &traversal.operators, ctx)

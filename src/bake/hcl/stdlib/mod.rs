@@ -20,6 +20,7 @@ use hcl::{Number, Value};
 use crate::bake::hcl::types::{parse_number, value_to_string};
 
 pub(crate) use self::args::{CallError, snap};
+pub(crate) use self::sets::{SET_FUNCTIONS, to_set};
 
 /// Every function name bake knows, sorted.
 pub(crate) const NAMES: &[&str] = &[

@@ -33,6 +33,21 @@ fn as_sets(lists: &[&[Value]]) -> Vec<Vec<Value>> {
         .collect()
 }
 
+/// The functions whose result is a set, whatever their arguments.
+pub(crate) const SET_FUNCTIONS: &[&str] = &[
+    "setintersection",
+    "setsubtract",
+    "setsymmetricdifference",
+    "setunion",
+];
+
+/// Converts a list or tuple to a set: one element type, no duplicates, in set order.
+pub(crate) fn to_set(list: &[Value]) -> Vec<Value> {
+    let mut set = as_sets(&[list]).remove(0);
+    sort_set(&mut set);
+    set
+}
+
 fn lists(args: &[Value]) -> Result<Vec<&[Value]>, CallError> {
     (0..args.len()).map(|i| arg_list(args, i)).collect()
 }
