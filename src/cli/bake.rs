@@ -152,7 +152,7 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
         let (kind, format) = parse_list(list)?;
         let definition = bake::define(&inputs)?;
         for warning in &definition.warnings {
-            super::draw(warning);
+            draw(warning);
         }
         let text = match kind.as_str() {
             "variables" => print::list_variables(&definition.variables, format),
@@ -165,7 +165,7 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
     }
     let (resolved, warnings) = bake::load_with_warnings(&inputs)?;
     for warning in &warnings {
-        super::draw(warning);
+        draw(warning);
     }
     if args.print {
         let text = print::print(&resolved);

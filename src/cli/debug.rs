@@ -36,7 +36,7 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
     let inputs = inputs(bake_args, &cwd, &call_spec(bake_args)?)?;
     let (resolved, warnings) = bake::load_with_warnings(&inputs)?;
     for warning in &warnings {
-        super::draw(warning);
+        crate::cli::report::draw(warning);
     }
     let plan = plan::plan(&resolved, &cwd)?;
     if !graph {

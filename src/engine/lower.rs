@@ -78,7 +78,13 @@ pub(crate) fn lower<'a>(plan: &'a plan::Plan, images: &Arc<Puller>) -> Result<Lo
                 .collect(),
             images: Some(images.clone()),
         };
-        let options = crate::engine::request::convert_options_with(request, resolver)?;
+        let mut options = crate::engine::request::convert_options_with(request, resolver)?;
+        options.multi_platform = plan
+            .requests
+            .iter()
+            .filter(|r| r.target == request.target && r.call == Call::Build)
+            .count()
+            > 1;
         let converted = crate::frontend::dockerfile::convert(&file, &options).map_err(Box::new)?;
         let names = local_names(request);
         for local in &names {

@@ -107,5 +107,6 @@ pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Resul
         all_stages: false,
         no_cache_filter: request.no_cache_filter.clone(),
         dockerignore,
+        multi_platform: false,
     })
 }

@@ -74,6 +74,14 @@ fn two_platforms_build_in_one_solve_share_the_build_platform_stage_and_export_on
     let output = support::bake(&dir, &args, &[], None);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
+    // Step names lead with their platform, as BuildKit's do in multi-platform builds.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("[linux/arm64 stage-1 ") && l.contains("] RUN uname -m")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[linux/amd64 shared "), "{stderr}");
     // The build-platform stage ran once, natively, and both images hold its result.
     assert_eq!(
         stderr.matches("] RUN head -c 16 /dev/urandom").count(),

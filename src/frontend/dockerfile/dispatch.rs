@@ -250,11 +250,28 @@ impl Dispatcher<'_, '_> {
             .platform
             .clone()
             .unwrap_or_else(|| context.target_platform.clone());
+        let mut resolved = resolved;
+        if context.options.multi_platform {
+            // Compat: buildkit prefixCommand: the stage's platform leads every step name when
+            // a build has several platforms.
+            let prefixed = match resolved.display_name.as_str() {
+                "" => platform.to_string(),
+                name => format!("{platform} {name}"),
+            };
+            resolved.display_name = prefixed;
+        }
         let mut state = self.initial_state(index, &resolved, platform)?;
         state.display_name = resolved.display_name.clone();
         state.step = 0;
-        state.total =
-            count_steps(&stage.commands) + usize::from(matches!(resolved.base, Base::Image(_)));
+        // Compat: BuildKit counts the FROM of an image or named-context base in the stage's
+        // total, and an image's FROM is step 1; a named context has no FROM step of its own,
+        // so its first instruction is `[1/N]` (`FROM base AS build` + COPY + RUN gives
+        // `[build 1/3] COPY`, `[build 2/3] RUN` in research/samples/plain-cold.txt).
+        state.total = count_steps(&stage.commands)
+            + usize::from(matches!(
+                resolved.base,
+                Base::Image(_) | Base::Named(_) | Base::Replaced(_)
+            ));
         if matches!(resolved.base, Base::Image(_)) {
             state.step = 1;
         }

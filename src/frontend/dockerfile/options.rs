@@ -115,6 +115,9 @@ pub struct ConvertOptions {
     pub no_cache_filter: Vec<String>,
     /// The build context's `.dockerignore`, when it has patterns.
     pub dockerignore: Option<DockerIgnore>,
+    /// The target builds for several platforms, so step names start with the platform
+    /// (`[linux/arm64 build 2/3] RUN make`), as BuildKit names them.
+    pub multi_platform: bool,
 }
 
 impl fmt::Debug for ConvertOptions {
