@@ -941,3 +941,34 @@ fn progress_shows_an_export_step_naming_where_each_output_went() {
         "{stderr}"
     );
 }
+
+#[test]
+fn progress_names_a_from_with_its_variables_expanded() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "a").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "ARG IMG=base\nFROM ${IMG}\nCOPY a.txt /\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        format!(
+            "target \"default\" {{\n  contexts = {{ base = \"{}\" }}\n  output = [\"type=local,dest=out\"]\n}}\n",
+            base()
+        ),
+    )
+    .unwrap();
+    let args = vec![
+        "--root".to_owned(),
+        scratch.path().join("state").display().to_string(),
+        "--progress=plain".to_owned(),
+    ];
+    let output = support::bake(&dir, &args, &[], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("FROM base"), "{stderr}");
+    assert!(!stderr.contains("FROM ${IMG}"), "{stderr}");
+}

@@ -50,9 +50,10 @@ pub(crate) fn resolve_stages(
     let mut resolved = Vec::new();
     for (index, (stage, (base, platform))) in context.parsed.stages.iter().zip(expanded).enumerate()
     {
-        let base = base_of(context, index, &base, stage.name.as_deref()).ok_or_else(|| {
+        let base_name = base;
+        let base = base_of(context, index, &base_name, stage.name.as_deref()).ok_or_else(|| {
             context.error(
-                format!("invalid base image reference `{base}`"),
+                format!("invalid base image reference `{base_name}`"),
                 &stage.node,
             )
         })?;
@@ -64,6 +65,7 @@ pub(crate) fn resolve_stages(
         };
         resolved.push(ResolvedStage {
             base,
+            base_name,
             platform,
             display_name,
         });
@@ -339,7 +341,9 @@ impl Dispatcher<'_, '_> {
             }
             Base::Named(named) | Base::Replaced(named) => {
                 let total = count_steps(&context.parsed.stages[index].commands) + 1;
-                let base = &context.parsed.stages[index].base;
+                // Compat: progress shows the base with its variables expanded (`FROM ${IMG}`
+                // reads `FROM base`).
+                let base = &resolved.base_name;
                 let meta = VertexMeta {
                     name: match resolved.display_name.as_str() {
                         "" => format!("[1/{total}] FROM {base}"),

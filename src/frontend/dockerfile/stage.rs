@@ -81,6 +81,8 @@ impl Context<'_> {
 #[derive(Debug, Clone)]
 pub(crate) struct ResolvedStage {
     pub(crate) base: Base,
+    /// The base as the `FROM` line names it, with its variables expanded (for progress names).
+    pub(crate) base_name: String,
     pub(crate) platform: Option<Platform>,
     pub(crate) display_name: String,
 }
