@@ -23,7 +23,7 @@ pub enum Stream {
 
 /// One thing that happened to a vertex during a solve. Each vertex worked on gets
 /// [`Event::Started`], any number of [`Event::Log`], then exactly one of [`Event::Cached`],
-/// [`Event::Done`] or [`Event::Error`].
+/// [`Event::Done`], [`Event::Error`] or [`Event::Cancelled`].
 // Compat: buildkit client.SolveStatus (VertexStatus / VertexLog): started, cached, completed,
 // error, and log lines per vertex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,6 +57,13 @@ pub enum Event {
         /// Time from [`Event::Started`] to completion.
         duration: Duration,
     },
+    /// The build was cancelled (Ctrl-C, SIGTERM, a closed progress pipe) while the vertex ran.
+    Cancelled {
+        /// The vertex digest as text.
+        vertex: VertexId,
+        /// Time from [`Event::Started`] to the cancellation.
+        duration: Duration,
+    },
     /// The vertex failed.
     Error {
         /// The vertex digest as text.
@@ -76,6 +83,7 @@ impl Event {
             | Self::Cached { vertex }
             | Self::Log { vertex, .. }
             | Self::Done { vertex, .. }
+            | Self::Cancelled { vertex, .. }
             | Self::Error { vertex, .. } => vertex,
         }
     }

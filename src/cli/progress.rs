@@ -158,6 +158,7 @@ impl Sink for Printer {
                         format!("#{n} DONE {:.1}s", duration.as_secs_f64())
                     }
                     Event::Error { message, .. } => format!("#{n} ERROR: {message}"),
+                    Event::Cancelled { .. } => format!("#{n} CANCELED"),
                 });
             }
         }
@@ -252,6 +253,8 @@ struct Job {
     started: Instant,
     ended: Option<Instant>,
     cached: bool,
+    /// The build was cancelled while the step ran.
+    cancelled: bool,
     error: Option<String>,
     /// Lines with their offset from `started`, newest last.
     logs: VecDeque<(Duration, String)>,
@@ -277,6 +280,7 @@ impl View {
                     started: now,
                     ended: None,
                     cached: false,
+                    cancelled: false,
                     error: None,
                     logs: VecDeque::new(),
                 });
@@ -305,6 +309,10 @@ impl View {
                 message, duration, ..
             } => {
                 job.error = Some(message.clone());
+                job.ended = Some(job.started + *duration);
+            }
+            Event::Cancelled { duration, .. } => {
+                job.cancelled = true;
                 job.ended = Some(job.started + *duration);
             }
         }
@@ -403,6 +411,9 @@ fn job_line(job: &Job, now: Instant, width: usize, color: bool) -> String {
     if job.cached {
         name.push_str("CACHED ");
     }
+    if job.cancelled {
+        name.push_str("CANCELED ");
+    }
     if job.error.is_some() {
         name.push_str("ERROR ");
     }
@@ -414,7 +425,7 @@ fn job_line(job: &Job, now: Instant, width: usize, color: bool) -> String {
         .saturating_sub(1)
         .saturating_sub(console::measure_text_width(&left) + timer.len());
     let line = format!("{left}{}{timer}", " ".repeat(pad));
-    match (job.ended.is_some(), job.error.is_some()) {
+    match (job.ended.is_some(), job.error.is_some() || job.cancelled) {
         (true, true) => paint(&line, Paint::Error, color),
         (true, false) => paint(&line, Paint::Done, color),
         (false, _) => line,

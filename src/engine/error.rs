@@ -123,6 +123,11 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Step(Box<StepFailed>),
+    /// The build was cancelled (Ctrl-C, SIGTERM, a closed progress pipe); running steps were
+    /// stopped.
+    #[error("build cancelled")]
+    #[diagnostic(code(engine::cancelled))]
+    Cancelled,
     /// The solve stopped without a failing step (cancelled, or a malformed graph).
     #[error("the build stopped")]
     #[diagnostic(code(engine::solve))]

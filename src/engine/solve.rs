@@ -59,9 +59,15 @@ pub(crate) fn solve(
         .iter()
         .map(|l| (&lowered.definition, l.root))
         .collect();
-    let result = solver
-        .solve(&roots, sink)
-        .map_err(|error| step_error(lowered, error))?;
+    let cancelled = settings.cancel.clone();
+    let result = solver.solve(&roots, sink).map_err(|error| {
+        // A step killed because the build was cancelled did not fail on its own.
+        if cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+            Error::Cancelled
+        } else {
+            step_error(lowered, error)
+        }
+    })?;
     Ok(Solved {
         outputs: result.outputs,
         _solver: solver,

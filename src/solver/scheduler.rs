@@ -222,6 +222,9 @@ where
         sink.event(match &result {
             Ok(finished) if finished.cached => Event::Cached { vertex },
             Ok(_) => Event::Done { vertex, duration },
+            // Compat: BuildKit shows a step stopped by a cancelled build as CANCELED, not as
+            // the error its killed process returned.
+            Err(_) if self.options.cancel.is_cancelled() => Event::Cancelled { vertex, duration },
             Err(failure) => Event::Error {
                 vertex,
                 message: failure.to_string(),

@@ -140,6 +140,10 @@ fn sigterm_stops_a_running_step_and_leaves_no_container() {
         "bake exited through its handler: {status}"
     );
     assert!(!rest.contains("panicked"), "{rest}");
+    // The killed step is shown as cancelled, not as the error its killed process returned.
+    assert!(rest.contains(" CANCELED"), "{seen}{rest}");
+    assert!(!rest.contains("ERROR: process"), "{seen}{rest}");
+    assert!(rest.contains("build cancelled"), "{seen}{rest}");
     assert_eq!(containers(&root), "");
 }
 
