@@ -28,6 +28,8 @@ enum Mapped {
 pub(super) struct Combiner {
     vertices: Vec<Vertex>,
     index: HashMap<Digest, usize>,
+    /// The target whose graph is being added, when several build: step names carry it.
+    prefix: Option<String>,
 }
 
 /// The local directory a `local://` name stands for, seen from one target.
@@ -118,6 +120,9 @@ impl Combiner {
             let digest = vertex_digest(&op, &inputs, vertex.platform.as_ref());
             let mut meta = vertex.meta.clone();
             meta.ignore_cache |= no_cache;
+            if let Some(target) = &self.prefix {
+                meta.name = prefixed(target, &meta.name);
+            }
             self.insert(Vertex {
                 digest,
                 op,
@@ -160,6 +165,12 @@ impl Combiner {
         }
     }
 
+    /// Names the target the next added graphs belong to (`None`: one target builds), so a
+    /// step's name says which target it is for.
+    pub(super) fn set_target(&mut self, target: Option<&str>) {
+        self.prefix = target.map(str::to_owned);
+    }
+
     fn insert(&mut self, vertex: Vertex) {
         match self.index.get(&vertex.digest) {
             Some(&at) => self.vertices[at].meta.ignore_cache |= vertex.meta.ignore_cache,
@@ -177,6 +188,17 @@ impl Combiner {
             vertices: self.vertices,
             root: None,
         }
+    }
+}
+
+/// `[app internal] load build context` for `[internal] load build context` of target `app`;
+/// a step shared by several targets keeps the name of the first one that added it.
+// Compat: buildx progress.WithPrefix, used by bake when several targets build.
+fn prefixed(target: &str, name: &str) -> String {
+    match name.strip_prefix('[') {
+        Some(rest) => format!("[{target} {rest}"),
+        None if name.is_empty() => String::new(),
+        None => format!("[{target}] {name}"),
     }
 }
 
@@ -311,4 +333,23 @@ pub(super) fn reaches(definition: &Definition, root: Option<&Edge>, vertex: &Dig
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_carry_their_target_as_buildx_prefixes_them() {
+        assert_eq!(
+            prefixed("app", "[internal] load build context"),
+            "[app internal] load build context"
+        );
+        assert_eq!(
+            prefixed("app", "[build 2/3] RUN make"),
+            "[app build 2/3] RUN make"
+        );
+        assert_eq!(prefixed("app", "scratch"), "[app] scratch");
+        assert_eq!(prefixed("app", ""), "");
+    }
 }

@@ -58,6 +58,7 @@ impl Lowered<'_> {
 /// Lowers every request whose method is `build`, resolving base images with `images`.
 pub(crate) fn lower<'a>(plan: &'a plan::Plan, images: &Arc<Puller>) -> Result<Lowered<'a>, Error> {
     let requests = ordered(plan)?;
+    let several = requests.iter().any(|r| r.target != requests[0].target);
     let mut combiner = Combiner::default();
     let mut locals: BTreeMap<String, LocalInput> = BTreeMap::new();
     let mut lowered: Vec<LoweredRequest<'a>> = Vec::with_capacity(requests.len());
@@ -101,6 +102,7 @@ pub(crate) fn lower<'a>(plan: &'a plan::Plan, images: &Arc<Puller>) -> Result<Lo
                 dockerfile,
             });
         }
+        combiner.set_target(several.then_some(request.target.as_str()));
         let root = combiner
             .add(
                 &converted.definition,

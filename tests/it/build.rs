@@ -378,7 +378,15 @@ fn monorepo_example_builds_shares_its_base_and_rebuilds_only_what_changed() {
             .collect()
     };
 
-    let cold = ran(&go());
+    let cold_events = go();
+    // With several targets building, every step name says which target it is for.
+    assert!(
+        cold_events.iter().any(|e| e["event"] == "started"
+            && e["name"].as_str().is_some_and(|n| n.starts_with("[os ")
+                && n.ends_with("RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]"))),
+        "{cold_events:?}"
+    );
+    let cold = ran(&cold_events);
     let shared: Vec<&String> = cold
         .iter()
         .filter(|n| n.contains("/opt/acme/release"))
