@@ -208,7 +208,10 @@ fn render_targets(targets: &Targets) -> String {
 /// rule, URL, description and the Dockerfile lines it points at.
 fn render_check(report: &CheckReport, file: &SourceFile) -> String {
     let mut out = String::new();
+    // Compat: buildx printResult: with an error and no warnings there is no summary line,
+    // only the error.
     match report.warnings.len() {
+        0 if report.error.is_some() => {}
         0 => out.push_str("Check complete, no warnings found.\n"),
         1 => out.push_str("Check complete, 1 warning has been found!\n"),
         n => {
@@ -237,7 +240,10 @@ fn render_check(report: &CheckReport, file: &SourceFile) -> String {
         }
     }
     if let Some(error) = &report.error {
-        let _ = writeln!(out, "\nERROR: {}", error.message);
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "ERROR: {}", error.message);
     }
     out
 }
