@@ -24,6 +24,9 @@ enum DebugCommand {
     Graph(Args),
     /// Print the build requests (one per target and platform) as JSON.
     Plan(Args),
+    /// List the platforms this host builds for and how their RUN steps run (native, a
+    /// binfmt_misc handler, or QEMU started for the first process).
+    Workers,
 }
 
 /// Runs a `bake debug` subcommand.
@@ -31,6 +34,7 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
     let (bake_args, graph) = match &args.command {
         DebugCommand::Graph(a) => (a, true),
         DebugCommand::Plan(a) => (a, false),
+        DebugCommand::Workers => return Ok(workers()),
     };
     let cwd = current_dir()?;
     let inputs = inputs(bake_args, &cwd, &call_spec(bake_args)?)?;
@@ -65,4 +69,26 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
         stdout: Some(format!("{}\n", to_go_json(&definition))),
         failed: false,
     })
+}
+
+/// `bake debug workers`: one line per platform, as `buildctl debug workers` lists them.
+fn workers() -> Output {
+    let platforms = engine::settings::worker_platforms();
+    let width = platforms
+        .iter()
+        .map(|w| w.platform.to_string().len())
+        .max()
+        .unwrap_or(0);
+    let mut text = format!("{:<width$}   RUNS\n", "PLATFORM");
+    for worker in &platforms {
+        text.push_str(&format!(
+            "{:<width$}   {}\n",
+            worker.platform.to_string(),
+            worker.how
+        ));
+    }
+    Output {
+        stdout: Some(text),
+        failed: false,
+    }
 }

@@ -59,3 +59,53 @@ pub fn absolute(destination: &str) -> String {
         |cwd| cwd.join(path).display().to_string(),
     )
 }
+
+/// A platform this host's worker can build for, and how its RUN steps run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerPlatform {
+    /// The platform.
+    pub platform: Platform,
+    /// `native`, `binfmt_misc handler ...` or `emulated, first process only: ...`.
+    pub how: String,
+}
+
+/// The platforms this host builds for (like `buildctl debug workers`): what the CPU runs,
+/// then every common architecture a `binfmt_misc` handler or a QEMU emulator can run.
+pub fn worker_platforms() -> Vec<WorkerPlatform> {
+    use crate::ops::emulation::{Emulation, for_platform, native_platforms};
+    let mut out: Vec<WorkerPlatform> = native_platforms()
+        .into_iter()
+        .map(|platform| WorkerPlatform {
+            platform,
+            how: "native".to_owned(),
+        })
+        .collect();
+    for text in [
+        "linux/amd64",
+        "linux/arm64",
+        "linux/arm/v7",
+        "linux/arm/v6",
+        "linux/ppc64le",
+        "linux/s390x",
+        "linux/riscv64",
+        "linux/mips64le",
+        "linux/loong64",
+    ] {
+        let Ok(platform) = text.parse::<Platform>() else {
+            continue;
+        };
+        if out.iter().any(|w| w.platform == platform) {
+            continue;
+        }
+        let how = match for_platform(&platform) {
+            Ok(Emulation::Native) => "native".to_owned(),
+            Ok(Emulation::Binfmt { handler }) => format!("binfmt_misc handler `{handler}`"),
+            Ok(Emulation::Inject { emulator }) => {
+                format!("emulated, first process only: `{}`", emulator.display())
+            }
+            Err(_) => continue,
+        };
+        out.push(WorkerPlatform { platform, how });
+    }
+    out
+}

@@ -117,3 +117,30 @@ fn help_lists_the_debug_commands() {
     assert!(help.contains("bake debug graph TARGET"), "{help}");
     assert!(help.contains("bake debug plan"), "{help}");
 }
+
+#[test]
+fn debug_workers_lists_the_native_platforms_and_the_emulated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = support::bake(dir.path(), &args(&["debug", "workers"]), &[], None);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        other => other,
+    };
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(host) && l.trim_end().ends_with("native")),
+        "{text}"
+    );
+    if std::env::consts::ARCH == "x86_64"
+        && std::path::Path::new("/usr/bin/qemu-aarch64-static").is_file()
+    {
+        assert!(
+            text.lines().any(|l| l.starts_with("linux/arm64 ")
+                && (l.contains("qemu-aarch64-static") || l.contains("binfmt_misc"))),
+            "{text}"
+        );
+    }
+}
