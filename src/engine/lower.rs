@@ -228,41 +228,162 @@ fn pick<'l, 'a>(
         .or(first)
 }
 
-/// The build requests in an order where every `target:` link comes before its users.
+/// The build requests in an order where every `target:` link comes before its users: a
+/// graph of targets (an edge from each linked target to its user), sorted topologically.
+/// Every request of a target stays together, so a target's platforms are adjacent.
 fn ordered(plan: &plan::Plan) -> Result<Vec<&BuildRequest>, Error> {
+    use petgraph::graph::{DiGraph, NodeIndex};
     let requests: Vec<&BuildRequest> = plan
         .requests
         .iter()
         .filter(|r| r.call == Call::Build)
         .collect();
-    let mut done: Vec<&str> = Vec::new();
-    let mut out: Vec<&BuildRequest> = Vec::with_capacity(requests.len());
-    let mut left: Vec<&BuildRequest> = requests;
-    while !left.is_empty() {
-        // Every request of a target whose links are all built is ready at once, so a
-        // target's platforms stay together.
-        let (ready, waiting): (Vec<&BuildRequest>, Vec<&BuildRequest>) =
-            left.into_iter().partition(|r| {
-                r.named_contexts.values().all(|c| match c {
-                    plan::NamedContext::Target { name } => done.contains(&name.as_str()),
-                    _ => true,
-                })
-            });
-        if ready.is_empty() {
-            let mut names: Vec<String> =
-                waiting.iter().map(|r| format!("`{}`", r.target)).collect();
-            names.dedup();
-            return Err(Error::Links {
-                targets: names.join(", "),
-            });
+    let mut graph: DiGraph<&str, ()> = DiGraph::new();
+    let mut nodes: BTreeMap<&str, NodeIndex> = BTreeMap::new();
+    for request in &requests {
+        let target = request.target.as_str();
+        if !nodes.contains_key(target) {
+            nodes.insert(target, graph.add_node(target));
         }
-        for request in ready {
-            if !done.contains(&request.target.as_str()) {
-                done.push(&request.target);
-            }
-            out.push(request);
-        }
-        left = waiting;
     }
-    Ok(out)
+    for request in &requests {
+        for context in request.named_contexts.values() {
+            if let plan::NamedContext::Target { name } = context {
+                let Some(&linked) = nodes.get(name.as_str()) else {
+                    return Err(Error::Links {
+                        targets: format!(
+                            "`{}` (it links `{name}`, which is not built)",
+                            request.target
+                        ),
+                    });
+                };
+                graph.update_edge(linked, nodes[request.target.as_str()], ());
+            }
+        }
+    }
+    let order = petgraph::algo::toposort(&graph, None).map_err(|_| {
+        // Name every target on a loop: the strongly connected parts with a cycle.
+        let mut looping: Vec<String> = petgraph::algo::tarjan_scc(&graph)
+            .into_iter()
+            .filter(|part| part.len() > 1 || graph.contains_edge(part[0], part[0]))
+            .flatten()
+            .map(|node| format!("`{}`", graph[node]))
+            .collect();
+        looping.sort();
+        Error::Links {
+            targets: looping.join(", "),
+        }
+    })?;
+    Ok(order
+        .into_iter()
+        .flat_map(|node| {
+            let target = graph[node];
+            requests.iter().copied().filter(move |r| r.target == target)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(target: &str, platform: Option<&str>, links: &[&str]) -> BuildRequest {
+        BuildRequest {
+            target: target.to_owned(),
+            platform: platform.map(|p| p.parse().expect("platform")),
+            context: plan::Context::Local("/nonexistent".into()),
+            dockerfile: Dockerfile::Inline("FROM scratch".to_owned()),
+            stage: None,
+            build_args: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            named_contexts: links
+                .iter()
+                .map(|l| {
+                    (
+                        format!("ctx-{l}"),
+                        plan::NamedContext::Target {
+                            name: (*l).to_owned(),
+                        },
+                    )
+                })
+                .collect(),
+            outputs: Vec::new(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            secrets: Vec::new(),
+            ssh: Vec::new(),
+            network: None,
+            no_cache: false,
+            no_cache_filter: Vec::new(),
+            pull: false,
+            tags: Vec::new(),
+            call: Call::Build,
+        }
+    }
+
+    fn names(plan: &plan::Plan) -> Result<Vec<String>, Error> {
+        Ok(ordered(plan)?
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}@{}",
+                    r.target,
+                    r.platform
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
+    #[test]
+    fn links_come_first_and_a_targets_platforms_stay_together() {
+        let plan = plan::Plan {
+            requests: vec![
+                request("app", Some("linux/amd64"), &["base"]),
+                request("app", Some("linux/arm64"), &["base"]),
+                request("base", Some("linux/amd64"), &[]),
+                request("base", Some("linux/arm64"), &[]),
+                request("tool", None, &[]),
+            ],
+        };
+        let order = names(&plan).expect("ordered");
+        let position = |name: &str| order.iter().position(|n| n == name).expect(name);
+        assert!(
+            position("base@linux/arm64") < position("app@linux/amd64"),
+            "{order:?}"
+        );
+        assert_eq!(
+            position("app@linux/arm64"),
+            position("app@linux/amd64") + 1,
+            "{order:?}"
+        );
+        assert_eq!(order.len(), 5);
+    }
+
+    #[test]
+    fn a_loop_of_links_names_every_target_on_it() {
+        let plan = plan::Plan {
+            requests: vec![
+                request("a", None, &["b"]),
+                request("b", None, &["c"]),
+                request("c", None, &["a"]),
+                request("d", None, &[]),
+            ],
+        };
+        let error = names(&plan).expect_err("loop");
+        let text = error.to_string();
+        assert!(text.contains("`a`, `b`, `c`"), "{text}");
+        assert!(!text.contains("`d`"), "{text}");
+    }
+
+    #[test]
+    fn a_link_to_a_target_that_is_not_built_is_named() {
+        let plan = plan::Plan {
+            requests: vec![request("app", None, &["missing"])],
+        };
+        let text = names(&plan).expect_err("missing").to_string();
+        assert!(text.contains("`missing`"), "{text}");
+    }
 }
