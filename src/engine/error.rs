@@ -78,6 +78,22 @@ pub enum Error {
         #[source]
         source: Box<crate::exporter::Error>,
     },
+    /// `--load` of a target with several platforms: Docker's image store takes one.
+    #[error(
+        "target `{target}` builds several platforms ({platforms}), and Docker's image store takes one platform per image"
+    )]
+    #[diagnostic(
+        code(engine::load),
+        help(
+            "load one platform (`--set {target}.platform=linux/amd64 --load`), or write all of them with `--set {target}.output=type=oci,dest={target}.tar`"
+        )
+    )]
+    LoadPlatforms {
+        /// The target.
+        target: String,
+        /// Its platforms.
+        platforms: String,
+    },
     /// The `target:` links cannot be ordered.
     #[error("the `target:` links of {targets} form a loop or name a target that is not built")]
     #[diagnostic(

@@ -30,12 +30,25 @@ pub(crate) fn validate_outputs(plan: &Plan) -> Result<(), Error> {
         if request.call != crate::plan::Call::Build {
             continue;
         }
+        let platforms: Vec<String> = plan
+            .requests
+            .iter()
+            .filter(|r| r.target == request.target && r.call == crate::plan::Call::Build)
+            .filter_map(|r| r.platform.as_ref().map(ToString::to_string))
+            .collect();
         for entry in &request.outputs {
-            exporter::validate(entry).map_err(|source| Error::Output {
+            let kind = exporter::validate(entry).map_err(|source| Error::Output {
                 target: request.target.clone(),
                 kind: entry.kind.clone(),
                 source: Box::new(source),
             })?;
+            if kind == exporter::Kind::Docker && entry.destination.is_empty() && platforms.len() > 1
+            {
+                return Err(Error::LoadPlatforms {
+                    target: request.target.clone(),
+                    platforms: platforms.join(", "),
+                });
+            }
         }
     }
     Ok(())

@@ -345,3 +345,30 @@ fn an_unknown_platform_is_an_error_before_anything_runs() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("unknown architecture `amd65`"), "{stderr}");
 }
+
+#[test]
+fn loading_a_multi_platform_target_says_what_docker_takes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("p");
+    project(
+        &dir,
+        "FROM base\nRUN exit 9\n",
+        &base(),
+        "  platforms = [\"linux/amd64\", \"linux/arm64\"]",
+    );
+    let (output, stderr) = run(&dir, &scratch.path().join("state"), &["--load"]);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // The report wraps long lines: compare with the box drawing and line breaks taken out.
+    let flat: String = stderr
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.contains("Docker's image store takes one platform"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("linux/amd64, linux/arm64"), "{stderr}");
+    assert!(stderr.contains("type=oci"), "{stderr}");
+    assert!(!stderr.contains("RUN exit 9"), "a step ran: {stderr}");
+}
