@@ -349,6 +349,9 @@ fn load_config(args: &Args) -> Result<Config, crate::config::Error> {
 /// Builds every target and runs its exporters, with progress on stderr.
 fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Output> {
     let config = load_config(args)?;
+    for warning in crate::engine::ignored_attributes(plan) {
+        warn(&warning);
+    }
     let with_platform = crate::engine::settings::with_worker_platform(plan, &config);
     let plan = with_platform.as_ref().unwrap_or(plan);
     let root = crate::engine::settings::state_root(args.root.as_deref(), &config);

@@ -54,6 +54,30 @@ pub(crate) fn validate_outputs(plan: &Plan) -> Result<(), Error> {
     Ok(())
 }
 
+/// One line per output attribute no exporter acts on, naming the target, for the CLI to
+/// warn with: nothing accepted is dropped silently.
+pub fn ignored_attributes(plan: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for request in plan
+        .requests
+        .iter()
+        .filter(|r| r.call == crate::plan::Call::Build)
+    {
+        for entry in &request.outputs {
+            for key in exporter::unknown_attributes(entry) {
+                let line = format!(
+                    "output attribute `{key}` of target `{}` (`type={}`) is ignored: bake's exporter does not act on it",
+                    request.target, entry.kind
+                );
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What the export stage needs besides the solve's result.
 pub(crate) struct ExportInputs<'a> {
     /// The state root (for the empty snapshot of a result with no filesystem).

@@ -25,7 +25,7 @@ use crate::graph::Definition;
 use crate::plan::{BuildRequest, Call};
 
 pub use error::{Error, SolveError, StepFailed};
-pub use export::BuildReport;
+pub use export::{BuildReport, ignored_attributes};
 pub use request::{convert_options, convert_options_with, dockerfile};
 pub use resolver::Resolver;
 

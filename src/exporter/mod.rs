@@ -121,6 +121,45 @@ impl Kind {
     }
 }
 
+/// The attributes an exporter of `kind` acts on; `annotation…` keys count for image kinds.
+fn known_attributes(kind: Kind) -> &'static [&'static str] {
+    const COMMON: &[&str] = &["source-date-epoch", "platform-split"];
+    match kind {
+        Kind::Local | Kind::Tar | Kind::CacheOnly => COMMON,
+        Kind::Oci | Kind::Docker | Kind::Image => &[
+            "source-date-epoch",
+            "platform-split",
+            "name",
+            "push",
+            "push-by-digest",
+            "compression",
+            "compression-level",
+            "force-compression",
+            "oci-mediatypes",
+            "rewrite-timestamp",
+            "tar",
+        ],
+    }
+}
+
+/// The attributes of `entry` its exporter does not act on (`registry.insecure`, `unpack`,
+/// ...), so the caller can name them instead of dropping them silently.
+pub fn unknown_attributes(entry: &ExportEntry) -> Vec<String> {
+    let Ok(kind) = Kind::of(entry) else {
+        return Vec::new();
+    };
+    let known = known_attributes(kind);
+    entry
+        .attrs
+        .keys()
+        .filter(|key| {
+            let annotation = kind.is_image() && key.starts_with("annotation");
+            !(known.contains(&key.as_str()) || annotation)
+        })
+        .cloned()
+        .collect()
+}
+
 /// Checks an output entry before anything is built: a known type, the destination it
 /// needs, and attributes that parse.
 pub fn validate(entry: &ExportEntry) -> Result<Kind> {
@@ -156,6 +195,26 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn attributes_an_exporter_does_not_act_on_are_named() {
+        let image = entry(
+            "image",
+            "",
+            &[
+                ("name", "a/b"),
+                ("registry.insecure", "true"),
+                ("annotation.x", "y"),
+            ],
+        );
+        assert_eq!(unknown_attributes(&image), ["registry.insecure"]);
+        let local = entry(
+            "local",
+            "out",
+            &[("name", "a/b"), ("platform-split", "false")],
+        );
+        assert_eq!(unknown_attributes(&local), ["name"]);
     }
 
     #[test]

@@ -41,13 +41,6 @@ struct RootFs {
 /// Which image of a layout to use.
 pub use crate::graph::LayoutSelector as Selector;
 
-/// Splits `path[:tag|@digest]` (the part after `oci-layout://`) into a path and a selector.
-pub fn parse_reference(reference: &str) -> std::result::Result<(PathBuf, Selector), String> {
-    crate::graph::parse_layout_reference(reference)
-        .map(|(dir, selector)| (PathBuf::from(dir), selector))
-        .map_err(|e| e.to_string())
-}
-
 /// An opened OCI image layout directory.
 #[derive(Debug)]
 pub struct OciLayout {

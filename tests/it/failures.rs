@@ -265,7 +265,7 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
     std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
     std::fs::write(
         dir.join("docker-bake.hcl"),
-        "target \"app\" {\n  cache-to = [\"type=local,dest=cache\"]\n  cache-from = [\"type=local,src=cache\"]\n  shm-size = \"128m\"\n}\n",
+        "target \"app\" {\n  cache-to = [\"type=local,dest=cache\"]\n  cache-from = [\"type=local,src=cache\"]\n  shm-size = \"128m\"\n  output = [\"type=oci,dest=app.tar,registry.insecure=true\"]\n}\n",
     )
     .unwrap();
     let args: Vec<String> = [
@@ -286,6 +286,7 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
         "WARNING: `cache-to` is ignored (target `app`)",
         "WARNING: `cache-from` is ignored (target `app`)",
         "WARNING: `shm-size` is ignored (target `app`)",
+        "WARNING: output attribute `registry.insecure` of target `app` (`type=oci`) is ignored",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");
     }

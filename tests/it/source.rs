@@ -11,7 +11,7 @@ use bake::digest::Digest;
 use bake::platform::Platform;
 use bake::source::dockerignore::{self, Matcher};
 use bake::source::local::{EntryKind, LocalOptions, LocalSource};
-use bake::source::oci_layout::{self, OciLayout, Selector};
+use bake::source::oci_layout::{OciLayout, Selector};
 use bake::source::{Error, StatCache};
 
 fn fixtures() -> PathBuf {
@@ -408,17 +408,17 @@ fn missing_tag_lists_available_tags() {
 #[test]
 fn parse_reference_splits_path_tag_and_digest() {
     assert_eq!(
-        oci_layout::parse_reference("/a/b:v1").unwrap(),
-        (PathBuf::from("/a/b"), Selector::Tag("v1".into()))
+        bake::graph::parse_layout_reference("/a/b:v1").unwrap(),
+        ("/a/b".to_owned(), Selector::Tag("v1".into()))
     );
     assert_eq!(
-        oci_layout::parse_reference("./x.y/b").unwrap(),
-        (PathBuf::from("./x.y/b"), Selector::Default)
+        bake::graph::parse_layout_reference("./x.y/b").unwrap(),
+        ("./x.y/b".to_owned(), Selector::Default)
     );
     let digest = Digest::of(b"x");
     assert_eq!(
-        oci_layout::parse_reference(&format!("/a@{digest}")).unwrap(),
-        (PathBuf::from("/a"), Selector::Digest(digest))
+        bake::graph::parse_layout_reference(&format!("/a@{digest}")).unwrap(),
+        ("/a".to_owned(), Selector::Digest(digest))
     );
 }
 
