@@ -101,7 +101,7 @@ pub struct Args {
     /// acts on `root` (below `--root`); on `[worker.oci]` `binary` (the OCI runtime, `runc` by
     /// default, `crun` works too), `max-parallelism` (default: one step per CPU),
     /// `snapshotter` (`auto`, `overlayfs` or `native`) and `platforms` (the first is the
-    /// default build platform); on the garbage-collection keys `gc`, `gckeepstorage`,
+    /// default build platform, and nothing else builds); on the garbage-collection keys `gc`, `gckeepstorage`,
     /// `reservedSpace`, `maxUsedSpace` and `[[worker.oci.gcpolicy]]`; and on
     /// `[registry."host"]` `mirrors`, `http`, `insecure` and `ca`. Every other BuildKit key
     /// (`[dns]`, `[history]`, `[grpc]`, `[worker.containerd]`, registry client certificates,

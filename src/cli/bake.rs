@@ -354,6 +354,7 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
     }
     let with_platform = crate::engine::settings::with_worker_platform(plan, &config);
     let plan = with_platform.as_ref().unwrap_or(plan);
+    crate::engine::settings::check_worker_platforms(plan, &config)?;
     let root = crate::engine::settings::state_root(args.root.as_deref(), &config);
     let cancel = cancel_on_interrupt();
     let options = crate::engine::build::BuildOptions {

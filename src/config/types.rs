@@ -101,7 +101,7 @@ pub struct OciWorker {
     pub no_process_sandbox: bool,
     /// `max-parallelism`: steps run at once; `None` means the number of CPUs.
     pub max_parallelism: Option<NonZeroUsize>,
-    /// `platforms`: what the worker builds for; the first is the default platform.
+    /// `platforms`: what the worker builds for (nothing else, when set); the first is the default platform.
     pub platforms: Vec<Platform>,
     /// `labels`.
     pub labels: BTreeMap<String, String>,

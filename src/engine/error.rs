@@ -94,6 +94,26 @@ pub enum Error {
         /// Its platforms.
         platforms: String,
     },
+    /// A request's platform is not one the configured worker builds.
+    #[error(
+        "target `{target}` builds for `{platform}`, and the worker builds only {platforms} (`[worker.oci] platforms` in {file})"
+    )]
+    #[diagnostic(
+        code(engine::worker_platform),
+        help(
+            "add `{platform}` to `[worker.oci] platforms`, or build the target for one of the worker's platforms (`--set {target}.platform=...`)"
+        )
+    )]
+    WorkerPlatform {
+        /// The target.
+        target: String,
+        /// The platform it asked for.
+        platform: String,
+        /// The worker's platforms, as `` `linux/amd64`, `linux/arm64` ``.
+        platforms: String,
+        /// The config file that set them.
+        file: String,
+    },
     /// The `target:` links cannot be ordered.
     #[error("the `target:` links of {targets} form a loop or name a target that is not built")]
     #[diagnostic(

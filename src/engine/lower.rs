@@ -284,10 +284,11 @@ fn ordered(plan: &plan::Plan) -> Result<Vec<&BuildRequest>, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn request(target: &str, platform: Option<&str>, links: &[&str]) -> BuildRequest {
+    /// A request for `target` on `platform` whose named contexts link `links`.
+    pub(crate) fn request(target: &str, platform: Option<&str>, links: &[&str]) -> BuildRequest {
         BuildRequest {
             target: target.to_owned(),
             platform: platform.map(|p| p.parse().expect("platform")),

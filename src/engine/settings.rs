@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::engine::error::Error;
 use crate::plan;
 use crate::platform::Platform;
 
@@ -46,6 +47,38 @@ pub fn with_worker_platform(plan: &plan::Plan, config: &Config) -> Option<plan::
         })
         .collect();
     Some(plan::Plan { requests })
+}
+
+/// Checks every request's platform against `[worker.oci] platforms`: when the config names
+/// the worker's platforms, nothing else is built, so a host that should not emulate (or a
+/// CI runner meant for one architecture) fails before any step instead of running an
+/// unexpected platform slowly. A configured platform also takes older variants of itself
+/// (`linux/amd64/v3` builds `linux/amd64/v2`).
+pub fn check_worker_platforms(plan: &plan::Plan, config: &Config) -> Result<(), Error> {
+    let configured = &config.worker.platforms;
+    if configured.is_empty() {
+        return Ok(());
+    }
+    for request in &plan.requests {
+        let wanted = request.platform.clone().unwrap_or_else(Platform::host);
+        if configured.iter().any(|p| p.match_rank(&wanted).is_some()) {
+            continue;
+        }
+        return Err(Error::WorkerPlatform {
+            target: request.target.clone(),
+            platform: wanted.to_string(),
+            platforms: configured
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            file: config.path.as_ref().map_or_else(
+                || "the config file".to_owned(),
+                |p| format!("`{}`", p.display()),
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Output paths are relative to the directory bake runs in, as in buildx.
@@ -108,4 +141,45 @@ pub fn worker_platforms() -> Vec<WorkerPlatform> {
         out.push(WorkerPlatform { platform, how });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(platforms: &[Option<&str>]) -> plan::Plan {
+        plan::Plan {
+            requests: platforms
+                .iter()
+                .map(|p| crate::engine::lower::tests::request("app", *p, &[]))
+                .collect(),
+        }
+    }
+
+    fn config(platforms: &[&str]) -> Config {
+        let mut config = Config::default();
+        config.worker.platforms = platforms.iter().map(|p| p.parse().unwrap()).collect();
+        config
+    }
+
+    #[test]
+    fn worker_platforms_admit_their_spellings_and_older_variants_only() {
+        let worker = config(&["linux/amd64/v3", "linux/arm64/v8"]);
+        for ok in [
+            "linux/amd64",
+            "linux/amd64/v2",
+            "linux/amd64/v3",
+            "linux/arm64",
+        ] {
+            assert!(
+                check_worker_platforms(&plan(&[Some(ok)]), &worker).is_ok(),
+                "{ok}"
+            );
+        }
+        for refused in ["linux/amd64/v4", "linux/arm/v7", "linux/s390x"] {
+            let error = check_worker_platforms(&plan(&[Some(refused)]), &worker).unwrap_err();
+            assert!(error.to_string().contains(refused), "{error}");
+        }
+        assert!(check_worker_platforms(&plan(&[Some("linux/s390x")]), &config(&[])).is_ok());
+    }
 }

@@ -302,3 +302,72 @@ fn the_first_worker_platform_is_the_default_platform() {
             .unwrap();
     assert_eq!(index["manifests"][0]["platform"]["architecture"], other);
 }
+
+#[test]
+fn a_platform_outside_the_worker_platforms_fails_before_any_step() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    scratch_project(&dir);
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "target \"default\" {\n  platforms = [\"linux/amd64\", \"linux/s390x\"]\n  output = [\"type=oci,tar=false,dest=out/img\"]\n}\n",
+    )
+    .unwrap();
+    let config = scratch.path().join("buildkitd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "root = \"{}\"\n[worker.oci]\n  platforms = [\"linux/amd64/v3\", \"linux/arm64\"]\n",
+            scratch.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
+    let output = support::bake(&dir, &args(&["--config", &config_arg]), &[], None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    for part in [
+        "target `default` builds for `linux/s390x`",
+        "the worker builds only `linux/amd64/v3`,",
+        "`linux/arm64` (`[worker.oci] platforms` in",
+        "buildkitd.toml`)",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    assert!(!err.contains("COPY foo"), "no step started: {err}");
+    assert!(!dir.join("out").exists(), "nothing exported");
+
+    // The worker's platforms (older variants included) build.
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "target \"default\" {\n  platforms = [\"linux/amd64/v2\", \"linux/arm64\"]\n  output = [\"type=oci,tar=false,dest=out/img\"]\n}\n",
+    )
+    .unwrap();
+    let output = support::bake(&dir, &args(&["--config", &config_arg]), &[], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/img/index.json")).unwrap())
+            .unwrap();
+    let nested = index["manifests"][0]["digest"].as_str().unwrap();
+    let blob = dir
+        .join("out/img/blobs/sha256")
+        .join(&nested["sha256:".len()..]);
+    let nested: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(blob).unwrap()).unwrap();
+    let platforms: Vec<String> = nested["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let variant = p["variant"].as_str().map(|v| format!("/{v}"));
+            format!(
+                "{}/{}{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap(),
+                variant.unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64/v2", "linux/arm64"]);
+}
