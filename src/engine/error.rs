@@ -94,6 +94,25 @@ pub enum Error {
         /// Its platforms.
         platforms: String,
     },
+    /// A `type=docker` archive asked of a target with several platforms.
+    // Compat: buildkit's docker exporter refuses manifest lists with this message.
+    #[error(
+        "target `{target}` builds several platforms ({platforms}): docker exporter does not currently support exporting manifest lists"
+    )]
+    #[diagnostic(
+        code(engine::output),
+        help(
+            "a Docker image archive holds one platform: write every platform with `type=oci,dest={dest}` (an index of all of them), or build one platform for `type=docker`"
+        )
+    )]
+    DockerPlatforms {
+        /// The target.
+        target: String,
+        /// Its platforms.
+        platforms: String,
+        /// The archive it asked for.
+        dest: String,
+    },
     /// A request's platform is not one the configured worker builds.
     #[error(
         "target `{target}` builds for `{platform}`, and the worker builds only {platforms} (`[worker.oci] platforms` in {file})"

@@ -42,11 +42,18 @@ pub(crate) fn validate_outputs(plan: &Plan) -> Result<(), Error> {
                 kind: entry.kind.clone(),
                 source: Box::new(source),
             })?;
-            if kind == exporter::Kind::Docker && entry.destination.is_empty() && platforms.len() > 1
-            {
-                return Err(Error::LoadPlatforms {
-                    target: request.target.clone(),
-                    platforms: platforms.join(", "),
+            if kind == exporter::Kind::Docker && platforms.len() > 1 {
+                return Err(if entry.destination.is_empty() {
+                    Error::LoadPlatforms {
+                        target: request.target.clone(),
+                        platforms: platforms.join(", "),
+                    }
+                } else {
+                    Error::DockerPlatforms {
+                        target: request.target.clone(),
+                        platforms: platforms.join(", "),
+                        dest: entry.destination.clone(),
+                    }
                 });
             }
         }

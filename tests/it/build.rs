@@ -980,3 +980,94 @@ fn progress_names_a_from_with_its_variables_expanded() {
     assert!(stderr.contains("FROM base"), "{stderr}");
     assert!(!stderr.contains("FROM ${IMG}"), "{stderr}");
 }
+
+/// `examples/bake/monorepo` for `linux/amd64` and `linux/arm64`, as its header says to run it:
+/// every image gets both platforms, each with the busybox of its architecture, the arm64 RUN
+/// steps under QEMU.
+#[test]
+fn monorepo_example_builds_for_two_platforms() {
+    if !can_run() || !Path::new("/bin/busybox").is_file() {
+        return;
+    }
+    let Some(arm64) = support::arm64_busybox() else {
+        support::skip(
+            "skipping two-platform monorepo: Debian's arm64 busybox-static is not unpacked in target/tmp/arm64 (.ci/run does it)",
+        );
+        return;
+    };
+    if std::env::consts::ARCH != "x86_64" {
+        support::skip("skipping two-platform monorepo: needs an amd64 host");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("monorepo");
+    support::copy_tree(&support::root().join("examples/bake/monorepo"), &dir, &[]);
+    let args: Vec<String> = vec![
+        "--root".into(),
+        scratch.path().join("state").display().to_string(),
+        "--progress=rawjson".into(),
+    ];
+    let arm64_dir = arm64.parent().unwrap().display().to_string();
+    let env = [
+        ("PLATFORMS".to_owned(), "linux/amd64,linux/arm64".to_owned()),
+        ("BUSYBOX_ARM64_DIR".to_owned(), arm64_dir),
+    ];
+    let output = support::bake(&dir, &args, &env, None);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let started: Vec<String> = events(&stderr)
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .filter_map(|e| e["name"].as_str().map(str::to_owned))
+        .collect();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let shared = started
+            .iter()
+            .filter(|n| {
+                n.contains(&format!("[base {platform} ")) && n.contains("/opt/acme/release")
+            })
+            .count();
+        assert_eq!(shared, 1, "the base runs once per platform: {started:?}");
+    }
+
+    let elf_machine = |path: &Path| -> u16 {
+        let bytes = std::fs::read(path).unwrap();
+        u16::from_le_bytes([bytes[18], bytes[19]])
+    };
+    for (platform, machine) in [("linux_amd64", 62), ("linux_arm64", 183)] {
+        let web = dir.join("out/web").join(platform);
+        assert_eq!(
+            elf_machine(&web.join("bin/busybox")),
+            machine,
+            "{platform} has its own busybox"
+        );
+        assert_eq!(
+            std::fs::read_to_string(web.join("usr/share/web/web.built")).unwrap(),
+            "building web from /opt/acme\n"
+        );
+        assert!(
+            dir.join("out/docs")
+                .join(platform)
+                .join("usr/share/docs/docs.built")
+                .is_file()
+        );
+    }
+    for archive in ["out/api-slim.tar", "out/worker.tar"] {
+        let raw = std::process::Command::new("skopeo")
+            .arg("inspect")
+            .arg("--raw")
+            .arg(format!("oci-archive:{}", dir.join(archive).display()))
+            .output()
+            .expect("skopeo runs");
+        assert!(raw.status.success(), "{raw:?}");
+        let index: serde_json::Value =
+            serde_json::from_str(&String::from_utf8_lossy(&raw.stdout)).unwrap();
+        let architectures: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"]["architecture"].as_str().unwrap())
+            .collect();
+        assert_eq!(architectures, ["amd64", "arm64"], "{archive}");
+    }
+}

@@ -373,3 +373,33 @@ fn loading_a_multi_platform_target_says_what_docker_takes() {
     assert!(stderr.contains("type=oci"), "{stderr}");
     assert!(!stderr.contains("RUN exit 9"), "a step ran: {stderr}");
 }
+
+#[test]
+fn a_docker_archive_of_a_multi_platform_target_fails_before_building() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("p");
+    project(
+        &dir,
+        "FROM base\nRUN exit 9\n",
+        &base(),
+        "  platforms = [\"linux/amd64\", \"linux/arm64\"]",
+    );
+    let (output, stderr) = run(
+        &dir,
+        &scratch.path().join("state"),
+        &["--set", "*.output=type=docker,dest=img.tar"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let flat: String = stderr
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.contains("docker exporter does not currently support exporting manifest lists"),
+        "{stderr}"
+    );
+    assert!(flat.contains("type=oci,dest=img.tar"), "{stderr}");
+    assert!(!stderr.contains("RUN exit 9"), "a step ran: {stderr}");
+    assert!(!dir.join("img.tar").exists());
+}

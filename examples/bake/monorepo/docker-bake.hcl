@@ -2,6 +2,9 @@
 # stands on an OS image that bake builds itself from Debian's static busybox
 # (`apt-get install busybox-static runc`), so `bake` builds everything with no registry:
 #   bake --root /tmp/bake
+# For two platforms, give the other architecture's busybox too (Debian's, unpacked) and run its
+# steps under QEMU (`apt-get install qemu-user-static`):
+#   PLATFORMS=linux/amd64,linux/arm64 BUSYBOX_ARM64_DIR=/tmp/arm64/bin bake --root /tmp/bake
 # Point OS at another image to use it instead (`OS=docker-image://debian:12 bake`).
 # `bake --print` needs nothing.
 variable "OS" {
@@ -9,9 +12,19 @@ variable "OS" {
   description = "The OS base image (a target:, docker-image:// or oci-layout:// named context)"
 }
 
-variable "BUSYBOX_DIR" {
+variable "PLATFORMS" {
+  default     = ""
+  description = "Comma-separated platforms every image is built for (empty: the host's)"
+}
+
+variable "BUSYBOX_AMD64_DIR" {
   default     = "/bin"
-  description = "The directory holding a statically linked `busybox` (Debian: busybox-static)"
+  description = "The directory holding a statically linked amd64 `busybox` (Debian: busybox-static)"
+}
+
+variable "BUSYBOX_ARM64_DIR" {
+  default     = "/bin"
+  description = "The directory holding a statically linked arm64 `busybox` (Debian: busybox-static:arm64)"
 }
 
 variable "REGISTRY" {
@@ -38,20 +51,33 @@ group "services" {
   targets     = ["api", "worker", "web", "migrations"]
 }
 
-# The OS image, from busybox-static: `FROM scratch`, the binary, and its applets installed.
+# Every image is built for the same platforms; a `target:` link then joins each platform of a
+# service to the same platform of what it links.
+target "_platforms" {
+  platforms = PLATFORMS == "" ? [] : split(",", PLATFORMS)
+}
+
+# The OS image, from busybox-static: `FROM scratch`, the platform's binary, and its applets
+# installed.
 target "os" {
+  inherits = ["_platforms"]
   context  = "os"
-  contexts = { busybox = BUSYBOX_DIR }
+  contexts = {
+    busybox-amd64 = BUSYBOX_AMD64_DIR
+    busybox-arm64 = BUSYBOX_ARM64_DIR
+  }
 }
 
 # The shared base stage; every service starts `FROM base`.
 target "base" {
+  inherits = ["_platforms"]
   context  = "base"
   contexts = { os = OS }
 }
 
-# Shared by every service: the link to the base, build args and labels.
+# Shared by every service: the platforms, the link to the base, build args and labels.
 target "_common" {
+  inherits = ["_platforms"]
   contexts = {
     base = "target:base"
   }
@@ -79,7 +105,10 @@ target "worker" {
   inherits = ["_common"]
   context  = "services/worker"
   tags     = [image("worker", "full")]
-  output   = ["type=docker,dest=out/worker.tar"]
+  # A Docker image archive holds one platform, so several platforms go to an OCI archive.
+  output = [
+    length(split(",", PLATFORMS)) > 1 ? "type=oci,dest=out/worker.tar" : "type=docker,dest=out/worker.tar"
+  ]
 }
 
 target "web" {
