@@ -9,6 +9,10 @@
 //!   with a gRPC message-size error).
 //! - `monorepo_*`: 8 services sharing a stage with RUN steps, OCI tarball outputs, cold and
 //!   warm (buildx: about 4 s cold, 0.8 s warm). Aim: warm under 100 ms.
+//! - `example_monorepo_*`: `examples/bake/monorepo` (its OS image built from busybox-static
+//!   by bake), for the host's platform and for `linux/amd64,linux/arm64` (the arm64 half under
+//!   QEMU, with Debian's arm64 busybox that `.ci/run` unpacks into `target/tmp/arm64`), cold
+//!   and warm: the difference is what the second platform costs.
 //!
 //! Inputs live in `fixtures/bench/`; the base image is the busybox OCI layout in
 //! `fixtures/base/busybox`. Needs root and `runc`; run with `cargo bench --bench build`.
@@ -123,14 +127,39 @@ fn fanin(n: usize) -> PathBuf {
     dir
 }
 
-/// Runs the release binary in `dir` on state root `root`, as a user would.
-fn bake(dir: &Path, root: &Path) {
+/// `examples/bake/monorepo`, copied into the scratch directory once.
+fn example_monorepo() -> PathBuf {
+    let dir = scratch().join("example-monorepo");
+    if !dir.exists() {
+        copy_tree(&repo().join("examples/bake/monorepo"), &dir);
+    }
+    dir
+}
+
+/// The variables that make the example monorepo build for amd64 and arm64.
+fn two_platforms() -> Vec<(&'static str, String)> {
+    let arm64 = repo().join("target/tmp/arm64/root/bin");
+    assert!(
+        arm64.join("busybox").is_file(),
+        "the two-platform benchmarks need Debian's arm64 busybox in {} (run .ci/run once)",
+        arm64.display()
+    );
+    vec![
+        ("PLATFORMS", "linux/amd64,linux/arm64".to_owned()),
+        ("BUSYBOX_ARM64_DIR", arm64.display().to_string()),
+    ]
+}
+
+/// Runs the release binary in `dir` on state root `root`, as a user would, with bake file
+/// variables `env`.
+fn bake_with(dir: &Path, root: &Path, env: &[(&str, String)]) {
     let output = Command::new(env!("CARGO_BIN_EXE_bake"))
         .arg("--root")
         .arg(root)
         .arg("--progress=plain")
         .current_dir(dir)
         .env("BASE", base())
+        .envs(env.iter().map(|(k, v)| (*k, v)))
         .output()
         .unwrap();
     assert!(
@@ -143,19 +172,29 @@ fn bake(dir: &Path, root: &Path) {
 
 /// A fresh state root per sample; the directory is removed after timing.
 fn cold(bencher: Bencher, dir: PathBuf) {
+    cold_with(bencher, dir, &[]);
+}
+
+/// [`cold`] with bake file variables.
+fn cold_with(bencher: Bencher, dir: PathBuf, env: &[(&str, String)]) {
     bencher
         .with_inputs(|| tempfile::tempdir_in(scratch()).unwrap())
         .bench_values(|root| {
-            bake(&dir, root.path());
+            bake_with(&dir, root.path(), env);
             root
         });
 }
 
 /// One root, primed by a first build; every sample then rebuilds with nothing changed.
 fn warm(bencher: Bencher, dir: PathBuf, name: &str) {
+    warm_with(bencher, dir, name, &[]);
+}
+
+/// [`warm`] with bake file variables.
+fn warm_with(bencher: Bencher, dir: PathBuf, name: &str, env: &[(&str, String)]) {
     let root = scratch().join(format!("{name}-warm-root"));
-    bake(&dir, &root);
-    bencher.bench(|| bake(&dir, &root));
+    bake_with(&dir, &root, env);
+    bencher.bench(|| bake_with(&dir, &root, env));
 }
 
 #[divan::bench(sample_count = 10, sample_size = 1)]
@@ -181,4 +220,24 @@ fn monorepo_cold(bencher: Bencher) {
 #[divan::bench(sample_count = 20, sample_size = 1)]
 fn monorepo_warm(bencher: Bencher) {
     warm(bencher, project("monorepo"), "monorepo");
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn example_monorepo_host_cold(bencher: Bencher) {
+    cold(bencher, example_monorepo());
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn example_monorepo_two_platforms_cold(bencher: Bencher) {
+    cold_with(bencher, example_monorepo(), &two_platforms());
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn example_monorepo_two_platforms_warm(bencher: Bencher) {
+    warm_with(
+        bencher,
+        example_monorepo(),
+        "example-monorepo-two",
+        &two_platforms(),
+    );
 }
