@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser};
     version,
     about,
     long_about = None,
-    after_help = "Commands:\n  bake debug graph TARGET   the build graph a target lowers to (JSON)\n  bake debug plan [TARGET]  the build requests, one per target and platform (JSON)\n  bake debug workers        the platforms this host builds for, and how\n\nA target named `debug` is built with `bake -- debug`."
+    after_help = "Commands:\n  bake debug graph TARGET   the build graph a target lowers to (JSON)\n  bake debug plan [TARGET]  the build requests, one per target and platform (JSON)\n  bake debug workers        the platforms this host builds for, and how\n  bake setup emulation      register QEMU binfmt_misc handlers (root; --arch, --uninstall)\n\nA target named `debug` or `setup` is built with `bake -- debug`."
 )]
 pub struct Args {
     /// Targets or groups to build (default: `default`); globs like 'app-*' match names.

@@ -25,7 +25,7 @@ enum DebugCommand {
     /// Print the build requests (one per target and platform) as JSON.
     Plan(Args),
     /// List the platforms this host builds for and how their RUN steps run (native, a
-    /// binfmt_misc handler, or QEMU started for the first process).
+    /// binfmt_misc handler, QEMU started for the first process only, or unavailable).
     Workers,
 }
 

@@ -7,6 +7,7 @@ mod call;
 mod debug;
 mod progress;
 mod report;
+mod setup;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -19,10 +20,13 @@ use self::report::draw;
 /// Runs the `bake` command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    // `bake debug ...` is a subcommand; anything else is a list of targets, as in buildx
-    // (a target literally named `debug` can still be built as `bake -- debug`).
+    // `bake debug ...` and `bake setup ...` are subcommands; anything else is a list of
+    // targets, as in buildx (a target literally named `debug` or `setup` can still be built
+    // as `bake -- debug`).
     let outcome = if argv.get(1).is_some_and(|a| a == "debug") {
         debug::run(&debug::DebugArgs::parse_from(&argv[1..]))
+    } else if argv.get(1).is_some_and(|a| a == "setup") {
+        setup::run(&setup::SetupArgs::parse_from(&argv[1..]))
     } else {
         bake::run(&args::Args::parse_from(&argv))
     };

@@ -269,6 +269,18 @@ pub(crate) fn hint(failure: &crate::solver::Failure<worker::Error>) -> Option<St
             binary.display()
         ));
     }
+    // Exit 126 is the shell's "cannot execute": a program the emulated first process started
+    // was handed to the kernel, which had no handler for it.
+    if let crate::solver::Failure::Op(worker::Error::Failed {
+        code,
+        tail,
+        first_process_only: Some(platform),
+        ..
+    }) = failure
+        && (*code == 126 || tail.to_ascii_lowercase().contains("exec format error"))
+    {
+        return Some(crate::ops::emulation::exec_format_hint(platform));
+    }
     if let crate::solver::Failure::Op(worker::Error::Emulation(missing)) = failure {
         return Some(format!(
             "install QEMU's user-mode emulators (`apt-get install qemu-user-static`), or register a binfmt_misc handler for `{}`",
@@ -320,6 +332,24 @@ mod tests {
             target_list(&["a".to_owned(), "b".to_owned()]),
             "targets `a`, `b`"
         );
+    }
+
+    #[test]
+    fn an_exec_format_error_under_first_process_injection_names_the_setup_command() {
+        let failed = |code, first_process_only: Option<&str>| {
+            crate::solver::Failure::Op(worker::Error::Failed {
+                command: "/bin/sh -c cat /x | sort".to_owned(),
+                code,
+                tail: "/bin/sh: sort: Exec format error".to_owned(),
+                first_process_only: first_process_only.map(str::to_owned),
+            })
+        };
+        let text = hint(&failed(126, Some("linux/arm64"))).expect("a hint");
+        assert!(text.contains("bake setup emulation --arch arm64"), "{text}");
+        assert!(text.contains("qemu-user-static"), "{text}");
+        assert!(hint(&failed(2, Some("linux/arm64"))).is_some());
+        // A native step, or one whose every process was emulated, has other causes.
+        assert_eq!(hint(&failed(126, None)), None);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub use export::{BuildReport, ignored_attributes};
 pub use request::{convert_options, convert_options_with, dockerfile};
 pub use resolver::Resolver;
 
+/// Registering QEMU's `binfmt_misc` handlers on the host (`bake setup emulation`).
+pub use crate::ops::emulation::setup;
+
 /// Result alias for the engine.
 pub type Result<T> = std::result::Result<T, Error>;
 

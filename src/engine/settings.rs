@@ -98,14 +98,16 @@ pub fn absolute(destination: &str) -> String {
 pub struct WorkerPlatform {
     /// The platform.
     pub platform: Platform,
-    /// `native`, `binfmt_misc handler ...` or `emulated, first process only: ...`.
+    /// `native`, `binfmt_misc handler ...`, `first process only, under ...` or
+    /// `unavailable: ...`.
     pub how: String,
 }
 
 /// The platforms this host builds for (like `buildctl debug workers`): what the CPU runs,
-/// then every common architecture a `binfmt_misc` handler or a QEMU emulator can run.
+/// then every common architecture, saying whether a `binfmt_misc` handler runs its steps,
+/// only their first process runs under QEMU, or nothing can run them.
 pub fn worker_platforms() -> Vec<WorkerPlatform> {
-    use crate::ops::emulation::{Emulation, for_platform, native_platforms};
+    use crate::ops::emulation::{for_platform, native_platforms};
     let mut out: Vec<WorkerPlatform> = native_platforms()
         .into_iter()
         .map(|platform| WorkerPlatform {
@@ -131,12 +133,11 @@ pub fn worker_platforms() -> Vec<WorkerPlatform> {
             continue;
         }
         let how = match for_platform(&platform) {
-            Ok(Emulation::Native) => "native".to_owned(),
-            Ok(Emulation::Binfmt { handler }) => format!("binfmt_misc handler `{handler}`"),
-            Ok(Emulation::Inject { emulator }) => {
-                format!("emulated, first process only: `{}`", emulator.display())
-            }
-            Err(_) => continue,
+            Ok(emulation) => emulation.describe(&platform),
+            Err(missing) => format!(
+                "unavailable: no binfmt_misc handler and no `qemu-{}-static`",
+                missing.qemu
+            ),
         };
         out.push(WorkerPlatform { platform, how });
     }

@@ -79,6 +79,9 @@ pub struct ExecEnvironment<'a> {
     /// The QEMU emulator to start the step's first process under, for a foreign platform
     /// this host has no `binfmt_misc` handler for.
     pub emulator: Option<&'a Path>,
+    /// The interpreter of a `binfmt_misc` handler registered without `F`, which the kernel
+    /// looks up inside the container: bound read-only at its own path.
+    pub interpreter: Option<&'a Path>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -178,6 +181,15 @@ pub fn run(
             destination: crate::ops::emulation::EMULATOR_MOUNT.to_owned(),
             kind: executor::MountKind::Bind {
                 source: emulator.to_path_buf(),
+                readonly: true,
+            },
+        });
+    }
+    if let Some(interpreter) = environment.interpreter {
+        request.mounts.push(executor::Mount {
+            destination: interpreter.display().to_string(),
+            kind: executor::MountKind::Bind {
+                source: interpreter.to_path_buf(),
                 readonly: true,
             },
         });

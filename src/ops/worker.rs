@@ -37,6 +37,9 @@ pub enum Error {
         code: i32,
         /// The last lines of its output.
         tail: String,
+        /// The step's platform when only its first process ran under QEMU (no
+        /// `binfmt_misc` handler), which makes the programs it starts fail.
+        first_process_only: Option<String>,
     },
     /// The op needs a source bake does not fetch.
     #[error("{what} is not supported")]
@@ -349,8 +352,9 @@ impl Worker {
             .platform
             .clone()
             .unwrap_or_else(crate::platform::Platform::host);
-        let emulator = match crate::ops::emulation::for_platform(&platform)? {
-            crate::ops::emulation::Emulation::Inject { emulator } => Some(emulator),
+        let emulation = crate::ops::emulation::for_platform(&platform)?;
+        let emulator = match &emulation {
+            crate::ops::emulation::Emulation::Inject { emulator } => Some(emulator.as_path()),
             crate::ops::emulation::Emulation::Native
             | crate::ops::emulation::Emulation::Binfmt { .. } => None,
         };
@@ -361,7 +365,8 @@ impl Worker {
             cache_root: &self.cache_root,
             secrets: &self.secrets,
             ssh: &self.ssh,
-            emulator: emulator.as_deref(),
+            emulator,
+            interpreter: emulation.interpreter_bind(),
         };
         // The last lines of output, kept for the error message when the step fails.
         let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
@@ -389,6 +394,7 @@ impl Worker {
                 command: op.meta.args.join(" "),
                 code: status.code,
                 tail: Vec::from(tail).join("\n"),
+                first_process_only: emulator.map(|_| platform.to_string()),
             });
         }
         Ok(root)

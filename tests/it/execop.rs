@@ -102,6 +102,7 @@ fn exec(e: &Env, op: &ExecOp, secrets: &BTreeMap<String, Vec<u8>>) -> (i32, Stri
         secrets,
         ssh: &BTreeMap::new(),
         emulator: None,
+        interpreter: None,
     };
     let mut out = String::new();
     let status = run(
@@ -256,6 +257,7 @@ fn tmpfs_and_secrets() {
         secrets: &BTreeMap::new(),
         ssh: &BTreeMap::new(),
         emulator: None,
+        interpreter: None,
     };
     assert!(
         run(

@@ -15,6 +15,7 @@ mod config_help;
 mod conformance;
 mod crash;
 mod dockerfile_errors;
+mod emulation;
 mod errors;
 mod examples;
 mod execop;

@@ -1,7 +1,9 @@
 //! Targets with several `platforms`, through the `bake` binary: one solve for both platforms,
 //! a `FROM --platform=$BUILDPLATFORM` stage run once natively and shared, the arm64 RUN steps
-//! under QEMU (started through the emulator: CI hosts register no `binfmt_misc` handler), and
+//! under QEMU (through a `binfmt_misc` handler, or started through the emulator), and
 //! one index out, split per platform for `type=local`, pushed as an index to a registry.
+//! The steps here are single processes, so they pass whether the host has a `binfmt_misc`
+//! handler or not; each test shares the binfmt lock so no handler comes or goes mid-build.
 
 use std::path::Path;
 
@@ -56,6 +58,7 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn two_platforms_build_in_one_solve_share_the_build_platform_stage_and_export_one_index() {
+    let _binfmt = support::binfmt_lock(false);
     let scratch = tempfile::tempdir().unwrap();
     let Some(base) = base(scratch.path()) else {
         return;
@@ -131,6 +134,7 @@ fn two_platforms_build_in_one_solve_share_the_build_platform_stage_and_export_on
 
 #[test]
 fn a_two_platform_image_is_pushed_as_an_index() {
+    let _binfmt = support::binfmt_lock(false);
     let scratch = tempfile::tempdir().unwrap();
     let Some(base) = base(scratch.path()) else {
         return;

@@ -299,3 +299,27 @@ pub(crate) fn build_two_platform_busybox_layout(dir: &Path) -> Option<String> {
     );
     Some(format!("oci-layout://{}", project.join("layout").display()))
 }
+
+/// The lock every test whose result depends on the host's `binfmt_misc` handlers holds
+/// (`target/tmp/binfmt.lock`): handlers are host-wide and tests run in parallel. A test that
+/// changes them takes it exclusively; one that only needs them to stay as they are during
+/// its build shares it. Released on drop.
+pub(crate) struct BinfmtLock(#[expect(dead_code, reason = "held for its lock")] std::fs::File);
+
+/// Takes the [`BinfmtLock`], waiting for the holders that conflict.
+pub(crate) fn binfmt_lock(exclusive: bool) -> BinfmtLock {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("binfmt.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mode = if exclusive {
+        rustix::fs::FlockOperation::LockExclusive
+    } else {
+        rustix::fs::FlockOperation::LockShared
+    };
+    rustix::fs::flock(&file, mode).unwrap();
+    BinfmtLock(file)
+}
