@@ -30,9 +30,13 @@ fn ok(output: &Output) -> String {
     stderr
 }
 
-/// A repository whose `app/` holds a Dockerfile copying `msg`; tag `v1` has `v1`.
+/// A repository whose `app/` holds a Dockerfile copying `msg`, with a submodule `lib` (the
+/// repository `sub`); tag `v1` has `v1`.
 fn app_repository(daemon: &GitDaemon) {
+    let sub = daemon.repository("sub");
+    sub.commit(&[("subfile", "from the submodule\n")], "sub");
     let repo = daemon.repository("repo");
+    repo.git(&["submodule", "add", "--quiet", &daemon.url("sub"), "lib"]);
     repo.commit(
         &[
             ("app/Dockerfile", "FROM base\nCOPY msg /msg\n"),
