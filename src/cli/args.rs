@@ -12,7 +12,8 @@ use clap::{ArgAction, Parser};
     after_help = "Commands:\n  bake debug graph TARGET   the build graph a target lowers to (JSON)\n  bake debug plan [TARGET]  the build requests, one per target and platform (JSON)\n  bake debug workers        the platforms this host builds for, and how\n  bake setup emulation      register QEMU binfmt_misc handlers (root; --arch, --uninstall)\n\nA target named `debug` or `setup` is built with `bake -- debug`."
 )]
 pub struct Args {
-    /// Targets or groups to build (default: `default`); globs like 'app-*' match names.
+    /// Targets or groups to build (default: `default`); globs like 'app-*' match names. A
+    /// git or HTTP(S) URL first reads the bake files from there (a remote definition).
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 

@@ -108,18 +108,23 @@ pub(crate) fn inputs(args: &Args, cwd: &Path, call: &CallSpec) -> Result<Inputs,
     } else {
         process_env.clone()
     };
-    let names = bake::files::discover(
-        &args.files,
-        process_env.get("BUILDX_BAKE_FILE").map(String::as_str),
-        process_env
-            .get("BUILDX_BAKE_PATH_SEPARATOR")
-            .map(String::as_str),
-        cwd,
-    )?;
-    let files = bake::files::read(&names, cwd)?;
+    let files = match crate::cli::remote::definition_url(args) {
+        Some(url) => crate::cli::remote::read_files(args, url, cwd)?,
+        None => {
+            let names = bake::files::discover(
+                &args.files,
+                process_env.get("BUILDX_BAKE_FILE").map(String::as_str),
+                process_env
+                    .get("BUILDX_BAKE_PATH_SEPARATOR")
+                    .map(String::as_str),
+                cwd,
+            )?;
+            bake::files::read(&names, cwd)?
+        }
+    };
     Ok(Inputs {
         files,
-        targets: args.targets.clone(),
+        targets: crate::cli::remote::targets(args),
         overrides: overrides(args, call),
         env,
         vars: parse_vars(&args.var)?,
@@ -163,9 +168,13 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
             failed: false,
         });
     }
-    let (resolved, warnings) = bake::load_with_warnings(&inputs)?;
+    let (mut resolved, warnings) = bake::load_with_warnings(&inputs)?;
     for warning in &warnings {
         draw(warning);
+    }
+    let remote = crate::cli::remote::definition_url(args);
+    if let Some(url) = remote {
+        crate::cli::remote::default_contexts(&mut resolved, url);
     }
     if args.print {
         let text = print::print(&resolved);
@@ -178,7 +187,11 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
             failed: false,
         });
     }
+    if let Some(url) = remote {
+        crate::cli::remote::subdir_contexts(&mut resolved, url);
+    }
     let plan = plan::plan(&resolved, &cwd)?;
+    let plan = crate::cli::remote::fetch_inputs(args, plan)?;
     if plan.requests.iter().any(|r| r.call != Call::Build) {
         let (text, failed) = call::run(&resolved, &plan.requests, &spec)?;
         return Ok(Output {

@@ -38,9 +38,12 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
     };
     let cwd = current_dir()?;
     let inputs = inputs(bake_args, &cwd, &call_spec(bake_args)?)?;
-    let (resolved, warnings) = bake::load_with_warnings(&inputs)?;
+    let (mut resolved, warnings) = bake::load_with_warnings(&inputs)?;
     for warning in &warnings {
         crate::cli::report::draw(warning);
+    }
+    if let Some(url) = crate::cli::remote::definition_url(bake_args) {
+        crate::cli::remote::default_contexts(&mut resolved, url);
     }
     let plan = plan::plan(&resolved, &cwd)?;
     if !graph {
@@ -49,8 +52,7 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
             failed: false,
         });
     }
-    let requested: Vec<String> = bake_args
-        .targets
+    let requested: Vec<String> = crate::cli::remote::targets(bake_args)
         .iter()
         .map(|t| t.replace('.', "_"))
         .collect();
@@ -64,7 +66,13 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
                 "no target to show the graph of",
             ))
         })?;
-    let definition = engine::graph(request)?;
+    let fetched = crate::cli::remote::fetch_inputs(
+        bake_args,
+        plan::Plan {
+            requests: vec![request.clone()],
+        },
+    )?;
+    let definition = engine::graph(&fetched.requests[0])?;
     Ok(Output {
         stdout: Some(format!("{}\n", to_go_json(&definition))),
         failed: false,

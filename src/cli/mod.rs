@@ -6,6 +6,7 @@ mod bake;
 mod call;
 mod debug;
 mod progress;
+mod remote;
 mod report;
 mod setup;
 

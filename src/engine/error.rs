@@ -57,6 +57,21 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A git or HTTP context could not be fetched.
+    #[error("target `{target}`: failed to fetch the context `{url}`")]
+    #[diagnostic(
+        code(engine::remote_context),
+        help("check the URL, its ref and that the server is reachable")
+    )]
+    RemoteContext {
+        /// The target.
+        target: String,
+        /// The context as written.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<crate::source::Error>,
+    },
     /// The request needs something this version cannot do.
     #[error("target `{target}`: {what} is not supported")]
     #[diagnostic(code(engine::unsupported))]

@@ -9,6 +9,7 @@ pub mod build;
 mod combine;
 mod error;
 mod export;
+pub mod fetch;
 pub mod gc;
 pub mod layers;
 mod lower;

@@ -9,6 +9,7 @@
 
 mod canonical;
 mod definition;
+pub mod git;
 mod op;
 mod source;
 mod state;

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -173,71 +172,9 @@ fn unpack(root: &Path, archive: &Archive, ids: Option<(u32, u32)>) -> Result<()>
         path: archive.relative.clone(),
         message,
     };
-    let reader = decompressed(&archive.disk).map_err(|e| damaged(e.to_string()))?;
+    let reader =
+        crate::source::archive::decompressed(&archive.disk).map_err(|e| damaged(e.to_string()))?;
     snapshot::apply_layer(&dir, reader).map_err(|e| damaged(e.to_string()))
-}
-
-/// The tar stream inside `path`, decompressed by its magic number (gzip, bzip2, xz, zstd or
-/// none).
-fn decompressed(path: &Path) -> std::io::Result<Box<dyn Read>> {
-    let mut magic = [0u8; 6];
-    let mut file = fs::File::open(path)?;
-    let read = read_up_to(&mut file, &mut magic)?;
-    let file = fs::File::open(path)?;
-    let magic = &magic[..read];
-    Ok(match Compression::of(magic) {
-        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(
-            std::io::BufReader::new(file),
-        )),
-        Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(
-            std::io::BufReader::new(file),
-        )),
-        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(file)?),
-        Some(Compression::Xz) => {
-            // lzma-rs decodes into a writer, not as a reader: spool to an unnamed temp file.
-            let mut spool = tempfile::tempfile()?;
-            lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut spool)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            std::io::Seek::rewind(&mut spool)?;
-            Box::new(spool)
-        }
-        None => Box::new(file),
-    })
-}
-
-/// The compressions a local `ADD` archive may use.
-enum Compression {
-    Gzip,
-    Bzip2,
-    Xz,
-    Zstd,
-}
-
-impl Compression {
-    fn of(magic: &[u8]) -> Option<Self> {
-        if magic.starts_with(&[0x1f, 0x8b]) {
-            Some(Self::Gzip)
-        } else if magic.starts_with(b"BZh") {
-            Some(Self::Bzip2)
-        } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            Some(Self::Xz)
-        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Some(Self::Zstd)
-        } else {
-            None
-        }
-    }
-}
-
-fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// `(uid, gid)` for an owner, names resolved in the destination's `/etc/passwd` and
@@ -335,7 +272,7 @@ fn copy_into(
     let mut archives = Vec::new();
     for (relative, disk) in matches {
         let meta = metadata(&disk, copy.follow_symlinks)?;
-        if copy.attempt_unpack && meta.is_file() && is_archive(&disk) {
+        if copy.attempt_unpack && meta.is_file() && crate::source::archive::is_archive(&disk) {
             archives.push(Archive {
                 relative,
                 disk,
@@ -396,36 +333,6 @@ fn copy_into(
 
 fn has_wildcard(path: &str) -> bool {
     path.contains(['*', '?', '['])
-}
-
-/// Whether `ADD` unpacks the file: a tar archive, compressed or not. Compat: BuildKit
-/// decompresses by magic number and unpacks only if a tar header follows; anything else,
-/// even a `.tar.gz` name over other bytes, is copied as a file.
-fn is_archive(path: &Path) -> bool {
-    let Ok(mut reader) = decompressed(path) else {
-        return false;
-    };
-    let mut header = [0u8; 512];
-    match read_up_to(&mut reader, &mut header) {
-        Ok(512) => {
-            let magic = &header[257..262];
-            let checksum_ok = tar::Header::from_byte_slice(&header)
-                .cksum()
-                .is_ok_and(|sum| {
-                    let mut computed: u32 = 0;
-                    for (i, byte) in header.iter().enumerate() {
-                        computed += if (148..156).contains(&i) {
-                            32
-                        } else {
-                            u32::from(*byte)
-                        };
-                    }
-                    computed == sum
-                });
-            magic == b"ustar" || checksum_ok
-        }
-        _ => false,
-    }
 }
 
 fn join(base: &str, name: &str) -> String {

@@ -15,6 +15,7 @@ use crate::graph::{ExecOp, FileOp, Op, Source, SourceOp, Vertex};
 use crate::progress::Stream as LogStream;
 use crate::snapshot::{Blob, Native, Overlay, Snapshotter};
 use crate::solver::{CacheMap, Context, OpExec};
+use crate::source::git::GitUrl;
 use crate::source::image::Puller;
 use crate::source::local::LocalSource;
 use crate::source::oci_layout::OciLayout;
@@ -131,6 +132,16 @@ pub struct Worker {
     locals: BTreeMap<String, LocalInput>,
     root: PathBuf,
     images: Option<Arc<Puller>>,
+    /// What each git or HTTP source vertex resolved to when its cache key was computed, so
+    /// the tree it makes is the one the key names even if the remote moves meanwhile.
+    remotes: std::sync::Mutex<BTreeMap<crate::digest::Digest, Remote>>,
+}
+
+/// A git or HTTP source pinned at cache-key time.
+#[derive(Debug, Clone)]
+enum Remote {
+    Git(crate::source::git::Resolved),
+    Http(crate::source::http::Download),
 }
 
 impl Worker {
@@ -152,6 +163,7 @@ impl Worker {
             locals,
             root: state.to_owned(),
             images: None,
+            remotes: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -316,13 +328,101 @@ impl Worker {
             Source::Target { name } => Err(Error::Unsupported {
                 what: format!("the target link `{name}` outside a bake build"),
             }),
-            Source::Git { remote, .. } => Err(Error::Unsupported {
-                what: format!("the git source `git://{remote}`"),
-            }),
-            Source::Http { url, .. } => Err(Error::Unsupported {
-                what: format!("the HTTP source `{url}`"),
-            }),
+            Source::Git { remote, attrs } => {
+                let url =
+                    GitUrl::from_source(&remote, &attrs).map_err(crate::source::Error::from)?;
+                let resolved = match self.pinned(vertex) {
+                    Some(Remote::Git(resolved)) => resolved,
+                    _ => self.git().resolve(&url)?,
+                };
+                let keep = attrs
+                    .get(crate::source::git::KEEP_GIT_DIR)
+                    .is_some_and(|v| v == "true");
+                let path = self.fresh()?;
+                self.git().checkout(&url, &resolved, keep, &path)?;
+                Ok(path)
+            }
+            Source::Http { url, attrs } => {
+                let download = match self.pinned(vertex) {
+                    Some(Remote::Http(download)) => download,
+                    _ => self.http().fetch(
+                        &url,
+                        attrs.get(crate::source::http::CHECKSUM).map(String::as_str),
+                    )?,
+                };
+                let path = self.fresh()?;
+                self.place_download(&download, &attrs, &path)?;
+                Ok(path)
+            }
         }
+    }
+
+    /// The git cache, with the credentials of `GIT_AUTH_TOKEN`/`GIT_AUTH_HEADER` secrets
+    /// (BuildKit's names) over those of `BUILDX_BAKE_GIT_AUTH_*` variables.
+    fn git(&self) -> crate::source::git::Git {
+        let process: BTreeMap<String, String> = std::env::vars().collect();
+        let mut auth = crate::source::git::Auth::from_env(&process, "BUILDX_BAKE_GIT_AUTH");
+        let secrets: BTreeMap<String, String> = self
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let from_secrets = crate::source::git::Auth::from_env(&secrets, "GIT_AUTH");
+        auth.tokens.extend(from_secrets.tokens);
+        auth.schemes.extend(from_secrets.schemes);
+        crate::source::git::Git::new(&self.root).with_auth(auth)
+    }
+
+    fn http(&self) -> crate::source::http::Http {
+        crate::source::http::Http::new(&self.root)
+    }
+
+    /// What `vertex` was pinned to when its key was computed.
+    fn pinned(&self, vertex: &Vertex) -> Option<Remote> {
+        let remotes = self.remotes.lock().unwrap_or_else(|e| e.into_inner());
+        remotes.get(&vertex.digest).cloned()
+    }
+
+    fn pin(&self, vertex: &Vertex, remote: Remote) {
+        let mut remotes = self.remotes.lock().unwrap_or_else(|e| e.into_inner());
+        remotes.insert(vertex.digest, remote);
+    }
+
+    /// Writes a download into `dir` as BuildKit's HTTP source does: one file, named by the
+    /// `http.filename` attribute (else `Content-Disposition`, else the URL), mode
+    /// `http.perm` (default 0600), mtime from `Last-Modified`.
+    fn place_download(
+        &self,
+        download: &crate::source::http::Download,
+        attrs: &BTreeMap<String, String>,
+        dir: &Path,
+    ) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let name = attrs
+            .get(crate::source::http::FILENAME)
+            .cloned()
+            .unwrap_or_else(|| download.filename());
+        let target = dir.join(&name);
+        let io = |source| Error::Io {
+            path: target.clone(),
+            source,
+        };
+        std::fs::copy(self.http().path(download), &target).map_err(io)?;
+        let mode = attrs
+            .get(crate::source::http::PERM)
+            .and_then(|p| u32::from_str_radix(p, 8).ok())
+            .unwrap_or(0o600);
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        if let Some(mtime) = download.mtime() {
+            let time = std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(mtime).unwrap_or(0));
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&target)
+                .map_err(io)?;
+            file.set_modified(time).map_err(io)?;
+        }
+        Ok(())
     }
 
     fn exec_op(
@@ -442,6 +542,34 @@ impl OpExec for Worker {
                 map.digest.as_bytes().as_slice(),
                 image.manifest_digest.as_bytes().as_slice(),
             ]);
+        }
+        // A git source's key is the commit its ref names now (one `git ls-remote`), so a moved
+        // branch rebuilds and an unchanged one does not.
+        if let Some(Source::Git { remote, attrs }) = &source {
+            let url = GitUrl::from_source(remote, attrs).map_err(crate::source::Error::from)?;
+            let resolved = self.git().resolve(&url)?;
+            map.digest = crate::digest::Digest::of_parts([
+                map.digest.as_bytes().as_slice(),
+                resolved.commit.as_bytes(),
+            ]);
+            self.pin(vertex, Remote::Git(resolved));
+        }
+        // An HTTP source's key is its content, revalidated with the server (ETag,
+        // Last-Modified) every build; the checksum is verified here, before anything runs.
+        if let Some(Source::Http { url, attrs }) = &source {
+            let download = self.http().fetch(
+                url,
+                attrs.get(crate::source::http::CHECKSUM).map(String::as_str),
+            )?;
+            let name = download.filename();
+            let mtime = download.mtime().unwrap_or_default().to_string();
+            map.digest = crate::digest::Digest::of_parts([
+                map.digest.as_bytes().as_slice(),
+                download.digest.as_bytes().as_slice(),
+                name.as_bytes(),
+                mtime.as_bytes(),
+            ]);
+            self.pin(vertex, Remote::Http(download));
         }
         // A local source's key is its content: the same files give the same key whatever
         // their mtimes, and any change to a file the build reads gives a new one.

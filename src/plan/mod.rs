@@ -259,7 +259,10 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
             Some(path) => Dockerfile::File(cwd.join(path)),
             None => Dockerfile::File(dir.join(&dockerfile_name)),
         },
-        (None, Context::Remote(_)) => Dockerfile::Remote(dockerfile_name),
+        (None, Context::Remote(_)) => match dockerfile_name.strip_prefix("cwd://") {
+            Some(path) => Dockerfile::File(cwd.join(path)),
+            None => Dockerfile::Remote(dockerfile_name),
+        },
     };
     let method = target.call.clone().unwrap_or_default();
     let call = Call::parse(&method).ok_or_else(|| Error::Call {

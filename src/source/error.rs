@@ -170,6 +170,90 @@ pub enum Error {
         #[source]
         source: Box<crate::snapshot::Error>,
     },
+    /// A git command failed.
+    #[error("failed to {action} `{url}`: git exited with status {status}\n{stderr}")]
+    Git {
+        /// What was being done (`fetch`, `list the refs of`, ...).
+        action: &'static str,
+        /// The repository URL.
+        url: String,
+        /// git's exit status.
+        status: i32,
+        /// The last lines git wrote to stderr.
+        stderr: String,
+    },
+    /// The `git` binary could not be started.
+    #[error("failed to run `git` (Debian package `git`)")]
+    GitSpawn {
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A ref does not exist on the remote.
+    #[error("unknown ref `{reference}` in `{url}`")]
+    UnknownRef {
+        /// The repository URL.
+        url: String,
+        /// The branch, tag or commit asked for.
+        reference: String,
+    },
+    /// The ref resolved to another commit than the checksum names.
+    #[error("`{url}` resolved to commit `{actual}`, not the expected `{expected}`")]
+    GitChecksum {
+        /// The repository URL.
+        url: String,
+        /// The checksum given.
+        expected: String,
+        /// The commit the ref names.
+        actual: String,
+    },
+    /// The subdirectory a git URL names is not in the repository.
+    #[error("directory `{subdir}` not found in `{url}`")]
+    GitSubdir {
+        /// The repository URL.
+        url: String,
+        /// The subdirectory.
+        subdir: String,
+    },
+    /// A git URL does not parse.
+    #[error(transparent)]
+    GitUrl(#[from] crate::graph::git::BadGitUrl),
+    /// An HTTP request failed before a response came.
+    #[error("failed to download `{url}`")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    /// The server answered with an error status.
+    #[error("failed to download `{url}`: HTTP status {status}")]
+    HttpStatus {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// A download does not have the checksum the build asked for.
+    #[error("checksum mismatch for `{url}`: expected `{expected}`, got `{actual}`")]
+    Checksum {
+        /// The URL.
+        url: String,
+        /// The checksum given (`--checksum`).
+        expected: String,
+        /// The digest of what was downloaded.
+        actual: String,
+    },
+    /// An archive could not be unpacked.
+    #[error("failed to unpack `{url}`")]
+    Unpack {
+        /// Where the archive came from.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<crate::snapshot::Error>,
+    },
 }
 
 /// The result type of this module.

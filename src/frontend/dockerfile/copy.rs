@@ -116,13 +116,7 @@ fn is_url(source: &str) -> bool {
 }
 
 fn is_git(source: &str) -> bool {
-    source.starts_with("git@")
-        || source.starts_with("git://")
-        || (is_url(source)
-            && source
-                .split('#')
-                .next()
-                .is_some_and(|s| s.ends_with(".git")))
+    crate::graph::git::is_git_url(source)
 }
 
 /// Lowers `COPY`/`ADD`.
@@ -168,8 +162,14 @@ pub(crate) fn convert_copy(
             message.push_str(&format!(" --{flag}={value}"));
         }
     }
+    let meta = step_meta(dispatcher, state, node);
     for raw in &spec.sources {
-        let resolved = copy_source(dispatcher, state, spec, raw, from.as_ref(), is_add, node)?;
+        let place = Place {
+            from: from.as_ref(),
+            is_add,
+            step: &meta.name,
+        };
+        let resolved = copy_source(dispatcher, state, spec, raw, &place, node)?;
         message.push(' ');
         message.push_str(&resolved.written);
         let source = inputs.add(&resolved.state);
@@ -191,7 +191,6 @@ pub(crate) fn convert_copy(
         }));
     }
     message.push_str(&format!(" {dest_raw} # buildkit"));
-    let meta = step_meta(dispatcher, state, node);
     let op = Op::File(FileOp { base, actions });
     let layer = State::with_op(op, inputs, Some(state.platform.clone()), meta.clone());
     state.state = if link {
@@ -214,16 +213,24 @@ struct Source {
     written: String,
 }
 
+/// Where a copy source is read: the `--from` state, whether the step is `ADD`, and the
+/// step's name.
+struct Place<'a> {
+    from: Option<&'a State>,
+    is_add: bool,
+    step: &'a str,
+}
+
 /// Resolves one source word of `COPY`/`ADD`.
 fn copy_source(
     dispatcher: &mut Dispatcher<'_, '_>,
     state: &StageState,
     spec: &CopySpec,
     raw: &str,
-    from: Option<&State>,
-    is_add: bool,
+    place: &Place<'_>,
     node: &parser::Node,
 ) -> Result<Source> {
+    let (from, is_add) = (place.from, place.is_add);
     let heredoc = raw.strip_prefix("<<").and_then(|name| {
         let name = name.trim_start_matches('-').trim_matches(['"', '\'']);
         spec.heredocs.iter().find(|h| h.name == name)
@@ -246,13 +253,15 @@ fn copy_source(
             written: source,
         });
     }
+    // Compat: BuildKit names a git or HTTP source after the ADD that reads it.
     let meta = VertexMeta {
-        name: String::new(),
+        name: place.step.to_owned(),
         location: Some(dispatcher.context.location(node)),
         ignore_cache: false,
     };
     if is_add && (is_git(&source) || is_url(&source)) {
-        return Ok(remote_source(spec, source, meta));
+        return remote_source(spec, source, meta)
+            .map_err(|message| dispatcher.context.error(message, node));
     }
     check_ignored_source(dispatcher, &source, is_add, node);
     // Compat: buildkit dispatchCopy rejects --checksum for local sources.
@@ -339,50 +348,67 @@ fn heredoc_source(
 }
 
 /// `ADD <git url>` (a git source, copied whole) or `ADD <http url>` (one downloaded file).
-fn remote_source(spec: &CopySpec, source: String, meta: VertexMeta) -> Source {
+// Compat: BuildKit llb.Git: the identifier is `git://host/path#ref:subdir` for every
+// protocol, and `git.fullurl` keeps how to reach the host.
+fn remote_source(
+    spec: &CopySpec,
+    source: String,
+    meta: VertexMeta,
+) -> std::result::Result<Source, String> {
     let mut attrs = BTreeMap::new();
     if is_git(&source) {
+        let url = crate::graph::git::GitUrl::parse(&source).map_err(|e| e.to_string())?;
+        attrs.insert(crate::graph::git::FULL_URL.to_owned(), url.remote.clone());
         if spec.keep_git_dir {
-            attrs.insert("git.keepgitdir".to_owned(), "true".to_owned());
+            attrs.insert(
+                crate::graph::git::KEEP_GIT_DIR.to_owned(),
+                "true".to_owned(),
+            );
         }
-        if let Some(checksum) = &spec.checksum {
-            attrs.insert("git.checksum".to_owned(), checksum.clone());
+        if let Some(checksum) = spec.checksum.as_ref().or(url.checksum.as_ref()) {
+            attrs.insert(crate::graph::git::CHECKSUM.to_owned(), checksum.clone());
         }
-        let remote = source
-            .trim_start_matches("https://")
-            .trim_start_matches("git://");
         let op = SourceOp {
-            identifier: format!("git://{remote}"),
+            identifier: format!("git://{}", url.identifier()),
             attrs,
         };
-        return Source {
+        return Ok(Source {
             state: State::source(op, None, meta),
             path: "/".to_owned(),
             unpack: false,
             written: source,
-        };
+        });
     }
     if let Some(checksum) = &spec.checksum {
         attrs.insert("http.checksum".to_owned(), checksum.clone());
     }
+    // Without a name in the URL the download keeps the one `Content-Disposition` gives it,
+    // and the copy takes the source's only file.
     let filename = source
         .split(['?', '#'])
         .next()
-        .and_then(|s| s.rsplit('/').next())
-        .filter(|s| !s.is_empty())
-        .unwrap_or("__unnamed__")
-        .to_owned();
-    attrs.insert("http.filename".to_owned(), filename.clone());
+        .and_then(|s| s.split_once("://"))
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .and_then(|(_, path)| path.rsplit('/').next())
+        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
+        .map(str::to_owned);
+    let path = match &filename {
+        Some(name) => {
+            attrs.insert("http.filename".to_owned(), name.clone());
+            format!("/{name}")
+        }
+        None => "/".to_owned(),
+    };
     let op = SourceOp {
         identifier: source.clone(),
         attrs,
     };
-    Source {
+    Ok(Source {
         state: State::source(op, None, meta),
-        path: format!("/{filename}"),
+        path,
         unpack: spec.unpack.unwrap_or(false),
         written: source,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Shared helpers: copy a fixture into a scratch directory and run the real `bake` binary
 //! there with a clean environment.
 
+pub(crate) mod git;
+pub(crate) mod http;
 pub(crate) mod registry;
 
 use std::path::{Path, PathBuf};
@@ -322,4 +324,49 @@ pub(crate) fn binfmt_lock(exclusive: bool) -> BinfmtLock {
     };
     rustix::fs::flock(&file, mode).unwrap();
     BinfmtLock(file)
+}
+
+/// The `oci-layout://` reference of the committed busybox base (`fixtures/base/busybox`),
+/// pinned to its digest.
+pub(crate) fn busybox_base() -> String {
+    let layout = root().join("fixtures/base/busybox");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    format!("oci-layout://{}@{digest}", layout.display())
+}
+
+/// Whether builds with RUN steps can run here (root and runc); records why not.
+pub(crate) fn can_build() -> bool {
+    let ok = rustix::process::geteuid().is_root() && find_in_path("runc").is_some();
+    if !ok {
+        skip("skipping: building needs root and runc (Debian package `runc`)");
+    }
+    ok
+}
+
+/// From `--progress=rawjson` output: how many build steps came from the cache and how many
+/// ran (export steps, which run every time, are left out).
+pub(crate) fn step_counts(stderr: &str) -> (usize, usize) {
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let exports: Vec<&str> = events
+        .iter()
+        .filter(|e| {
+            e["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("exporting to "))
+        })
+        .filter_map(|e| e["vertex"].as_str())
+        .collect();
+    let count = |event: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == event)
+            .filter(|e| e["vertex"].as_str().is_none_or(|v| !exports.contains(&v)))
+            .count()
+    };
+    (count("cached"), count("done"))
 }
