@@ -240,8 +240,13 @@ pub fn open(
                 }
                 _ => tag.cloned().unwrap_or_else(|| "latest".to_owned()),
             };
+            let dir = absolute(context.cwd, dir);
+            let layout = match direction {
+                Direction::Import => LocalLayout::source(dir),
+                Direction::Export => LocalLayout::new(dir),
+            };
             Location::Remote {
-                remote: Arc::new(LocalLayout::new(absolute(context.cwd, dir))),
+                remote: Arc::new(layout),
                 name,
             }
         }

@@ -23,12 +23,25 @@ const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 #[derive(Debug, Clone)]
 pub struct LocalLayout {
     dir: PathBuf,
+    /// `dest` or `src`, for messages.
+    key: &'static str,
 }
 
 impl LocalLayout {
-    /// The layout at `dir` (created on the first write).
+    /// The layout at `dir` (created on the first write), named `dest=` in messages.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            key: "dest",
+        }
+    }
+
+    /// The layout at `dir` read by `cache-from`, named `src=` in messages.
+    pub fn source(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            key: "src",
+        }
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -79,7 +92,7 @@ impl LocalLayout {
 
 impl Remote for LocalLayout {
     fn describe(&self) -> String {
-        format!("type=local,dest={}", self.dir.display())
+        format!("type=local,{}={}", self.key, self.dir.display())
     }
 
     fn has_blob(&self, digest: &Digest) -> Result<bool> {
