@@ -137,8 +137,11 @@ pub(crate) fn import(
 }
 
 /// Writes each target's `cache-to` entries (other than `inline`, which its image carries),
-/// each as a progress step. A failed export fails the build unless the entry says
-/// `ignore-error=true`, which makes it a warning.
+/// each as a progress step. Targets that name the same destination (`--set
+/// '*.cache-to=…'`) share one cache holding all their records, instead of each overwriting
+/// the last. A failed export fails the build unless the entry says `ignore-error=true`,
+/// which makes it a warning.
+// Diverges: buildx exports each target's cache on its own, so the last target's wins.
 pub(crate) fn export(
     lowered: &Lowered<'_>,
     solved: &Solved,
@@ -147,13 +150,13 @@ pub(crate) fn export(
     now: u64,
     sink: &dyn Sink,
 ) -> Result<Vec<Warning>, Error> {
-    let mut warnings = Vec::new();
     let several = lowered
         .requests
         .iter()
         .any(|l| l.request.target != lowered.requests[0].request.target);
+    // Destinations in first-use order, each with the targets (and their entries) writing it.
+    let mut groups: Vec<(String, Vec<(&str, Backend)>)> = Vec::new();
     let mut done: BTreeSet<&str> = BTreeSet::new();
-    let created = format_time(now);
     for first in &lowered.requests {
         let target = first.request.target.as_str();
         if !done.insert(target) {
@@ -163,70 +166,96 @@ pub(crate) fn export(
             let Ok(backend) = backend::open(entry, Direction::Export, context) else {
                 continue;
             };
-            let Location::Remote { remote, name } = &backend.location else {
+            let Location::Remote { name, .. } = &backend.location else {
                 continue;
             };
-            let prefix = if several {
-                format!("[{target}] ")
+            let id = format!("{}#{name}", backend.describe());
+            match groups.iter_mut().find(|(key, _)| *key == id) {
+                Some((_, members)) => members.push((target, backend)),
+                None => groups.push((id, vec![(target, backend)])),
+            }
+        }
+    }
+    let created = format_time(now);
+    let mut warnings = Vec::new();
+    for (_, members) in &groups {
+        let targets: Vec<&str> = members.iter().map(|(t, _)| *t).collect();
+        let (_, backend) = &members[0];
+        let prefix = if several {
+            format!("[{}] ", targets.join(", "))
+        } else {
+            String::new()
+        };
+        let result = members
+            .iter()
+            .try_fold(Vec::new(), |mut all, (target, backend)| {
+                all.extend(export_one(
+                    lowered, solved, store, backend, target, &prefix, sink,
+                )?);
+                Ok::<_, BoxError>(all)
+            })
+            .and_then(|records| write(backend, &records, store, &prefix, &created, sink));
+        if let Err(source) = result {
+            let target = targets[0].to_owned();
+            if backend.options.ignore_error {
+                warnings.push((
+                    target.clone(),
+                    format!(
+                        "cache-to `{}` of target `{target}` failed and is ignored (`ignore-error=true`): {}",
+                        backend.describe(),
+                        chain(source.as_ref())
+                    ),
+                ));
             } else {
-                String::new()
-            };
-            let result = export_one(lowered, solved, store, &backend, target, &prefix, sink)
-                .and_then(|records| {
-                    let where_ = match backend.kind.as_str() {
-                        "local" => "client directory".to_owned(),
-                        other => other.to_owned(),
-                    };
-                    // Compat: BuildKit's vertex name for a cache export.
-                    let step = Step::start(sink, &format!("{prefix}exporting cache to {where_}"));
-                    let options = ManifestOptions {
-                        image_manifest: backend.options.image_manifest,
-                        oci_media_types: backend.options.oci_media_types,
-                    };
-                    let exported = crate::cache::export::export(
-                        remote.as_ref(),
-                        name,
-                        &records,
-                        store,
-                        options,
-                        &created,
-                    );
-                    match &exported {
-                        Ok(exported) => {
-                            step.log(&format!(
-                                "writing {} records, {} layers ({} new) to {} as `{name}`",
-                                exported.records,
-                                exported.layers,
-                                exported.uploaded,
-                                backend.describe()
-                            ));
-                            step.done();
-                        }
-                        Err(error) => step.fail(&chain(error)),
-                    }
-                    exported.map(|_| ()).map_err(BoxError::from)
+                return Err(Error::CacheExport {
+                    target,
+                    destination: backend.describe(),
+                    source,
                 });
-            if let Err(source) = result {
-                if backend.options.ignore_error {
-                    warnings.push((
-                        target.to_owned(),
-                        format!(
-                            "cache-to `{}` of target `{target}` failed and is ignored (`ignore-error=true`): {}",
-                            backend.describe(),
-                            chain(source.as_ref())
-                        ),
-                    ));
-                } else {
-                    return Err(Error::CacheExport {
-                        target: target.to_owned(),
-                        destination: backend.describe(),
-                        source,
-                    });
-                }
             }
         }
     }
     Ok(warnings)
+}
+
+/// The "exporting cache to …" step: `records` go to `backend`.
+fn write(
+    backend: &Backend,
+    records: &[Record],
+    store: &Store,
+    prefix: &str,
+    created: &str,
+    sink: &dyn Sink,
+) -> Result<(), BoxError> {
+    let Location::Remote { remote, name } = &backend.location else {
+        return Ok(());
+    };
+    let where_ = match backend.kind.as_str() {
+        "local" => "client directory",
+        other => other,
+    };
+    // Compat: BuildKit's vertex name for a cache export.
+    let step = Step::start(sink, &format!("{prefix}exporting cache to {where_}"));
+    let options = ManifestOptions {
+        image_manifest: backend.options.image_manifest,
+        oci_media_types: backend.options.oci_media_types,
+    };
+    let exported =
+        crate::cache::export::export(remote.as_ref(), name, records, store, options, created);
+    match &exported {
+        Ok(exported) => {
+            step.log(&format!(
+                "writing {} records, {} layers ({} new) to {} as `{name}`",
+                exported.records,
+                exported.layers,
+                exported.uploaded,
+                backend.describe()
+            ));
+            step.done();
+        }
+        Err(error) => step.fail(&chain(error)),
+    }
+    exported.map(|_| ()).map_err(BoxError::from)
 }
 
 /// The "preparing build cache for export" step: the records of `target` for `backend`.

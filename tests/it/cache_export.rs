@@ -412,7 +412,11 @@ fn a_killed_local_export_leaves_the_previous_cache_whole() {
         "*.cache-to=type=local,dest={},mode=max,compression=uncompressed",
         cache.display()
     );
-    bake(&dir, &scratch.path().join("root"), std::slice::from_ref(&cache_to));
+    bake(
+        &dir,
+        &scratch.path().join("root"),
+        std::slice::from_ref(&cache_to),
+    );
     let index = std::fs::read(cache.join("index.json")).unwrap();
     let before = blob_names(&cache);
 
