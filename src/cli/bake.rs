@@ -262,13 +262,7 @@ fn ignored(args: &Args, resolved: &bake::Resolved) -> Vec<String> {
             args.allow.join(",")
         ));
     }
-    let checks: [IgnoredAttribute; 10] = [
-        ("cache-from", "bake does not import build caches", |t| {
-            !t.cache_from.is_empty()
-        }),
-        ("cache-to", "bake does not export build caches", |t| {
-            t.cache_to.as_ref().is_some_and(|c| !c.is_empty())
-        }),
+    let checks: [IgnoredAttribute; 8] = [
         ("attest", "bake does not produce attestations", |t| {
             t.attest.iter().any(|a| !a.disabled)
         }),
@@ -401,6 +395,9 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
     }
     let mut metadata = serde_json::Map::new();
     for report in &reports {
+        for warning in &report.warnings {
+            warn(warning);
+        }
         if report.cache_only {
             // Compat: buildx's warning when a target has no output.
             warn(&format!(

@@ -28,6 +28,21 @@ pub use self::metadata::{Lease, Reference};
 /// those whose snapshots are gone.
 pub const LAYER_MEMO_PREFIX: &str = "layer-memo/";
 
+/// Somewhere a blob missing from the store can be fetched from when it is needed (an
+/// imported build cache), so a lazy layer is downloaded only when something reads it.
+pub trait Fetch: Send + Sync {
+    /// Fetches the blob `digest` into `store`; `Ok(false)` when this source does not have it.
+    ///
+    /// # Errors
+    ///
+    /// When the source has the blob but it cannot be fetched or stored.
+    fn fetch(
+        &self,
+        digest: &Digest,
+        store: &Store,
+    ) -> std::result::Result<bool, Box<dyn std::error::Error + Send + Sync>>;
+}
+
 /// A blob store and its metadata database rooted at one directory.
 ///
 /// Each `Store` owns its own SQLite connection, so every thread or process opens its own.

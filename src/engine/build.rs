@@ -115,7 +115,11 @@ pub fn build(
         )
         .map_err(|e| state(e.into()))?,
     );
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let cache_context = crate::engine::cache::open_context(&root, &registry, &cwd);
+    crate::engine::cache::validate(plan, &cache_context)?;
     let lowered = lower::lower(plan, &images)?;
+    let (imported, import_warnings) = crate::engine::cache::import(plan, &cache_context, sink);
     let settings = solve::WorkerSettings {
         root: &root,
         runtime,
@@ -123,7 +127,7 @@ pub fn build(
         max_parallelism,
         cancel,
     };
-    let solved = solve::solve(&lowered, settings, images.clone(), sink)?;
+    let solved = solve::solve(&lowered, settings, images.clone(), Arc::new(imported), sink)?;
     let inputs = ExportInputs {
         root: &root,
         store: &store,
@@ -134,7 +138,15 @@ pub fn build(
         },
         sink,
     };
-    export::export(&lowered, &solved, &inputs, stdout)
+    let mut reports = export::export(&lowered, &solved, &inputs, stdout)?;
+    let export_warnings =
+        crate::engine::cache::export(&lowered, &solved, &store, &cache_context, now(), sink)?;
+    for (target, warning) in import_warnings.into_iter().chain(export_warnings) {
+        if let Some(report) = reports.iter_mut().find(|r| r.target == target) {
+            report.warnings.push(warning);
+        }
+    }
+    Ok(reports)
 }
 
 fn now() -> u64 {

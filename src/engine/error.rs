@@ -93,6 +93,35 @@ pub enum Error {
         #[source]
         source: Box<crate::exporter::Error>,
     },
+    /// A `cache-to` or `cache-from` entry is invalid; found before anything is built.
+    #[error("target `{target}`: invalid `{attribute}` entry `type={kind}`")]
+    #[diagnostic(code(engine::cache))]
+    Cache {
+        /// The target.
+        target: String,
+        /// `cache-to` or `cache-from`.
+        attribute: &'static str,
+        /// The cache type as written.
+        kind: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A cache export failed (without `ignore-error=true`).
+    #[error("target `{target}`: failed to export the build cache to {destination}")]
+    #[diagnostic(
+        code(engine::cache_export),
+        help("add `ignore-error=true` to the `cache-to` entry to make this a warning")
+    )]
+    CacheExport {
+        /// The target.
+        target: String,
+        /// The backend.
+        destination: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// `--load` of a target with several platforms: Docker's image store takes one.
     #[error(
         "target `{target}` builds several platforms ({platforms}), and Docker's image store takes one platform per image"

@@ -22,6 +22,9 @@ pub struct BuildReport {
     pub metadata: BTreeMap<String, serde_json::Value>,
     /// Whether the target had no output (buildx warns that the result stays in the cache).
     pub cache_only: bool,
+    /// Warnings for the user: a `cache-from` that could not be read, a `cache-to` that
+    /// failed with `ignore-error=true`.
+    pub warnings: Vec<String>,
 }
 
 /// Checks every output of the requests that build, before anything runs.
@@ -82,6 +85,11 @@ pub fn ignored_attributes(plan: &Plan) -> Vec<String> {
             }
         }
     }
+    for line in crate::engine::cache::ignored_attributes(plan) {
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
     out
 }
 
@@ -113,12 +121,15 @@ pub(crate) fn export(
             continue;
         }
         let mut platforms = Vec::new();
+        let mut requests = Vec::new();
         for (at, lowered_request) in lowered.requests.iter().enumerate().skip(position) {
             if &lowered_request.request.target == target {
                 platforms.push(platform_output(lowered, solved, at, inputs)?);
+                requests.push(at);
             }
         }
         let output = BuildOutput { platforms };
+        let inline = first.request.cache_to.iter().any(|c| c.kind == "inline");
         let mut report = BuildReport {
             target: target.clone(),
             cache_only: first.request.outputs.is_empty(),
@@ -152,10 +163,22 @@ pub(crate) fn export(
             // `cacheonly` exports nothing, so it is no step (as in BuildKit).
             let step = (kind != exporter::Kind::CacheOnly)
                 .then(|| ExportStep::start(inputs.sink, target, index, several, kind, &entry));
+            let with_cache;
+            let output = if inline && kind.is_image() {
+                with_cache = inline_output(lowered, solved, inputs, &entry, &output, &requests)
+                    .map_err(|source| Error::CacheExport {
+                        target: target.clone(),
+                        destination: "type=inline".to_owned(),
+                        source,
+                    })?;
+                &with_cache
+            } else {
+                &output
+            };
             let response = exporter::export_with_registry(
                 inputs.store,
                 &entry,
-                &output,
+                output,
                 &inputs.context,
                 inputs.registry,
                 stdout,
@@ -267,8 +290,39 @@ impl<'a> ExportStep<'a> {
     }
 }
 
+/// `output` with the inline cache of each platform (`cache-to type=inline`), naming the
+/// layer blobs `entry`'s options make.
+fn inline_output(
+    lowered: &Lowered<'_>,
+    solved: &Solved,
+    inputs: &ExportInputs<'_>,
+    entry: &crate::buildflags::ExportEntry,
+    output: &BuildOutput,
+    requests: &[usize],
+) -> Result<BuildOutput, Box<dyn std::error::Error + Send + Sync>> {
+    let epoch = match entry.attrs.get("source-date-epoch") {
+        Some(text) => Some(text.parse::<u64>()?),
+        None => inputs.context.source_date_epoch,
+    };
+    let options = exporter::ImageOptions::parse(&entry.attrs, epoch)?;
+    let mut output = output.clone();
+    for (platform, &at) in output.platforms.iter_mut().zip(requests) {
+        platform.inline_cache = crate::engine::cache::inline_value(
+            lowered,
+            solved,
+            inputs.store,
+            at,
+            &options,
+            inputs.context.now,
+        )?;
+    }
+    Ok(output)
+}
+
 /// The result of request `at` as an exporter sees it: its root filesystem and its layers,
-/// read from the result's chain of snapshot refs.
+/// read from the result's chain of snapshot refs. A result imported from a build cache is
+/// lazy: its blobs are fetched only for an output that writes layers, and its tree is built
+/// only for one that writes files (`local`, `tar`).
 fn platform_output(
     lowered: &Lowered<'_>,
     solved: &Solved,
@@ -281,25 +335,56 @@ fn platform_output(
         target: target.clone(),
         source: Box::new(source),
     };
+    let empty = || {
+        // `FROM scratch` with nothing added: an empty filesystem.
+        let empty = inputs.root.join("snapshots").join("empty");
+        std::fs::create_dir_all(&empty).map_err(|e| Error::State {
+            root: inputs.root.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        Ok::<_, Error>(empty)
+    };
+    let kinds: Vec<exporter::Kind> = request
+        .request
+        .outputs
+        .iter()
+        .filter_map(|entry| exporter::Kind::of(entry).ok())
+        .collect();
+    let worker = solved.solver.exec();
+    let fetch_error = |source: crate::ops::worker::Error| Error::Layers {
+        target: target.clone(),
+        source: Box::new(crate::engine::layers::Error::Fetch {
+            source: Box::new(source),
+        }),
+    };
     let (rootfs, layers) = match solved.outputs.get(at).cloned().flatten() {
-        Some(result) => (
-            crate::engine::layers::rootfs(&result).map_err(layers_error)?,
-            crate::engine::layers::layers(&result).map_err(layers_error)?,
-        ),
-        None => {
-            // `FROM scratch` with nothing added: an empty filesystem.
-            let empty = inputs.root.join("snapshots").join("empty");
-            std::fs::create_dir_all(&empty).map_err(|e| Error::State {
-                root: inputs.root.to_path_buf(),
-                source: Box::new(e),
-            })?;
-            (empty, Vec::new())
+        Some(result) => {
+            if kinds.iter().any(|k| k.is_image()) {
+                worker
+                    .fetch_blobs(&result, inputs.store)
+                    .map_err(fetch_error)?;
+            }
+            let files = kinds
+                .iter()
+                .any(|k| matches!(k, exporter::Kind::Local | exporter::Kind::Tar));
+            let rootfs = match result.path() {
+                Some(_) => crate::engine::layers::rootfs(&result).map_err(layers_error)?,
+                None if files => worker.materialise(&result).map_err(fetch_error)?,
+                // No exporter reads the tree; the lazy result stays unfetched.
+                None => empty()?,
+            };
+            (
+                rootfs,
+                crate::engine::layers::layers(&result).map_err(layers_error)?,
+            )
         }
+        None => (empty()?, Vec::new()),
     };
     Ok(PlatformOutput {
         platform: request.platform.clone(),
         rootfs,
         layers,
         image: request.image.clone(),
+        inline_cache: None,
     })
 }

@@ -20,6 +20,13 @@ pub enum Error {
         /// What the ref's layer is, for the message.
         layer: String,
     },
+    /// A result imported from a build cache could not be fetched or unpacked.
+    #[error("cannot fetch the layers of a result imported from a build cache")]
+    Fetch {
+        /// Why.
+        #[source]
+        source: Box<crate::ops::worker::Error>,
+    },
 }
 
 /// Returns the root filesystem of the result `result`.

@@ -6,6 +6,7 @@
 //! `executor`, `config`, `progress` and the leaves; never `cli`.
 
 pub mod build;
+mod cache;
 mod combine;
 mod error;
 mod export;

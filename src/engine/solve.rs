@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use crate::cache::import::Imported;
+use crate::cache::layered::Layered;
 use crate::cache::local::LocalCache;
 use crate::engine::error::{Error, StepFailed};
 use crate::engine::lower::Lowered;
@@ -17,9 +19,12 @@ use crate::solver::{CancelToken, SolveOptions, Solver};
 pub(crate) struct Solved {
     /// The result of each lowered request's root, in request order.
     pub(crate) outputs: Vec<Option<Ref>>,
+    /// The cache key of every vertex solved, by vertex digest.
+    pub(crate) keys: std::collections::BTreeMap<crate::digest::Digest, crate::digest::Digest>,
     /// The solver and its worker, kept until the export ends: the worker's snapshotter keeps
-    /// overlay snapshots mounted while it lives, and the results are read from them.
-    _solver: Solver<Worker, LocalCache>,
+    /// overlay snapshots mounted while it lives, and the results are read from them. Its
+    /// store remembers every result by key, for `cache-to`.
+    pub(crate) solver: Solver<Worker, Layered>,
 }
 
 /// What the solve stage takes from the build options.
@@ -36,6 +41,7 @@ pub(crate) fn solve(
     lowered: &Lowered<'_>,
     settings: WorkerSettings<'_>,
     images: Arc<crate::source::image::Puller>,
+    imported: Arc<Imported>,
     sink: &dyn Sink,
 ) -> Result<Solved, Error> {
     let requests: Vec<&plan::BuildRequest> = lowered.requests.iter().map(|l| l.request).collect();
@@ -44,11 +50,13 @@ pub(crate) fn solve(
         .with_secrets(secrets)
         .with_ssh(ssh)
         .with_images(images)
-        .with_snapshotter(settings.snapshotter);
+        .with_snapshotter(settings.snapshotter)
+        .with_fetch(imported.clone());
     let cache = LocalCache::open(settings.root, worker.snapshots()).map_err(|e| Error::State {
         root: settings.root.to_path_buf(),
         source: Box::new(e),
     })?;
+    let cache = Layered::new(cache, imported);
     let solver = Solver::new(worker, cache).with_options(SolveOptions {
         max_parallelism: settings.max_parallelism.max(1),
         cancel: CancelToken::from_flag(settings.cancel.clone()),
@@ -70,7 +78,8 @@ pub(crate) fn solve(
     })?;
     Ok(Solved {
         outputs: result.outputs,
-        _solver: solver,
+        keys: result.keys,
+        solver,
     })
 }
 

@@ -227,6 +227,12 @@ fn config_json(
         _ => BTreeMap::new(),
     };
     sorted.insert("created".to_owned(), created.into());
+    if let Some(cache) = &output.inline_cache {
+        sorted.insert(
+            crate::oci::INLINE_CACHE_KEY.to_owned(),
+            cache.clone().into(),
+        );
+    }
     let diff_ids: Vec<&str> = layers.iter().map(|layer| layer.diff_id.as_str()).collect();
     sorted.insert(
         "rootfs".to_owned(),

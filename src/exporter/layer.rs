@@ -69,6 +69,31 @@ pub(crate) fn write_layer(
     }
 }
 
+/// Stores `layers` as blobs compressed as `options` ask and returns each one's descriptor
+/// and uncompressed digest, bottom first: the same blobs (through the same memo) an image
+/// export with those options writes, so a build cache and an image share their layers.
+///
+/// # Errors
+///
+/// When a tree cannot be diffed or a blob is not in the store.
+pub fn layer_blobs(
+    store: &Store,
+    layers: &[Layer],
+    options: &ImageOptions,
+) -> Result<Vec<(Descriptor, String)>> {
+    let media_type = options
+        .compression
+        .compression
+        .layer_media_type(options.oci_media_types);
+    layers
+        .iter()
+        .map(|layer| {
+            write_layer(store, layer, options, media_type)
+                .map(|stored| (stored.descriptor, stored.diff_id))
+        })
+        .collect()
+}
+
 /// What a memo records: the blob, and the snapshots it came from (garbage collection drops
 /// the memo once they are gone).
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -34,6 +34,7 @@ pub use self::attrs::platform_dir_name;
 use self::attrs::source_date_epoch;
 pub use self::error::{Error, Result};
 pub use self::image::{Assembled, AssembledManifest, assemble};
+pub use self::layer::layer_blobs;
 pub use self::options::{
     AnnotationKind, Annotations, Compression, CompressionOptions, ImageOptions,
 };

@@ -47,6 +47,10 @@ pub struct PlatformOutput {
     pub layers: Vec<Layer>,
     /// The image config the front end produced (its `rootfs` and `created` are filled in here).
     pub image: crate::oci::Image,
+    /// An inline build cache for the image config (`cache-to type=inline`): the value of
+    /// [`INLINE_CACHE_KEY`](crate::oci::INLINE_CACHE_KEY), naming the layers this output's
+    /// image options produce.
+    pub inline_cache: Option<String>,
 }
 
 /// A finished build result: one entry per platform, in the order requested.

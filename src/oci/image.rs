@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::platform::Platform;
 
+/// The image config key that carries an inline build cache (base64 of a BuildKit cache
+/// config), which `cache-from type=registry,ref=<image>` reads back.
+// Compat: buildkit exporter/containerimage/writer.go (`moby.buildkit.cache.v0`).
+pub const INLINE_CACHE_KEY: &str = "moby.buildkit.cache.v0";
+
 /// The default `PATH` an empty (scratch) Linux image starts with.
 // Compat: buildkit util/system DefaultPathEnvUnix.
 pub const DEFAULT_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

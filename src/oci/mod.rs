@@ -17,6 +17,8 @@ pub mod media_types;
 mod select;
 
 pub use descriptor::{Descriptor, DescriptorPlatform, REF_NAME_ANNOTATION};
-pub use image::{DEFAULT_PATH_ENV, Empty, Healthcheck, History, Image, ImageConfig};
+pub use image::{
+    DEFAULT_PATH_ENV, Empty, Healthcheck, History, INLINE_CACHE_KEY, Image, ImageConfig,
+};
 pub use manifest::{Index, Manifest};
 pub use select::{platform_list, select_platform};

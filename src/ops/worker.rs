@@ -84,6 +84,14 @@ pub enum Error {
     /// The content store holding base image layers failed.
     #[error(transparent)]
     Content(#[from] crate::content::Error),
+    /// A lazy layer's blob could not be fetched from the build cache it was imported from.
+    #[error("failed to fetch layer `{digest}` from the imported build cache")]
+    Fetch {
+        /// The blob.
+        digest: crate::digest::Digest,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Creating a snapshot directory failed.
     #[error("failed to create `{path}`")]
     Io {
@@ -135,6 +143,8 @@ pub struct Worker {
     /// What each git or HTTP source vertex resolved to when its cache key was computed, so
     /// the tree it makes is the one the key names even if the remote moves meanwhile.
     remotes: std::sync::Mutex<BTreeMap<crate::digest::Digest, Remote>>,
+    /// Where lazy layers missing from the store come from (an imported build cache).
+    fetch: Option<Arc<dyn crate::content::Fetch>>,
 }
 
 /// A git or HTTP source pinned at cache-key time.
@@ -164,6 +174,7 @@ impl Worker {
             root: state.to_owned(),
             images: None,
             remotes: std::sync::Mutex::new(BTreeMap::new()),
+            fetch: None,
         }
     }
 
@@ -171,6 +182,13 @@ impl Worker {
     /// environment's credentials and no `--pull`).
     pub fn with_images(mut self, images: Arc<Puller>) -> Self {
         self.images = Some(images);
+        self
+    }
+
+    /// Sets where the blobs of lazy layers come from when the store lacks them (the
+    /// records imported from `cache-from`).
+    pub fn with_fetch(mut self, fetch: Arc<dyn crate::content::Fetch>) -> Self {
+        self.fetch = Some(fetch);
         self
     }
 
@@ -233,15 +251,42 @@ impl Worker {
         Ok(self.snapshotter.prepare(base)?)
     }
 
-    /// The directory of `input`, mounted or built for this process.
-    fn materialise(&self, input: &Ref) -> Result<PathBuf, Error> {
+    /// The directory of `input`, mounted or built for this process (a lazy layer's blob is
+    /// fetched first when the store lacks it).
+    pub fn materialise(&self, input: &Ref) -> Result<PathBuf, Error> {
         if let Some(path) = input.path() {
             self.snapshotter.mount(&path)?;
             return Ok(path);
         }
-        // Only a lazy base image layer has no tree yet; its blob is in the state root's store.
+        // Only a lazy layer has no tree yet: a base image layer, whose blob is in the state
+        // root's store, or an imported cache layer, fetched here the first time it is needed.
         let store = crate::content::Store::open(&self.root)?;
+        self.fetch_blobs(input, &store)?;
         Ok(input.materialise(self.snapshotter.as_ref(), &store)?)
+    }
+
+    /// Fetches the blobs of the lazy layers under `input` that the store lacks.
+    pub fn fetch_blobs(&self, input: &Ref, store: &crate::content::Store) -> Result<(), Error> {
+        let Some(fetch) = &self.fetch else {
+            return Ok(());
+        };
+        for step in input.chain() {
+            if step.is_materialised() {
+                // Everything below a tree is already in it.
+                break;
+            }
+            if let Layer::Blob(blob) = step.layer()
+                && !store.exists(&blob.digest)
+            {
+                fetch
+                    .fetch(&blob.digest, store)
+                    .map_err(|source| Error::Fetch {
+                        digest: blob.digest,
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
     }
 
     /// The ref for the tree a source op produced at `path`: for a base image, the chain of

@@ -293,6 +293,29 @@ impl Client {
         results.into_iter().collect()
     }
 
+    /// Streams the blob `digest` (at most `size` bytes) of the repository `reference` names
+    /// into `store`, verified, trying mirrors first; `Ok(false)` when no endpoint has it.
+    pub fn fetch_blob_into(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+        store: &Store,
+    ) -> Result<bool> {
+        let blob = Descriptor::new("", *digest, size);
+        let mut last = None;
+        for endpoint in self.transport.endpoints(&reference.registry, true) {
+            match self.fetch_blob(&endpoint, reference, &blob, store) {
+                Ok(()) => return Ok(true),
+                Err(Error::NotFound { .. }) => {}
+                // A mirror that is down is skipped, as containerd does.
+                Err(error) if endpoint.mirror => last = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        last.map_or(Ok(false), Err)
+    }
+
     /// Streams one blob into the store, verified against its digest and bounded by its size.
     pub(crate) fn fetch_blob(
         &self,

@@ -40,7 +40,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("snapshot", &["content", "digest"]),
     ("content", &["digest"]),
     ("registry", &["content", "oci", "digest", "platform"]),
-    ("cache", &["solver", "content", "snapshot", "digest"]),
+    (
+        "cache",
+        &[
+            "solver",
+            "content",
+            "registry",
+            "snapshot",
+            "oci",
+            "digest",
+            "buildflags",
+        ],
+    ),
     (
         "exporter",
         &[

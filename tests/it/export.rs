@@ -111,6 +111,7 @@ fn platform_output(fixture: &Fixture, platform: Platform) -> PlatformOutput {
             },
         ],
         image,
+        inline_cache: None,
     }
 }
 

@@ -265,7 +265,7 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
     std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
     std::fs::write(
         dir.join("docker-bake.hcl"),
-        "target \"app\" {\n  cache-to = [\"type=local,dest=cache\"]\n  cache-from = [\"type=local,src=cache\"]\n  shm-size = \"128m\"\n  output = [\"type=oci,dest=app.tar,registry.insecure=true\"]\n}\n",
+        "target \"app\" {\n  cache-to = [\"type=local,dest=cache,reset=true\"]\n  cache-from = [\"type=local,src=cache\"]\n  shm-size = \"128m\"\n  output = [\"type=oci,dest=app.tar,registry.insecure=true\"]\n}\n",
     )
     .unwrap();
     let args: Vec<String> = [
@@ -283,13 +283,18 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
     assert!(output.status.success(), "{stderr}");
     for needle in [
         "WARNING: `--builder mybuilder` is ignored",
-        "WARNING: `cache-to` is ignored (target `app`)",
-        "WARNING: `cache-from` is ignored (target `app`)",
+        "WARNING: `cache-to` attribute `reset` of target `app` (`type=local`) is ignored",
+        "WARNING: cache-from `type=local,src=",
+        "cache` was not imported: no cache manifest `latest`",
         "WARNING: `shm-size` is ignored (target `app`)",
         "WARNING: output attribute `registry.insecure` of target `app` (`type=oci`) is ignored",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");
     }
+    assert!(
+        dir.join("cache/index.json").is_file(),
+        "the cache was written"
+    );
     // `--print` builds nothing and warns about nothing.
     let output = support::bake(&dir, &["--print".to_owned(), "app".to_owned()], &[], None);
     assert!(!String::from_utf8_lossy(&output.stderr).contains("WARNING"));

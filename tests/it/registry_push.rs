@@ -32,6 +32,7 @@ fn output(root: &Path, platforms: &[&str]) -> BuildOutput {
                     upper: tree,
                 }],
                 image: Image::empty(&platform),
+                inline_cache: None,
             }
         })
         .collect();

@@ -1,0 +1,487 @@
+//! `cache-to` / `cache-from` through the `bake` binary: a cold build exports its cache, and a
+//! build of a copy of the project on a fresh state root imports it and runs no step, for the
+//! local, registry and inline backends; `mode=min` against `mode=max`; the caches read by
+//! `skopeo` and `umoci`; a SIGKILLed export; missing and unsupported caches.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support;
+use crate::support::registry::TestRegistry;
+
+/// A multi-stage build whose final stage copies from a builder stage and ends with a RUN
+/// that writes random bytes: a step that ran again would give other bytes.
+const DOCKERFILE: &str = "FROM base AS builder\nRUN echo built > /built\n\
+FROM base\nCOPY foo /foo\nCOPY --from=builder /built /built\n\
+RUN head -c 16 /dev/urandom | od -x > /r\n";
+
+fn can_run() -> bool {
+    let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
+    if !ok {
+        support::skip("skipping cache export test: needs root and runc (Debian package `runc`)");
+    }
+    ok
+}
+
+fn base() -> String {
+    let layout = support::root().join("fixtures/base/busybox");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    format!("oci-layout://{}@{digest}", layout.display())
+}
+
+/// Writes a project with `dockerfile` under `dir`; its outputs are listed in `OUTPUTS`
+/// (comma-separated bake list items) so each test picks them.
+fn project(dir: &Path, dockerfile: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(dir.join("foo"), "foo\n").unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ntarget \"default\" {\n  contexts = { base = BASE }\n  output = [\"type=local,dest=out\"]\n}\n",
+    )
+    .unwrap();
+    dir.to_owned()
+}
+
+/// What a build reported.
+struct Built {
+    stderr: String,
+    /// Build steps (not the context load, cache or export steps) by how they ended.
+    cached: usize,
+    ran: usize,
+}
+
+fn bake(dir: &Path, root: &Path, sets: &[String]) -> Built {
+    let mut args: Vec<String> = vec![
+        "--root".into(),
+        root.display().to_string(),
+        "--progress=rawjson".into(),
+    ];
+    for set in sets {
+        args.push("--set".into());
+        args.push(set.clone());
+    }
+    let output = support::bake(dir, &args, &[("BASE".to_owned(), base())], None);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let steps: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .filter(|e| {
+            let name = e["name"].as_str().unwrap_or_default();
+            ![
+                "[internal]",
+                "importing cache",
+                "preparing build cache",
+                "exporting",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+        })
+        .filter_map(|e| e["vertex"].as_str())
+        .collect();
+    let count = |event: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == event)
+            .filter(|e| e["vertex"].as_str().is_some_and(|v| steps.contains(&v)))
+            .count()
+    };
+    Built {
+        cached: count("cached"),
+        ran: count("done"),
+        stderr,
+    }
+}
+
+/// The cache manifest (an image manifest) and config of the OCI layout `dir` under `tag`,
+/// read with `skopeo`.
+fn layout_cache(dir: &Path, tag: &str) -> Option<(serde_json::Value, serde_json::Value)> {
+    support::find_in_path("skopeo")?;
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:{tag}", dir.display()))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let digest = manifest["config"]["digest"].as_str().unwrap();
+    let path = dir
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let config = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    Some((manifest, config))
+}
+
+#[test]
+fn a_local_max_cache_makes_a_fresh_root_in_another_directory_run_nothing() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let first = project(&scratch.path().join("a/project"), DOCKERFILE);
+    let cache = scratch.path().join("cache");
+    let cold = bake(
+        &first,
+        &scratch.path().join("root-a"),
+        &[format!(
+            "*.cache-to=type=local,dest={},mode=max",
+            cache.display()
+        )],
+    );
+    assert_eq!(cold.cached, 0, "{}", cold.stderr);
+    assert!(cold.ran >= 5, "{}", cold.stderr);
+    assert!(cold.stderr.contains("exporting cache to client directory"));
+    assert!(cold.stderr.contains("preparing build cache for export"));
+
+    // The cache is an OCI layout that independent tools read.
+    if let Some((manifest, config)) = layout_cache(&cache, "latest") {
+        assert_eq!(
+            manifest["config"]["mediaType"],
+            "application/vnd.buildkit.cacheconfig.v0"
+        );
+        let records = config["records"].as_array().unwrap();
+        assert!(records.len() >= 5, "{config}");
+        assert!(manifest["layers"].as_array().unwrap().iter().all(|l| {
+            l["annotations"]["containerd.io/uncompressed"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:"))
+        }));
+    } else {
+        support::skip("skipping the skopeo check: `skopeo` is not installed");
+    }
+    if support::find_in_path("umoci").is_some() {
+        let listed = Command::new("umoci")
+            .args(["ls", "--layout"])
+            .arg(&cache)
+            .output()
+            .unwrap();
+        assert!(listed.status.success(), "{listed:?}");
+        assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "latest");
+    } else {
+        support::skip("skipping the umoci check: `umoci` is not installed");
+    }
+
+    // A checkout elsewhere on a fresh root: every step comes from the imported cache.
+    let second = scratch.path().join("elsewhere/checkout");
+    support::copy_tree(&first, &second, &["out"]);
+    let warm = bake(
+        &second,
+        &scratch.path().join("root-b"),
+        &[format!("*.cache-from=type=local,src={}", cache.display())],
+    );
+    assert_eq!(warm.ran, 0, "{}", warm.stderr);
+    assert_eq!(warm.cached, cold.ran, "{}", warm.stderr);
+    assert!(warm.stderr.contains("records imported"), "{}", warm.stderr);
+    let bytes = |dir: &Path| std::fs::read(dir.join("out/r")).unwrap();
+    assert_eq!(bytes(&first), bytes(&second), "the RUN did not run again");
+    assert_eq!(std::fs::read(second.join("out/built")).unwrap(), b"built\n");
+
+    // The import was saved in root B: without the cache, nothing runs either.
+    let again = bake(&second, &scratch.path().join("root-b"), &[]);
+    assert_eq!(again.ran, 0, "{}", again.stderr);
+}
+
+#[test]
+fn min_exports_fewer_records_than_max_and_still_caches_the_final_stage() {
+    if !can_run() {
+        return;
+    }
+    if support::find_in_path("skopeo").is_none() {
+        support::skip("skipping cache mode test: `skopeo` is not installed");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    // The builder stage's file is not in the final image except through the COPY, so
+    // `min` leaves out the builder's RUN.
+    let dockerfile = "FROM base AS builder\nRUN echo built > /built && echo junk > /junk\n\
+FROM base\nCOPY --from=builder /built /built\nRUN head -c 16 /dev/urandom | od -x > /r\n";
+    let first = project(&scratch.path().join("a"), dockerfile);
+    let (min, max) = (scratch.path().join("min"), scratch.path().join("max"));
+    let cold = bake(
+        &first,
+        &scratch.path().join("root-a"),
+        &[
+            format!("*.cache-to=type=local,dest={}", min.display()),
+            format!("*.cache-to=type=local,dest={},mode=max", max.display()),
+        ],
+    );
+    let records = |dir: &Path| {
+        layout_cache(dir, "latest").unwrap().1["records"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let (min_records, max_records) = (records(&min), records(&max));
+    assert!(
+        min_records < max_records,
+        "min {min_records} max {max_records}: {}",
+        cold.stderr
+    );
+
+    let second = scratch.path().join("b");
+    support::copy_tree(&first, &second, &["out"]);
+    let warm = bake(
+        &second,
+        &scratch.path().join("root-b"),
+        &[format!("*.cache-from=type=local,src={}", min.display())],
+    );
+    // Only the builder's RUN runs again (its output feeds the COPY's key); the final
+    // stage's steps are all cached, so the random bytes are the same.
+    assert_eq!(warm.ran, 1, "{}", warm.stderr);
+    assert_eq!(
+        std::fs::read(first.join("out/r")).unwrap(),
+        std::fs::read(second.join("out/r")).unwrap()
+    );
+}
+
+#[test]
+fn a_registry_cache_is_read_by_skopeo_and_imported_on_a_fresh_root() {
+    if !can_run() {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        support::skip("skipping registry cache test: `docker-registry` is not installed");
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let first = project(&scratch.path().join("a"), DOCKERFILE);
+    let reference = format!("{}/cache:build", registry.host);
+    let cold = bake(
+        &first,
+        &scratch.path().join("root-a"),
+        &[format!("*.cache-to=type=registry,ref={reference},mode=max")],
+    );
+    assert!(cold.stderr.contains("exporting cache to registry"));
+    if support::find_in_path("skopeo").is_some() {
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap();
+        assert!(
+            raw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+        assert_eq!(
+            manifest["config"]["mediaType"],
+            "application/vnd.buildkit.cacheconfig.v0"
+        );
+        assert!(manifest["layers"].as_array().unwrap().len() >= 4);
+    } else {
+        support::skip("skipping the skopeo check: `skopeo` is not installed");
+    }
+    let second = scratch.path().join("b");
+    support::copy_tree(&first, &second, &["out"]);
+    let warm = bake(
+        &second,
+        &scratch.path().join("root-b"),
+        &[format!("*.cache-from=type=registry,ref={reference}")],
+    );
+    assert_eq!(warm.ran, 0, "{}", warm.stderr);
+    assert_eq!(warm.cached, cold.ran);
+    assert_eq!(
+        std::fs::read(first.join("out/r")).unwrap(),
+        std::fs::read(second.join("out/r")).unwrap()
+    );
+}
+
+#[test]
+fn an_inline_cache_in_a_pushed_image_is_imported_by_its_reference() {
+    if !can_run() {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        support::skip("skipping inline cache test: `docker-registry` is not installed");
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    // One stage: an inline cache holds the final image's chain only.
+    let dockerfile = "FROM base\nCOPY foo /foo\nRUN head -c 16 /dev/urandom | od -x > /r\n";
+    let first = project(&scratch.path().join("a"), dockerfile);
+    let image = format!("{}/app:1", registry.host);
+    let cold = bake(
+        &first,
+        &scratch.path().join("root-a"),
+        &[
+            "*.output=type=local,dest=out".to_owned(),
+            format!("*.output=type=registry,name={image}"),
+            "*.cache-to=type=inline".to_owned(),
+        ],
+    );
+    assert_eq!(cold.cached, 0);
+    let second = scratch.path().join("b");
+    support::copy_tree(&first, &second, &["out"]);
+    let warm = bake(
+        &second,
+        &scratch.path().join("root-b"),
+        &[format!("*.cache-from=type=registry,ref={image}")],
+    );
+    assert_eq!(warm.ran, 0, "{}", warm.stderr);
+    assert_eq!(warm.cached, cold.ran, "{}", warm.stderr);
+    assert_eq!(
+        std::fs::read(first.join("out/r")).unwrap(),
+        std::fs::read(second.join("out/r")).unwrap()
+    );
+}
+
+#[test]
+fn a_missing_cache_is_a_warning_and_unknown_types_fail_naming_the_supported_ones() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = project(&scratch.path().join("p"), "FROM base\nRUN echo hi > /hi\n");
+    let missing = scratch.path().join("no-such-cache");
+    let built = bake(
+        &dir,
+        &scratch.path().join("root"),
+        &[format!("*.cache-from=type=local,src={}", missing.display())],
+    );
+    assert!(
+        built.stderr.contains(&format!(
+            "WARNING: cache-from `type=local,src={}` was not imported",
+            missing.display()
+        )),
+        "{}",
+        built.stderr
+    );
+    for kind in ["nosuch", "azblob", "s3", "gha"] {
+        let args: Vec<String> = vec![
+            "--root".into(),
+            scratch.path().join("root").display().to_string(),
+            "--set".into(),
+            format!("*.cache-to=type={kind},name=x"),
+        ];
+        let output = support::bake(&dir, &args, &[("BASE".to_owned(), base())], None);
+        // The diagnostic wraps its lines; compare with single spaces.
+        let stderr = String::from_utf8_lossy(&output.stderr)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("engine::cache"), "{stderr}");
+        assert!(!stderr.contains("WARNING"), "{stderr}");
+        assert!(
+            stderr.contains("supported types are `local`, `registry`, `inline`"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("RUN echo hi"),
+            "failed before building: {stderr}"
+        );
+    }
+}
+
+/// The names in the layout's blob directory.
+fn blob_names(cache: &Path) -> Vec<String> {
+    std::fs::read_dir(cache.join("blobs/sha256"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_killed_local_export_leaves_the_previous_cache_whole() {
+    if !can_run() {
+        return;
+    }
+    if support::find_in_path("sha256sum").is_none() {
+        support::skip("skipping the killed export test: `sha256sum` is not installed");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = project(&scratch.path().join("p"), "FROM base\nCOPY foo /foo\n");
+    let cache = scratch.path().join("cache");
+    let cache_to = format!(
+        "*.cache-to=type=local,dest={},mode=max,compression=uncompressed",
+        cache.display()
+    );
+    bake(
+        &dir,
+        &scratch.path().join("root"),
+        std::slice::from_ref(&cache_to),
+    );
+    let index = std::fs::read(cache.join("index.json")).unwrap();
+    let before = blob_names(&cache);
+
+    // A 128 MiB layer, first in its chain to be written: the kill lands while it is copied.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN head -c 134217728 /dev/urandom > /big\nCOPY foo /foo\n",
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bake"))
+        .args(["--root", &scratch.path().join("root").display().to_string()])
+        .args(["--progress=quiet", "--set", &cache_to])
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("BASE", base())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let killed = loop {
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        if blob_names(&cache).iter().any(|n| !before.contains(n)) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break true;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    assert!(killed, "the export finished before the kill could land");
+    assert_eq!(
+        std::fs::read(cache.join("index.json")).unwrap(),
+        index,
+        "index.json is the previous one"
+    );
+    // Every blob under a real name is whole.
+    for name in blob_names(&cache).iter().filter(|n| !n.starts_with('.')) {
+        let output = Command::new("sha256sum")
+            .arg(cache.join("blobs/sha256").join(name))
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&output.stdout).starts_with(name.as_str()));
+    }
+    // A later import reads the previous cache and the build goes on from it.
+    let other = scratch.path().join("q");
+    support::copy_tree(&dir, &other, &["out"]);
+    let imported = bake(
+        &other,
+        &scratch.path().join("root-b"),
+        &[format!("*.cache-from=type=local,src={}", cache.display())],
+    );
+    assert!(
+        imported.stderr.contains("records imported"),
+        "{}",
+        imported.stderr
+    );
+    assert!(!imported.stderr.contains("WARNING"), "{}", imported.stderr);
+    assert!(imported.cached >= 1, "the base came from the cache");
+}
