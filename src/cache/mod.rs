@@ -3,8 +3,11 @@
 //! `buildflags`.
 //!
 //! [`local::LocalCache`] keeps results across runs in the state root; [`gc`] removes what
-//! the budget in buildkitd.toml no longer keeps.
+//! the budget in buildkitd.toml no longer keeps. [`s3::S3Remote`] and [`gha::GhaRemote`] are
+//! [`remote::Remote`]s for `type=s3` and `type=gha`.
 
 pub mod gc;
+pub mod gha;
 pub mod local;
 pub mod remote;
+pub mod s3;
