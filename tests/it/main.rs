@@ -8,6 +8,7 @@
 mod architecture;
 mod book;
 mod build;
+mod cache_gha;
 mod cache_s3;
 mod call;
 mod check;

@@ -93,9 +93,9 @@ impl Client {
             self.base,
             percent_encoding::utf8_percent_encode(&keys.join(","), QUERY)
         );
-        let response = self.retrying(&format!("looking up `{}`", keys[0]), || {
-            self.v1_request(self.agent.get(&url)).call()
-        })?;
+        let what = format!("looking up `{}`", keys[0]);
+        let response = self.retrying(&what, || self.v1_request(self.agent.get(&url)).call())?;
+        let response = check(response).map_err(|f| f.into_error().context(&what))?;
         if response.status() == 204 {
             return Ok(None);
         }

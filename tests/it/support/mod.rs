@@ -1,6 +1,7 @@
 //! Shared helpers: copy a fixture into a scratch directory and run the real `bake` binary
 //! there with a clean environment.
 
+pub(crate) mod gha;
 pub(crate) mod moto;
 pub(crate) mod registry;
 
