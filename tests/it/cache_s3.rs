@@ -40,8 +40,8 @@ fn no_env(_: &str) -> Option<String> {
     None
 }
 
-/// Every key in the bucket, listed by an independent client.
-fn list(moto: &Moto) -> Vec<String> {
+/// An independent client for the bucket and a runtime to drive it.
+fn client(moto: &Moto) -> (object_store::aws::AmazonS3, tokio::runtime::Runtime) {
     let store = object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(&moto.bucket)
         .with_region("us-east-1")
@@ -55,6 +55,12 @@ fn list(moto: &Moto) -> Vec<String> {
         .enable_all()
         .build()
         .unwrap();
+    (store, runtime)
+}
+
+/// Every key in the bucket, listed by an independent client.
+fn list(moto: &Moto) -> Vec<String> {
+    let (store, runtime) = client(moto);
     let mut keys: Vec<String> = runtime.block_on(async {
         store
             .list(None)
@@ -147,6 +153,33 @@ fn s3_stores_blobs_and_replaces_manifests_in_buildkits_layout() {
     assert_eq!(
         same.get_manifest("main").unwrap().unwrap().1,
         b"{\"second\":2}"
+    );
+}
+
+#[test]
+fn s3_blobs_older_than_touch_refresh_are_refreshed_on_export() {
+    use object_store::ObjectStoreExt as _;
+    let Some(moto) = Moto::start() else { return };
+    let remote = S3Remote::from_attrs(&keyed(&moto, &[("touch_refresh", "1s")]), &no_env).unwrap();
+    let digest = Digest::of(b"old layer");
+    remote
+        .put_blob(&digest, "", 9, &mut &b"old layer"[..])
+        .unwrap();
+    let (store, runtime) = client(&moto);
+    let path = object_store::path::Path::parse(remote.blob_key(&digest)).unwrap();
+    let before = runtime.block_on(store.head(&path)).unwrap().last_modified;
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(remote.has_blob(&digest).unwrap());
+    let after = runtime.block_on(store.head(&path)).unwrap().last_modified;
+    assert!(after > before, "{before} -> {after}");
+    assert_eq!(
+        &read_all(remote.get_blob(&digest).unwrap().unwrap()),
+        b"old layer"
+    );
+    assert_eq!(
+        list(&moto),
+        [remote.blob_key(&digest)],
+        "no scratch copy is left"
     );
 }
 
