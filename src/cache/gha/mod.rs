@@ -257,6 +257,14 @@ impl GhaRemote {
         })
     }
 
+    /// The manifest names this entry reads and writes: its `scope` (as [`S3Remote::names`]
+    /// gives the `name`s of an S3 entry).
+    ///
+    /// [`S3Remote::names`]: crate::cache::s3::S3Remote::names
+    pub fn names(&self) -> &[String] {
+        std::slice::from_ref(&self.options.scope)
+    }
+
     /// The cache key of blob `digest`.
     pub fn blob_key(digest: &Digest) -> String {
         format!("buildkit-blob-1-{digest}")
@@ -534,6 +542,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(remote.write_scope(), "refs/heads/pr");
+        assert_eq!(remote.names(), ["app"]);
         let digest = Digest::of(b"x");
         assert_eq!(
             GhaRemote::blob_key(&digest),
