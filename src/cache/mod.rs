@@ -7,14 +7,17 @@
 //! [`backend::Backend`] on a [`remote::Remote`] ([`local_layout`], [`registry`]); the
 //! [`format`] is BuildKit's cache config; [`import`] reads records before a solve and
 //! [`layered::Layered`] serves them to it; [`export`] writes them after.
+//! [`s3::S3Remote`] and [`gha::GhaRemote`] are the `Remote`s for `type=s3` and `type=gha`.
 
 pub mod backend;
 pub mod export;
 pub mod format;
 pub mod gc;
+pub mod gha;
 pub mod import;
 pub mod layered;
 pub mod local;
 pub mod local_layout;
 pub mod registry;
 pub mod remote;
+pub mod s3;

@@ -9,6 +9,8 @@ mod architecture;
 mod book;
 mod build;
 mod cache_export;
+mod cache_gha;
+mod cache_s3;
 mod call;
 mod check;
 mod config;

@@ -1,8 +1,10 @@
 //! Shared helpers: copy a fixture into a scratch directory and run the real `bake` binary
 //! there with a clean environment.
 
+pub(crate) mod gha;
 pub(crate) mod git;
 pub(crate) mod http;
+pub(crate) mod moto;
 pub(crate) mod registry;
 
 use std::path::{Path, PathBuf};
