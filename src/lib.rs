@@ -70,6 +70,7 @@ pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod registry;
+pub mod remote;
 pub mod snapshot;
 pub mod solver;
 pub mod source;

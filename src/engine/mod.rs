@@ -12,6 +12,7 @@ mod export;
 pub mod gc;
 pub mod layers;
 mod lower;
+pub mod remote;
 mod request;
 mod resolver;
 mod session;

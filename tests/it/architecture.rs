@@ -54,8 +54,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "remote",
+        &[
+            "plan",
+            "buildflags",
+            "source",
+            "registry",
+            "oci",
+            "platform",
+            "progress",
+            "diag",
+        ],
+    ),
+    (
         "engine",
         &[
+            "remote",
             "plan",
             "frontend",
             "graph",
