@@ -268,7 +268,7 @@ fn check_parents(dest: &Path, path: &Path) -> Result<(), Status> {
     Ok(())
 }
 
-/// Receives an exported tree into `dest` (which exists and is empty): reads every stat,
+/// Receives an exported tree into `dest` (created here, empty): reads every stat,
 /// creates directories and symlinks, asks for each file's content in turn, then ends the
 /// transfer. Runs on a blocking thread (it writes files).
 // Compat: fsutil receive.go, the side buildx runs for `type=local`.
@@ -296,6 +296,7 @@ pub(crate) fn receive_dir(
             _ => {}
         }
     }
+    std::fs::create_dir_all(dest).map_err(status)?;
     let root = rustix::process::geteuid().is_root();
     let mut directories = Vec::new();
     for (index, stat) in stats.iter().enumerate() {

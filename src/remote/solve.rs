@@ -435,81 +435,81 @@ impl Job {
 }
 
 /// Where an export is received before it is moved to its destination, so a failed build
-/// never leaves a half-written output.
+/// never leaves a half-written output. The staging path is next to the destination (one
+/// rename moves it) and is created only when the daemon starts sending: the context may
+/// hold the destination, and is read before the export begins.
 struct Staging {
-    /// The temp directory holding the staged export.
-    temp: Option<tempfile::TempDir>,
+    /// The staged export's path (not created yet); removed on drop if still there.
+    staged: Option<PathBuf>,
+    /// The destination, and whether it is a directory.
     destination: Option<(PathBuf, bool)>,
+    /// Stdout's staging directory (`dest=-`).
+    _temp: Option<tempfile::TempDir>,
     stdout: bool,
 }
 
 impl Staging {
     fn new(target: &str, destination: Option<&Destination>) -> Result<Self> {
-        let temp_in = |parent: &Path| {
-            std::fs::create_dir_all(parent)
-                .and_then(|()| {
-                    tempfile::Builder::new()
-                        .prefix(".bake-export-")
-                        .tempdir_in(parent)
-                })
-                .map_err(|source| Error::Export {
-                    target: target.to_owned(),
-                    path: parent.to_owned(),
-                    source,
-                })
-        };
-        let parent_of = |path: &Path| {
-            path.parent()
+        let beside = |dest: &Path| {
+            let parent = dest
+                .parent()
                 .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_owned)
+                .map_or_else(|| PathBuf::from("."), Path::to_owned);
+            std::fs::create_dir_all(&parent).map_err(|source| Error::Export {
+                target: target.to_owned(),
+                path: parent.clone(),
+                source,
+            })?;
+            Ok::<_, Error>(parent.join(format!(".bake-export-{}", uuid::Uuid::new_v4().simple())))
+        };
+        let none = || Self {
+            staged: None,
+            destination: None,
+            _temp: None,
+            stdout: false,
         };
         Ok(match destination {
-            None | Some(Destination::None) => Self {
-                temp: None,
-                destination: None,
-                stdout: false,
-            },
+            None | Some(Destination::None) => none(),
             Some(Destination::Directory(dest)) => Self {
-                temp: Some(temp_in(&parent_of(dest))?),
+                staged: Some(beside(dest)?),
                 destination: Some((dest.clone(), true)),
+                _temp: None,
                 stdout: false,
             },
             Some(Destination::File(dest)) => Self {
-                temp: Some(temp_in(&parent_of(dest))?),
+                staged: Some(beside(dest)?),
                 destination: Some((dest.clone(), false)),
+                _temp: None,
                 stdout: false,
             },
-            Some(Destination::Stdout) => Self {
-                temp: Some(tempfile::tempdir().map_err(|source| Error::Export {
+            Some(Destination::Stdout) => {
+                let temp = tempfile::tempdir().map_err(|source| Error::Export {
                     target: target.to_owned(),
                     path: std::env::temp_dir(),
                     source,
-                })?),
-                destination: None,
-                stdout: true,
-            },
+                })?;
+                Self {
+                    staged: Some(temp.path().join("out")),
+                    destination: None,
+                    _temp: Some(temp),
+                    stdout: true,
+                }
+            }
         })
-    }
-
-    fn staged(&self) -> Option<PathBuf> {
-        self.temp.as_ref().map(|t| t.path().join("out"))
     }
 
     /// What the session writes into.
     fn target(&self) -> Option<ExportTarget> {
-        let staged = self.staged()?;
-        match &self.destination {
-            Some((_, true)) => {
-                let _ = std::fs::create_dir(&staged);
-                Some(ExportTarget::Directory(staged))
-            }
-            _ => Some(ExportTarget::File(staged)),
-        }
+        let staged = self.staged.clone()?;
+        Some(match &self.destination {
+            Some((_, true)) => ExportTarget::Directory(staged),
+            _ => ExportTarget::File(staged),
+        })
     }
 
     /// Moves the staged export into place; returns the bytes for stdout.
-    fn finish(self, target: &str) -> Result<Option<Vec<u8>>> {
-        let Some(staged) = self.staged() else {
+    fn finish(mut self, target: &str) -> Result<Option<Vec<u8>>> {
+        let Some(staged) = self.staged.take() else {
             return Ok(None);
         };
         let fail = |path: &Path| {
@@ -524,13 +524,25 @@ impl Staging {
             return std::fs::read(&staged).map(Some).map_err(fail(&staged));
         }
         if let Some((dest, is_dir)) = &self.destination {
-            if *is_dir {
-                merge(&staged, dest).map_err(fail(dest))?;
+            let moved = if *is_dir {
+                merge(&staged, dest)
             } else {
-                std::fs::rename(&staged, dest).map_err(fail(dest))?;
+                std::fs::rename(&staged, dest)
+            };
+            if let Err(error) = moved {
+                self.staged = Some(staged);
+                return Err(fail(dest)(error));
             }
         }
         Ok(None)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(staged) = &self.staged {
+            let _ = std::fs::remove_dir_all(staged).or_else(|_| std::fs::remove_file(staged));
+        }
     }
 }
 
@@ -562,7 +574,8 @@ fn merge(from: &Path, to: &Path) -> std::io::Result<()> {
             std::fs::rename(&source, &dest)?;
         }
     }
-    Ok(())
+    // Everything below `from` has moved: the emptied directory goes too.
+    std::fs::remove_dir(from)
 }
 
 #[cfg(test)]
@@ -584,5 +597,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(to.join("sub/new")).unwrap(), "new");
         assert_eq!(std::fs::read_to_string(to.join("sub/old")).unwrap(), "old");
         assert_eq!(std::fs::read_to_string(to.join("same")).unwrap(), "fresh");
+        assert!(!from.exists(), "nothing is left behind");
     }
 }
