@@ -34,7 +34,7 @@
 //! | 2 front ends | [`bake`] → [`plan`]; [`frontend`] |
 //! | 2 storage | [`content`] → [`snapshot`], [`registry`]; [`executor`] |
 //! | 3 engine core | [`solver`] |
-//! | 4 back ends | [`source`] → [`ops`]; [`cache`], [`exporter`] |
+//! | 4 back ends | [`source`] → [`ops`]; [`cache`], [`exporter`], [`remote`] |
 //! | 5 wiring | [`engine`] → [`cli`] → `main.rs` |
 //!
 //! 1. `bake::load` turns bake files into `bake::Resolved` targets; `bake::print` renders
@@ -42,7 +42,9 @@
 //! 2. [`plan::plan`] turns them into one [`plan::BuildRequest`] per target and platform.
 //! 3. [`frontend::dockerfile`] lowers a Dockerfile to a `graph::Definition`.
 //! 4. [`engine`] runs the definitions: the [`solver`] schedules their vertices through
-//!    [`ops`], and [`exporter`] writes the results.
+//!    [`ops`], and [`exporter`] writes the results. With `--builder`, [`remote`] sends the
+//!    same build requests to a BuildKit daemon instead, and its progress comes back as the
+//!    same events.
 //!
 //! The OCI image documents (descriptors, manifests, indexes, the image config, media types
 //! and choosing an index entry for a platform) live only in [`oci`]: registry pulls,
@@ -70,6 +72,7 @@ pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod registry;
+pub mod remote;
 pub mod snapshot;
 pub mod solver;
 pub mod source;

@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser};
     version,
     about,
     long_about = None,
-    after_help = "Commands:\n  bake debug graph TARGET   the build graph a target lowers to (JSON)\n  bake debug plan [TARGET]  the build requests, one per target and platform (JSON)\n  bake debug workers        the platforms this host builds for, and how\n  bake setup emulation      register QEMU binfmt_misc handlers (root; --arch, --uninstall)\n\nA target named `debug` or `setup` is built with `bake -- debug`."
+    after_help = "Commands:\n  bake debug graph TARGET   the build graph a target lowers to (JSON)\n  bake debug plan [TARGET]  the build requests, one per target and platform (JSON)\n  bake debug workers        the platforms this host builds for, and how\n  bake debug builders       the BuildKit builders bake can use, and what they answer\n  bake setup emulation      register QEMU binfmt_misc handlers (root; --arch, --uninstall)\n\nA target named `debug` or `setup` is built with `bake -- debug`."
 )]
 pub struct Args {
     /// Targets or groups to build (default: `default`); globs like 'app-*' match names. A
@@ -84,8 +84,11 @@ pub struct Args {
     #[arg(long, value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
 
-    /// Accepted for buildx compatibility; bake has no builder instances.
-    #[arg(long, value_name = "NAME", hide = true)]
+    /// Build on a BuildKit daemon: a buildx builder instance (from `$BUILDX_CONFIG` or
+    /// `~/.docker/buildx`), `default` (the Docker engine), or an endpoint
+    /// (`unix:///run/buildkit/buildkitd.sock`, `tcp://host:1234`, `docker://`). Default:
+    /// `BUILDX_BUILDER`, else buildx's current builder, else bake's own in-process solver.
+    #[arg(long, value_name = "NAME")]
     pub builder: Option<String>,
 
     /// State directory (snapshots, content store, cache). Default: `root` from the config

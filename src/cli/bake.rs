@@ -199,10 +199,21 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
             failed,
         });
     }
-    for warning in ignored(args, &resolved) {
+    let selection = crate::engine::remote::select(
+        args.builder.as_deref(),
+        &crate::engine::remote::Environment::from_process(),
+    )?;
+    let remote = match selection {
+        crate::engine::remote::Selection::Embedded => None,
+        crate::engine::remote::Selection::Remote(builder, _) => Some(builder),
+    };
+    for warning in ignored(args, &resolved, remote.is_some()) {
         warn(&warning);
     }
-    build(args, &plan, &inputs)
+    match remote {
+        Some(builder) => build_remote(args, &plan, &builder),
+        None => build(args, &plan, &inputs),
+    }
 }
 
 /// How long a cancelled build may take to stop (kill its containers, clean up) before bake
@@ -248,14 +259,10 @@ fn cancel_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 type IgnoredAttribute = (&'static str, &'static str, fn(&bake::model::Target) -> bool);
 
 /// What the build accepts but does not act on, one line per flag or attribute with the
-/// targets that set it: nothing accepted is silently dropped.
-fn ignored(args: &Args, resolved: &bake::Resolved) -> Vec<String> {
+/// targets that set it: nothing accepted is silently dropped. A remote build passes
+/// `cache-from`, `cache-to` and `network` on to the daemon.
+fn ignored(args: &Args, resolved: &bake::Resolved, remote: bool) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(builder) = &args.builder {
-        out.push(format!(
-            "`--builder {builder}` is ignored: bake builds with its own embedded solver"
-        ));
-    }
     if !args.allow.is_empty() {
         out.push(format!(
             "`--allow {}` is ignored: bake does not enforce entitlements",
@@ -301,6 +308,9 @@ fn ignored(args: &Args, resolved: &bake::Resolved) -> Vec<String> {
         ),
     ];
     for (attribute, why, set) in checks {
+        if remote && matches!(attribute, "cache-from" | "cache-to" | "network") {
+            continue;
+        }
         let targets: Vec<String> = resolved
             .targets
             .iter()
@@ -393,8 +403,38 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
     if let Err(error) = crate::engine::gc::collect_garbage(&root, &config.worker.gc) {
         warn(&error.to_string());
     }
+    write_metadata(args, &reports)?;
+    Ok(Output {
+        stdout: None,
+        failed: lost,
+    })
+}
+
+/// Builds every target on a BuildKit daemon, with the same progress views and metadata.
+fn build_remote(
+    args: &Args,
+    plan: &plan::Plan,
+    builder: &crate::engine::remote::Builder,
+) -> miette::Result<Output> {
+    let cancel = cancel_on_interrupt();
+    let printer =
+        crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?)
+            .with_cancel(cancel.clone());
+    let reports =
+        crate::engine::remote::build(plan, builder, &printer, &cancel, &mut std::io::stdout());
+    let lost = printer.lost();
+    drop(printer);
+    write_metadata(args, &reports?)?;
+    Ok(Output {
+        stdout: None,
+        failed: lost,
+    })
+}
+
+/// Warns about targets without output and writes `--metadata-file`.
+fn write_metadata(args: &Args, reports: &[crate::engine::BuildReport]) -> miette::Result<()> {
     let mut metadata = serde_json::Map::new();
-    for report in &reports {
+    for report in reports {
         for warning in &report.warnings {
             warn(warning);
         }
@@ -419,8 +459,5 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             ))
         })?;
     }
-    Ok(Output {
-        stdout: None,
-        failed: lost,
-    })
+    Ok(())
 }

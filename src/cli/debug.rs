@@ -27,6 +27,13 @@ enum DebugCommand {
     /// List the platforms this host builds for and how their RUN steps run (native, a
     /// binfmt_misc handler, QEMU started for the first process only, or unavailable).
     Workers,
+    /// List the BuildKit builders bake can use (buildx's store, `default`, `--builder`),
+    /// which one a build would take, and what each node answers.
+    Builders {
+        /// Also show this builder or endpoint (as `--builder` takes it).
+        #[arg(long, value_name = "NAME")]
+        builder: Option<String>,
+    },
 }
 
 /// Runs a `bake debug` subcommand.
@@ -35,6 +42,7 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
         DebugCommand::Graph(a) => (a, true),
         DebugCommand::Plan(a) => (a, false),
         DebugCommand::Workers => return Ok(workers()),
+        DebugCommand::Builders { builder } => return builders(builder.as_deref()),
     };
     let cwd = current_dir()?;
     let inputs = inputs(bake_args, &cwd, &call_spec(bake_args)?)?;
@@ -99,4 +107,109 @@ fn workers() -> Output {
         stdout: Some(text),
         failed: false,
     }
+}
+
+/// `bake debug builders`: every builder in buildx's store plus `default` (and `--builder`
+/// when it names an endpoint), the one a build would use marked `*`, each node with its
+/// platforms and BuildKit version as the daemon reports them, like `docker buildx ls`.
+fn builders(flag: Option<&str>) -> miette::Result<Output> {
+    use crate::engine::remote::{self, Selection};
+    let environment = remote::Environment::from_process();
+    let selected = match remote::select(flag, &environment)? {
+        Selection::Embedded => None,
+        Selection::Remote(builder, _) => Some(builder),
+    };
+    let mut builders: Vec<(String, Result<remote::Builder, String>)> =
+        remote::instances(&environment)?
+            .into_iter()
+            .map(|(name, builder)| (name, builder.map_err(|e| e.to_string())))
+            .collect();
+    if !builders
+        .iter()
+        .any(|(name, _)| name == remote::DEFAULT_BUILDER)
+    {
+        let default =
+            remote::resolve(remote::DEFAULT_BUILDER, &environment).map_err(|e| e.to_string());
+        builders.push((remote::DEFAULT_BUILDER.to_owned(), default));
+    }
+    if let Some(builder) = &selected
+        && !builders.iter().any(|(name, _)| *name == builder.name)
+    {
+        builders.push((builder.name.clone(), Ok(builder.clone())));
+    }
+    let mut text = String::from("NAME/NODE\tDRIVER/ENDPOINT\tSTATUS\tBUILDKIT\tPLATFORMS\n");
+    let mark = |name: &str| {
+        if selected.as_ref().is_some_and(|b| b.name == name) {
+            " *"
+        } else {
+            ""
+        }
+    };
+    text.push_str(&format!(
+        "(embedded){}\tbake\trunning\t-\t{}\n",
+        if selected.is_none() { " *" } else { "" },
+        crate::engine::settings::worker_platforms()
+            .iter()
+            .map(|w| w.platform.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for (name, builder) in &builders {
+        match builder {
+            Err(error) => text.push_str(&format!("{name}{}\t-\terror: {error}\t\t\n", mark(name))),
+            Ok(builder) => {
+                text.push_str(&format!("{name}{}\t{}\t\t\t\n", mark(name), builder.driver));
+                for node in remote::inspect(builder)? {
+                    let (status, version, platforms) = match &node.answer {
+                        Ok((platforms, version)) => (
+                            "running".to_owned(),
+                            version.clone().unwrap_or_else(|| "-".to_owned()),
+                            platforms
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ),
+                        Err(error) => (format!("error: {error}"), "-".to_owned(), String::new()),
+                    };
+                    text.push_str(&format!(
+                        "  \\_ {}\t{}\t{status}\t{version}\t{platforms}\n",
+                        node.name, node.address
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Output {
+        stdout: Some(align(&text)),
+        failed: false,
+    })
+}
+
+/// Aligns tab-separated columns with three spaces between them.
+fn align(text: &str) -> String {
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    let mut widths = Vec::new();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let last = row.len().saturating_sub(1);
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+            }
+        }
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        out.push('\n');
+    }
+    out
 }

@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod gc;
 pub mod layers;
 mod lower;
+pub mod remote;
 mod request;
 mod resolver;
 mod session;

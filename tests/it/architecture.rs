@@ -65,8 +65,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "remote",
+        &[
+            "plan",
+            "buildflags",
+            "source",
+            "registry",
+            "oci",
+            "platform",
+            "progress",
+            "diag",
+        ],
+    ),
+    (
         "engine",
         &[
+            "remote",
             "plan",
             "frontend",
             "graph",

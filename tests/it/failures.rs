@@ -271,8 +271,6 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
     let args: Vec<String> = [
         "--root",
         &scratch.path().join("state").display().to_string(),
-        "--builder",
-        "mybuilder",
         "app",
     ]
     .iter()
@@ -282,7 +280,6 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     for needle in [
-        "WARNING: `--builder mybuilder` is ignored",
         "WARNING: `cache-to` attribute `reset` of target `app` (`type=local`) is ignored",
         "WARNING: cache-from `type=local,src=",
         "cache` was not imported: no cache manifest `latest`",

@@ -39,6 +39,7 @@ mod registry;
 mod registry_build;
 mod registry_errors;
 mod registry_push;
+mod remote_build;
 mod schema;
 mod signals;
 mod solver;

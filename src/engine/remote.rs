@@ -1,0 +1,38 @@
+//! The choice between the embedded solver and a BuildKit daemon: builder selection is
+//! `remote`'s, and a remote build's reports become the same [`BuildReport`]s the embedded
+//! build returns. Part of `engine`.
+
+use std::sync::atomic::AtomicBool;
+
+use crate::engine::export::BuildReport;
+use crate::plan::Plan;
+use crate::progress::Sink;
+
+pub use crate::remote::builder::{DEFAULT_BUILDER, instances, resolve};
+pub use crate::remote::{
+    Builder, Driver, Environment, Error, NodeStatus, Origin, Selection, inspect,
+};
+
+/// Chooses the builder for `--builder` (see [`crate::remote::builder::select`]).
+pub fn select(flag: Option<&str>, environment: &Environment) -> Result<Selection, Error> {
+    crate::remote::builder::select(flag, environment)
+}
+
+/// Builds `plan` on `builder`; an output to `-` goes to `stdout`.
+pub fn build(
+    plan: &Plan,
+    builder: &Builder,
+    sink: &dyn Sink,
+    cancel: &AtomicBool,
+    stdout: &mut dyn std::io::Write,
+) -> Result<Vec<BuildReport>, Error> {
+    Ok(crate::remote::build(plan, builder, sink, cancel, stdout)?
+        .into_iter()
+        .map(|report| BuildReport {
+            target: report.target,
+            metadata: report.metadata,
+            cache_only: report.cache_only,
+            warnings: Vec::new(),
+        })
+        .collect())
+}

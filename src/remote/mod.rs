@@ -1,0 +1,350 @@
+//! A BuildKit daemon as the back end: builder selection (buildx's builder store, direct
+//! endpoints), the `remote` (buildkitd over unix/TCP, TLS) and `docker` (the engine's
+//! `/grpc` and `/session`) drivers, the control-API client (`ListWorkers`, `Info`, `Solve`,
+//! `Status`) and the session services the daemon calls back (file sync, exports, auth).
+//! Layer 4, the alternative to `solver`/`ops`: the same [`BuildRequest`]s go to the daemon
+//! and its progress comes back as the same [`crate::progress::Event`]s.
+//!
+//! May import `plan`, `buildflags`, `source` (the context walk), `registry`, `oci`,
+//! `platform`, `progress`, `diag`; never `solver`, `ops`, `executor` or `snapshot`.
+//! gRPC needs an async runtime: this module starts one per build and keeps every task inside
+//! it, so the rest of bake stays synchronous.
+
+pub mod builder;
+mod control;
+mod error;
+mod filesync;
+mod proto;
+mod session;
+mod solve;
+mod status;
+mod transport;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use base64::Engine as _;
+
+use crate::plan::{BuildRequest, Call, Plan};
+use crate::platform::Platform;
+use crate::progress::{Event, Sink};
+
+pub use self::builder::{Builder, Driver, Environment, Origin, Selection};
+pub use self::error::{Error, Result};
+
+use self::control::Control;
+use self::transport::Dialer;
+
+/// What one target's remote build produced.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The target.
+    pub target: String,
+    /// The exporter responses, decoded as buildx decodes them for `--metadata-file`.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Whether the target had no output.
+    pub cache_only: bool,
+}
+
+/// What a node says about itself, for `bake debug builders`.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// The node's name.
+    pub name: String,
+    /// Its address.
+    pub address: String,
+    /// Its workers' platforms and BuildKit version, or why it could not be asked.
+    pub answer: std::result::Result<(Vec<Platform>, Option<String>), String>,
+}
+
+/// Forwards events from the runtime's tasks to the caller's thread.
+struct ChannelSink(tokio::sync::mpsc::UnboundedSender<Event>);
+
+impl Sink for ChannelSink {
+    fn event(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+/// A connected node.
+#[derive(Clone)]
+struct Connected {
+    control: Control,
+    dialer: Dialer,
+    platforms: Vec<Platform>,
+}
+
+async fn connect(builder: &Builder, node: &builder::Node) -> Result<Connected> {
+    let dialer = Dialer::new(&builder.name, builder.driver, node)?;
+    let channel = dialer.channel(&builder.name).await?;
+    let mut control = Control::new(channel);
+    let platforms = if node.platforms.is_empty() {
+        let workers = control.list_workers().await.map_err(|status| Error::Call {
+            builder: builder.name.clone(),
+            call: "ListWorkers",
+            message: status.message().to_owned(),
+        })?;
+        worker_platforms(&workers)
+    } else {
+        node.platforms.clone()
+    };
+    Ok(Connected {
+        control,
+        dialer,
+        platforms,
+    })
+}
+
+fn worker_platforms(workers: &[proto::WorkerRecord]) -> Vec<Platform> {
+    let mut out: Vec<Platform> = Vec::new();
+    for worker in workers {
+        for platform in &worker.platforms {
+            let platform = Platform {
+                os: platform.os.clone(),
+                architecture: platform.architecture.clone(),
+                variant: Some(platform.variant.clone()).filter(|v| !v.is_empty()),
+            };
+            if !out.contains(&platform) {
+                out.push(platform);
+            }
+        }
+    }
+    out
+}
+
+/// Asks every node of `builder` for its workers and version.
+pub fn inspect(builder: &Builder) -> Result<Vec<NodeStatus>> {
+    let runtime = runtime()?;
+    Ok(builder
+        .nodes
+        .iter()
+        .map(|node| {
+            let answer = runtime.block_on(async {
+                let probe = async {
+                    let mut connected = connect(builder, node).await?;
+                    let version = connected.control.info().await.ok().flatten();
+                    Ok::<_, Error>((
+                        connected.platforms,
+                        version.map(|v| v.version).filter(|v| !v.is_empty()),
+                    ))
+                };
+                match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
+                    Ok(result) => result.map_err(|e| error_chain(&e)),
+                    Err(_) => Err("no answer within 10s".to_owned()),
+                }
+            });
+            NodeStatus {
+                name: node.name.clone(),
+                address: node.address.to_string(),
+                answer,
+            }
+        })
+        .collect())
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Builds every `build` request of `plan` on `builder`, all targets at once; the first
+/// failure cancels the others. Progress goes to `sink`; an output to `-` to `stdout`.
+pub fn build(
+    plan: &Plan,
+    builder: &Builder,
+    sink: &dyn Sink,
+    cancel: &AtomicBool,
+    stdout: &mut dyn Write,
+) -> Result<Vec<Report>> {
+    let runtime = runtime()?;
+    let mut groups: BTreeMap<String, Vec<BuildRequest>> = BTreeMap::new();
+    for request in plan.requests.iter().filter(|r| r.call == Call::Build) {
+        groups
+            .entry(request.target.clone())
+            .or_default()
+            .push(request.clone());
+    }
+    let outcomes = runtime.block_on(run(builder, groups, sink, cancel))?;
+    let mut reports = Vec::new();
+    for (target, outcomes, cache_only) in outcomes {
+        let mut metadata = BTreeMap::new();
+        for outcome in outcomes {
+            for (key, value) in outcome.response {
+                metadata.insert(key, decode_response(&value));
+            }
+            if let Some(bytes) = outcome.stdout {
+                stdout.write_all(&bytes).map_err(|source| Error::Export {
+                    target: target.clone(),
+                    path: "-".into(),
+                    source,
+                })?;
+            }
+        }
+        reports.push(Report {
+            target,
+            metadata,
+            cache_only,
+        });
+    }
+    Ok(reports)
+}
+
+/// A target's outcomes, and whether it had no output.
+type TargetOutcome = (String, Vec<solve::Outcome>, bool);
+
+async fn run(
+    builder: &Builder,
+    groups: BTreeMap<String, Vec<BuildRequest>>,
+    sink: &dyn Sink,
+    cancel: &AtomicBool,
+) -> Result<Vec<TargetOutcome>> {
+    let mut nodes: Vec<Option<Connected>> = vec![None; builder.nodes.len()];
+    nodes[0] = Some(connect(builder, &builder.nodes[0]).await?);
+    let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let forward: Arc<dyn Sink> = Arc::new(ChannelSink(sender));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (target, requests) in groups {
+        let index = route(builder, &mut nodes, &requests).await?;
+        let node = nodes[index]
+            .clone()
+            .expect("route connects the node it returns");
+        let cache_only = requests[0].outputs.is_empty();
+        let job = solve::Job {
+            requests,
+            builder: builder.name.clone(),
+            driver: builder.driver,
+            control: node.control,
+            dialer: node.dialer,
+        };
+        let sink = forward.clone();
+        tasks.spawn(async move {
+            job.run(sink)
+                .await
+                .map(|outcomes| (target, outcomes, cache_only))
+        });
+    }
+    drop(forward);
+    let mut done = Vec::new();
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            Some(event) = events.recv() => sink.event(event),
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { break };
+                match joined {
+                    Ok(Ok(outcome)) => done.push(outcome),
+                    Ok(Err(error)) => {
+                        tasks.abort_all();
+                        while let Ok(event) = events.try_recv() {
+                            sink.event(event);
+                        }
+                        return Err(error);
+                    }
+                    Err(join) => {
+                        tasks.abort_all();
+                        return Err(Error::Solve {
+                            target: String::new(),
+                            message: join.to_string(),
+                        });
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                if cancel.load(Ordering::SeqCst) {
+                    tasks.abort_all();
+                    return Err(Error::Cancelled);
+                }
+            }
+        }
+    }
+    while let Ok(event) = events.try_recv() {
+        sink.event(event);
+    }
+    done.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(done)
+}
+
+/// Picks the node for a target's platforms: the first node that lists all of them (as
+/// buildx routes each platform to a node that has it), else the first node.
+async fn route(
+    builder: &Builder,
+    nodes: &mut [Option<Connected>],
+    requests: &[BuildRequest],
+) -> Result<usize> {
+    let wanted: Vec<Platform> = requests
+        .iter()
+        .filter_map(|r| r.platform.clone())
+        .map(Platform::normalize)
+        .collect();
+    if wanted.is_empty() || builder.nodes.len() == 1 {
+        return Ok(0);
+    }
+    for (index, node) in builder.nodes.iter().enumerate() {
+        let listed: Vec<Platform> = if node.platforms.is_empty() {
+            if nodes[index].is_none() {
+                match connect(builder, node).await {
+                    Ok(connected) => nodes[index] = Some(connected),
+                    Err(_) => continue,
+                }
+            }
+            nodes[index]
+                .as_ref()
+                .map(|n| n.platforms.clone())
+                .unwrap_or_default()
+        } else {
+            node.platforms.clone()
+        };
+        let listed: Vec<Platform> = listed.into_iter().map(Platform::normalize).collect();
+        if wanted.iter().all(|p| listed.contains(p)) {
+            if nodes[index].is_none() {
+                nodes[index] = Some(connect(builder, node).await?);
+            }
+            return Ok(index);
+        }
+    }
+    Ok(0)
+}
+
+/// An exporter response value as buildx writes it to the metadata file: base64 of a JSON
+/// object becomes that object, anything else stays a string.
+// Compat: buildx build.decodeExporterResponse.
+fn decode_response(value: &str) -> serde_json::Value {
+    base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .filter(|json| json.as_object().is_some_and(|o| !o.is_empty()))
+        .unwrap_or_else(|| serde_json::Value::String(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exporter_response_decodes_only_json_objects() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(r#"{"a":1}"#);
+        assert_eq!(decode_response(&encoded), serde_json::json!({"a": 1}));
+        assert_eq!(
+            decode_response("sha256:abc"),
+            serde_json::Value::String("sha256:abc".into())
+        );
+    }
+}

@@ -1,0 +1,602 @@
+//! One target on a BuildKit daemon: the `dockerfile.v0` solve request buildx would send
+//! (front-end attributes, exporter, cache options), the session it calls back into, the
+//! status stream as progress events, and the export moved into place. Part of `remote`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::buildflags::{CacheEntry, ExportEntry};
+use crate::plan::{BuildRequest, Context, Dockerfile, NamedContext};
+use crate::progress::Sink;
+use crate::remote::builder::Driver;
+use crate::remote::control::Control;
+use crate::remote::error::{Error, Result};
+use crate::remote::proto::{BytesMessage, CacheOptions, CacheOptionsEntry, SolveRequest};
+use crate::remote::session::{ExportTarget, Session};
+use crate::remote::status::Translator;
+use crate::remote::transport::Dialer;
+
+/// One target's build on one node: the requests of its platforms, and the node.
+pub(crate) struct Job {
+    /// The requests (one per platform, same target), built as one multi-platform solve.
+    pub(crate) requests: Vec<BuildRequest>,
+    /// The builder's name, for messages.
+    pub(crate) builder: String,
+    /// The builder's driver (exporter names differ on the engine).
+    pub(crate) driver: Driver,
+    /// The node's client.
+    pub(crate) control: Control,
+    /// How to reach the node again (the engine's `/session`).
+    pub(crate) dialer: Dialer,
+}
+
+/// Where an output's exporter writes on this machine.
+enum Destination {
+    /// Nothing comes back (an image in the daemon or a registry, or cache only).
+    None,
+    /// A directory.
+    Directory(PathBuf),
+    /// A file.
+    File(PathBuf),
+    /// Standard output (`dest=-`).
+    Stdout,
+}
+
+/// The exporter of one output: its BuildKit name, attributes, and destination.
+struct Exporter {
+    name: String,
+    attrs: BTreeMap<String, String>,
+    destination: Destination,
+}
+
+/// What one output of a target produced.
+pub(crate) struct Outcome {
+    /// The exporter response (`containerimage.digest`, ...).
+    pub(crate) response: BTreeMap<String, String>,
+    /// Bytes for stdout (`dest=-`).
+    pub(crate) stdout: Option<Vec<u8>>,
+}
+
+impl Job {
+    fn target(&self) -> &str {
+        &self.requests[0].target
+    }
+
+    fn unsupported(&self, what: impl Into<String>) -> Error {
+        Error::Unsupported {
+            target: self.target().to_owned(),
+            builder: self.builder.clone(),
+            what: what.into(),
+        }
+    }
+
+    /// Builds the target once per output (BuildKit before v0.13 takes one exporter per
+    /// solve; the second solve of the same graph is all cache hits).
+    pub(crate) async fn run(mut self, sink: Arc<dyn Sink>) -> Result<Vec<Outcome>> {
+        let (attrs, directories, _inline) = self.frontend_attrs()?;
+        let cache = self.cache()?;
+        let outputs = self.requests[0].outputs.clone();
+        let exporters: Vec<Option<Exporter>> = if outputs.is_empty() {
+            vec![None]
+        } else {
+            outputs
+                .iter()
+                .map(|entry| self.exporter(entry))
+                .collect::<Result<_>>()?
+        };
+        let mut outcomes = Vec::new();
+        for exporter in exporters {
+            outcomes.push(
+                self.solve(&attrs, &directories, cache.clone(), exporter, sink.clone())
+                    .await?,
+            );
+        }
+        Ok(outcomes)
+    }
+
+    /// The `dockerfile.v0` attributes and the local directories the session serves. The
+    /// temp directory of an inline Dockerfile lives as long as the returned guard.
+    // Compat: buildx build.toSolveOpt (build/opt.go): the same attribute names.
+    #[expect(
+        clippy::type_complexity,
+        reason = "a private triple, named at its one caller"
+    )]
+    fn frontend_attrs(
+        &self,
+    ) -> Result<(
+        BTreeMap<String, String>,
+        BTreeMap<String, PathBuf>,
+        Option<tempfile::TempDir>,
+    )> {
+        let request = &self.requests[0];
+        let mut attrs = BTreeMap::new();
+        let mut directories = BTreeMap::new();
+        let mut inline = None;
+        match &request.context {
+            Context::Local(path) => {
+                directories.insert("context".to_owned(), path.clone());
+            }
+            Context::Remote(url) => {
+                attrs.insert("context".to_owned(), url.clone());
+            }
+        }
+        match &request.dockerfile {
+            Dockerfile::File(path) => {
+                let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
+                let name = path.file_name().map_or_else(
+                    || "Dockerfile".to_owned(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                attrs.insert("filename".to_owned(), name);
+                directories.insert("dockerfile".to_owned(), dir);
+                if matches!(request.context, Context::Remote(_)) {
+                    attrs.insert("dockerfilekey".to_owned(), "dockerfile".to_owned());
+                }
+            }
+            Dockerfile::Inline(text) => {
+                let dir = tempfile::tempdir().map_err(|source| Error::Export {
+                    target: request.target.clone(),
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+                std::fs::write(dir.path().join("Dockerfile"), text).map_err(|source| {
+                    Error::Export {
+                        target: request.target.clone(),
+                        path: dir.path().join("Dockerfile"),
+                        source,
+                    }
+                })?;
+                attrs.insert("filename".to_owned(), "Dockerfile".to_owned());
+                directories.insert("dockerfile".to_owned(), dir.path().to_owned());
+                if matches!(request.context, Context::Remote(_)) {
+                    attrs.insert("dockerfilekey".to_owned(), "dockerfile".to_owned());
+                }
+                inline = Some(dir);
+            }
+            Dockerfile::Remote(path) => {
+                attrs.insert("filename".to_owned(), path.clone());
+            }
+        }
+        if let Some(stage) = &request.stage {
+            attrs.insert("target".to_owned(), stage.clone());
+        }
+        for (name, value) in &request.build_args {
+            attrs.insert(format!("build-arg:{name}"), value.clone());
+        }
+        for (name, value) in &request.labels {
+            attrs.insert(format!("label:{name}"), value.clone());
+        }
+        let platforms: Vec<String> = self
+            .requests
+            .iter()
+            .filter_map(|r| r.platform.as_ref().map(ToString::to_string))
+            .collect();
+        if !platforms.is_empty() {
+            attrs.insert("platform".to_owned(), platforms.join(","));
+        }
+        if request.no_cache {
+            attrs.insert("no-cache".to_owned(), String::new());
+        } else if !request.no_cache_filter.is_empty() {
+            attrs.insert("no-cache".to_owned(), request.no_cache_filter.join(","));
+        }
+        if request.pull {
+            attrs.insert("image-resolve-mode".to_owned(), "pull".to_owned());
+        }
+        if let Some(network) = request.network.as_deref().filter(|n| *n != "default") {
+            attrs.insert("force-network-mode".to_owned(), network.to_owned());
+        }
+        for (name, context) in &request.named_contexts {
+            let value = match context {
+                NamedContext::Local { path } => {
+                    directories.insert(name.clone(), path.clone());
+                    format!("local:{name}")
+                }
+                NamedContext::Image { reference } => format!("docker-image://{reference}"),
+                NamedContext::Remote { url } => url.clone(),
+                NamedContext::OciLayout { .. } => {
+                    return Err(self.unsupported(format!("the `oci-layout://` context `{name}`")));
+                }
+                NamedContext::Target { name: linked } => {
+                    return Err(self.unsupported(format!("the `target:{linked}` context `{name}`")));
+                }
+            };
+            attrs.insert(format!("context:{name}"), value);
+        }
+        if !request.secrets.is_empty() {
+            return Err(self.unsupported("`secret`"));
+        }
+        if !request.ssh.is_empty() {
+            return Err(self.unsupported("`ssh`"));
+        }
+        Ok((attrs, directories, inline))
+    }
+
+    fn cache(&self) -> Result<CacheOptions> {
+        let request = &self.requests[0];
+        let entry = |entry: &CacheEntry| -> Result<CacheOptionsEntry> {
+            if entry.kind == "local" {
+                return Err(self.unsupported("a `type=local` cache"));
+            }
+            Ok(CacheOptionsEntry {
+                r#type: entry.kind.clone(),
+                attrs: entry.attrs.clone(),
+            })
+        };
+        Ok(CacheOptions {
+            imports: request
+                .cache_from
+                .iter()
+                .map(entry)
+                .collect::<Result<_>>()?,
+            exports: request.cache_to.iter().map(entry).collect::<Result<_>>()?,
+        })
+    }
+
+    /// The exporter for one output.
+    // Compat: buildx build.toSolveOpt: `docker` without `dest` on the engine is its `moby`
+    // exporter, as are `image`/`registry`; `registry` is `image` with `push=true`.
+    fn exporter(&self, entry: &ExportEntry) -> Result<Option<Exporter>> {
+        let mut attrs = entry.attrs.clone();
+        let tags = self.requests[0].tags.join(",");
+        let named = |attrs: &mut BTreeMap<String, String>| {
+            if !attrs.contains_key("name") && !tags.is_empty() {
+                attrs.insert("name".to_owned(), tags.clone());
+            }
+        };
+        let file = |dest: &str| {
+            if dest == "-" {
+                Destination::Stdout
+            } else {
+                Destination::File(PathBuf::from(dest))
+            }
+        };
+        let (name, destination) = match (entry.kind.as_str(), entry.destination.as_str()) {
+            ("cacheonly", _) => return Ok(None),
+            ("local", "") | ("tar", "") => {
+                return Err(self.unsupported(format!("`type={}` without `dest`", entry.kind)));
+            }
+            ("local", dest) => ("local", Destination::Directory(PathBuf::from(dest))),
+            ("tar", dest) => ("tar", file(dest)),
+            ("oci", "") => return Err(self.unsupported("`type=oci` without `dest`")),
+            ("oci", dest) => {
+                named(&mut attrs);
+                ("oci", file(dest))
+            }
+            ("docker", "") if self.driver == Driver::Docker => {
+                named(&mut attrs);
+                ("moby", Destination::None)
+            }
+            ("docker", "") => {
+                return Err(self.unsupported("`--load` (`type=docker` without `dest`)"));
+            }
+            ("docker", dest) => {
+                named(&mut attrs);
+                ("docker", file(dest))
+            }
+            ("image" | "registry", _) => {
+                named(&mut attrs);
+                if entry.kind == "registry" {
+                    attrs.insert("push".to_owned(), "true".to_owned());
+                }
+                let name = if self.driver == Driver::Docker {
+                    "moby"
+                } else {
+                    "image"
+                };
+                (name, Destination::None)
+            }
+            (other, _) => return Err(self.unsupported(format!("`type={other}` outputs"))),
+        };
+        Ok(Some(Exporter {
+            name: name.to_owned(),
+            attrs,
+            destination,
+        }))
+    }
+
+    /// One solve: session up, status streaming, solve, export moved into place.
+    async fn solve(
+        &mut self,
+        attrs: &BTreeMap<String, String>,
+        directories: &BTreeMap<String, PathBuf>,
+        cache: CacheOptions,
+        exporter: Option<Exporter>,
+        sink: Arc<dyn Sink>,
+    ) -> Result<Outcome> {
+        let target = self.target().to_owned();
+        let staging = Staging::new(&target, exporter.as_ref().map(|e| &e.destination))?;
+        let session = Arc::new(Session {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            directories: directories.clone(),
+            export: staging.target(),
+        });
+        let session_task = self.start_session(session.clone()).await?;
+        let reference = uuid::Uuid::new_v4().simple().to_string();
+        let (exporter_name, exporter_attrs) = exporter
+            .as_ref()
+            .map(|e| (e.name.clone(), e.attrs.clone()))
+            .unwrap_or_default();
+        let request = SolveRequest {
+            r#ref: reference.clone(),
+            definition: None,
+            exporter: exporter_name,
+            exporter_attrs,
+            session: session.id.clone(),
+            frontend: "dockerfile.v0".to_owned(),
+            frontend_attrs: attrs.clone(),
+            cache: Some(cache),
+            entitlements: Vec::new(),
+        };
+        let mut status_control = self.control.clone();
+        let status_sink = sink.clone();
+        let status = tokio::spawn(async move {
+            let mut translator = Translator::default();
+            if let Ok(mut stream) = status_control.status(&reference).await {
+                while let Ok(Some(update)) = stream.message().await {
+                    translator.update(&update, &*status_sink);
+                }
+            }
+            translator.flush(&*status_sink);
+            translator
+        });
+        let solved = self.control.solve(request).await;
+        // The status stream ends once the solve is over; a daemon that keeps it open must
+        // not hold the build.
+        let translator = tokio::time::timeout(std::time::Duration::from_secs(5), status)
+            .await
+            .ok()
+            .and_then(std::result::Result::ok);
+        session_task.abort();
+        let response = solved.map_err(|status| {
+            let mut message = status.message().to_owned();
+            if let Some((name, tail)) = translator.as_ref().and_then(Translator::failure) {
+                message = format!("{name}: {message}");
+                if !tail.is_empty() {
+                    message.push_str("\n  output:\n    ");
+                    message.push_str(&tail.join("\n    "));
+                }
+            }
+            Error::Solve {
+                target: target.clone(),
+                message,
+            }
+        })?;
+        let stdout = staging.finish(&target)?;
+        Ok(Outcome {
+            response: response.exporter_response,
+            stdout,
+        })
+    }
+
+    /// Starts serving `session`: over the engine's `/session` for the docker driver, else
+    /// over the control API's `Session` tunnel.
+    async fn start_session(
+        &mut self,
+        session: Arc<Session>,
+    ) -> Result<tokio::task::JoinHandle<()>> {
+        let headers = session.headers();
+        if self.dialer.engine_session() {
+            let io = self
+                .dialer
+                .session(&headers)
+                .await
+                .map_err(|source| Error::Connect {
+                    builder: self.builder.clone(),
+                    address: self.dialer.address(),
+                    source: Box::new(source),
+                })?;
+            return Ok(tokio::spawn(session.serve(io)));
+        }
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        let (mut read, mut write) = tokio::io::split(theirs);
+        let (sender, receiver) = mpsc::channel::<BytesMessage>(16);
+        let pump_out = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 32 * 1024];
+            while let Ok(n) = read.read(&mut buffer).await {
+                if n == 0
+                    || sender
+                        .send(BytesMessage {
+                            data: buffer[..n].to_vec(),
+                        })
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut incoming = self
+            .control
+            .session(ReceiverStream::new(receiver), &headers)
+            .await
+            .map_err(|status| Error::Call {
+                builder: self.builder.clone(),
+                call: "Session",
+                message: status.message().to_owned(),
+            })?;
+        Ok(tokio::spawn(async move {
+            let pump_in = async move {
+                while let Ok(Some(message)) = incoming.message().await {
+                    if write.write_all(&message.data).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = write.shutdown().await;
+            };
+            tokio::join!(session.serve(ours), pump_in);
+            pump_out.abort();
+        }))
+    }
+}
+
+/// Where an export is received before it is moved to its destination, so a failed build
+/// never leaves a half-written output. The staging path is next to the destination (one
+/// rename moves it) and is created only when the daemon starts sending: the context may
+/// hold the destination, and is read before the export begins.
+struct Staging {
+    /// The staged export's path (not created yet); removed on drop if still there.
+    staged: Option<PathBuf>,
+    /// The destination, and whether it is a directory.
+    destination: Option<(PathBuf, bool)>,
+    /// Stdout's staging directory (`dest=-`).
+    _temp: Option<tempfile::TempDir>,
+    stdout: bool,
+}
+
+impl Staging {
+    fn new(target: &str, destination: Option<&Destination>) -> Result<Self> {
+        let beside = |dest: &Path| {
+            let parent = dest
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_owned);
+            std::fs::create_dir_all(&parent).map_err(|source| Error::Export {
+                target: target.to_owned(),
+                path: parent.clone(),
+                source,
+            })?;
+            Ok::<_, Error>(parent.join(format!(".bake-export-{}", uuid::Uuid::new_v4().simple())))
+        };
+        let none = || Self {
+            staged: None,
+            destination: None,
+            _temp: None,
+            stdout: false,
+        };
+        Ok(match destination {
+            None | Some(Destination::None) => none(),
+            Some(Destination::Directory(dest)) => Self {
+                staged: Some(beside(dest)?),
+                destination: Some((dest.clone(), true)),
+                _temp: None,
+                stdout: false,
+            },
+            Some(Destination::File(dest)) => Self {
+                staged: Some(beside(dest)?),
+                destination: Some((dest.clone(), false)),
+                _temp: None,
+                stdout: false,
+            },
+            Some(Destination::Stdout) => {
+                let temp = tempfile::tempdir().map_err(|source| Error::Export {
+                    target: target.to_owned(),
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+                Self {
+                    staged: Some(temp.path().join("out")),
+                    destination: None,
+                    _temp: Some(temp),
+                    stdout: true,
+                }
+            }
+        })
+    }
+
+    /// What the session writes into.
+    fn target(&self) -> Option<ExportTarget> {
+        let staged = self.staged.clone()?;
+        Some(match &self.destination {
+            Some((_, true)) => ExportTarget::Directory(staged),
+            _ => ExportTarget::File(staged),
+        })
+    }
+
+    /// Moves the staged export into place; returns the bytes for stdout.
+    fn finish(mut self, target: &str) -> Result<Option<Vec<u8>>> {
+        let Some(staged) = self.staged.take() else {
+            return Ok(None);
+        };
+        let fail = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Export {
+                target: target.to_owned(),
+                path,
+                source,
+            }
+        };
+        if self.stdout {
+            return std::fs::read(&staged).map(Some).map_err(fail(&staged));
+        }
+        if let Some((dest, is_dir)) = &self.destination {
+            let moved = if *is_dir {
+                merge(&staged, dest)
+            } else {
+                std::fs::rename(&staged, dest)
+            };
+            if let Err(error) = moved {
+                self.staged = Some(staged);
+                return Err(fail(dest)(error));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(staged) = &self.staged {
+            let _ = std::fs::remove_dir_all(staged).or_else(|_| std::fs::remove_file(staged));
+        }
+    }
+}
+
+/// Moves the tree at `from` into `to`, merging into what is there: a directory on both
+/// sides is merged, anything else in `to` is replaced. Never follows a symlink in `to`.
+fn merge(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(to) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::rename(from, to);
+        }
+        Err(error) => return Err(error),
+        Ok(metadata) if !metadata.is_dir() => {
+            std::fs::remove_file(to)?;
+            return std::fs::rename(from, to);
+        }
+        Ok(_) => {}
+    }
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let source = entry.path();
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            merge(&source, &dest)?;
+        } else {
+            match std::fs::symlink_metadata(&dest) {
+                Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&dest)?,
+                _ => {}
+            }
+            std::fs::rename(&source, &dest)?;
+        }
+    }
+    // Everything below `from` has moved: the emptied directory goes too.
+    std::fs::remove_dir(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_moves_new_files_and_replaces_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        let to = dir.path().join("to");
+        std::fs::create_dir_all(from.join("sub")).unwrap();
+        std::fs::write(from.join("sub/new"), "new").unwrap();
+        std::fs::write(from.join("same"), "fresh").unwrap();
+        std::fs::create_dir_all(to.join("sub")).unwrap();
+        std::fs::write(to.join("sub/old"), "old").unwrap();
+        std::fs::write(to.join("same"), "stale").unwrap();
+        merge(&from, &to).unwrap();
+        assert_eq!(std::fs::read_to_string(to.join("sub/new")).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(to.join("sub/old")).unwrap(), "old");
+        assert_eq!(std::fs::read_to_string(to.join("same")).unwrap(), "fresh");
+        assert!(!from.exists(), "nothing is left behind");
+    }
+}

@@ -1,0 +1,288 @@
+//! BuildKit's status stream turned into bake's own progress events, so every `--progress`
+//! view looks the same as with the embedded solver. Part of `remote`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::progress::{Event, Sink, Stream};
+use crate::remote::proto::{StatusResponse, Timestamp};
+
+#[derive(Debug, Default)]
+struct VertexState {
+    started: bool,
+    finished: bool,
+}
+
+/// Follows one solve's vertices: BuildKit repeats a vertex in several updates, bake's
+/// events say each thing once (started, then cached, done or failed).
+#[derive(Debug, Default)]
+pub(crate) struct Translator {
+    vertices: HashMap<String, VertexState>,
+    /// Log bytes after the last newline, per vertex and stream.
+    partial: HashMap<(String, i64), Vec<u8>>,
+    /// The last lines each vertex wrote, for the error message of a failed solve.
+    tails: HashMap<String, Vec<String>>,
+    /// Vertices that failed (digest, name), in the order they did.
+    failed: Vec<(String, String)>,
+}
+
+/// Log lines kept per vertex for error messages.
+const TAIL: usize = 20;
+
+fn duration(started: Option<&Timestamp>, completed: Option<&Timestamp>) -> Duration {
+    match (started, completed) {
+        (Some(start), Some(end)) => {
+            let nanos = (end.nanos() - start.nanos()).max(0);
+            Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        }
+        _ => Duration::ZERO,
+    }
+}
+
+impl Translator {
+    /// Sends the events one status update implies.
+    pub(crate) fn update(&mut self, response: &StatusResponse, sink: &dyn Sink) {
+        for vertex in &response.vertexes {
+            let state = self.vertices.entry(vertex.digest.clone()).or_default();
+            if state.finished {
+                continue;
+            }
+            let begun = vertex.started.is_some() || vertex.completed.is_some() || vertex.cached;
+            if begun && !state.started {
+                state.started = true;
+                sink.event(Event::Started {
+                    vertex: vertex.digest.clone(),
+                    name: vertex.name.clone(),
+                });
+            }
+            if !state.started {
+                continue;
+            }
+            let took = duration(vertex.started.as_ref(), vertex.completed.as_ref());
+            if vertex.cached {
+                state.finished = true;
+                sink.event(Event::Cached {
+                    vertex: vertex.digest.clone(),
+                });
+            } else if !vertex.error.is_empty() {
+                state.finished = true;
+                let cancelled = vertex.error.contains("context canceled");
+                if !cancelled {
+                    self.failed
+                        .push((vertex.digest.clone(), vertex.name.clone()));
+                }
+                sink.event(if cancelled {
+                    Event::Cancelled {
+                        vertex: vertex.digest.clone(),
+                        duration: took,
+                    }
+                } else {
+                    Event::Error {
+                        vertex: vertex.digest.clone(),
+                        message: vertex.error.clone(),
+                        duration: took,
+                    }
+                });
+            } else if vertex.completed.is_some() {
+                state.finished = true;
+                sink.event(Event::Done {
+                    vertex: vertex.digest.clone(),
+                    duration: took,
+                });
+            }
+        }
+        for log in &response.logs {
+            let key = (log.vertex.clone(), log.stream);
+            let buffer = self.partial.entry(key).or_default();
+            buffer.extend_from_slice(&log.msg);
+            while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&line[..end])
+                    .trim_end_matches('\r')
+                    .to_owned();
+                let tail = self.tails.entry(log.vertex.clone()).or_default();
+                tail.push(text.clone());
+                if tail.len() > TAIL {
+                    tail.remove(0);
+                }
+                sink.event(Event::Log {
+                    vertex: log.vertex.clone(),
+                    stream: if log.stream == 2 {
+                        Stream::Stderr
+                    } else {
+                        Stream::Stdout
+                    },
+                    line: text,
+                });
+            }
+        }
+    }
+
+    /// Sends what is left of unterminated log lines.
+    pub(crate) fn flush(&mut self, sink: &dyn Sink) {
+        for ((vertex, stream), buffer) in self.partial.drain() {
+            if buffer.is_empty() {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&buffer).into_owned();
+            self.tails
+                .entry(vertex.clone())
+                .or_default()
+                .push(text.clone());
+            sink.event(Event::Log {
+                vertex,
+                stream: if stream == 2 {
+                    Stream::Stderr
+                } else {
+                    Stream::Stdout
+                },
+                line: text,
+            });
+        }
+    }
+
+    /// The name and last log lines of the first vertex that failed, if one did.
+    pub(crate) fn failure(&self) -> Option<(&str, &[String])> {
+        self.failed
+            .first()
+            .map(|(digest, name)| (name.as_str(), self.tail(digest)))
+    }
+
+    /// The log tail of `vertex`.
+    pub(crate) fn tail(&self, vertex: &str) -> &[String] {
+        self.tails.get(vertex).map_or(&[], Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Recorder;
+    use crate::remote::proto::{Vertex, VertexLog};
+
+    fn at(seconds: i64) -> Option<Timestamp> {
+        Some(Timestamp { seconds, nanos: 0 })
+    }
+
+    fn vertex(digest: &str) -> Vertex {
+        Vertex {
+            digest: digest.into(),
+            name: format!("step {digest}"),
+            ..Vertex::default()
+        }
+    }
+
+    #[test]
+    fn repeated_updates_give_one_event_each() {
+        let recorder = Recorder::default();
+        let mut translator = Translator::default();
+        let running = Vertex {
+            started: at(1),
+            ..vertex("a")
+        };
+        let done = Vertex {
+            completed: at(3),
+            ..running.clone()
+        };
+        let cached = Vertex {
+            cached: true,
+            started: at(1),
+            completed: at(1),
+            ..vertex("b")
+        };
+        for update in [
+            vec![vertex("a")],
+            vec![running.clone()],
+            vec![running, cached],
+            vec![done],
+        ] {
+            translator.update(
+                &StatusResponse {
+                    vertexes: update,
+                    logs: Vec::new(),
+                },
+                &recorder,
+            );
+        }
+        assert_eq!(
+            recorder.events(),
+            vec![
+                Event::Started {
+                    vertex: "a".into(),
+                    name: "step a".into()
+                },
+                Event::Started {
+                    vertex: "b".into(),
+                    name: "step b".into()
+                },
+                Event::Cached { vertex: "b".into() },
+                Event::Done {
+                    vertex: "a".into(),
+                    duration: Duration::from_secs(2)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn logs_are_split_into_lines_across_updates() {
+        let recorder = Recorder::default();
+        let mut translator = Translator::default();
+        let log = |msg: &str, stream| VertexLog {
+            vertex: "a".into(),
+            stream,
+            msg: msg.as_bytes().to_vec(),
+        };
+        for logs in [
+            vec![log("hel", 1)],
+            vec![log("lo\nwor", 1), log("err\n", 2)],
+        ] {
+            translator.update(
+                &StatusResponse {
+                    vertexes: Vec::new(),
+                    logs,
+                },
+                &recorder,
+            );
+        }
+        translator.flush(&recorder);
+        let lines: Vec<(Stream, String)> = recorder
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Log { stream, line, .. } => Some((stream, line)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                (Stream::Stdout, "hello".to_owned()),
+                (Stream::Stderr, "err".to_owned()),
+                (Stream::Stdout, "wor".to_owned()),
+            ]
+        );
+        assert_eq!(translator.tail("a"), ["hello", "err", "wor"]);
+    }
+
+    #[test]
+    fn a_failed_vertex_is_an_error_event() {
+        let recorder = Recorder::default();
+        let mut translator = Translator::default();
+        let failed = Vertex {
+            started: at(1),
+            completed: at(2),
+            error: "exit code: 1".into(),
+            ..vertex("a")
+        };
+        translator.update(
+            &StatusResponse {
+                vertexes: vec![failed],
+                logs: Vec::new(),
+            },
+            &recorder,
+        );
+        assert!(matches!(recorder.events()[1], Event::Error { .. }));
+        assert_eq!(translator.failure().map(|(name, _)| name), Some("step a"));
+    }
+}
