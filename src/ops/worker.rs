@@ -573,19 +573,27 @@ impl OpExec for Worker {
             Op::Source(op) => Some(Source::parse(op)?),
             _ => None,
         };
-        // An OCI layout named by path or tag is a local file that may be rewritten between
-        // builds: its key is the manifest it resolves to now, read again every build.
-        if let Some(Source::OciLayout { dir, selector }) = &source
-            && !matches!(selector, crate::graph::LayoutSelector::Digest(_))
-        {
+        // An OCI layout's key is the image it holds, not where it lies: a CI machine that
+        // checks the layout out elsewhere finds the cache a build exported. One named by
+        // tag (or its only image) may be rewritten between builds, so it is resolved again
+        // every build; a digest names its content already.
+        if let Some(Source::OciLayout { dir, selector }) = &source {
             let platform = vertex
                 .platform
                 .clone()
                 .unwrap_or_else(crate::platform::Platform::host);
-            let image = OciLayout::open(Path::new(dir))?.resolve(selector, &platform)?;
+            let image = match selector {
+                crate::graph::LayoutSelector::Digest(digest) => *digest,
+                _ => {
+                    OciLayout::open(Path::new(dir))?
+                        .resolve(selector, &platform)?
+                        .manifest_digest
+                }
+            };
             map.digest = crate::digest::Digest::of_parts([
-                map.digest.as_bytes().as_slice(),
-                image.manifest_digest.as_bytes().as_slice(),
+                b"bake.source.oci-layout.v1".as_slice(),
+                image.as_bytes().as_slice(),
+                platform.to_string().as_bytes(),
             ]);
         }
         // A git source's key is the commit its ref names now (one `git ls-remote`), so a moved

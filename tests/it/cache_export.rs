@@ -23,8 +23,13 @@ fn can_run() -> bool {
     ok
 }
 
+/// The committed busybox base, from where it lies in the repository.
 fn base() -> String {
-    let layout = support::root().join("fixtures/base/busybox");
+    base_at(&support::root().join("fixtures/base/busybox"))
+}
+
+/// The busybox base in the layout `layout` (a copy of the committed one).
+fn base_at(layout: &Path) -> String {
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
     let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
@@ -54,6 +59,11 @@ struct Built {
 }
 
 fn bake(dir: &Path, root: &Path, sets: &[String]) -> Built {
+    bake_on(dir, root, sets, &base())
+}
+
+/// [`bake`] with the `oci-layout://` reference `base` as the base image.
+fn bake_on(dir: &Path, root: &Path, sets: &[String], base: &str) -> Built {
     let mut args: Vec<String> = vec![
         "--root".into(),
         root.display().to_string(),
@@ -63,7 +73,7 @@ fn bake(dir: &Path, root: &Path, sets: &[String]) -> Built {
         args.push("--set".into());
         args.push(set.clone());
     }
-    let output = support::bake(dir, &args, &[("BASE".to_owned(), base())], None);
+    let output = support::bake(dir, &args, &[("BASE".to_owned(), base.to_owned())], None);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     let events: Vec<serde_json::Value> = stderr
@@ -172,13 +182,17 @@ fn a_local_max_cache_makes_a_fresh_root_in_another_directory_run_nothing() {
         support::skip("skipping the umoci check: `umoci` is not installed");
     }
 
-    // A checkout elsewhere on a fresh root: every step comes from the imported cache.
+    // A checkout elsewhere on a fresh root, with its base layout elsewhere too: every step
+    // comes from the imported cache.
     let second = scratch.path().join("elsewhere/checkout");
     support::copy_tree(&first, &second, &["out"]);
-    let warm = bake(
+    let layout = scratch.path().join("elsewhere/base");
+    support::copy_tree(&support::root().join("fixtures/base/busybox"), &layout, &[]);
+    let warm = bake_on(
         &second,
         &scratch.path().join("root-b"),
         &[format!("*.cache-from=type=local,src={}", cache.display())],
+        &base_at(&layout),
     );
     assert_eq!(warm.ran, 0, "{}", warm.stderr);
     assert_eq!(warm.cached, cold.ran, "{}", warm.stderr);
@@ -188,7 +202,12 @@ fn a_local_max_cache_makes_a_fresh_root_in_another_directory_run_nothing() {
     assert_eq!(std::fs::read(second.join("out/built")).unwrap(), b"built\n");
 
     // The import was saved in root B: without the cache, nothing runs either.
-    let again = bake(&second, &scratch.path().join("root-b"), &[]);
+    let again = bake_on(
+        &second,
+        &scratch.path().join("root-b"),
+        &[],
+        &base_at(&layout),
+    );
     assert_eq!(again.ran, 0, "{}", again.stderr);
 }
 
