@@ -332,7 +332,7 @@ pub fn open(
         "azblob" => {
             return Err(EntryError::NotSupported {
                 kind: entry.kind.clone(),
-                why: ": no Azure Blob Storage emulator runs in bake's CI, so the backend is untested and left out",
+                why: ": no Azure Blob Storage emulator runs in bake's CI (Azurite needs npm), so the backend is untested and left out",
             });
         }
         other => {
