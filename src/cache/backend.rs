@@ -1,5 +1,5 @@
 //! One `cache-to` / `cache-from` entry, checked and opened: which [`Remote`] it names, under
-//! which manifest name, and how an export writes it. Every type either opens here or fails
+//! which manifest names, and how an export writes it. Every type either opens here or fails
 //! naming the supported ones. Part of `cache`.
 
 use std::collections::BTreeMap;
@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::buildflags::{CacheEntry, parse_bool};
+use crate::cache::gha::GhaRemote;
 use crate::cache::local_layout::LocalLayout;
 use crate::cache::registry::RegistryCache;
-use crate::cache::remote::Remote;
+use crate::cache::remote::{Remote, RemoteError};
+use crate::cache::s3::{EnvLookup, S3Remote};
 
 /// The cache types that work, for messages.
-pub const SUPPORTED: &str = "`local`, `registry`, `inline`";
+pub const SUPPORTED: &str = "`local`, `registry`, `inline`, `s3`, `gha`";
 
 /// Whether an entry is read (`cache-from`) or written (`cache-to`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct ExportOptions {
     pub oci_media_types: bool,
     /// `ignore-error=`: a failed export is a warning.
     pub ignore_error: bool,
+    /// The cache config is stored bare under each name (`s3`, `gha`), as BuildKit does there.
+    pub config_only: bool,
     /// The compression attributes (`compression`, `compression-level`,
     /// `force-compression`, `oci-mediatypes`), for the layer writer, which checks them.
     pub layer_attrs: BTreeMap<String, String>,
@@ -60,12 +64,14 @@ pub struct ExportOptions {
 /// Where an entry's cache lives.
 #[derive(Clone)]
 pub enum Location {
-    /// A [`Remote`] holding the cache under a manifest name.
+    /// A [`Remote`] holding the cache under manifest names.
     Remote {
         /// The backend.
         remote: Arc<dyn Remote>,
-        /// The manifest name (a tag, or a digest for `cache-from type=local,digest=`).
-        name: String,
+        /// The manifest names (a tag, a digest for `cache-from type=local,digest=`, an S3
+        /// `name`, a GitHub Actions `scope`): an export writes each, an import reads the
+        /// first that exists. Only `type=s3` gives several (`name=a;b`).
+        names: Vec<String>,
     },
     /// `type=inline`: the exported image's config carries the cache.
     Inline,
@@ -100,6 +106,8 @@ pub struct OpenContext<'a> {
     pub registry: &'a crate::registry::ClientOptions,
     /// Where relative `dest=`/`src=` paths start.
     pub cwd: &'a Path,
+    /// The environment the S3 and GitHub Actions backends read (`AWS_*`, `ACTIONS_*`).
+    pub env: EnvLookup<'a>,
 }
 
 /// Why an entry cannot be used.
@@ -147,6 +155,9 @@ pub enum EntryError {
     /// The registry client could not be made.
     #[error("cannot reach the cache registry")]
     Registry(#[source] crate::registry::Error),
+    /// The S3 or GitHub Actions backend refused the entry (its message names the attribute).
+    #[error(transparent)]
+    Backend(RemoteError),
 }
 
 /// The attributes each type acts on; anything else is named in a warning.
@@ -180,19 +191,49 @@ fn known(kind: &str, direction: Direction) -> &'static [&'static str] {
     }
 }
 
+/// Whether `key`, which the `s3` and `gha` backends accept (they reject unknown ones
+/// themselves), does nothing in `direction`.
+fn inert(kind: &str, direction: Direction, key: &str) -> bool {
+    const EXPORT_ONLY: &[&str] = &[
+        "mode",
+        "ignore-error",
+        "compression",
+        "compression-level",
+        "force-compression",
+        "oci-mediatypes",
+        "image-manifest",
+    ];
+    match direction {
+        // The cache config is stored bare: there is no manifest to choose a form for.
+        Direction::Export => key == "image-manifest",
+        Direction::Import => {
+            EXPORT_ONLY.contains(&key)
+                || (kind == "s3" && matches!(key, "upload_parallelism" | "touch_refresh"))
+        }
+    }
+}
+
 /// The attributes of `entry` its backend does not act on, so the caller can warn.
 pub fn unknown_attributes(entry: &CacheEntry, direction: Direction) -> Vec<String> {
-    // A type without a backend fails as a whole; its attributes need no warning of their own.
-    if !matches!(entry.kind.as_str(), "local" | "registry" | "inline") {
-        return Vec::new();
+    match entry.kind.as_str() {
+        "local" | "registry" | "inline" => {
+            let known = known(&entry.kind, direction);
+            entry
+                .attrs
+                .keys()
+                .filter(|key| !known.contains(&key.as_str()))
+                .cloned()
+                .collect()
+        }
+        "s3" | "gha" => entry
+            .attrs
+            .keys()
+            .filter(|key| inert(&entry.kind, direction, key))
+            .cloned()
+            .collect(),
+        // A type without a backend fails as a whole; its attributes need no warning of their own.
+        _ => Vec::new(),
     }
-    let known = known(&entry.kind, direction);
-    entry
-        .attrs
-        .keys()
-        .filter(|key| !known.contains(&key.as_str()))
-        .cloned()
-        .collect()
 }
 
 /// Opens `entry` for `direction`, checking its type and attributes; nothing is read or
@@ -242,7 +283,7 @@ pub fn open(
             };
             Location::Remote {
                 remote: Arc::new(layout),
-                name,
+                names: vec![name],
             }
         }
         "registry" => {
@@ -267,21 +308,31 @@ pub fn open(
                     reference,
                     context.root.to_path_buf(),
                 )),
-                name,
+                names: vec![name],
             }
         }
         "inline" if direction == Direction::Import => return Err(EntryError::InlineImport),
         "inline" => Location::Inline,
-        "s3" | "gha" => {
-            return Err(EntryError::NotSupported {
-                kind: entry.kind.clone(),
-                why: " in this build of bake",
-            });
+        "s3" => {
+            let remote =
+                S3Remote::from_attrs(&entry.attrs, context.env).map_err(EntryError::Backend)?;
+            Location::Remote {
+                names: remote.names().to_vec(),
+                remote: Arc::new(remote),
+            }
+        }
+        "gha" => {
+            let remote =
+                GhaRemote::from_attrs(&entry.attrs, context.env).map_err(EntryError::Backend)?;
+            Location::Remote {
+                names: remote.names().to_vec(),
+                remote: Arc::new(remote),
+            }
         }
         "azblob" => {
             return Err(EntryError::NotSupported {
                 kind: entry.kind.clone(),
-                why: ": no Azure Blob Storage emulator runs in bake's CI, so the backend is untested and left out",
+                why: ": no Azure Blob Storage emulator runs in bake's CI (Azurite needs npm), so the backend is untested and left out",
             });
         }
         other => {
@@ -332,7 +383,12 @@ fn export_options(entry: &CacheEntry) -> Result<ExportOptions, EntryError> {
     };
     let oci_media_types = flag("oci-mediatypes", true)?;
     let image_manifest = flag("image-manifest", true)?;
-    if image_manifest && !oci_media_types && entry.attrs.contains_key("image-manifest") {
+    let config_only = matches!(entry.kind.as_str(), "s3" | "gha");
+    if image_manifest
+        && !oci_media_types
+        && !config_only
+        && entry.attrs.contains_key("image-manifest")
+    {
         // Compat: buildkit refuses an image manifest with Docker media types.
         return Err(EntryError::Bad {
             key: "image-manifest".to_owned(),
@@ -357,6 +413,7 @@ fn export_options(entry: &CacheEntry) -> Result<ExportOptions, EntryError> {
         image_manifest: image_manifest && oci_media_types,
         oci_media_types,
         ignore_error: flag("ignore-error", false)?,
+        config_only,
         layer_attrs,
     })
 }
@@ -369,23 +426,28 @@ mod tests {
         CacheEntry::parse_list(text).unwrap().remove(0)
     }
 
-    fn open_entry(text: &str, direction: Direction) -> Result<Backend, EntryError> {
+    fn open_with(
+        text: &str,
+        direction: Direction,
+        env: EnvLookup<'_>,
+    ) -> Result<Backend, EntryError> {
         let registry = crate::registry::ClientOptions::default();
         let context = OpenContext {
             root: Path::new("/nonexistent"),
             registry: &registry,
             cwd: Path::new("/project"),
+            env,
         };
         open(&entry(text), direction, &context)
     }
 
+    fn open_entry(text: &str, direction: Direction) -> Result<Backend, EntryError> {
+        open_with(text, direction, &|_| None)
+    }
+
     #[test]
     fn unknown_and_unsupported_types_name_the_supported_ones() {
-        for text in [
-            "type=nosuch",
-            "type=azblob,account_url=x",
-            "type=s3,bucket=b",
-        ] {
+        for text in ["type=nosuch", "type=azblob,account_url=x"] {
             let error = open_entry(text, Direction::Export)
                 .err()
                 .unwrap()
@@ -407,10 +469,10 @@ mod tests {
         let backend = open_entry("type=local,dest=cache,mode=max", Direction::Export).unwrap();
         assert_eq!(backend.options.mode, Mode::Max);
         assert!(backend.options.image_manifest);
-        let Location::Remote { remote, name } = backend.location else {
+        let Location::Remote { remote, names } = backend.location else {
             panic!("not a remote");
         };
-        assert_eq!(name, "latest");
+        assert_eq!(names, ["latest"]);
         assert_eq!(remote.describe(), "type=local,dest=/project/cache");
         assert!(open_entry("type=local,src=c,digest=nope", Direction::Import).is_err());
     }
@@ -430,5 +492,78 @@ mod tests {
         assert!(!docker.image_manifest);
         let warned = unknown_attributes(&entry("type=local,dest=c,reset=true"), Direction::Export);
         assert_eq!(warned, ["reset"]);
+    }
+
+    #[test]
+    fn s3_entries_open_with_every_name_and_store_the_config_bare() {
+        let backend = open_entry(
+            "type=s3,bucket=b,region=r,name=main;pr-1,mode=max,image-manifest=true",
+            Direction::Export,
+        )
+        .unwrap();
+        assert!(backend.options.config_only);
+        assert_eq!(backend.options.mode, Mode::Max);
+        let Location::Remote { remote, names } = &backend.location else {
+            panic!("not a remote");
+        };
+        assert_eq!(names, &["main", "pr-1"]);
+        assert_eq!(
+            remote.describe(),
+            "type=s3,bucket=b,region=r,name=main;pr-1"
+        );
+        // The region may come from the environment the context gives.
+        let env = |key: &str| (key == "AWS_REGION").then(|| "eu-west-3".to_owned());
+        let backend = open_with("type=s3,bucket=b", Direction::Import, &env).unwrap();
+        assert!(backend.describe().contains("region=eu-west-3"));
+
+        let error = open_entry("type=s3,bucket=b,region=r,nosuch=1", Direction::Export)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("unknown attribute `nosuch`"), "{error}");
+        assert!(open_entry("type=s3,region=r", Direction::Export).is_err());
+
+        let export = entry("type=s3,bucket=b,image-manifest=true,mode=max,touch_refresh=1h");
+        assert_eq!(
+            unknown_attributes(&export, Direction::Export),
+            ["image-manifest"]
+        );
+        assert_eq!(
+            unknown_attributes(&export, Direction::Import),
+            ["image-manifest", "mode", "touch_refresh"]
+        );
+    }
+
+    #[test]
+    fn gha_entries_open_under_their_scope_from_the_runner_environment() {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = format!(
+            "{}.{}.sig",
+            engine.encode("{}"),
+            engine.encode(r#"{"ac":"[{\"Scope\":\"refs/heads/main\",\"Permission\":3}]"}"#)
+        );
+        let env = move |key: &str| match key {
+            "ACTIONS_RUNTIME_TOKEN" => Some(token.clone()),
+            "ACTIONS_RESULTS_URL" => Some("http://127.0.0.1:1/".to_owned()),
+            "ACTIONS_CACHE_SERVICE_V2" => Some("true".to_owned()),
+            _ => None,
+        };
+        let backend = open_with("type=gha,scope=app,mode=max", Direction::Export, &env).unwrap();
+        assert!(backend.options.config_only);
+        assert_eq!(backend.describe(), "type=gha,scope=app,version=2");
+        let Location::Remote { names, .. } = &backend.location else {
+            panic!("not a remote");
+        };
+        assert_eq!(names, &["app"]);
+        let error = open_entry("type=gha,scope=app", Direction::Import)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("no token"), "{error}");
+        assert_eq!(
+            unknown_attributes(&entry("type=gha,mode=max,timeout=1m"), Direction::Import),
+            ["mode"]
+        );
     }
 }

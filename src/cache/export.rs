@@ -1,6 +1,6 @@
 //! `cache-to`: writes records to a [`Remote`]: every layer blob the destination lacks, then
-//! the cache config, then the manifest under its name, so a reader never finds a manifest
-//! whose blobs are missing. Part of `cache`.
+//! the cache config, then the manifest under each of its names, so a reader never finds a
+//! manifest whose blobs are missing. Part of `cache`.
 
 use crate::cache::format::{self, CACHE_CONFIG_MEDIA_TYPE, ManifestOptions, Record};
 use crate::cache::remote::{Remote, RemoteError};
@@ -17,11 +17,12 @@ pub struct Exported {
     pub layers: usize,
     /// Layer blobs uploaded (the others were there already).
     pub uploaded: usize,
-    /// The manifest written.
+    /// The manifest written (the cache config itself when it is stored bare).
     pub manifest: Descriptor,
 }
 
-/// Writes `records` (whose layer blobs are all in `store`) to `remote` as the cache `name`.
+/// Writes `records` (whose layer blobs are all in `store`) to `remote` as the cache under
+/// every one of `names` (BuildKit writes an S3 cache to each `;`-separated name).
 ///
 /// # Errors
 ///
@@ -29,7 +30,7 @@ pub struct Exported {
 /// not written, so the destination keeps its previous cache.
 pub fn export(
     remote: &dyn Remote,
-    name: &str,
+    names: &[String],
     records: &[Record],
     store: &Store,
     options: ManifestOptions,
@@ -59,16 +60,24 @@ pub fn export(
     let bytes = serde_json::to_vec(&config)
         .map_err(|source| RemoteError::new("failed to encode the cache config", source))?;
     let config_digest = Digest::of(&bytes);
-    remote.put_blob(
-        &config_digest,
-        CACHE_CONFIG_MEDIA_TYPE,
-        bytes.len() as u64,
-        &mut &bytes[..],
-    )?;
     let config_descriptor =
         Descriptor::new(CACHE_CONFIG_MEDIA_TYPE, config_digest, bytes.len() as u64);
-    let (media_type, manifest) = format::manifest(&config_descriptor, &blobs, options);
-    remote.put_manifest(name, &media_type, &manifest)?;
+    // Compat: buildkit's s3 and gha exporters store the marshalled config under each name,
+    // its layers annotated with media type, size and diffID, and upload no config blob.
+    let (media_type, manifest) = if options.config_only {
+        (CACHE_CONFIG_MEDIA_TYPE.to_owned(), bytes)
+    } else {
+        remote.put_blob(
+            &config_digest,
+            CACHE_CONFIG_MEDIA_TYPE,
+            bytes.len() as u64,
+            &mut &bytes[..],
+        )?;
+        format::manifest(&config_descriptor, &blobs, options)
+    };
+    for name in names {
+        remote.put_manifest(name, &media_type, &manifest)?;
+    }
     Ok(Exported {
         records: config.records.len(),
         layers: blobs.len(),
@@ -98,10 +107,12 @@ mod tests {
         let options = ManifestOptions {
             image_manifest: false,
             oci_media_types: true,
+            config_only: false,
         };
+        let names = ["latest".to_owned()];
         let first = export(
             &remote,
-            "latest",
+            &names,
             std::slice::from_ref(&record),
             &store,
             options,
@@ -109,10 +120,49 @@ mod tests {
         )
         .unwrap();
         assert_eq!((first.records, first.layers, first.uploaded), (1, 1, 1));
-        let second = export(&remote, "latest", &[record], &store, options, "t").unwrap();
+        let second = export(&remote, &names, &[record], &store, options, "t").unwrap();
         assert_eq!(second.uploaded, 0);
         let remote: std::sync::Arc<dyn Remote> = std::sync::Arc::new(remote);
         let mut imported = crate::cache::import::Imported::default();
         assert_eq!(imported.load(&remote, "latest").unwrap().records, 1);
+    }
+
+    #[test]
+    fn a_config_only_export_stores_the_config_under_every_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("state")).unwrap();
+        let digest = store.write(b"layer").unwrap();
+        let record = Record {
+            key: Digest::of(b"key"),
+            chain: vec![format::LayerBlob {
+                descriptor: Descriptor::new(crate::oci::media_types::OCI_LAYER, digest, 5),
+                diff_id: digest,
+            }],
+        };
+        let remote = LocalLayout::new(dir.path().join("cache"));
+        let options = ManifestOptions {
+            image_manifest: true,
+            oci_media_types: true,
+            config_only: true,
+        };
+        let names = ["main".to_owned(), "pr-7".to_owned()];
+        let exported = export(&remote, &names, &[record], &store, options, "t").unwrap();
+        assert_eq!(exported.manifest.media_type, CACHE_CONFIG_MEDIA_TYPE);
+        for name in &names {
+            let (media_type, bytes) = remote.get_manifest(name).unwrap().unwrap();
+            assert_eq!(media_type, CACHE_CONFIG_MEDIA_TYPE);
+            let config: format::CacheConfig = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(config.records.len(), 1);
+        }
+        // No config blob beside the layer and the two (identical) manifests.
+        let blobs = std::fs::read_dir(dir.path().join("cache/blobs/sha256"))
+            .unwrap()
+            .count();
+        assert_eq!(blobs, 2);
+        let remote: std::sync::Arc<dyn Remote> = std::sync::Arc::new(remote);
+        let mut imported = crate::cache::import::Imported::default();
+        let names = ["missing".to_owned(), "pr-7".to_owned()];
+        let (name, summary) = imported.load_first(&remote, &names).unwrap();
+        assert_eq!((name.as_str(), summary.records), ("pr-7", 1));
     }
 }

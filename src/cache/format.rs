@@ -1,7 +1,9 @@
 //! The exported build cache format, BuildKit's `application/vnd.buildkit.cacheconfig.v0`: a
 //! cache config (layers linked to their parents, records naming a top layer) plus the layer
 //! blobs, wrapped in an OCI image manifest (`image-manifest=true`, BuildKit's default since
-//! v0.21) or an OCI index / Docker manifest list (`image-manifest=false`). Part of `cache`.
+//! v0.21) or an OCI index / Docker manifest list (`image-manifest=false`), or stored bare
+//! under the cache's name (S3 and GitHub Actions, where the config's layer annotations stand
+//! in for the descriptors). Part of `cache`.
 //!
 //! A record's `digest` is bake's own cache key ([`crate::solver::cache_key`]), not BuildKit's:
 //! the two never match, so a bake cache and a BuildKit cache can share a registry repository
@@ -201,6 +203,9 @@ pub struct ManifestOptions {
     pub image_manifest: bool,
     /// OCI media types; otherwise Docker's (a manifest list; only with an index).
     pub oci_media_types: bool,
+    /// The cache config itself is stored under the cache's name, with no manifest and no
+    /// config blob: BuildKit's form in S3 and the GitHub Actions cache.
+    pub config_only: bool,
 }
 
 /// The cache manifest for `config` (already stored as `config_descriptor`) and `blobs`:
@@ -273,6 +278,8 @@ pub enum Parsed {
     },
     /// An index of images (a multi-platform image with inline caches): their manifests.
     Images(Vec<Descriptor>),
+    /// A bare cache config (S3, GitHub Actions): its layers carry their own descriptors.
+    Config(CacheConfig),
 }
 
 /// Reads a manifest found under a cache name (or an image's reference).
@@ -311,6 +318,14 @@ pub fn parse_manifest(media_type: &str, bytes: &[u8]) -> Result<Parsed, FormatEr
                     layers: manifest.layers,
                 })
             }
+        }
+        CACHE_CONFIG_MEDIA_TYPE => {
+            serde_json::from_slice(bytes)
+                .map(Parsed::Config)
+                .map_err(|source| FormatError::Json {
+                    what: "cache config",
+                    source,
+                })
         }
         other => Err(FormatError::NotACache {
             media_type: other.to_owned(),
@@ -452,6 +467,7 @@ mod tests {
             let options = ManifestOptions {
                 image_manifest,
                 oci_media_types: true,
+                config_only: false,
             };
             let (media_type, bytes) = manifest(&config, &blobs, options);
             let Parsed::Cache {
@@ -485,6 +501,25 @@ mod tests {
         assert!(matches!(
             parse_manifest("text/plain", b"{}"),
             Err(FormatError::NotACache { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bare_config_reads_back_from_its_layer_annotations() {
+        let (config, _) = encode(&records(), "2024-01-01T00:00:00Z");
+        let bytes = serde_json::to_vec(&config).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        // BuildKit's LayerAnnotations field names.
+        for field in ["\"mediaType\"", "\"diffID\"", "\"size\"", "\"createdAt\""] {
+            assert!(text.contains(field), "{text}");
+        }
+        let Parsed::Config(read) = parse_manifest(CACHE_CONFIG_MEDIA_TYPE, &bytes).unwrap() else {
+            panic!("not a bare config");
+        };
+        assert_eq!(super::records(&read, &[], &[]), records());
+        assert!(matches!(
+            parse_manifest(CACHE_CONFIG_MEDIA_TYPE, b"[1]"),
+            Err(FormatError::Json { .. })
         ));
     }
 }

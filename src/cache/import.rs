@@ -23,12 +23,12 @@ use crate::snapshot::{Blob, Ref};
 /// Why an entry could not be imported (a warning: the build goes on without it).
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// There is no cache under the name.
+    /// There is no cache under the name (any of the names, `;`-separated).
     #[error("no cache manifest `{name}` in {describe}")]
     NotFound {
         /// The backend.
         describe: String,
-        /// The manifest name.
+        /// The manifest name, or the names tried joined with `;`.
         name: String,
     },
     /// The backend failed.
@@ -80,13 +80,35 @@ impl Imported {
         remote: &Arc<dyn Remote>,
         name: &str,
     ) -> Result<ImportSummary, ImportError> {
-        let (media_type, bytes) =
-            remote
-                .get_manifest(name)?
-                .ok_or_else(|| ImportError::NotFound {
-                    describe: remote.describe(),
-                    name: name.to_owned(),
-                })?;
+        self.load_first(remote, &[name.to_owned()])
+            .map(|(_, summary)| summary)
+    }
+
+    /// Reads the first of `names` that `remote` holds and adds its records; returns that
+    /// name.
+    ///
+    /// # Errors
+    ///
+    /// When none is there, or the backend fails or the cache is malformed; nothing is added
+    /// then.
+    // Diverges: buildkit's s3 importer reads only the first name; trying the others lets
+    // `name=pr-12;main` fall back to the branch's cache.
+    pub fn load_first(
+        &mut self,
+        remote: &Arc<dyn Remote>,
+        names: &[String],
+    ) -> Result<(String, ImportSummary), ImportError> {
+        let mut found = None;
+        for name in names {
+            if let Some(manifest) = remote.get_manifest(name)? {
+                found = Some((name, manifest));
+                break;
+            }
+        }
+        let (name, (media_type, bytes)) = found.ok_or_else(|| ImportError::NotFound {
+            describe: remote.describe(),
+            name: names.join(";"),
+        })?;
         let records = read_records(remote.as_ref(), &media_type, &bytes)?;
         let mut summary = ImportSummary::default();
         for record in records {
@@ -102,7 +124,7 @@ impl Imported {
             self.records.insert(record.key, record.chain);
             summary.records += 1;
         }
-        Ok(summary)
+        Ok((name.clone(), summary))
     }
 
     /// The result imported under `key`: a chain of lazy blob refs, bottom first.
@@ -216,8 +238,8 @@ fn read_manifest(
     ))
 }
 
-/// The records a manifest holds: a cache manifest's config, or the inline caches of an
-/// image or of every image an index lists.
+/// The records a manifest holds: a cache manifest's config, a bare cache config, or the
+/// inline caches of an image or of every image an index lists.
 fn read_records(
     remote: &dyn Remote,
     media_type: &str,
@@ -237,6 +259,7 @@ fn read_records(
             let bytes = read_blob(remote, &config)?;
             Ok(inline_records(&bytes, &layers))
         }
+        Parsed::Config(config) => Ok(format::records(&config, &[], &[])),
         Parsed::Images(manifests) => {
             let mut records = Vec::new();
             for descriptor in manifests {
@@ -323,6 +346,7 @@ mod tests {
         let options = format::ManifestOptions {
             image_manifest: true,
             oci_media_types: true,
+            config_only: false,
         };
         let (media_type, manifest) = format::manifest(&descriptor, &blobs, options);
         remote

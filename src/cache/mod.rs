@@ -4,10 +4,10 @@
 //!
 //! [`local::LocalCache`] keeps results across runs in the state root; [`gc`] removes what
 //! the budget in buildkitd.toml no longer keeps. `cache-to`/`cache-from` entries open as a
-//! [`backend::Backend`] on a [`remote::Remote`] ([`local_layout`], [`registry`]); the
-//! [`format`] is BuildKit's cache config; [`import`] reads records before a solve and
-//! [`layered::Layered`] serves them to it; [`export`] writes them after.
-//! [`s3::S3Remote`] and [`gha::GhaRemote`] are the `Remote`s for `type=s3` and `type=gha`.
+//! [`backend::Backend`] on a [`remote::Remote`] ([`local_layout`], [`registry`],
+//! [`s3::S3Remote`] for `type=s3`, [`gha::GhaRemote`] for `type=gha`); the [`format`] is
+//! BuildKit's cache config; [`import`] reads records before a solve and [`layered::Layered`]
+//! serves them to it; [`export`] writes them after.
 
 pub mod backend;
 pub mod export;

@@ -102,18 +102,18 @@ pub(crate) fn import(
             let Ok(backend) = backend::open(entry, Direction::Import, context) else {
                 continue;
             };
-            let Location::Remote { remote, name } = &backend.location else {
+            let Location::Remote { remote, names } = &backend.location else {
                 continue;
             };
             let describe = backend.describe();
-            if !seen.insert(format!("{describe}#{name}")) {
+            if !seen.insert(format!("{describe}#{}", names.join(";"))) {
                 continue;
             }
             // Compat: BuildKit's vertex for reading a cache manifest.
             let step = Step::start(sink, &format!("importing cache manifest from {describe}"));
-            match imported.load(remote, name) {
-                Ok(summary) => step.log(&format!(
-                    "{} records imported{}",
+            match imported.load_first(remote, names) {
+                Ok((name, summary)) => step.log(&format!(
+                    "{} records imported from `{name}`{}",
                     summary.records,
                     if summary.shadowed > 0 {
                         format!(" ({} already found in an earlier cache)", summary.shadowed)
@@ -166,10 +166,10 @@ pub(crate) fn export(
             let Ok(backend) = backend::open(entry, Direction::Export, context) else {
                 continue;
             };
-            let Location::Remote { name, .. } = &backend.location else {
+            let Location::Remote { names, .. } = &backend.location else {
                 continue;
             };
-            let id = format!("{}#{name}", backend.describe());
+            let id = format!("{}#{}", backend.describe(), names.join(";"));
             match groups.iter_mut().find(|(key, _)| *key == id) {
                 Some((_, members)) => members.push((target, backend)),
                 None => groups.push((id, vec![(target, backend)])),
@@ -227,11 +227,13 @@ fn write(
     created: &str,
     sink: &dyn Sink,
 ) -> Result<(), BoxError> {
-    let Location::Remote { remote, name } = &backend.location else {
+    let Location::Remote { remote, names } = &backend.location else {
         return Ok(());
     };
     let where_ = match backend.kind.as_str() {
         "local" => "client directory",
+        "s3" => "S3",
+        "gha" => "GitHub Actions Cache",
         other => other,
     };
     // Compat: BuildKit's vertex name for a cache export.
@@ -239,17 +241,19 @@ fn write(
     let options = ManifestOptions {
         image_manifest: backend.options.image_manifest,
         oci_media_types: backend.options.oci_media_types,
+        config_only: backend.options.config_only,
     };
     let exported =
-        crate::cache::export::export(remote.as_ref(), name, records, store, options, created);
+        crate::cache::export::export(remote.as_ref(), names, records, store, options, created);
     match &exported {
         Ok(exported) => {
             step.log(&format!(
-                "writing {} records, {} layers ({} new) to {} as `{name}`",
+                "writing {} records, {} layers ({} new) to {} as `{}`",
                 exported.records,
                 exported.layers,
                 exported.uploaded,
-                backend.describe()
+                backend.describe(),
+                names.join("`, `")
             ));
             step.done();
         }
@@ -456,7 +460,13 @@ pub(crate) fn open_context<'a>(
         root,
         registry,
         cwd,
+        env: &process_env,
     }
+}
+
+/// The process environment, where the S3 and GitHub Actions backends find credentials.
+fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
 }
 
 /// A cache step in the progress view.

@@ -1,7 +1,8 @@
 //! `cache-to` / `cache-from` through the `bake` binary: a cold build exports its cache, and a
 //! build of a copy of the project on a fresh state root imports it and runs no step, for the
 //! local, registry and inline backends; `mode=min` against `mode=max`; the caches read by
-//! `skopeo` and `umoci`; a SIGKILLed export; missing and unsupported caches.
+//! `skopeo` and `umoci`; a SIGKILLed export; missing and unsupported caches. The S3 and
+//! GitHub Actions tests (`cache_s3`, `cache_gha`) build with the helpers here.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,11 +12,11 @@ use crate::support::registry::TestRegistry;
 
 /// A multi-stage build whose final stage copies from a builder stage and ends with a RUN
 /// that writes random bytes: a step that ran again would give other bytes.
-const DOCKERFILE: &str = "FROM base AS builder\nRUN echo built > /built\n\
+pub(crate) const DOCKERFILE: &str = "FROM base AS builder\nRUN echo built > /built\n\
 FROM base\nCOPY foo /foo\nCOPY --from=builder /built /built\n\
 RUN head -c 16 /dev/urandom | od -x > /r\n";
 
-fn can_run() -> bool {
+pub(crate) fn can_run() -> bool {
     let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
     if !ok {
         support::skip("skipping cache export test: needs root and runc (Debian package `runc`)");
@@ -24,7 +25,7 @@ fn can_run() -> bool {
 }
 
 /// The committed busybox base, from where it lies in the repository.
-fn base() -> String {
+pub(crate) fn base() -> String {
     base_at(&support::root().join("fixtures/base/busybox"))
 }
 
@@ -38,7 +39,7 @@ fn base_at(layout: &Path) -> String {
 
 /// Writes a project with `dockerfile` under `dir`; its outputs are listed in `OUTPUTS`
 /// (comma-separated bake list items) so each test picks them.
-fn project(dir: &Path, dockerfile: &str) -> PathBuf {
+pub(crate) fn project(dir: &Path, dockerfile: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(dir.join("foo"), "foo\n").unwrap();
@@ -51,19 +52,37 @@ fn project(dir: &Path, dockerfile: &str) -> PathBuf {
 }
 
 /// What a build reported.
-struct Built {
-    stderr: String,
-    /// Build steps (not the context load, cache or export steps) by how they ended.
-    cached: usize,
-    ran: usize,
+pub(crate) struct Built {
+    /// The rawjson progress and the warnings.
+    pub(crate) stderr: String,
+    /// Build steps (not the context load, cache or export steps) that were CACHED.
+    pub(crate) cached: usize,
+    /// Build steps that ran.
+    pub(crate) ran: usize,
 }
 
 fn bake(dir: &Path, root: &Path, sets: &[String]) -> Built {
-    bake_on(dir, root, sets, &base())
+    bake_with_env(dir, root, sets, &[])
 }
 
 /// [`bake`] with the `oci-layout://` reference `base` as the base image.
 fn bake_on(dir: &Path, root: &Path, sets: &[String], base: &str) -> Built {
+    build(dir, root, sets, &[], base)
+}
+
+/// Builds `dir` on state root `root` with `--set` items `sets` and the variables `env`
+/// (beside `BASE`) in bake's environment; the build must succeed.
+pub(crate) fn bake_with_env(
+    dir: &Path,
+    root: &Path,
+    sets: &[String],
+    env: &[(String, String)],
+) -> Built {
+    build(dir, root, sets, env, &base())
+}
+
+/// [`bake_with_env`] on the base image `base`.
+fn build(dir: &Path, root: &Path, sets: &[String], env: &[(String, String)], base: &str) -> Built {
     let mut args: Vec<String> = vec![
         "--root".into(),
         root.display().to_string(),
@@ -73,7 +92,9 @@ fn bake_on(dir: &Path, root: &Path, sets: &[String], base: &str) -> Built {
         args.push("--set".into());
         args.push(set.clone());
     }
-    let output = support::bake(dir, &args, &[("BASE".to_owned(), base.to_owned())], None);
+    let mut env = env.to_vec();
+    env.push(("BASE".to_owned(), base.to_owned()));
+    let output = support::bake(dir, &args, &env, None);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     let events: Vec<serde_json::Value> = stderr
@@ -377,7 +398,7 @@ fn a_missing_cache_is_a_warning_and_unknown_types_fail_naming_the_supported_ones
         "{}",
         built.stderr
     );
-    for kind in ["nosuch", "azblob", "s3", "gha"] {
+    for kind in ["nosuch", "azblob"] {
         let args: Vec<String> = vec![
             "--root".into(),
             scratch.path().join("root").display().to_string(),
@@ -394,7 +415,7 @@ fn a_missing_cache_is_a_warning_and_unknown_types_fail_naming_the_supported_ones
         assert!(stderr.contains("engine::cache"), "{stderr}");
         assert!(!stderr.contains("WARNING"), "{stderr}");
         assert!(
-            stderr.contains("supported types are `local`, `registry`, `inline`"),
+            stderr.contains("supported types are `local`, `registry`, `inline`, `s3`, `gha`"),
             "{stderr}"
         );
         assert!(

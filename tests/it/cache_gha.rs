@@ -1,5 +1,6 @@
 //! The `type=gha` cache backend against a local GitHub Actions cache service (support `gha`:
-//! both protocol versions, blobs on disk, token and immutability checks).
+//! both protocol versions, blobs on disk, token and immutability checks); then
+//! `cache-to`/`cache-from type=gha` through the `bake` binary, configured as on a runner.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -191,4 +192,157 @@ fn gha_unreachable_service_is_an_error() {
     let remote = GhaRemote::from_attrs(&attrs, &|_| None).unwrap();
     let error = remote.has_blob(&Digest::of(b"x")).unwrap_err().to_string();
     assert!(error.contains("cannot reach"), "{error}");
+}
+
+/// A cold build exports `type=gha,scope=app,mode=max` with `env` (the runner's variables),
+/// a copy of the project on a fresh root imports it and runs nothing, and the service holds
+/// BuildKit's keys: one per layer blob and the scope's manifest, a bare cache config.
+fn through_bake(version: &str, env: &[(&str, &str)]) {
+    use crate::cache_export::{DOCKERFILE, bake_with_env, can_run, project};
+    if !can_run() {
+        return;
+    }
+    let main = token(&[("refs/heads/main", 3)]);
+    let server = GhaServer::start(&[&main]);
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.replace("{url}", &server.url)))
+        .collect();
+    env.push(("ACTIONS_RUNTIME_TOKEN".to_owned(), main.clone()));
+    let scratch = tempfile::tempdir().unwrap();
+    let first = project(&scratch.path().join("a/project"), DOCKERFILE);
+    let cold = bake_with_env(
+        &first,
+        &scratch.path().join("root-a"),
+        &["*.cache-to=type=gha,scope=app,mode=max".to_owned()],
+        &env,
+    );
+    assert_eq!(cold.cached, 0, "{}", cold.stderr);
+    assert!(cold.ran >= 5, "{}", cold.stderr);
+    assert!(
+        cold.stderr
+            .contains(&format!("to type=gha,scope=app,version={version} as `app`")),
+        "{}",
+        cold.stderr
+    );
+    assert!(!cold.stderr.contains("WARNING"), "{}", cold.stderr);
+
+    // The protocol the runner's variables chose is the one spoken.
+    let (spoken, other) = match version {
+        "1" => ("_apis/artifactcache", "CacheService"),
+        _ => ("CacheService", "_apis/artifactcache"),
+    };
+    assert!(server.count(spoken) > 0 && server.count(other) == 0);
+    let (_, manifest) = remote(&server, &main, version, "app")
+        .get_manifest("app")
+        .unwrap()
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    assert!(config.get("mediaType").is_none(), "not an OCI manifest");
+    assert!(config["records"].as_array().unwrap().len() >= 5, "{config}");
+    let mut expected: Vec<String> = config["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            assert!(layer["annotations"]["diffID"].is_string(), "{layer}");
+            format!("buildkit-blob-1-{}", layer["blob"].as_str().unwrap())
+        })
+        .collect();
+    expected.push(format!(
+        "{}#1",
+        GhaRemote::manifest_key("app", "refs/heads/main")
+    ));
+    expected.sort();
+    expected.dedup();
+    let mut keys = server.keys();
+    keys.sort();
+    assert_eq!(keys, expected, "no config blob, nothing else");
+
+    let second = scratch.path().join("elsewhere/checkout");
+    crate::support::copy_tree(&first, &second, &["out"]);
+    let warm = bake_with_env(
+        &second,
+        &scratch.path().join("root-b"),
+        &["*.cache-from=type=gha,scope=app".to_owned()],
+        &env,
+    );
+    assert_eq!(warm.ran, 0, "{}", warm.stderr);
+    assert_eq!(warm.cached, cold.ran, "{}", warm.stderr);
+    let bytes = |dir: &std::path::Path| std::fs::read(dir.join("out/r")).unwrap();
+    assert_eq!(bytes(&first), bytes(&second), "the RUN did not run again");
+}
+
+#[test]
+fn gha_v2_cache_through_bake_makes_a_fresh_root_run_nothing() {
+    through_bake(
+        "2",
+        &[
+            ("ACTIONS_RESULTS_URL", "{url}"),
+            ("ACTIONS_CACHE_URL", "http://127.0.0.1:1/not-this-one/"),
+            ("ACTIONS_CACHE_SERVICE_V2", "True"),
+        ],
+    );
+}
+
+#[test]
+fn gha_v1_cache_through_bake_makes_a_fresh_root_run_nothing() {
+    through_bake("1", &[("ACTIONS_CACHE_URL", "{url}")]);
+}
+
+#[test]
+fn gha_unreachable_cache_through_bake_is_a_warning() {
+    use crate::cache_export::{bake_with_env, can_run, project};
+    if !can_run() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [
+        (
+            "ACTIONS_RESULTS_URL".to_owned(),
+            format!("http://127.0.0.1:{port}/"),
+        ),
+        ("ACTIONS_CACHE_SERVICE_V2".to_owned(), "true".to_owned()),
+        (
+            "ACTIONS_RUNTIME_TOKEN".to_owned(),
+            token(&[("refs/heads/main", 3)]),
+        ),
+    ];
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = project(&scratch.path().join("p"), "FROM base\nRUN echo hi > /hi\n");
+    let built = bake_with_env(
+        &dir,
+        &scratch.path().join("root"),
+        &[
+            "*.cache-from=type=gha,scope=app,timeout=2s".to_owned(),
+            "*.cache-to=type=gha,scope=app,timeout=2s,ignore-error=true".to_owned(),
+        ],
+        &env,
+    );
+    assert!(
+        built.stderr.contains(
+            "WARNING: cache-from `type=gha,scope=app,version=2` was not imported: gha cache (scope `app`"
+        ),
+        "{}",
+        built.stderr
+    );
+    assert!(
+        built
+            .stderr
+            .contains(&format!("cannot reach http://127.0.0.1:{port}")),
+        "{}",
+        built.stderr
+    );
+    assert!(
+        built.stderr.contains(
+            "cache-to `type=gha,scope=app,version=2` of target `default` failed and is ignored (`ignore-error=true`): gha cache"
+        ),
+        "{}",
+        built.stderr
+    );
+    assert!(built.ran >= 1 && built.cached == 0, "{}", built.stderr);
 }

@@ -41,7 +41,8 @@ pub struct S3Options {
     pub bucket: String,
     /// The region (`region`, `AWS_REGION`, the profile's `region`; `us-east-1` for a custom endpoint).
     pub region: String,
-    /// Manifest names: exports write each, imports read the first (`name`, `;`-separated; `buildkit`).
+    /// Manifest names: exports write each, imports read the first that exists (`name`,
+    /// `;`-separated; `buildkit`).
     pub names: Vec<String>,
     /// Prefix of every object key (`prefix`, empty by default).
     pub prefix: String,

@@ -139,7 +139,8 @@ impl S3Remote {
         })
     }
 
-    /// The manifest names an export writes (every one) and an import reads (the first).
+    /// The manifest names an export writes (every one) and an import reads (the first that
+    /// exists).
     pub fn names(&self) -> &[String] {
         &self.options.names
     }
