@@ -296,25 +296,8 @@ mod tests {
         let mut plan = Plan::default();
         assert!(!has_remote(&plan));
         let request = BuildRequest {
-            target: "app".to_owned(),
-            platform: None,
             context: Context::Local("/x".into()),
-            dockerfile: Dockerfile::Inline("FROM scratch".to_owned()),
-            stage: None,
-            build_args: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            named_contexts: BTreeMap::new(),
-            outputs: Vec::new(),
-            cache_from: Vec::new(),
-            cache_to: Vec::new(),
-            secrets: Vec::new(),
-            ssh: Vec::new(),
-            network: None,
-            no_cache: false,
-            no_cache_filter: Vec::new(),
-            pull: false,
-            tags: Vec::new(),
-            call: crate::plan::Call::Build,
+            ..crate::engine::lower::tests::request("app", None, &[])
         };
         plan.requests.push(request.clone());
         assert!(!has_remote(&plan));

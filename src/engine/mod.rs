@@ -89,7 +89,6 @@ pub fn graph(request: &BuildRequest) -> Result<Definition> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::diag::SourceFile;
@@ -97,25 +96,9 @@ mod tests {
 
     fn request(text: &str) -> BuildRequest {
         BuildRequest {
-            target: "app".to_owned(),
-            platform: None,
-            context: plan::Context::Local("/nonexistent".into()),
             dockerfile: Dockerfile::Inline(text.to_owned()),
-            stage: None,
-            build_args: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            named_contexts: BTreeMap::new(),
-            outputs: Vec::new(),
-            cache_from: Vec::new(),
-            cache_to: Vec::new(),
-            secrets: Vec::new(),
-            ssh: Vec::new(),
-            network: None,
-            no_cache: false,
-            no_cache_filter: Vec::new(),
-            pull: false,
-            tags: Vec::new(),
             call: Call::Lint,
+            ..crate::engine::lower::tests::request("app", None, &[])
         }
     }
 
