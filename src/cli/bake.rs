@@ -339,7 +339,14 @@ fn warn(text: &str) {
 
 /// Reads `--config`, or the file buildkitd would read, and prints its warnings.
 fn load_config(args: &Args) -> Result<Config, crate::config::Error> {
-    let loaded = match &args.config {
+    load_config_file(args.config.as_deref())
+}
+
+/// Reads `explicit` (`--config`), or the file buildkitd would read, and prints its warnings.
+pub(crate) fn load_config_file(
+    explicit: Option<&std::path::Path>,
+) -> Result<Config, crate::config::Error> {
+    let loaded = match explicit {
         Some(path) => crate::config::load(path, true)?,
         None => {
             let home = std::env::var_os("HOME").map(std::path::PathBuf::from);

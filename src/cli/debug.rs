@@ -25,8 +25,13 @@ enum DebugCommand {
     /// Print the build requests (one per target and platform) as JSON.
     Plan(Args),
     /// List the platforms this host builds for and how their RUN steps run (native, a
-    /// binfmt_misc handler, QEMU started for the first process only, or unavailable).
-    Workers,
+    /// binfmt_misc handler, QEMU started for the first process only, or unavailable); only
+    /// the config's `[worker.oci] platforms` when it names them.
+    Workers {
+        /// The buildkitd.toml to read (default: the file buildkitd would read).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
     /// List the BuildKit builders bake can use (buildx's store, `default`, `--builder`),
     /// which one a build would take, and what each node answers.
     Builders {
@@ -41,7 +46,10 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
     let (bake_args, graph) = match &args.command {
         DebugCommand::Graph(a) => (a, true),
         DebugCommand::Plan(a) => (a, false),
-        DebugCommand::Workers => return Ok(workers()),
+        DebugCommand::Workers { config } => {
+            let config = crate::cli::bake::load_config_file(config.as_deref())?;
+            return Ok(workers(&config));
+        }
         DebugCommand::Builders { builder } => return builders(builder.as_deref()),
     };
     let cwd = current_dir()?;
@@ -88,8 +96,8 @@ pub(crate) fn run(args: &DebugArgs) -> miette::Result<Output> {
 }
 
 /// `bake debug workers`: one line per platform, as `buildctl debug workers` lists them.
-fn workers() -> Output {
-    let platforms = engine::settings::worker_platforms();
+fn workers(config: &crate::config::Config) -> Output {
+    let platforms = engine::settings::worker_platforms(config);
     let width = platforms
         .iter()
         .map(|w| w.platform.to_string().len())
@@ -148,7 +156,7 @@ fn builders(flag: Option<&str>) -> miette::Result<Output> {
     text.push_str(&format!(
         "(embedded){}\tbake\trunning\t-\t{}\n",
         if selected.is_none() { " *" } else { "" },
-        crate::engine::settings::worker_platforms()
+        crate::engine::settings::worker_platforms(&crate::cli::bake::load_config_file(None)?)
             .iter()
             .map(|w| w.platform.to_string())
             .collect::<Vec<_>>()

@@ -105,9 +105,21 @@ pub struct WorkerPlatform {
 
 /// The platforms this host builds for (like `buildctl debug workers`): what the CPU runs,
 /// then every common architecture, saying whether a `binfmt_misc` handler runs its steps,
-/// only their first process runs under QEMU, or nothing can run them.
-pub fn worker_platforms() -> Vec<WorkerPlatform> {
-    use crate::ops::emulation::{for_platform, native_platforms};
+/// only their first process runs under QEMU, or nothing can run them. When the config names
+/// `[worker.oci] platforms`, those and only those, as the worker builds nothing else.
+pub fn worker_platforms(config: &Config) -> Vec<WorkerPlatform> {
+    use crate::ops::emulation::native_platforms;
+    if !config.worker.platforms.is_empty() {
+        return config
+            .worker
+            .platforms
+            .iter()
+            .map(|platform| WorkerPlatform {
+                platform: platform.clone(),
+                how: runs(platform),
+            })
+            .collect();
+    }
     let mut out: Vec<WorkerPlatform> = native_platforms()
         .into_iter()
         .map(|platform| WorkerPlatform {
@@ -132,16 +144,21 @@ pub fn worker_platforms() -> Vec<WorkerPlatform> {
         if out.iter().any(|w| w.platform == platform) {
             continue;
         }
-        let how = match for_platform(&platform) {
-            Ok(emulation) => emulation.describe(&platform),
-            Err(missing) => format!(
-                "unavailable: no binfmt_misc handler and no `qemu-{}-static`",
-                missing.qemu
-            ),
-        };
+        let how = runs(&platform);
         out.push(WorkerPlatform { platform, how });
     }
     out
+}
+
+/// How `platform`'s RUN steps run here, in words.
+fn runs(platform: &Platform) -> String {
+    match crate::ops::emulation::for_platform(platform) {
+        Ok(emulation) => emulation.describe(platform),
+        Err(missing) => format!(
+            "unavailable: no binfmt_misc handler and no `qemu-{}-static`",
+            missing.qemu
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -370,4 +370,19 @@ fn a_platform_outside_the_worker_platforms_fails_before_any_step() {
         })
         .collect();
     assert_eq!(platforms, ["linux/amd64/v2", "linux/arm64"]);
+
+    // `bake debug workers` lists the configured platforms and no other.
+    let output = support::bake(
+        &dir,
+        &args(&["debug", "workers", "--config", &config_arg]),
+        &[],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert_eq!(listed, ["linux/amd64/v3", "linux/arm64"]);
 }
