@@ -199,6 +199,7 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
             failed,
         });
     }
+    let plan = grant(args, &cwd, plan)?;
     let selection = crate::engine::remote::select(
         args.builder.as_deref(),
         &crate::engine::remote::Environment::from_process(),
@@ -207,13 +208,73 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
         crate::engine::remote::Selection::Embedded => None,
         crate::engine::remote::Selection::Remote(builder, _) => Some(builder),
     };
-    for warning in ignored(args, &resolved, remote.is_some()) {
+    for warning in ignored(&resolved, remote.is_some()) {
         warn(&warning);
     }
     match remote {
         Some(builder) => build_remote(args, &plan, &builder),
         None => build(args, &plan, &inputs),
     }
+}
+
+/// The bake-level entitlement check: what the plan needs beyond the working directory and
+/// `--allow` is asked for on a terminal, or refused (exit 1) in a non-interactive run. The
+/// host network and insecure mode granted end up in every request's entitlements, where
+/// the solver checks RUN steps against them.
+fn grant(args: &Args, cwd: &Path, mut plan: plan::Plan) -> miette::Result<plan::Plan> {
+    use crate::plan::entitlements::{self, Disk, PromptMode};
+    use std::io::IsTerminal as _;
+    let granted = entitlements::parse_allow(&args.allow, cwd, &Disk)?;
+    let mut covered = granted.clone();
+    let typed = entitlements::from_overrides(&args.set, cwd, &Disk);
+    covered.fs_read.extend(typed.fs_read);
+    covered.fs_write.extend(typed.fs_write);
+    let missing = entitlements::missing(&plan.requests, cwd, &covered, &Disk);
+    let enforce_fs = match std::env::var("BUILDX_BAKE_ENTITLEMENTS_FS") {
+        Ok(value) if !value.is_empty() => {
+            crate::buildflags::parse_bool(&value).ok_or_else(|| {
+                Error::one(Diagnostic::new(
+                    "bake::entitlements",
+                    format!(
+                        "invalid `BUILDX_BAKE_ENTITLEMENTS_FS` value `{value}`: expected a boolean"
+                    ),
+                ))
+            })?
+        }
+        _ => true,
+    };
+    let mode = PromptMode {
+        interactive: std::io::stdin().is_terminal()
+            && std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+        enforce_fs,
+    };
+    let command: Vec<String> = std::iter::once("bake".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect();
+    let go = entitlements::prompt(
+        &missing,
+        mode,
+        &command,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stderr().lock(),
+    )
+    .map_err(|error| {
+        Error::one(Diagnostic::new(
+            "bake::entitlements",
+            format!("failed to ask for entitlements: {error}"),
+        ))
+    })?;
+    if !go {
+        return Err(entitlements::refusal(&missing).into());
+    }
+    let mut names = granted.solver_names();
+    names.extend(missing.solver_names());
+    for request in &mut plan.requests {
+        request.entitlements.extend(names.iter().cloned());
+        request.entitlements.sort();
+        request.entitlements.dedup();
+    }
+    Ok(plan)
 }
 
 /// How long a cancelled build may take to stop (kill its containers, clean up) before bake
@@ -261,15 +322,9 @@ type IgnoredAttribute = (&'static str, &'static str, fn(&bake::model::Target) ->
 /// What the build accepts but does not act on, one line per flag or attribute with the
 /// targets that set it: nothing accepted is silently dropped. A remote build passes
 /// `cache-from`, `cache-to` and `network` on to the daemon.
-fn ignored(args: &Args, resolved: &bake::Resolved, remote: bool) -> Vec<String> {
+fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
     let mut out = Vec::new();
-    if !args.allow.is_empty() {
-        out.push(format!(
-            "`--allow {}` is ignored: bake does not enforce entitlements",
-            args.allow.join(",")
-        ));
-    }
-    let checks: [IgnoredAttribute; 8] = [
+    let checks: [IgnoredAttribute; 7] = [
         ("attest", "bake does not produce attestations", |t| {
             t.attest.iter().any(|a| !a.disabled)
         }),
@@ -298,9 +353,6 @@ fn ignored(args: &Args, resolved: &bake::Resolved, remote: bool) -> Vec<String> 
             "RUN steps get only the default /etc/hosts",
             |t| !t.extra_hosts.is_empty(),
         ),
-        ("entitlements", "bake does not enforce entitlements", |t| {
-            !t.entitlements.is_empty()
-        }),
         (
             "resources",
             "RUN steps are not given resource limits",

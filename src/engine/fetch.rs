@@ -315,6 +315,7 @@ mod tests {
             pull: false,
             tags: Vec::new(),
             call: crate::plan::Call::Build,
+            entitlements: Vec::new(),
         };
         plan.requests.push(request.clone());
         assert!(!has_remote(&plan));

@@ -116,6 +116,7 @@ mod tests {
             pull: false,
             tags: Vec::new(),
             call: Call::Lint,
+            entitlements: Vec::new(),
         }
     }
 
