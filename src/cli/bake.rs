@@ -211,6 +211,24 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
     for warning in ignored(&resolved, remote.is_some()) {
         warn(&warning);
     }
+    for warning in unknown_entitlements(&resolved) {
+        warn(&warning);
+    }
+    if remote.is_some() {
+        let mut granted: Vec<&str> = plan
+            .requests
+            .iter()
+            .flat_map(|r| r.entitlements.iter().map(String::as_str))
+            .collect();
+        granted.sort_unstable();
+        granted.dedup();
+        if !granted.is_empty() {
+            warn(&format!(
+                "entitlements `{}` are not sent to a remote builder: the daemon decides on its own",
+                granted.join("`, `")
+            ));
+        }
+    }
     match remote {
         Some(builder) => build_remote(args, &plan, &builder),
         None => build(args, &plan, &inputs),
@@ -275,6 +293,22 @@ fn grant(args: &Args, cwd: &Path, mut plan: plan::Plan) -> miette::Result<plan::
         request.entitlements.dedup();
     }
     Ok(plan)
+}
+
+/// A target `entitlements` value bake does not grant (`device=...`), one line each.
+fn unknown_entitlements(resolved: &bake::Resolved) -> Vec<String> {
+    use crate::plan::entitlements::{NETWORK_HOST, SECURITY_INSECURE};
+    let mut out = Vec::new();
+    for (name, target) in &resolved.targets {
+        for entitlement in &target.entitlements {
+            if entitlement != NETWORK_HOST && entitlement != SECURITY_INSECURE {
+                out.push(format!(
+                    "`entitlements` value `{entitlement}` is ignored (target `{name}`): bake grants only `network.host` and `security.insecure`"
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// How long a cancelled build may take to stop (kill its containers, clean up) before bake
@@ -440,6 +474,7 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             .and_then(|v| v.parse().ok()),
         cancel: cancel.clone(),
         registries: config.registry().clone(),
+        insecure_entitlements: config.insecure_entitlements(),
     };
     let printer =
         crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?)

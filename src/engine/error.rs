@@ -222,6 +222,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Step(Box<StepFailed>),
+    /// A step needs an entitlement the build was not granted or the worker does not allow.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Entitlement(Box<crate::engine::entitlements::Refused>),
     /// The build was cancelled (Ctrl-C, SIGTERM, a closed progress pipe); running steps were
     /// stopped.
     #[error("build cancelled")]
