@@ -191,6 +191,13 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
         crate::cli::remote::subdir_contexts(&mut resolved, url);
     }
     let plan = plan::plan(&resolved, &cwd)?;
+    // Checked on the paths the bake file names, before git and HTTP inputs become
+    // checkouts in the state root.
+    let plan = if plan.requests.iter().all(|r| r.call == Call::Build) {
+        grant(args, &cwd, plan)?
+    } else {
+        plan
+    };
     let plan = crate::cli::remote::fetch_inputs(args, plan)?;
     if plan.requests.iter().any(|r| r.call != Call::Build) {
         let (text, failed) = call::run(&resolved, &plan.requests, &spec)?;
@@ -199,7 +206,6 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
             failed,
         });
     }
-    let plan = grant(args, &cwd, plan)?;
     let selection = crate::engine::remote::select(
         args.builder.as_deref(),
         &crate::engine::remote::Environment::from_process(),

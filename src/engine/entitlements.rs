@@ -5,37 +5,11 @@
 //! the first one runs. Part of `engine`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use miette::{NamedSource, SourceSpan};
-
+use crate::engine::error::Refused;
 use crate::engine::lower::Lowered;
 use crate::graph::{NetworkMode, Op, SecurityMode, Vertex};
 use crate::plan::entitlements::{NETWORK_HOST, SECURITY_INSECURE};
-
-/// A step that needs an entitlement it does not have.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("target `{target}`: step `{name}`: {reason}")]
-#[diagnostic(code(engine::entitlement))]
-pub struct Refused {
-    /// The target whose graph holds the step.
-    pub target: String,
-    /// The step's progress name.
-    pub name: String,
-    /// BuildKit's words: `network.host is not allowed`, or the daemon configuration's.
-    pub reason: String,
-    /// The Dockerfile the instruction is in.
-    #[source_code]
-    pub file: Option<NamedSource<Arc<str>>>,
-    /// The instruction.
-    #[label("needs {entitlement}")]
-    pub span: Option<SourceSpan>,
-    /// The entitlement.
-    pub entitlement: &'static str,
-    /// What to change.
-    #[help]
-    pub help: String,
-}
 
 /// The entitlement an exec vertex needs, if any (host network first).
 fn needs(vertex: &Vertex) -> Vec<&'static str> {
