@@ -440,7 +440,8 @@ pub fn prompt(
         };
         writeln!(out, "{first} {joined}{rest}\n")?;
     }
-    let solver = missing.network_host || missing.security_insecure || missing.ssh;
+    // Compat: buildx groups the SSH agent with the file system checks.
+    let solver = missing.network_host || missing.security_insecure;
     if !mode.enforce_fs && !solver {
         return Ok(true);
     }
@@ -597,6 +598,30 @@ mod tests {
     }
 
     #[test]
+    fn the_default_ssh_agent_needs_ssh_and_key_paths_need_reading() {
+        let mut request = request();
+        request.ssh = vec![
+            crate::buildflags::Ssh::parse("default"),
+            crate::buildflags::Ssh::parse("key=/keys/id"),
+        ];
+        let needed = missing(
+            std::slice::from_ref(&request),
+            Path::new("/work"),
+            &Grants::default(),
+            &Fake,
+        );
+        assert!(needed.ssh);
+        assert_eq!(needed.fs_read, [PathBuf::from("/keys/id")]);
+        let needed = missing(
+            &[request],
+            Path::new("/work"),
+            &allow(&["ssh,fs.read=/keys"]),
+            &Fake,
+        );
+        assert!(needed.is_empty(), "{needed:?}");
+    }
+
+    #[test]
     fn paths_typed_with_set_are_granted() {
         let grants = from_overrides(
             &[
@@ -678,5 +703,15 @@ mod tests {
         };
         let go = prompt(&missing, mode, &[], &mut "".as_bytes(), &mut Vec::new()).unwrap();
         assert!(go);
+        let ssh = Grants {
+            ssh: true,
+            ..Grants::default()
+        };
+        assert!(prompt(&ssh, mode, &[], &mut "".as_bytes(), &mut Vec::new()).unwrap());
+        let host = Grants {
+            network_host: true,
+            ..missing
+        };
+        assert!(!prompt(&host, mode, &[], &mut "".as_bytes(), &mut Vec::new()).unwrap());
     }
 }
