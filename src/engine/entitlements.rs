@@ -55,9 +55,7 @@ pub(crate) fn check(lowered: &Lowered<'_>, allowed: &[String]) -> Result<(), Box
                 let (reason, help) = if !granted {
                     (
                         format!("{entitlement} is not allowed"),
-                        format!(
-                            "pass `--allow {entitlement}` (and list it in the target's `entitlements`)"
-                        ),
+                        format!("add `--allow {entitlement}` to the command line"),
                     )
                 } else if !allowed.iter().any(|e| e == entitlement) {
                     (
