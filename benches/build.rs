@@ -157,6 +157,12 @@ fn bake_with(dir: &Path, root: &Path, env: &[(&str, String)]) {
         .arg("--root")
         .arg(root)
         .arg("--progress=plain")
+        // The monorepo example reads busybox from outside its directory, as a user grants.
+        .arg("--allow=fs.read=/bin")
+        .arg(format!(
+            "--allow=fs.read={}",
+            repo().join("target/tmp/arm64").display()
+        ))
         .current_dir(dir)
         .env("BASE", base())
         .envs(env.iter().map(|(k, v)| (*k, v)))

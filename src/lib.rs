@@ -39,7 +39,8 @@
 //!
 //! 1. `bake::load` turns bake files into `bake::Resolved` targets; `bake::print` renders
 //!    them exactly as `docker buildx bake --print` does.
-//! 2. [`plan::plan`] turns them into one [`plan::BuildRequest`] per target and platform.
+//! 2. [`plan::plan`] turns them into one [`plan::BuildRequest`] per target and platform;
+//!    [`plan::entitlements`] lists what they need beyond the working directory and `--allow`.
 //! 3. [`frontend::dockerfile`] lowers a Dockerfile to a `graph::Definition`.
 //! 4. [`engine`] runs the definitions: the [`solver`] schedules their vertices through
 //!    [`ops`], and [`exporter`] writes the results. With `--builder`, [`remote`] sends the

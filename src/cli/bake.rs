@@ -191,6 +191,13 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
         crate::cli::remote::subdir_contexts(&mut resolved, url);
     }
     let plan = plan::plan(&resolved, &cwd)?;
+    // Checked on the paths the bake file names, before git and HTTP inputs become
+    // checkouts in the state root.
+    let plan = if plan.requests.iter().all(|r| r.call == Call::Build) {
+        grant(args, &cwd, plan)?
+    } else {
+        plan
+    };
     let plan = crate::cli::remote::fetch_inputs(args, plan)?;
     if plan.requests.iter().any(|r| r.call != Call::Build) {
         let (text, failed) = call::run(&resolved, &plan.requests, &spec)?;
@@ -207,13 +214,107 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
         crate::engine::remote::Selection::Embedded => None,
         crate::engine::remote::Selection::Remote(builder, _) => Some(builder),
     };
-    for warning in ignored(args, &resolved, remote.is_some()) {
+    for warning in ignored(&resolved, remote.is_some()) {
         warn(&warning);
+    }
+    for warning in unknown_entitlements(&resolved) {
+        warn(&warning);
+    }
+    if remote.is_some() {
+        let mut granted: Vec<&str> = plan
+            .requests
+            .iter()
+            .flat_map(|r| r.entitlements.iter().map(String::as_str))
+            .collect();
+        granted.sort_unstable();
+        granted.dedup();
+        if !granted.is_empty() {
+            warn(&format!(
+                "entitlements `{}` are not sent to a remote builder: the daemon decides on its own",
+                granted.join("`, `")
+            ));
+        }
     }
     match remote {
         Some(builder) => build_remote(args, &plan, &builder),
         None => build(args, &plan, &inputs),
     }
+}
+
+/// The bake-level entitlement check: what the plan needs beyond the working directory and
+/// `--allow` is asked for on a terminal, or refused (exit 1) in a non-interactive run. The
+/// host network and insecure mode granted end up in every request's entitlements, where
+/// the solver checks RUN steps against them.
+fn grant(args: &Args, cwd: &Path, mut plan: plan::Plan) -> miette::Result<plan::Plan> {
+    use crate::plan::entitlements::{self, Disk, PromptMode};
+    use std::io::IsTerminal as _;
+    let granted = entitlements::parse_allow(&args.allow, cwd, &Disk)?;
+    let mut covered = granted.clone();
+    let typed = entitlements::from_overrides(&args.set, cwd, &Disk);
+    covered.fs_read.extend(typed.fs_read);
+    covered.fs_write.extend(typed.fs_write);
+    let missing = entitlements::missing(&plan.requests, cwd, &covered, &Disk);
+    let enforce_fs = match std::env::var("BUILDX_BAKE_ENTITLEMENTS_FS") {
+        Ok(value) if !value.is_empty() => {
+            crate::buildflags::parse_bool(&value).ok_or_else(|| {
+                Error::one(Diagnostic::new(
+                    "bake::entitlements",
+                    format!(
+                        "invalid `BUILDX_BAKE_ENTITLEMENTS_FS` value `{value}`: expected a boolean"
+                    ),
+                ))
+            })?
+        }
+        _ => true,
+    };
+    let mode = PromptMode {
+        interactive: std::io::stdin().is_terminal()
+            && std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+        enforce_fs,
+    };
+    let command: Vec<String> = std::iter::once("bake".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect();
+    let go = entitlements::prompt(
+        &missing,
+        mode,
+        &command,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stderr().lock(),
+    )
+    .map_err(|error| {
+        Error::one(Diagnostic::new(
+            "bake::entitlements",
+            format!("failed to ask for entitlements: {error}"),
+        ))
+    })?;
+    if !go {
+        return Err(entitlements::refusal(&missing).into());
+    }
+    let mut names = granted.solver_names();
+    names.extend(missing.solver_names());
+    for request in &mut plan.requests {
+        request.entitlements.extend(names.iter().cloned());
+        request.entitlements.sort();
+        request.entitlements.dedup();
+    }
+    Ok(plan)
+}
+
+/// A target `entitlements` value bake does not grant (`device=...`), one line each.
+fn unknown_entitlements(resolved: &bake::Resolved) -> Vec<String> {
+    use crate::plan::entitlements::{NETWORK_HOST, SECURITY_INSECURE};
+    let mut out = Vec::new();
+    for (name, target) in &resolved.targets {
+        for entitlement in &target.entitlements {
+            if entitlement != NETWORK_HOST && entitlement != SECURITY_INSECURE {
+                out.push(format!(
+                    "`entitlements` value `{entitlement}` is ignored (target `{name}`): bake grants only `network.host` and `security.insecure`"
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// How long a cancelled build may take to stop (kill its containers, clean up) before bake
@@ -261,15 +362,9 @@ type IgnoredAttribute = (&'static str, &'static str, fn(&bake::model::Target) ->
 /// What the build accepts but does not act on, one line per flag or attribute with the
 /// targets that set it: nothing accepted is silently dropped. A remote build passes
 /// `cache-from`, `cache-to` and `network` on to the daemon.
-fn ignored(args: &Args, resolved: &bake::Resolved, remote: bool) -> Vec<String> {
+fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
     let mut out = Vec::new();
-    if !args.allow.is_empty() {
-        out.push(format!(
-            "`--allow {}` is ignored: bake does not enforce entitlements",
-            args.allow.join(",")
-        ));
-    }
-    let checks: [IgnoredAttribute; 8] = [
+    let checks: [IgnoredAttribute; 7] = [
         ("attest", "bake does not produce attestations", |t| {
             t.attest.iter().any(|a| !a.disabled)
         }),
@@ -298,9 +393,6 @@ fn ignored(args: &Args, resolved: &bake::Resolved, remote: bool) -> Vec<String> 
             "RUN steps get only the default /etc/hosts",
             |t| !t.extra_hosts.is_empty(),
         ),
-        ("entitlements", "bake does not enforce entitlements", |t| {
-            !t.entitlements.is_empty()
-        }),
         (
             "resources",
             "RUN steps are not given resource limits",
@@ -395,6 +487,7 @@ fn build(args: &Args, plan: &plan::Plan, inputs: &Inputs) -> miette::Result<Outp
             .and_then(|v| v.parse().ok()),
         cancel: cancel.clone(),
         registries: config.registry().clone(),
+        insecure_entitlements: config.insecure_entitlements(),
     };
     let printer =
         crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?)

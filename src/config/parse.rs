@@ -473,8 +473,21 @@ impl Walker<'_> {
                 w.mark_inert(path, value);
             }
             "insecure-entitlements" => {
-                config.insecure_entitlements = w.strings(path, value);
-                w.mark_inert(path, value);
+                let names = w.strings(path, value);
+                if let Some(unknown) = names
+                    .iter()
+                    .find(|n| !matches!(n.as_str(), "network.host" | "security.insecure"))
+                {
+                    w.bad_value(
+                        "config::value",
+                        path,
+                        format!(
+                            "unknown entitlement `{unknown}` (expected `network.host` or `security.insecure`)"
+                        ),
+                        value,
+                    );
+                }
+                config.insecure_entitlements = Some(names);
             }
             "provenanceEnvDir" => {
                 w.string(path, value);
@@ -910,7 +923,10 @@ platformsCacheMaxAge = "1h"
         let config = loaded.config;
         assert_eq!(config.root, Some(PathBuf::from("/srv/bake")));
         assert!(config.debug && !config.trace);
-        assert_eq!(config.insecure_entitlements.len(), 2);
+        assert_eq!(
+            config.insecure_entitlements(),
+            ["network.host", "security.insecure"]
+        );
         let dns = config.dns.clone().unwrap();
         assert_eq!(dns.nameservers, ["1.1.1.1"]);
         assert_eq!(dns.options, ["edns0"]);
@@ -963,7 +979,6 @@ platformsCacheMaxAge = "1h"
             [
                 "debug",
                 "trace",
-                "insecure-entitlements",
                 "log",
                 "dns",
                 "grpc",

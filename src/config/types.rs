@@ -23,8 +23,9 @@ pub struct Config {
     pub debug: bool,
     /// `trace`: even more logging.
     pub trace: bool,
-    /// `insecure-entitlements` the daemon allows (`network.host`, `security.insecure`, ...).
-    pub insecure_entitlements: Vec<String>,
+    /// `insecure-entitlements` the worker allows (`network.host`, `security.insecure`);
+    /// `None` when the file does not set it (see [`Config::insecure_entitlements`]).
+    pub insecure_entitlements: Option<Vec<String>>,
     /// `[worker.oci]`.
     pub worker: OciWorker,
     /// `[registry."host"]`, by host.
@@ -38,6 +39,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// The entitlements a build may be granted. Without `insecure-entitlements` in the file
+    /// both are: bake has no daemon, so whoever runs it is the operator, and `--allow` is
+    /// already their explicit consent. A file that sets the key (even to `[]`) is the
+    /// operator narrowing that down, as for buildkitd.
+    pub fn insecure_entitlements(&self) -> Vec<String> {
+        self.insecure_entitlements
+            .clone()
+            .unwrap_or_else(|| vec!["network.host".to_owned(), "security.insecure".to_owned()])
+    }
+
     /// Returns the `[registry."host"]` entries, by host (`docker.io`, `127.0.0.1:5000`).
     pub fn registry(&self) -> &BTreeMap<String, Registry> {
         &self.registries

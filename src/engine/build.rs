@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub cancel: Arc<AtomicBool>,
     /// buildkitd.toml's `[registry."host"]` settings (mirrors, plain HTTP, TLS).
     pub registries: BTreeMap<String, crate::config::Registry>,
+    /// The entitlements the worker allows a build to be granted (`insecure-entitlements`).
+    pub insecure_entitlements: Vec<String>,
 }
 
 impl std::fmt::Debug for BuildOptions {
@@ -97,6 +99,7 @@ pub fn build(
         source_date_epoch,
         cancel,
         registries,
+        insecure_entitlements,
     } = options;
     let state = |source: Box<dyn std::error::Error + Send + Sync>| Error::State {
         root: root.clone(),
@@ -119,6 +122,8 @@ pub fn build(
     let cache_context = crate::engine::cache::open_context(&root, &registry, &cwd);
     crate::engine::cache::validate(plan, &cache_context)?;
     let lowered = lower::lower(plan, &images)?;
+    crate::engine::entitlements::check(&lowered, &insecure_entitlements)
+        .map_err(Error::Entitlement)?;
     let (imported, import_warnings) = crate::engine::cache::import(plan, &cache_context, sink);
     let settings = solve::WorkerSettings {
         root: &root,

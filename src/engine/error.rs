@@ -222,6 +222,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Step(Box<StepFailed>),
+    /// A step needs an entitlement the build was not granted or the worker does not allow.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Entitlement(Box<Refused>),
     /// The build was cancelled (Ctrl-C, SIGTERM, a closed progress pipe); running steps were
     /// stopped.
     #[error("build cancelled")]
@@ -355,6 +359,30 @@ fn missing_program(message: &str) -> Option<&str> {
     }
     let rest = &message[message.find("exec: \"")? + "exec: \"".len()..];
     rest.split('"').next().filter(|p| !p.is_empty())
+}
+
+/// A step that needs an entitlement it does not have.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("target `{target}`: step `{name}`: {reason}")]
+#[diagnostic(code(engine::entitlement))]
+pub struct Refused {
+    /// The target whose graph holds the step.
+    pub target: String,
+    /// The step's progress name.
+    pub name: String,
+    /// BuildKit's words: `network.host is not allowed`, or the daemon configuration's.
+    pub reason: String,
+    /// The Dockerfile the instruction is in.
+    #[source_code]
+    pub file: Option<NamedSource<Arc<str>>>,
+    /// The instruction.
+    #[label("needs {entitlement}")]
+    pub span: Option<SourceSpan>,
+    /// The entitlement.
+    pub entitlement: &'static str,
+    /// What to change.
+    #[help]
+    pub help: String,
 }
 
 #[cfg(test)]

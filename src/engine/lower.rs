@@ -319,6 +319,7 @@ pub(crate) mod tests {
             pull: false,
             tags: Vec::new(),
             call: Call::Build,
+            entitlements: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod build;
 mod cache;
 mod combine;
+mod entitlements;
 mod error;
 mod export;
 pub mod fetch;

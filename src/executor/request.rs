@@ -36,6 +36,9 @@ pub struct ExecRequest {
     pub readonly_rootfs: bool,
     /// `(host, ip)` pairs appended to `/etc/hosts`.
     pub extra_hosts: Vec<(String, String)>,
+    /// `RUN --security=insecure`: every capability, no masked or read-only paths, a writable
+    /// `/sys` and access to every device, as BuildKit's insecure mode.
+    pub privileged: bool,
 }
 
 impl ExecRequest {
@@ -52,6 +55,7 @@ impl ExecRequest {
             mounts: Vec::new(),
             readonly_rootfs: false,
             extra_hosts: Vec::new(),
+            privileged: false,
         }
     }
 }

@@ -126,6 +126,9 @@ impl Runc {
         if let Some(ceiling) = nofile_ceiling() {
             spec::limit_nofile(&mut spec, ceiling)?;
         }
+        if let Some(bounding) = capability_bounding_set() {
+            spec::limit_capabilities(&mut spec, bounding);
+        }
         let hostname = spec::hostname(request);
         for (path, contents) in [
             (
@@ -334,6 +337,13 @@ fn runtime_errors(log: &str) -> Vec<String> {
 /// The highest open-files limit a container we start can get: `None` (no ceiling) when we
 /// hold `CAP_SYS_RESOURCE`, otherwise our own hard limit. Read from /proc rather than with
 /// getrlimit(2) so that the executor needs no unsafe code.
+/// This process's capability bounding set (`CapBnd` in `/proc/self/status`).
+fn capability_bounding_set() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(line.trim(), 16).ok()
+}
+
 fn nofile_ceiling() -> Option<u64> {
     const CAP_SYS_RESOURCE: u32 = 24;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

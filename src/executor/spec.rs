@@ -8,7 +8,10 @@
 //! Compat: buildkit executor/oci/spec.go `GenerateSpec`, which starts from containerd's
 //! default Unix spec (oci/spec.go `populateDefaultUnixSpec`) and adjusts it for builds.
 //! Diverges: no seccomp profile, no AppArmor and no cgroup namespace; the process runs
-//! with the default capability set, which is what limits a RUN step in practice.
+//! with the default capability set, which is what limits a RUN step in practice. A
+//! privileged request (`RUN --security=insecure`) gets what BuildKit's insecure mode gives:
+//! every capability, no masked or read-only paths, a writable `/sys`, and a cgroup rule
+//! allowing every device; the host's device nodes are not copied into its `/dev`.
 
 use std::path::PathBuf;
 
@@ -53,6 +56,52 @@ const DEFAULT_CAPABILITIES: [Capability; 14] = [
     Capability::SysChroot,
     Capability::Kill,
     Capability::AuditWrite,
+];
+
+/// Every capability, for a privileged step, indexed by its Linux number (`CAP_CHOWN` = 0).
+// Compat: buildkit's insecure mode (oci.WithPrivileged) grants the full set.
+const ALL_CAPABILITIES: [Capability; 41] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::DacReadSearch,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
+    Capability::LinuxImmutable,
+    Capability::NetBindService,
+    Capability::NetBroadcast,
+    Capability::NetAdmin,
+    Capability::NetRaw,
+    Capability::IpcLock,
+    Capability::IpcOwner,
+    Capability::SysModule,
+    Capability::SysRawio,
+    Capability::SysChroot,
+    Capability::SysPtrace,
+    Capability::SysPacct,
+    Capability::SysAdmin,
+    Capability::SysBoot,
+    Capability::SysNice,
+    Capability::SysResource,
+    Capability::SysTime,
+    Capability::SysTtyConfig,
+    Capability::Mknod,
+    Capability::Lease,
+    Capability::AuditWrite,
+    Capability::AuditControl,
+    Capability::Setfcap,
+    Capability::MacOverride,
+    Capability::MacAdmin,
+    Capability::Syslog,
+    Capability::WakeAlarm,
+    Capability::BlockSuspend,
+    Capability::AuditRead,
+    Capability::Perfmon,
+    Capability::Bpf,
+    Capability::CheckpointRestore,
 ];
 
 /// Paths hidden from the container (bind-mounted over with /dev/null or an empty tmpfs).
@@ -110,9 +159,13 @@ pub fn build(request: &ExecRequest, user: &ResolvedUser, files: &GeneratedFiles)
     } else {
         &request.cwd
     };
-    let capabilities = DEFAULT_CAPABILITIES
-        .into_iter()
-        .collect::<std::collections::HashSet<_>>();
+    let capabilities = if request.privileged {
+        ALL_CAPABILITIES
+            .into_iter()
+            .collect::<std::collections::HashSet<_>>()
+    } else {
+        DEFAULT_CAPABILITIES.into_iter().collect()
+    };
     let mut capability_sets = LinuxCapabilitiesBuilder::default()
         .bounding(capabilities.clone())
         .effective(capabilities.clone())
@@ -142,7 +195,7 @@ pub fn build(request: &ExecRequest, user: &ResolvedUser, files: &GeneratedFiles)
                 .hard(NOFILE_LIMIT)
                 .build()?,
         ])
-        .no_new_privileges(true)
+        .no_new_privileges(!request.privileged)
         .build()?;
 
     let mut spec = SpecBuilder::default()
@@ -156,7 +209,7 @@ pub fn build(request: &ExecRequest, user: &ResolvedUser, files: &GeneratedFiles)
         .hostname(hostname(request))
         .process(process)
         .mounts(mounts(request, files)?)
-        .linux(linux(request.network)?)
+        .linux(linux(request.network, request.privileged)?)
         .build()?;
     // The builder fills unset fields from `Spec::default()`, which carries an empty
     // annotations map; leaving it out keeps config.json minimal.
@@ -192,6 +245,35 @@ pub fn limit_nofile(spec: &mut Spec, ceiling: u64) -> Result<()> {
         .collect::<std::result::Result<Vec<_>, _>>()?;
     process.set_rlimits(Some(rlimits));
     Ok(())
+}
+
+/// Keeps only the capabilities in `bounding` (a `CapBnd` mask from `/proc/self/status`):
+/// runc cannot grant a capability the caller does not hold, which a build inside a
+/// container (without `CAP_SYS_RESOURCE`, say) would otherwise fail on.
+pub fn limit_capabilities(spec: &mut Spec, bounding: u64) {
+    let Some(process) = spec.process_mut() else {
+        return;
+    };
+    let Some(mut sets) = process.capabilities().clone() else {
+        return;
+    };
+    let held = |set: &Option<std::collections::HashSet<Capability>>| {
+        set.as_ref().map(|caps| {
+            caps.iter()
+                .copied()
+                .filter(|cap| {
+                    ALL_CAPABILITIES
+                        .iter()
+                        .position(|c| c == cap)
+                        .is_some_and(|bit| bounding & (1u64 << bit) != 0)
+                })
+                .collect()
+        })
+    };
+    sets.set_bounding(held(sets.bounding()));
+    sets.set_effective(held(sets.effective()));
+    sets.set_permitted(held(sets.permitted()));
+    process.set_capabilities(Some(sets));
 }
 
 /// Renders `spec` as `config.json` bytes, with capability sets sorted so the output is the
@@ -361,7 +443,11 @@ fn mounts(request: &ExecRequest, files: &GeneratedFiles) -> Result<Vec<OciMount>
             "/sys",
             "sysfs",
             "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
+            if request.privileged {
+                &["nosuid", "noexec", "nodev"]
+            } else {
+                &["nosuid", "noexec", "nodev", "ro"]
+            },
         )?,
     ];
     // Compat: buildkit executor/oci/spec.go binds resolv.conf and hosts from its state dir.
@@ -410,7 +496,7 @@ fn devices() -> Result<Vec<LinuxDevice>> {
         .collect()
 }
 
-fn linux(network: Network) -> Result<oci_spec::runtime::Linux> {
+fn linux(network: Network, privileged: bool) -> Result<oci_spec::runtime::Linux> {
     let mut namespaces = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -425,10 +511,11 @@ fn linux(network: Network) -> Result<oci_spec::runtime::Linux> {
         .into_iter()
         .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    // Deny every device, then allow the standard ones (containerd's default cgroup rule).
+    // Deny every device, then allow the standard ones (containerd's default cgroup rule);
+    // a privileged step may use every device.
     let mut device_rules = vec![
         LinuxDeviceCgroupBuilder::default()
-            .allow(false)
+            .allow(privileged)
             .access("rwm")
             .build()?,
     ];
@@ -451,8 +538,16 @@ fn linux(network: Network) -> Result<oci_spec::runtime::Linux> {
                 .devices(device_rules)
                 .build()?,
         )
-        .masked_paths(MASKED_PATHS.map(String::from).to_vec())
-        .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
+        .masked_paths(if privileged {
+            Vec::new()
+        } else {
+            MASKED_PATHS.map(String::from).to_vec()
+        })
+        .readonly_paths(if privileged {
+            Vec::new()
+        } else {
+            READONLY_PATHS.map(String::from).to_vec()
+        })
         .build()?)
 }
 
@@ -503,6 +598,66 @@ mod tests {
         };
         assert!(has_net(Network::None));
         assert!(!has_net(Network::Host));
+    }
+
+    #[test]
+    fn a_privileged_request_gets_every_capability_and_no_masks() {
+        let sandbox = json(&build(&request(), &ResolvedUser::default(), &files()).unwrap());
+        let mut privileged = request();
+        privileged.privileged = true;
+        let insecure = json(&build(&privileged, &ResolvedUser::default(), &files()).unwrap());
+        let caps = |spec: &serde_json::Value| {
+            spec["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!((caps(&sandbox), caps(&insecure)), (14, 41));
+        assert_eq!(sandbox["process"]["noNewPrivileges"], true);
+        assert!(
+            insecure["process"]
+                .get("noNewPrivileges")
+                .is_none_or(|v| v == false)
+        );
+        assert!(
+            !sandbox["linux"]["maskedPaths"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            insecure["linux"]
+                .get("maskedPaths")
+                .is_none_or(|v| v.as_array().unwrap().is_empty())
+        );
+        assert_eq!(insecure["linux"]["resources"]["devices"][0]["allow"], true);
+        assert_eq!(sandbox["linux"]["resources"]["devices"][0]["allow"], false);
+        let sys = |spec: &serde_json::Value| {
+            spec["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == "/sys")
+                .unwrap()["options"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("ro"))
+        };
+        assert!(sys(&sandbox) && !sys(&insecure));
+    }
+
+    #[test]
+    fn capabilities_the_caller_lacks_are_dropped() {
+        let mut privileged = request();
+        privileged.privileged = true;
+        let mut spec = build(&privileged, &ResolvedUser::default(), &files()).unwrap();
+        // Every capability but CAP_SYS_RESOURCE (24).
+        limit_capabilities(&mut spec, 0x01ff_feff_ffff);
+        let caps = json(&spec)["process"]["capabilities"]["permitted"].clone();
+        let caps = caps.as_array().unwrap();
+        assert_eq!(caps.len(), 40);
+        assert!(!caps.contains(&serde_json::json!("CAP_SYS_RESOURCE")));
+        assert!(caps.contains(&serde_json::json!("CAP_SYS_ADMIN")));
     }
 
     #[test]

@@ -100,11 +100,6 @@ pub fn run(
     environment: &ExecEnvironment<'_>,
     output: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<ExitStatus> {
-    if op.security == SecurityMode::Insecure {
-        return Err(Error::Unsupported {
-            what: "`RUN --security=insecure`".to_owned(),
-        });
-    }
     if !op.meta.devices.is_empty() {
         return Err(Error::Unsupported {
             what: "`RUN --device`".to_owned(),
@@ -123,6 +118,8 @@ pub fn run(
         op.meta.cwd.clone()
     };
     request.user = op.meta.user.clone();
+    // The engine checked the `security.insecure` grant before the build started.
+    request.privileged = op.security == SecurityMode::Insecure;
     request.network = match op.network {
         // Compat: without CNI, BuildKit's sandbox network is the host's.
         NetworkMode::Sandbox | NetworkMode::Host => Network::Host,

@@ -13,6 +13,8 @@ use crate::bake::resolve::Resolved;
 use crate::buildflags::{CacheEntry, ExportEntry, Secret, Ssh};
 use crate::platform::Platform;
 
+pub mod entitlements;
+
 /// Why a target cannot become a build request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
@@ -181,6 +183,10 @@ pub struct BuildRequest {
     pub pull: bool,
     /// The frontend method.
     pub call: Call,
+    /// Entitlements the build is granted (`network.host`, `security.insecure`): the
+    /// target's `entitlements`, plus what `--allow` grants once the bake-level check passed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entitlements: Vec<String>,
 }
 
 /// Every request of one bake invocation, in target-name order.
@@ -323,6 +329,7 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
             pull: target.pull.unwrap_or(false),
             tags: target.tags.clone().unwrap_or_default(),
             call,
+            entitlements: target.entitlements.clone(),
         })
         .collect())
 }
@@ -337,8 +344,18 @@ pub fn plan(resolved: &Resolved, cwd: &Path) -> Result<Plan> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A build request for the target `app` with its context at `context`.
+    pub(crate) fn request_for(context: &str) -> BuildRequest {
+        let mut app = target("app");
+        app.context = Some(context.to_owned());
+        plan(&resolved(vec![app]), Path::new("/work"))
+            .unwrap()
+            .requests
+            .remove(0)
+    }
 
     fn target(name: &str) -> Target {
         Target {

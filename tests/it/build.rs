@@ -353,6 +353,8 @@ fn monorepo_example_builds_shares_its_base_and_rebuilds_only_what_changed() {
             "--root".into(),
             root.display().to_string(),
             "--progress=rawjson".into(),
+            // The OS base copies the host's busybox from `/bin`.
+            "--allow=fs.read=/bin".into(),
         ];
         let output = support::bake(&dir, &args, &[], None);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -639,7 +641,11 @@ fn secrets_and_ssh_agent_sockets_reach_run_mounts() {
     )
     .unwrap();
     let root = scratch.path().join("state");
-    let args: Vec<String> = vec!["--root".into(), root.display().to_string()];
+    let args: Vec<String> = vec![
+        "--root".into(),
+        root.display().to_string(),
+        format!("--allow=fs.read={}", agent.display()),
+    ];
     let env = [
         ("BASE".to_owned(), base()),
         ("FROMENV".to_owned(), "from-env".to_owned()),
@@ -794,6 +800,7 @@ fn one_file_layout(scratch: &Path, layout: &Path, text: &str) {
     let args = vec![
         "--root".to_owned(),
         scratch.join("layout-state").display().to_string(),
+        format!("--allow=fs.write={}", layout.display()),
     ];
     let output = support::bake(&project, &args, &[], None);
     assert!(
@@ -907,6 +914,7 @@ fn linked_contexts_example_builds_as_written() {
     let args = vec![
         "--root".to_owned(),
         scratch.path().join("state").display().to_string(),
+        "--allow=fs.read=/bin".to_owned(),
     ];
     let output = support::bake(&dir, &args, &[], None);
     assert!(
@@ -1002,12 +1010,14 @@ fn monorepo_example_builds_for_two_platforms() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("monorepo");
     support::copy_tree(&support::root().join("examples/bake/monorepo"), &dir, &[]);
+    let arm64_dir = arm64.parent().unwrap().display().to_string();
     let args: Vec<String> = vec![
         "--root".into(),
         scratch.path().join("state").display().to_string(),
         "--progress=rawjson".into(),
+        "--allow=fs.read=/bin".into(),
+        format!("--allow=fs.read={arm64_dir}"),
     ];
-    let arm64_dir = arm64.parent().unwrap().display().to_string();
     let env = [
         ("PLATFORMS".to_owned(), "linux/amd64,linux/arm64".to_owned()),
         ("BUSYBOX_ARM64_DIR".to_owned(), arm64_dir),

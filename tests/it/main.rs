@@ -19,6 +19,7 @@ mod conformance;
 mod crash;
 mod dockerfile_errors;
 mod emulation;
+mod entitlements;
 mod errors;
 mod examples;
 mod execop;

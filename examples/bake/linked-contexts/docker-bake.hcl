@@ -1,6 +1,7 @@
 # Targets feeding each other through `target:` named contexts: `app` builds on the result of
 # `base`, and `tests` copies from `app`. Asking for `tests` builds all three, once each.
-# Building needs runc and busybox-static (`apt-get install runc busybox-static`).
+# Building needs runc and busybox-static (`apt-get install runc busybox-static`); the
+# `busybox` context reads `/bin`, outside the project: `bake --allow fs.read=/bin tests`.
 target "base" {
   context  = "base"
   contexts = { busybox = "/bin" }

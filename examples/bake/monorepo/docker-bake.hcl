@@ -1,10 +1,12 @@
 # A monorepo of seven services that share one base stage through a `target:` link. The base
 # stands on an OS image that bake builds itself from Debian's static busybox
-# (`apt-get install busybox-static runc`), so `bake` builds everything with no registry:
-#   bake --root /tmp/bake
+# (`apt-get install busybox-static runc`), so `bake` builds everything with no registry; it
+# reads busybox from `/bin`, outside the project, so that is granted with `--allow`:
+#   bake --root /tmp/bake --allow fs.read=/bin
 # For two platforms, give the other architecture's busybox too (Debian's, unpacked) and run its
 # steps under QEMU (`apt-get install qemu-user-static`):
-#   PLATFORMS=linux/amd64,linux/arm64 BUSYBOX_ARM64_DIR=/tmp/arm64/bin bake --root /tmp/bake
+#   PLATFORMS=linux/amd64,linux/arm64 BUSYBOX_ARM64_DIR=/tmp/arm64/bin bake --root /tmp/bake \
+#     --allow fs.read=/bin,fs.read=/tmp/arm64/bin
 # Point OS at another image to use it instead (`OS=docker-image://debian:12 bake`).
 # `bake --print` needs nothing.
 variable "OS" {
