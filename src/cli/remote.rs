@@ -158,6 +158,22 @@ pub(crate) fn fetch_inputs(
     if !fetch::has_remote(&plan) {
         return Ok(plan);
     }
+    let from_stdin: Vec<&str> = plan
+        .requests
+        .iter()
+        .filter(|r| matches!(&r.context, crate::plan::Context::Remote(c) if c == fetch::STDIN))
+        .map(|r| r.target.as_str())
+        .collect();
+    if !from_stdin.is_empty() && args.files.iter().any(|f| f == "-") {
+        return Err(crate::bake::Error::one(crate::bake::Diagnostic::new(
+            "bake::stdin",
+            format!(
+                "target `{}` reads its context from stdin (`-`), which already holds the bake file (`-f -`)",
+                from_stdin[0]
+            ),
+        ))
+        .into());
+    }
     Ok(fetch::fetch(&plan, &state_root(args), &process_env())?)
 }
 

@@ -16,6 +16,9 @@ use crate::plan::{BuildRequest, Context, Dockerfile, NamedContext, Plan};
 use crate::source::git::{Auth, Git, GitUrl, is_git_url};
 use crate::source::http::Http;
 
+/// The context that is read from stdin.
+pub const STDIN: &str = "-";
+
 /// Whether a command-line word is a remote bake definition rather than a target name.
 // Compat: buildx IsRemoteURL: an HTTP(S) URL or a git URL.
 pub fn is_remote_url(word: &str) -> bool {
@@ -170,13 +173,14 @@ impl Fetcher {
         let fetched = if is_git_url(url) {
             Fetched::Tree(self.checkout(&GitUrl::parse(url)?, keep_git_dir)?)
         } else {
-            let download = self.http.fetch(url, None)?;
-            let blob = self.http.path(&download);
+            let (blob, digest) = if url == STDIN {
+                self.stdin()?
+            } else {
+                let download = self.http.fetch(url, None)?;
+                (self.http.path(&download), download.digest)
+            };
             if crate::source::archive::is_archive(&blob) {
-                let dir = self
-                    .root
-                    .join("http/trees")
-                    .join(&download.digest.hex()[..32]);
+                let dir = self.root.join("http/trees").join(&digest.hex()[..32]);
                 if !dir.is_dir() {
                     let temporary = self.temporary("http")?;
                     crate::source::archive::unpack(&blob, &temporary, url)?;
@@ -194,6 +198,38 @@ impl Fetcher {
         };
         self.seen.insert(key, fetched.clone());
         Ok(fetched)
+    }
+
+    /// Reads stdin (the context `-`) into a blob of the state root, once: its path and digest.
+    fn stdin(&self) -> Result<(PathBuf, crate::digest::Digest), crate::source::Error> {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|source| crate::source::Error::Io {
+                action: "read",
+                path: PathBuf::from("stdin"),
+                source,
+            })?;
+        let digest = crate::digest::Digest::of(&bytes);
+        let dir = self.root.join("stdin");
+        let blob = dir.join(digest.hex());
+        let io = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| crate::source::Error::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        // Written aside and renamed, so a killed read never leaves a blob under its digest
+        // that holds less than stdin did.
+        let temporary = dir.join(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&temporary, &bytes).map_err(io("write", &temporary))?;
+        std::fs::rename(&temporary, &blob).map_err(io("create", &blob))?;
+        Ok((blob, digest))
     }
 
     /// The checkout of `url` at the commit its ref names now.

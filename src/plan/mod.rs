@@ -250,7 +250,8 @@ pub fn named_context(cwd: &Path, value: &str) -> NamedContext {
 
 fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
     let context_value = target.context.clone().unwrap_or_else(|| ".".to_owned());
-    let context = if is_remote(&context_value) {
+    // Compat: buildx reads a context of `-` from stdin (a tarball, or else a Dockerfile).
+    let context = if is_remote(&context_value) || context_value == "-" {
         Context::Remote(context_value)
     } else {
         Context::Local(absolute(cwd, &context_value))

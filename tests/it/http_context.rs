@@ -232,3 +232,60 @@ fn a_wrong_checksum_is_refused_naming_both_digests() {
         "{stderr}"
     );
 }
+
+/// Runs `bake` in `dir` with `stdin` piped in as bytes.
+fn bake_with_stdin(dir: &Path, root: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bake"))
+        .arg("--root")
+        .arg(root)
+        .arg("--progress=plain")
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_context_of_dash_is_a_tarball_or_a_dockerfile_on_stdin() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (dir, root) = project(
+        scratch.path(),
+        "target \"default\" {\n  context = \"-\"\n  output = [\"type=local,dest=out\"]\n}\n",
+    );
+    // A gzipped tarball holding the Dockerfile and what it copies.
+    let archive = tar(&[
+        ("Dockerfile", "FROM scratch\nCOPY hello /hello\n"),
+        ("hello", "from stdin\n"),
+    ]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &archive).unwrap();
+    let output = bake_with_stdin(&dir, &root, &[], &gz.finish().unwrap());
+    ok(&output);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/hello")).unwrap(),
+        "from stdin\n"
+    );
+
+    // Text that is no archive is the Dockerfile, with an empty context.
+    std::fs::remove_dir_all(dir.join("out")).unwrap();
+    let output = bake_with_stdin(&dir, &root, &[], b"FROM scratch\nWORKDIR /made\n");
+    ok(&output);
+    assert!(dir.join("out/made").is_dir());
+
+    // stdin cannot hold both the bake file and the context.
+    let output = bake_with_stdin(
+        &dir,
+        &root,
+        &["-f", "-"],
+        b"target \"default\" {\n  context = \"-\"\n}\n",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("reads its context from stdin"), "{stderr}");
+}
