@@ -11,9 +11,9 @@
 //! are removed, and files bake did not write are left alone. Symlinks already in the
 //! destination are replaced, never followed, so nothing is written outside it.
 //!
-//! The record (`<state root>/exports/local-<digest of the destination>.json`) is marked
-//! incomplete before the first change to the destination and complete after the last, so an
-//! export killed half way is never trusted: the next one compares contents instead.
+//! The record (`<state root>/exports/local-<digest of the destination>.json`) gets a marker
+//! file (`.dirty`) before the first change to the destination, removed once the new record is
+//! written, so an export killed half way is never trusted: the next one compares contents.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -94,11 +94,18 @@ pub(crate) fn export(
                 .as_ref()
                 .is_some_and(|previous| previous.complete && previous.paths == sync.written);
         // A warm export that changed nothing writes nothing, not even its record.
-        if !unchanged {
-            let _ = sync.into_record().save(&path);
+        let marked = sync.marked;
+        if !unchanged && sync.into_record().save(&path).is_ok() && marked {
+            let _ = fs::remove_file(dirty_marker(&path));
         }
     }
     Ok(ExportResponse::default())
+}
+
+/// The file that exists while an export changes a destination: the record beside it
+/// describes the destination as it was before, and is not trusted.
+fn dirty_marker(record: &Path) -> PathBuf {
+    record.with_extension("dirty")
 }
 
 /// Where the record of exports to `dest` lives under `state_dir`.
@@ -131,7 +138,7 @@ struct Record {
 /// One path as the last export left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Written {
-    /// The result file it came from: inode, ctime, size, mtime.
+    /// The result file it came from: inode, birth time, size, mtime.
     source: Identity,
     /// The destination file after writing.
     dest: Identity,
@@ -148,6 +155,19 @@ struct Identity {
 }
 
 impl Identity {
+    /// A result file's identity: its birth time instead of its ctime, which changes whenever
+    /// a later snapshot hard-links the same (never written) inode. A reused inode number
+    /// still gets a new birth time.
+    fn of_source(meta: &fs::Metadata) -> Self {
+        let mut identity = Self::of(meta);
+        if let Ok(born) = meta.created()
+            && let Ok(since) = born.duration_since(std::time::UNIX_EPOCH)
+        {
+            identity.ctime_ns = since.as_nanos() as i128;
+        }
+        identity
+    }
+
     fn of(meta: &fs::Metadata) -> Self {
         Self {
             inode: meta.ino(),
@@ -159,11 +179,17 @@ impl Identity {
 }
 
 impl Record {
+    /// Loads the record; one whose export was interrupted (its marker is there) is loaded
+    /// as incomplete, so only its list of paths is used.
     fn load(path: &Path) -> Option<Self> {
         let bytes = fs::read(path).ok()?;
-        serde_json::from_slice::<Self>(&bytes)
+        let mut record = serde_json::from_slice::<Self>(&bytes)
             .ok()
-            .filter(|record| record.version == VERSION)
+            .filter(|record| record.version == VERSION)?;
+        if dirty_marker(path).exists() {
+            record.complete = false;
+        }
+        Some(record)
     }
 
     /// Writes the record through a temp file renamed into place.
@@ -249,14 +275,14 @@ impl<'a> Sync<'a> {
     fn before_change(&mut self) -> Result<()> {
         if self.in_place && !self.marked {
             self.marked = true;
-            if let (Some(path), Some(previous)) = (&self.record_path, &mut self.previous) {
-                previous.complete = false;
-                previous
-                    .save(path)
-                    .map_err(io_error("write the export record", path.clone()))?;
-            } else if let Some(path) = &self.record_path {
-                // No trusted record: make sure none is left that could be.
-                let _ = fs::remove_file(path);
+            if let Some(path) = &self.record_path {
+                let marker = dirty_marker(path);
+                if let Some(parent) = marker.parent() {
+                    fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+                }
+                File::create(&marker)
+                    .and_then(|file| file.sync_all())
+                    .map_err(io_error("write", &marker))?;
             }
         }
         Ok(())
@@ -328,7 +354,7 @@ impl<'a> Sync<'a> {
         self.written.insert(
             key,
             Written {
-                source: Identity::of(&meta),
+                source: Identity::of_source(&meta),
                 dest: Identity::of(&after),
                 directory: false,
             },
@@ -367,7 +393,7 @@ impl<'a> Sync<'a> {
             && self.previous.as_ref().is_some_and(|previous| {
                 previous.complete
                     && previous.paths.get(key).is_some_and(|written| {
-                        written.source == Identity::of(meta)
+                        written.source == Identity::of_source(meta)
                             && written.dest == Identity::of(current)
                     })
             });
@@ -764,9 +790,11 @@ mod tests {
         if let Some(written) = record.paths.get_mut("etc/a") {
             written.dest = Identity::of(&current);
         }
-        record.complete = false;
         record.save(&path).expect("save");
+        // The marker an interrupted export leaves says the record is not to be trusted.
+        fs::write(dirty_marker(&path), "").expect("marker");
         run(&fixture);
+        assert!(!dirty_marker(&path).exists());
         assert_eq!(fs::read_to_string(&exported).expect("a"), "one\n");
         assert!(Record::load(&path).expect("record").complete);
     }

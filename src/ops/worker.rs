@@ -135,6 +135,9 @@ pub struct Worker {
     stat_caches: PathBuf,
     /// The stat caches of the contexts this worker read, by canonical directory.
     contexts: std::sync::Mutex<BTreeMap<PathBuf, StatCache>>,
+    /// What computing a local source's key listed, by vertex and directory, for the
+    /// snapshot made right after when the key misses the cache.
+    walks: std::sync::Mutex<BTreeMap<(String, PathBuf), Vec<crate::source::local::Entry>>>,
     snapshots: PathBuf,
     runtime: Box<dyn Runtime>,
     cache_root: PathBuf,
@@ -169,6 +172,7 @@ impl Worker {
             snapshotter: Arc::new(Native::new(&state.join("snapshots"))),
             stat_caches: state.join("statcache"),
             contexts: std::sync::Mutex::new(BTreeMap::new()),
+            walks: std::sync::Mutex::new(BTreeMap::new()),
             snapshots: state.join("snapshots"),
             runtime,
             cache_root: state.join("cache-mounts"),
@@ -434,12 +438,21 @@ impl Worker {
                 .get(source.root())
                 .and_then(|cache| cache.snapshot().map(Path::to_owned))
         };
-        let manifest = previous.as_deref().map(crate::source::local::load_manifest);
-        let made = source.materialize_from(path, previous.as_deref().zip(manifest.as_ref()))?;
+        let manifest = previous.as_deref().map(crate::source::local::snapshot::load_manifest);
+        let walked = self
+            .walks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(context.vertex().to_owned(), source.root().to_owned()));
+        let previous = previous.as_deref().zip(manifest.as_ref());
+        let made = match walked {
+            Some(entries) => source.materialize_entries(entries, path, previous)?,
+            None => source.materialize_from(path, previous)?,
+        };
         let mut manifest = made.manifest;
         // Advisory: without a manifest the next snapshot copies every file again.
         if manifest
-            .save_to(crate::source::local::manifest_path(path), false)
+            .save_to(crate::source::local::snapshot::manifest_path(path), false)
             .is_ok()
         {
             let mut caches = self.stat_cache(source.root());
@@ -710,6 +723,11 @@ impl OpExec for Worker {
                     if reads == 1 { "file" } else { "files" }
                 ),
             );
+            // Kept for the snapshot this vertex makes if its key misses the cache.
+            self.walks.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                (context.vertex().to_owned(), walk.root().to_owned()),
+                entries,
+            );
             // Keyed as if the source were `local://<name>`: where the directory lives and what
             // the engine renamed it to never change the key; its content does.
             let named = Op::Source(
@@ -754,7 +772,7 @@ impl OpExec for Worker {
         let input = self.materialise(input)?;
         let selectors: Vec<&str> = selectors.iter().map(String::as_str).collect();
         // A committed snapshot never changes: its checksum is remembered beside it.
-        match crate::source::local::snapshot_checksum(&input, &selectors) {
+        match crate::source::local::snapshot::snapshot_checksum(&input, &selectors) {
             Ok((digest, _)) => Ok(Some(digest)),
             // The input is a snapshot, whose directory means nothing to the user: the step's
             // own error names the path as the Dockerfile wrote it.

@@ -11,7 +11,7 @@
 
 mod checksum;
 mod include;
-mod snapshot;
+pub mod snapshot;
 mod xattrs;
 
 use std::collections::{HashMap, VecDeque};
@@ -28,8 +28,6 @@ use rustix::fs::{
     AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
 };
 use sha2::{Digest as _, Sha256};
-
-pub use self::snapshot::{load_manifest, manifest_path, snapshot_checksum};
 
 use self::include::Includes;
 use self::xattrs::read_xattrs;
@@ -324,7 +322,17 @@ impl LocalSource {
         dest: &Path,
         previous: Option<(&Path, &StatCache)>,
     ) -> Result<Materialized> {
-        let entries = self.walk()?;
+        self.materialize_entries(self.walk()?, dest, previous)
+    }
+
+    /// [`Self::materialize_from`] with the entries of an earlier [`Self::walk`], so a sync
+    /// that just checksummed the context does not list it again.
+    pub fn materialize_entries(
+        &self,
+        entries: Vec<Entry>,
+        dest: &Path,
+        previous: Option<(&Path, &StatCache)>,
+    ) -> Result<Materialized> {
         fs::create_dir_all(dest).map_err(io_error("create", dest))?;
         let privileged = rustix::process::geteuid().is_root();
         let mut manifest = StatCache::in_memory();
