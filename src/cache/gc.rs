@@ -203,7 +203,7 @@ pub fn collect(root: &Path, policy: &Policy) -> Result<Option<Report>, Error> {
         }
         let path = snapshots_dir.join(&id);
         fs::remove_dir_all(&path).map_err(io("remove", &path))?;
-        for side in ["size", "used"] {
+        for side in crate::snapshot::usage::SIDE_FILES {
             let _ = fs::remove_file(side_file(&path, side));
         }
         if let Some(gone) = snapshots.remove(&id) {

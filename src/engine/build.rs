@@ -140,6 +140,7 @@ pub fn build(
         context: ExportContext {
             source_date_epoch,
             now: now(),
+            state_dir: Some(root.join("exports")),
         },
         sink,
     };

@@ -8,7 +8,9 @@ use crate::engine::error::Error;
 /// (on unless `false`), a size budget from `maxUsedSpace` or `gckeepstorage` (else the last
 /// `[[worker.oci.gcpolicy]]` that sets `maxUsedSpace` or `keepBytes`, else 10% of the disk,
 /// as BuildKit's default) raised to `reservedSpace` (what GC always leaves), and the
-/// `keepDuration` of the first policy without filters. Returns `None` when disabled or another build holds the root.
+/// `keepDuration` of the first policy without filters. Returns `None` when disabled, when
+/// nothing was added or removed since the last collection (less than an hour ago), or when
+/// another build holds the root.
 // Diverges: BuildKit applies each gcpolicy in turn with its filters; bake applies one budget
 // and one age limit to every cached result.
 pub fn collect_garbage(
@@ -55,5 +57,60 @@ pub fn collect_garbage(
             .find(|p| p.filters.is_empty() && p.keep_duration.is_some())
             .and_then(|p| p.keep_duration),
     };
-    crate::cache::gc::collect(root, &policy).map_err(Error::Gc)
+    let settings = format!("{:?} {:?}", policy.keep_bytes, policy.keep_duration);
+    if !due(root, &settings) {
+        return Ok(None);
+    }
+    let report = crate::cache::gc::collect(root, &policy).map_err(Error::Gc)?;
+    if report.is_some() {
+        // Advisory: without the stamp the next build collects again.
+        let _ = std::fs::write(root.join(STAMP), settings);
+    }
+    Ok(report)
+}
+
+/// Touched after every collection.
+const STAMP: &str = "gc.stamp";
+
+/// How long a root that gained nothing goes without a collection, so results still expire by
+/// age when every build is a cache hit.
+const IDLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether a collection could find anything: the snapshot directory changed (a snapshot or
+/// side file was added or removed) since the last one, the GC settings are not the ones it
+/// ran with, or it is older than [`IDLE_INTERVAL`]. A warm build that reused every result
+/// skips the scan.
+fn due(root: &Path, settings: &str) -> bool {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let stamp = root.join(STAMP);
+    let Some(last) = modified(&stamp) else {
+        return true;
+    };
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(settings) {
+        return true;
+    }
+    let changed = modified(&root.join("snapshots")).is_none_or(|snapshots| snapshots >= last);
+    let idle = std::time::SystemTime::now()
+        .duration_since(last)
+        .map_or(true, |age| age > IDLE_INTERVAL);
+    changed || idle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_that_gained_nothing_is_not_collected_again() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(root.path().join("snapshots")).expect("snapshots");
+        assert!(due(root.path(), "a"), "never collected");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(root.path().join(STAMP), "a").expect("stamp");
+        assert!(!due(root.path(), "a"), "nothing new since the stamp");
+        assert!(due(root.path(), "b"), "other settings");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::create_dir(root.path().join("snapshots/new")).expect("new");
+        assert!(due(root.path(), "a"), "a new snapshot");
+    }
 }

@@ -59,6 +59,7 @@ mod tests {
         let context = ExportContext {
             source_date_epoch: Some(5),
             now: 0,
+            state_dir: None,
         };
         let mut attrs = BTreeMap::new();
         assert_eq!(source_date_epoch(&attrs, &context).expect("epoch"), Some(5));

@@ -76,4 +76,7 @@ pub struct ExportContext {
     /// The current time in seconds since the epoch, used for `created` when no
     /// `SOURCE_DATE_EPOCH` is given (passed in so tests and callers control it).
     pub now: u64,
+    /// Where exporters keep records of earlier exports (under the state root), so the
+    /// `local` exporter writes only what changed; `None` makes every export compare contents.
+    pub state_dir: Option<PathBuf>,
 }

@@ -7,6 +7,7 @@
 //! every op, with snapshots as results.
 
 pub mod chmod;
+pub mod copy_link;
 pub mod emulation;
 pub mod exec;
 pub mod file;

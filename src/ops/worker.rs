@@ -15,6 +15,7 @@ use crate::graph::{ExecOp, FileOp, Op, Source, SourceOp, Vertex};
 use crate::progress::Stream as LogStream;
 use crate::snapshot::{Blob, Native, Overlay, Snapshotter};
 use crate::solver::{CacheMap, Context, OpExec};
+use crate::source::StatCache;
 use crate::source::git::GitUrl;
 use crate::source::image::Puller;
 use crate::source::local::LocalSource;
@@ -132,6 +133,11 @@ pub struct Worker {
     snapshotter: Arc<dyn Snapshotter>,
     /// Where each context's stat cache lives, so a rebuild reads only changed files.
     stat_caches: PathBuf,
+    /// The stat caches of the contexts this worker read, by canonical directory.
+    contexts: std::sync::Mutex<BTreeMap<PathBuf, StatCache>>,
+    /// What computing a local source's key listed, by vertex and directory, for the
+    /// snapshot made right after when the key misses the cache.
+    walks: std::sync::Mutex<BTreeMap<(String, PathBuf), Vec<crate::source::local::Entry>>>,
     snapshots: PathBuf,
     runtime: Box<dyn Runtime>,
     cache_root: PathBuf,
@@ -165,6 +171,8 @@ impl Worker {
         Self {
             snapshotter: Arc::new(Native::new(&state.join("snapshots"))),
             stat_caches: state.join("statcache"),
+            contexts: std::sync::Mutex::new(BTreeMap::new()),
+            walks: std::sync::Mutex::new(BTreeMap::new()),
             snapshots: state.join("snapshots"),
             runtime,
             cache_root: state.join("cache-mounts"),
@@ -334,7 +342,12 @@ impl Worker {
         Ok(Ref::new(path, parent, Layer::Blob(top.clone())))
     }
 
-    fn source(&self, vertex: &Vertex, op: &SourceOp) -> Result<PathBuf, Error> {
+    fn source(
+        &self,
+        vertex: &Vertex,
+        op: &SourceOp,
+        context: &Context<'_>,
+    ) -> Result<PathBuf, Error> {
         let platform = || {
             vertex
                 .platform
@@ -346,7 +359,7 @@ impl Worker {
                 let local = self.locals.get(&name).ok_or(Error::UnknownLocal { name })?;
                 let source = open_local(local, follow_paths)?;
                 let path = self.fresh()?;
-                source.materialize(&path)?;
+                self.materialize_local(&source, &path, context)?;
                 Ok(path)
             }
             Source::Scratch => {
@@ -400,6 +413,64 @@ impl Worker {
                 Ok(path)
             }
         }
+    }
+
+    /// The stat cache of the context at `root`, loaded once per worker.
+    fn stat_cache(&self, root: &Path) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, StatCache>> {
+        let mut caches = self.contexts.lock().unwrap_or_else(|e| e.into_inner());
+        if !caches.contains_key(root) {
+            caches.insert(root.to_owned(), StatCache::load(&self.stat_caches, root));
+        }
+        caches
+    }
+
+    /// Copies a local context into the new snapshot `path`, linking the files that did not
+    /// change since the context's last snapshot, and saves the new snapshot's manifest.
+    fn materialize_local(
+        &self,
+        source: &LocalSource,
+        path: &Path,
+        context: &Context<'_>,
+    ) -> Result<(), Error> {
+        let previous = {
+            let caches = self.stat_cache(source.root());
+            caches
+                .get(source.root())
+                .and_then(|cache| cache.snapshot().map(Path::to_owned))
+        };
+        let manifest = previous
+            .as_deref()
+            .map(crate::source::local::snapshot::load_manifest);
+        let walked = self
+            .walks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(context.vertex().to_owned(), source.root().to_owned()));
+        let previous = previous.as_deref().zip(manifest.as_ref());
+        let made = match walked {
+            Some(entries) => source.materialize_entries(entries, path, previous)?,
+            None => source.materialize_from(path, previous)?,
+        };
+        let mut manifest = made.manifest;
+        // Advisory: without a manifest the next snapshot copies every file again.
+        if manifest
+            .save_to(crate::source::local::snapshot::manifest_path(path), false)
+            .is_ok()
+        {
+            let mut caches = self.stat_cache(source.root());
+            if let Some(cache) = caches.get_mut(source.root()) {
+                cache.set_snapshot(path);
+                let _ = cache.save();
+            }
+        }
+        context.log(
+            LogStream::Stdout,
+            format!(
+                "snapshot: {} files linked from the previous snapshot, {} copied",
+                made.reused, made.hashed
+            ),
+        );
+        Ok(())
     }
 
     /// The git cache, with the credentials of `GIT_AUTH_TOKEN`/`GIT_AUTH_HEADER` secrets
@@ -557,7 +628,18 @@ impl Worker {
         };
         let root = self.derive(base)?;
         let paths: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
-        crate::ops::file::apply(&root, &paths, &op.actions)?;
+        let mut actions = op.actions.as_slice();
+        // A first COPY that only adds a whole tree links its files instead of copying them.
+        if let Some((first, rest)) = actions.split_first()
+            && let Some(plan) = crate::ops::copy_link::plan(&root, &paths, first)?
+        {
+            let mut outcome = Ok(());
+            self.snapshotter
+                .fill(&root, &mut |layer| outcome = plan.apply(layer))?;
+            outcome?;
+            actions = rest;
+        }
+        crate::ops::file::apply(&root, &paths, actions)?;
         Ok(root)
     }
 }
@@ -567,7 +649,6 @@ impl OpExec for Worker {
     type Error = Error;
 
     fn cache_map(&self, vertex: &Vertex, context: &Context<'_>) -> Result<CacheMap, Error> {
-        let _ = context;
         let mut map = CacheMap::of_vertex(vertex);
         let source = match vertex.op.as_ref() {
             Op::Source(op) => Some(Source::parse(op)?),
@@ -630,10 +711,33 @@ impl OpExec for Worker {
             && let Some(local) = self.locals.get(&name)
         {
             let walk = open_local(local, follow_paths.clone())?;
-            let mut cache = crate::source::StatCache::load(&self.stat_caches, walk.root());
-            let checksum = walk.checksum(&["/"], &mut cache)?;
-            // Advisory: a cache that cannot be written only costs re-reading next time.
-            let _ = cache.save();
+            let entries = walk.walk()?;
+            let (checksum, reads) = {
+                let mut caches = self.stat_cache(walk.root());
+                let cache = caches
+                    .get_mut(walk.root())
+                    .ok_or_else(|| Error::UnknownLocal { name: name.clone() })?;
+                let before = cache.content_reads();
+                let checksum = walk.checksum_entries(&entries, &["/"], cache)?;
+                // Advisory: a cache that cannot be written only costs re-reading next time.
+                let _ = cache.save();
+                (checksum, cache.content_reads() - before)
+            };
+            // Compat: BuildKit reports the context transfer on this vertex; bake names what
+            // the sync had to read, which is what a rebuild costs.
+            context.log(
+                LogStream::Stdout,
+                format!(
+                    "context: {} paths checked, {reads} {} hashed",
+                    entries.len(),
+                    if reads == 1 { "file" } else { "files" }
+                ),
+            );
+            // Kept for the snapshot this vertex makes if its key misses the cache.
+            self.walks.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                (context.vertex().to_owned(), walk.root().to_owned()),
+                entries,
+            );
             // Keyed as if the source were `local://<name>`: where the directory lives and what
             // the engine renamed it to never change the key; its content does.
             let named = Op::Source(
@@ -676,11 +780,10 @@ impl OpExec for Worker {
             return Ok(None);
         };
         let input = self.materialise(input)?;
-        let source = LocalSource::new(&input, &crate::source::local::LocalOptions::default())?;
         let selectors: Vec<&str> = selectors.iter().map(String::as_str).collect();
-        let mut cache = crate::source::StatCache::in_memory();
-        match source.checksum(&selectors, &mut cache) {
-            Ok(digest) => Ok(Some(digest)),
+        // A committed snapshot never changes: its checksum is remembered beside it.
+        match crate::source::local::snapshot::snapshot_checksum(&input, &selectors) {
+            Ok((digest, _)) => Ok(Some(digest)),
             // The input is a snapshot, whose directory means nothing to the user: the step's
             // own error names the path as the Dockerfile wrote it.
             Err(crate::source::Error::NotFound { path, .. }) => {
@@ -704,7 +807,7 @@ impl OpExec for Worker {
         let input = |index: Option<usize>| index.and_then(|i| inputs.get(i)).cloned();
         let result = match vertex.op.as_ref() {
             Op::Source(op) => {
-                let path = self.source(vertex, op)?;
+                let path = self.source(vertex, op, context)?;
                 self.snapshotter.commit(&path)?;
                 self.source_ref(vertex, op, path)?
             }

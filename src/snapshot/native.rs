@@ -61,4 +61,9 @@ impl Snapshotter for Native {
     fn remove(&self, path: &Path) -> Result<()> {
         remove_snapshot(path)
     }
+
+    fn fill(&self, path: &Path, fill: &mut dyn FnMut(&Path)) -> Result<()> {
+        fill(path);
+        Ok(())
+    }
 }

@@ -73,6 +73,32 @@ impl Snapshotter for Overlay {
         }
         remove_snapshot(path)
     }
+
+    fn fill(&self, path: &Path, fill: &mut dyn FnMut(&Path)) -> Result<()> {
+        let Some(dir) = snapshot_of(path) else {
+            fill(path);
+            return Ok(());
+        };
+        // Overlayfs forbids changing its layers under a mount: the prepared (still empty)
+        // tree is unmounted, its upper directory filled, and the same overlay mounted again.
+        rustix::mount::unmount(path, UnmountFlags::DETACH)
+            .map_err(|e| io_error("unmount", path)(e.into()))?;
+        fill(&dir.join("upper"));
+        let lowers_path = dir.join("lowers");
+        let lowers = fs::read_to_string(&lowers_path).map_err(io_error("read", &lowers_path))?;
+        let lowers: Vec<PathBuf> = lowers
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowerdir(&lowers),
+            dir.join("upper").display(),
+            dir.join("work").display()
+        );
+        mount(path, &data, MountFlags::empty()).map_err(io_error("mount an overlay on", path))
+    }
 }
 
 impl Drop for Overlay {

@@ -22,6 +22,12 @@ pub trait Snapshotter: Send + Sync + std::fmt::Debug {
     fn mount(&self, path: &Path) -> Result<()>;
     /// Deletes the tree at `path` and its bookkeeping.
     fn remove(&self, path: &Path) -> Result<()>;
+    /// Calls `fill` with the directory that holds what the freshly prepared tree at `path`
+    /// adds over its parent, with no mount in between, so what `fill` writes there may be
+    /// hard links to other committed trees: an overlay's upper directory (the tree is
+    /// unmounted around the call), or the tree itself for a native snapshot. `fill` may only
+    /// add paths the parent does not have, or real directories over the parent's.
+    fn fill(&self, path: &Path, fill: &mut dyn FnMut(&Path)) -> Result<()>;
 }
 
 /// A fresh snapshot name: 32 hex digits, unique across processes and runs, which is what

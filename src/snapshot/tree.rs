@@ -20,7 +20,7 @@ pub(super) fn remove_snapshot(path: &Path) -> Result<()> {
     doomed.push(".removing");
     let doomed = PathBuf::from(doomed);
     fs::rename(snapshot, &doomed).map_err(io_error("rename", snapshot))?;
-    for side in ["size", "used"] {
+    for side in crate::snapshot::usage::SIDE_FILES {
         let _ = fs::remove_file(crate::snapshot::usage::side_file(snapshot, side));
     }
     fs::remove_dir_all(&doomed).map_err(io_error("delete", &doomed))

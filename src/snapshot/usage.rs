@@ -6,6 +6,15 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// Side file: the digest of every file a context snapshot holds, under its source's stat.
+pub const MANIFEST: &str = "files";
+
+/// Side file: the checksums already computed of a committed snapshot, by selectors.
+pub const CHECKSUMS: &str = "checksums";
+
+/// Every side file a snapshot may have; removing a snapshot removes them all.
+pub const SIDE_FILES: [&str; 4] = ["size", "used", MANIFEST, CHECKSUMS];
+
 /// The snapshot directory (`<root>/snapshots/<id>`) a result path belongs to.
 pub fn snapshot_dir(result: &Path) -> &Path {
     match result.file_name() {

@@ -131,6 +131,7 @@ fn export_with(
     let context = ExportContext {
         source_date_epoch: epoch,
         now: 1_800_000_000,
+        state_dir: None,
     };
     exporter::export(store, &entry, output, &context, &mut std::io::sink())
 }
@@ -807,6 +808,7 @@ fn dash_destination_streams_to_the_given_writer() {
     let context = ExportContext {
         source_date_epoch: Some(EPOCH),
         now: 0,
+        state_dir: None,
     };
     for spec in ["type=tar,dest=-", "type=oci,dest=-", "-"] {
         let entry = ExportEntry::parse(spec).expect("spec");

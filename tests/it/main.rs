@@ -6,6 +6,7 @@
 //! Integration tests: one binary, one module per topic.
 
 mod architecture;
+mod bigtree;
 mod book;
 mod build;
 mod cache_export;

@@ -56,6 +56,7 @@ fn export(
     let context = ExportContext {
         source_date_epoch: Some(1_700_000_000),
         now: 1_800_000_000,
+        state_dir: None,
     };
     exporter::export_with_registry(
         store,

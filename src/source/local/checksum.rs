@@ -1,6 +1,7 @@
 //! Content checksums of context paths: what a COPY's cache key uses. Part of `source::local`.
 
 use std::io::Read as _;
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,9 @@ use super::{Entry, EntryKind, LocalSource};
 use crate::digest::Digest;
 use crate::source::dockerignore::{self, Pattern};
 use crate::source::error::{Error, Result, io_error};
-use crate::source::stat_cache::StatCache;
+use crate::source::stat_cache::{FileStat, StatCache};
+
+use rayon::prelude::*;
 
 impl LocalSource {
     /// Returns the content checksum of the paths `selectors` name, as a COPY's cache key uses
@@ -28,21 +31,31 @@ impl LocalSource {
     // not tarsum's, so digests differ from BuildKit's while their equalities agree.
     pub fn checksum(&self, selectors: &[&str], cache: &mut StatCache) -> Result<Digest> {
         let entries = self.walk()?;
+        self.checksum_entries(&entries, selectors, cache)
+    }
+
+    /// [`Self::checksum`] over entries already listed by [`Self::walk`]. The entries the
+    /// selectors name are hashed in parallel; files the cache knows are not read.
+    pub fn checksum_entries(
+        &self,
+        entries: &[Entry],
+        selectors: &[&str],
+        cache: &mut StatCache,
+    ) -> Result<Digest> {
         cache.start_pass();
-        let mut parts: Vec<Vec<u8>> = Vec::new();
+        // What each selector hashes: named subtrees, as ranges of `entries`.
+        let mut plan: Vec<Selected> = Vec::new();
         for selector in selectors {
             let cleaned = dockerignore::clean(selector.trim_start_matches('/'));
             if cleaned.contains(['*', '?', '[']) {
                 let pattern = Pattern::new(&cleaned)?;
-                parts.push(b"glob".to_vec());
-                for entry in entries.iter() {
-                    let text = entry.path.to_string_lossy();
-                    if pattern.matches(&text) {
-                        parts.push(entry.path.as_os_str().as_bytes().to_vec());
-                        let digest = self.tree_digest(&entries, &entry.path, cache)?;
-                        parts.push(digest.as_bytes().to_vec());
-                    }
-                }
+                let matched = entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, entry)| pattern.matches(&entry.path.to_string_lossy()))
+                    .map(|(index, entry)| (index, subtree(entries, &entry.path)))
+                    .collect();
+                plan.push(Selected::Glob(matched));
             } else {
                 let path = if cleaned == "." {
                     PathBuf::new()
@@ -57,34 +70,76 @@ impl LocalSource {
                         context: self.root.clone(),
                     });
                 }
-                parts.push(b"path".to_vec());
-                parts.push(
-                    self.tree_digest(&entries, &path, cache)?
-                        .as_bytes()
-                        .to_vec(),
+                let range = subtree(entries, &path);
+                plan.push(Selected::Path(path, range));
+            }
+        }
+        let mut needed = vec![false; entries.len()];
+        for selected in &plan {
+            match selected {
+                Selected::Glob(matched) => {
+                    for (_, range) in matched {
+                        needed[range.clone()].fill(true);
+                    }
+                }
+                Selected::Path(_, range) => needed[range.clone()].fill(true),
+            }
+        }
+        let indices: Vec<usize> = (0..entries.len()).filter(|&i| needed[i]).collect();
+        let shared: &StatCache = cache;
+        let computed: Vec<Hashed> = indices
+            .par_iter()
+            .map(|&index| {
+                let (digest, read) = self.entry_digest(&entries[index], shared)?;
+                Ok((index, digest, read))
+            })
+            .collect::<Result<_>>()?;
+        let mut digests: Vec<Option<Digest>> = vec![None; entries.len()];
+        for (index, digest, update) in computed {
+            digests[index] = Some(digest);
+            if let Some(update) = update {
+                let path = entries[index].path.to_string_lossy();
+                cache.record_entry(
+                    &path,
+                    update.stat,
+                    update.content,
+                    update.entry,
+                    update.read,
                 );
+            }
+        }
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        for selected in &plan {
+            match selected {
+                Selected::Glob(matched) => {
+                    parts.push(b"glob".to_vec());
+                    for (index, range) in matched {
+                        let top = &entries[*index].path;
+                        parts.push(top.as_os_str().as_bytes().to_vec());
+                        let digest = tree_digest(entries, &digests, top, range.clone());
+                        parts.push(digest.as_bytes().to_vec());
+                    }
+                }
+                Selected::Path(top, range) => {
+                    parts.push(b"path".to_vec());
+                    let digest = tree_digest(entries, &digests, top, range.clone());
+                    parts.push(digest.as_bytes().to_vec());
+                }
             }
         }
         Ok(Digest::of_parts(parts.iter().map(Vec::as_slice)))
     }
 
-    /// Hashes `top` and everything below it, names taken relative to `top`.
-    fn tree_digest(&self, entries: &[Entry], top: &Path, cache: &mut StatCache) -> Result<Digest> {
-        let start = entries.partition_point(|e| e.path.as_path() < top);
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        for entry in entries[start..]
-            .iter()
-            .take_while(|e| e.path.starts_with(top))
-        {
-            let name = entry.path.strip_prefix(top).unwrap_or(&entry.path);
-            parts.push(name.as_os_str().as_bytes().to_vec());
-            parts.push(self.entry_digest(entry, cache)?.as_bytes().to_vec());
-        }
-        Ok(Digest::of_parts(parts.iter().map(Vec::as_slice)))
-    }
-
-    fn entry_digest(&self, entry: &Entry, cache: &mut StatCache) -> Result<Digest> {
+    /// Hashes one entry's header fields and content; a file the cache does not know is read.
+    /// For a file, also returns what to record in the cache (nothing when it knew the whole
+    /// entry).
+    fn entry_digest(&self, entry: &Entry, cache: &StatCache) -> Result<(Digest, Option<Update>)> {
         let full = self.root.join(&entry.path);
+        if entry.kind == EntryKind::File
+            && let Some(digest) = cache.lookup_entry(&entry.path.to_string_lossy(), entry.stat)
+        {
+            return Ok((digest, None));
+        }
         let (kind, permissions, link): (&[u8], u32, &[u8]) = match &entry.kind {
             EntryKind::Directory => (b"dir", entry.mode & 0o7777, b""),
             EntryKind::File => (b"file", entry.mode & 0o7777, b""),
@@ -93,10 +148,17 @@ impl LocalSource {
             EntryKind::Symlink(target) => (b"symlink", 0o777, target.as_os_str().as_bytes()),
             EntryKind::Other => (b"other", entry.mode & 0o7777, b""),
         };
+        let mut read = false;
         let content = match entry.kind {
             EntryKind::File => {
                 let text = entry.path.to_string_lossy();
-                cache.digest(&text, entry.stat, || self.hash_file(&entry.path))?
+                match cache.lookup(&text, entry.stat) {
+                    Some(digest) => digest,
+                    None => {
+                        read = true;
+                        self.hash_file(&entry.path)?
+                    }
+                }
             }
             _ => Digest::of(b""),
         };
@@ -115,7 +177,14 @@ impl LocalSource {
             parts.push(name.as_bytes().to_vec());
             parts.push(value);
         }
-        Ok(Digest::of_parts(parts.iter().map(Vec::as_slice)))
+        let digest = Digest::of_parts(parts.iter().map(Vec::as_slice));
+        let update = (entry.kind == EntryKind::File).then_some(Update {
+            stat: entry.stat,
+            content,
+            entry: digest,
+            read,
+        });
+        Ok((digest, update))
     }
 
     fn hash_file(&self, path: &Path) -> Result<Digest> {
@@ -133,4 +202,53 @@ impl LocalSource {
         }
         Ok(Digest::from_bytes(hasher.finalize().into()))
     }
+}
+
+/// An entry's index, its digest, and what to record of it.
+type Hashed = (usize, Digest, Option<Update>);
+
+/// What a checksum learnt about one file, for the cache.
+struct Update {
+    stat: FileStat,
+    content: Digest,
+    entry: Digest,
+    /// Whether the content had to be read.
+    read: bool,
+}
+
+/// What one selector hashes.
+enum Selected {
+    /// Each matching entry (by index) with its subtree.
+    Glob(Vec<(usize, Range<usize>)>),
+    /// One path's subtree.
+    Path(PathBuf, Range<usize>),
+}
+
+/// The range of `entries` (sorted, parents first) holding `top` and everything below it.
+fn subtree(entries: &[Entry], top: &Path) -> Range<usize> {
+    let start = entries.partition_point(|e| e.path.as_path() < top);
+    let length = entries[start..]
+        .iter()
+        .take_while(|e| e.path.starts_with(top))
+        .count();
+    start..start + length
+}
+
+/// Hashes `top` and everything below it (the entries in `range`), names taken relative to
+/// `top`.
+fn tree_digest(
+    entries: &[Entry],
+    digests: &[Option<Digest>],
+    top: &Path,
+    range: Range<usize>,
+) -> Digest {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for index in range {
+        let entry = &entries[index];
+        let name = entry.path.strip_prefix(top).unwrap_or(&entry.path);
+        parts.push(name.as_os_str().as_bytes().to_vec());
+        let digest = digests[index].unwrap_or_else(|| Digest::of(b""));
+        parts.push(digest.as_bytes().to_vec());
+    }
+    Digest::of_parts(parts.iter().map(Vec::as_slice))
 }

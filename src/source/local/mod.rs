@@ -11,6 +11,7 @@
 
 mod checksum;
 mod include;
+pub mod snapshot;
 mod xattrs;
 
 use std::collections::{HashMap, VecDeque};
@@ -19,16 +20,21 @@ use std::fs::{self, File};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
+use rayon::prelude::*;
+use rustix::fs::{
+    AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
+};
+use sha2::{Digest as _, Sha256};
 
 use self::include::Includes;
 use self::xattrs::read_xattrs;
+use crate::digest::Digest;
 use crate::source::dockerignore::{self, Matcher};
 use crate::source::error::{Error, Result, io_error};
-use crate::source::stat_cache::FileStat;
+use crate::source::stat_cache::{FileStat, StatCache};
 
 /// Symlink hops allowed while resolving one path, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -144,9 +150,8 @@ impl LocalSource {
     }
 
     /// Lists every path the build may see, parents before children, siblings sorted by name
-    /// (so the order is the same on every machine).
+    /// (so the order is the same on every machine). Directories are listed in parallel.
     pub fn walk(&self) -> Result<Vec<Entry>> {
-        let mut entries = Vec::new();
         let root = rustix::fs::openat(
             &self.root_fd,
             ".",
@@ -154,14 +159,13 @@ impl LocalSource {
             Mode::empty(),
         )
         .map_err(|errno| io_error("open", &self.root)(errno.into()))?;
-        self.walk_dir(&root, Path::new(""), &mut entries)?;
-        Ok(entries)
+        self.walk_dir(&root, Path::new(""))
     }
 
-    /// Lists one directory through its descriptor: every name is opened relative to it with
-    /// `O_NOFOLLOW`, so a directory swapped for a symlink while we walk cannot lead us out of
-    /// the context (a path-based walk would follow it).
-    fn walk_dir(&self, dir_fd: &OwnedFd, dir: &Path, out: &mut Vec<Entry>) -> Result<()> {
+    /// Lists one directory through its descriptor: every name is looked up relative to it
+    /// without following symlinks, so a directory swapped for a symlink while we walk cannot
+    /// lead us out of the context (a path-based walk would follow it).
+    fn walk_dir(&self, dir_fd: &OwnedFd, dir: &Path) -> Result<Vec<Entry>> {
         let full = self.root.join(dir);
         let mut names: Vec<OsString> = Vec::new();
         let listing = rustix::fs::Dir::read_from(dir_fd)
@@ -174,49 +178,58 @@ impl LocalSource {
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let path = dir.join(&name);
-            let text = path.to_string_lossy();
-            let excluded = self.excludes.excludes(&text);
-            let included = self.includes.as_ref().is_none_or(|i| i.includes(&text));
-            let selected = !excluded && included;
-            let full = self.root.join(&path);
-            let open = |flags: OFlags| {
-                rustix::fs::openat(
-                    dir_fd,
-                    &name,
-                    flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|errno| io_error("open", &full)(errno.into()))
-            };
-            let handle = File::from(open(OFlags::PATH)?);
-            let meta = handle.metadata().map_err(io_error("stat", &full))?;
-            if meta.is_dir() {
-                // An excluded directory is still entered when a `!` pattern may bring something
-                // below it back, and a directory outside the include patterns when one of them
-                // may match below it; it is listed only if something inside is.
-                let may_hold_excluded = !excluded || self.excludes.has_exclusions();
-                let may_hold_included = included
-                    || self
-                        .includes
-                        .as_ref()
-                        .is_some_and(|i| i.may_match_below(&text));
-                if !(selected || (may_hold_excluded && may_hold_included)) {
-                    continue;
-                }
-                let position = out.len();
-                out.push(entry(path.clone(), &handle, &meta)?);
-                let child = open(OFlags::RDONLY | OFlags::DIRECTORY)?;
-                self.walk_dir(&child, &path, out)?;
-                if !selected && out.len() == position + 1 {
-                    out.pop();
-                }
-            } else if selected {
-                out.push(entry(path, &handle, &meta)?);
-            }
+        let parts: Vec<Vec<Entry>> = names
+            .par_iter()
+            .map(|name| self.walk_name(dir_fd, dir, name))
+            .collect::<Result<_>>()?;
+        Ok(parts.concat())
+    }
+
+    /// The entries for `name` in the directory `dir_fd` (at `dir`) and, for a directory,
+    /// everything selected below it.
+    fn walk_name(&self, dir_fd: &OwnedFd, dir: &Path, name: &OsStr) -> Result<Vec<Entry>> {
+        let path = dir.join(name);
+        let text = path.to_string_lossy();
+        let excluded = self.excludes.excludes(&text);
+        let included = self.includes.as_ref().is_none_or(|i| i.includes(&text));
+        let selected = !excluded && included;
+        let full = || self.root.join(&path);
+        let stat = rustix::fs::statat(dir_fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|errno| io_error("stat", full())(errno.into()))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+            return Ok(if selected {
+                vec![entry(path.clone(), dir_fd, name, &stat)?]
+            } else {
+                Vec::new()
+            });
         }
-        Ok(())
+        // An excluded directory is still entered when a `!` pattern may bring something
+        // below it back, and a directory outside the include patterns when one of them may
+        // match below it; it is listed only if something inside is.
+        let may_hold_excluded = !excluded || self.excludes.has_exclusions();
+        let may_hold_included = included
+            || self
+                .includes
+                .as_ref()
+                .is_some_and(|i| i.may_match_below(&text));
+        if !(selected || (may_hold_excluded && may_hold_included)) {
+            return Ok(Vec::new());
+        }
+        let child = rustix::fs::openat(
+            dir_fd,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| io_error("open", full())(errno.into()))?;
+        let below = self.walk_dir(&child, &path)?;
+        if !selected && below.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(below.len() + 1);
+        out.push(entry(path.clone(), dir_fd, name, &stat)?);
+        out.extend(below);
+        Ok(out)
     }
 
     /// Resolves `path` (relative to the context; `..` cannot climb above it) through the
@@ -292,41 +305,92 @@ impl LocalSource {
     /// modes, symlinks, modification times and, when running as root, ownership. Returns the
     /// entries copied.
     pub fn materialize(&self, dest: &Path) -> Result<Vec<Entry>> {
-        let entries = self.walk()?;
+        Ok(self.materialize_from(dest, None)?.entries)
+    }
+
+    /// [`Self::materialize`], reusing an earlier snapshot of this context: a file whose
+    /// source stat is the one `previous` recorded for it (its manifest) is hard-linked from
+    /// that snapshot instead of copied, so only changed files are read. Every other file is
+    /// hashed while it is copied. The returned manifest holds the digest of every file
+    /// `dest` holds; save it next to the snapshot once the snapshot is complete.
+    ///
+    /// Snapshots are never written after they are made, so sharing inodes between them is
+    /// safe: steps that change a file copy it first (overlay copy-up, or the native
+    /// snapshotter's full copy).
+    pub fn materialize_from(
+        &self,
+        dest: &Path,
+        previous: Option<(&Path, &StatCache)>,
+    ) -> Result<Materialized> {
+        self.materialize_entries(self.walk()?, dest, previous)
+    }
+
+    /// [`Self::materialize_from`] with the entries of an earlier [`Self::walk`], so a sync
+    /// that just checksummed the context does not list it again.
+    pub fn materialize_entries(
+        &self,
+        entries: Vec<Entry>,
+        dest: &Path,
+        previous: Option<(&Path, &StatCache)>,
+    ) -> Result<Materialized> {
         fs::create_dir_all(dest).map_err(io_error("create", dest))?;
         let privileged = rustix::process::geteuid().is_root();
-        // Files with several links inside the selection stay linked in the copy, as fsutil's
-        // transfer keeps them.
-        let mut linked: HashMap<(u64, u64), &Path> = HashMap::new();
-        for entry in &entries {
+        let mut manifest = StatCache::in_memory();
+        // Directories first, parents before children, so files can go in parallel.
+        for entry in entries.iter().filter(|e| e.kind == EntryKind::Directory) {
             let target = dest.join(&entry.path);
-            if entry.kind == EntryKind::File && entry.links > 1 {
-                if let Some(first) = linked.get(&entry.inode) {
-                    fs::hard_link(dest.join(first), &target).map_err(io_error("link", &target))?;
-                    continue;
+            match fs::create_dir(&target) {
+                Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(io_error("create", &target)(error));
                 }
-                linked.insert(entry.inode, &entry.path);
-            }
-            match &entry.kind {
-                EntryKind::Directory => match fs::create_dir(&target) {
-                    Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
-                        return Err(io_error("create", &target)(error));
-                    }
-                    _ => {}
-                },
-                EntryKind::File => {
-                    let mut input = self.open(&entry.path)?;
-                    let mut output =
-                        File::create_new(&target).map_err(io_error("create", &target))?;
-                    io::copy(&mut input, &mut output).map_err(io_error("copy", &target))?;
-                }
-                EntryKind::Symlink(link) => std::os::unix::fs::symlink(link, &target)
-                    .map_err(io_error("create symlink", &target))?,
-                // Diverges: device nodes and fifos in a context are skipped, as fsutil's
-                // sender does for anything that is not a file, directory or symlink.
-                EntryKind::Other => continue,
+                _ => {}
             }
             set_metadata(&self.root, &target, entry, privileged)?;
+        }
+        // Files with several links inside the selection stay linked in the copy, as
+        // fsutil's transfer keeps them; they are copied one by one after the others.
+        let (shared, single): (Vec<&Entry>, Vec<&Entry>) = entries
+            .iter()
+            .filter(|e| e.kind != EntryKind::Directory)
+            .partition(|e| e.kind == EntryKind::File && e.links > 1);
+        let placed: Vec<Option<Placed>> = single
+            .par_iter()
+            .map(|entry| self.place(entry, dest, previous, privileged))
+            .collect::<Result<_>>()?;
+        let mut linked: HashMap<(u64, u64), &Path> = HashMap::new();
+        let mut placed_shared = Vec::new();
+        for entry in shared {
+            if let Some(first) = linked.get(&entry.inode) {
+                let target = dest.join(&entry.path);
+                fs::hard_link(dest.join(first), &target).map_err(io_error("link", &target))?;
+                let digest = manifest_digest(&placed_shared, first);
+                if let Some(digest) = digest {
+                    placed_shared.push(Placed {
+                        path: entry.path.clone(),
+                        stat: entry.stat,
+                        digest,
+                        reused: true,
+                        changed: false,
+                    });
+                }
+                continue;
+            }
+            linked.insert(entry.inode, &entry.path);
+            if let Some(done) = self.place(entry, dest, None, privileged)? {
+                placed_shared.push(done);
+            }
+        }
+        let mut reused = 0;
+        let mut hashed = 0;
+        for done in placed.into_iter().flatten().chain(placed_shared) {
+            let text = done.path.to_string_lossy();
+            if done.reused {
+                reused += 1;
+                manifest.record(&text, done.stat, done.digest, done.changed);
+            } else {
+                hashed += 1;
+                manifest.record_read(&text, done.stat, done.digest, done.changed);
+            }
         }
         // Creating children touched the directories' mtimes; restore them, deepest first.
         for entry in entries.iter().rev() {
@@ -334,41 +398,143 @@ impl LocalSource {
                 set_times(&dest.join(&entry.path), entry)?;
             }
         }
-        Ok(entries)
+        Ok(Materialized {
+            entries,
+            manifest,
+            reused,
+            hashed,
+        })
+    }
+
+    /// Puts one non-directory entry into `dest`: a link to the previous snapshot's copy when
+    /// its stat is unchanged, else a copy. Returns what the manifest records for a file.
+    fn place(
+        &self,
+        entry: &Entry,
+        dest: &Path,
+        previous: Option<(&Path, &StatCache)>,
+        privileged: bool,
+    ) -> Result<Option<Placed>> {
+        let target = dest.join(&entry.path);
+        match &entry.kind {
+            EntryKind::File => {
+                let text = entry.path.to_string_lossy();
+                if let Some((snapshot, manifest)) = previous
+                    && let Some(digest) = manifest.lookup(&text, entry.stat)
+                    // The snapshot may have been collected since; then the file is copied.
+                    && fs::hard_link(snapshot.join(&entry.path), &target).is_ok()
+                {
+                    return Ok(Some(Placed {
+                        path: entry.path.clone(),
+                        stat: entry.stat,
+                        digest,
+                        reused: true,
+                        changed: false,
+                    }));
+                }
+                let mut input = self.open(&entry.path)?;
+                let mut output = File::create_new(&target).map_err(io_error("create", &target))?;
+                let digest =
+                    copy_hashing(&mut input, &mut output).map_err(io_error("copy", &target))?;
+                // A file written while it was copied must not be reused by the next snapshot.
+                let after = input.metadata().map_err(io_error("stat", &target))?;
+                let changed = FileStat::of(&after) != entry.stat;
+                set_metadata(&self.root, &target, entry, privileged)?;
+                Ok(Some(Placed {
+                    path: entry.path.clone(),
+                    stat: entry.stat,
+                    digest,
+                    reused: false,
+                    changed,
+                }))
+            }
+            EntryKind::Symlink(link) => {
+                std::os::unix::fs::symlink(link, &target)
+                    .map_err(io_error("create symlink", &target))?;
+                set_metadata(&self.root, &target, entry, privileged)?;
+                Ok(None)
+            }
+            // Diverges: device nodes and fifos in a context are skipped, as fsutil's
+            // sender does for anything that is not a file, directory or symlink.
+            EntryKind::Other | EntryKind::Directory => Ok(None),
+        }
     }
 }
 
-/// Builds an entry from an `O_PATH | O_NOFOLLOW` handle of the path and its `fstat`.
-fn entry(path: PathBuf, handle: &File, meta: &fs::Metadata) -> Result<Entry> {
-    let file_type = meta.file_type();
-    let kind = if file_type.is_dir() {
-        EntryKind::Directory
-    } else if file_type.is_file() {
-        EntryKind::File
-    } else if file_type.is_symlink() {
-        // An empty name makes readlinkat read the link the O_PATH handle itself is.
-        let target = rustix::fs::readlinkat(handle, "", Vec::new())
-            .map_err(|errno| io_error("read symlink", &path)(errno.into()))?;
-        EntryKind::Symlink(PathBuf::from(OsString::from_vec(target.into_bytes())))
-    } else {
-        EntryKind::Other
+/// What [`LocalSource::materialize_from`] made.
+#[derive(Debug)]
+pub struct Materialized {
+    /// The entries copied.
+    pub entries: Vec<Entry>,
+    /// The digest of every file the snapshot holds, under its source's stat.
+    pub manifest: StatCache,
+    /// Files linked from the previous snapshot.
+    pub reused: u64,
+    /// Files copied (and hashed while copied).
+    pub hashed: u64,
+}
+
+/// One file placed in a snapshot.
+struct Placed {
+    path: PathBuf,
+    stat: FileStat,
+    digest: Digest,
+    reused: bool,
+    changed: bool,
+}
+
+fn manifest_digest(placed: &[Placed], path: &Path) -> Option<Digest> {
+    placed.iter().find(|p| p.path == path).map(|p| p.digest)
+}
+
+/// Copies `input` to `output` and returns the sha256 of the bytes written.
+fn copy_hashing(input: &mut File, output: &mut File) -> io::Result<Digest> {
+    use io::{Read as _, Write as _};
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let count = match input.read(&mut buffer) {
+            Ok(count) => count,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if count == 0 {
+            break;
+        }
+        hasher.update(&buffer[..count]);
+        output.write_all(&buffer[..count])?;
+    }
+    Ok(Digest::from_bytes(hasher.finalize().into()))
+}
+
+/// Builds an entry from the `lstat` of `name` in the directory `dir_fd`.
+fn entry(path: PathBuf, dir_fd: &OwnedFd, name: &OsStr, stat: &rustix::fs::Stat) -> Result<Entry> {
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Directory => EntryKind::Directory,
+        FileType::RegularFile => EntryKind::File,
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dir_fd, name, Vec::new())
+                .map_err(|errno| io_error("read symlink", &path)(errno.into()))?;
+            EntryKind::Symlink(PathBuf::from(OsString::from_vec(target.into_bytes())))
+        }
+        _ => EntryKind::Other,
     };
     Ok(Entry {
         path,
         size: if kind == EntryKind::File {
-            meta.size()
+            u64::try_from(stat.st_size).unwrap_or(0)
         } else {
             0
         },
         kind,
-        mode: meta.mode(),
-        uid: meta.uid(),
-        gid: meta.gid(),
-        rdev: meta.rdev(),
-        stat: FileStat::of(meta),
-        inode: (meta.dev(), meta.ino()),
-        links: meta.nlink(),
-        mtime: (meta.mtime(), meta.mtime_nsec()),
+        mode: stat.st_mode,
+        uid: stat.st_uid,
+        gid: stat.st_gid,
+        rdev: stat.st_rdev,
+        stat: FileStat::of_stat(stat),
+        inode: (stat.st_dev, stat.st_ino),
+        links: stat.st_nlink,
+        mtime: (stat.st_mtime, stat.st_mtime_nsec as i64),
     })
 }
 
