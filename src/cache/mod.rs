@@ -5,7 +5,7 @@
 //! [`local::LocalCache`] keeps results across runs in the state root; [`gc`] removes what
 //! the budget in buildkitd.toml no longer keeps. `cache-to`/`cache-from` entries open as a
 //! [`backend::Backend`] on a [`remote::Remote`] ([`local_layout`], [`registry`],
-//! [`s3::S3Remote`] for `type=s3`, [`gha::GhaRemote`] for `type=gha`); the [`format`] is
+//! [`s3::S3Remote`] for `type=s3`, [`gha::GhaRemote`] for `type=gha`); the [`format`](mod@format) is
 //! BuildKit's cache config; [`import`] reads records before a solve and [`layered::Layered`]
 //! serves them to it; [`export`] writes them after.
 
