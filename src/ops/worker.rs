@@ -438,7 +438,9 @@ impl Worker {
                 .get(source.root())
                 .and_then(|cache| cache.snapshot().map(Path::to_owned))
         };
-        let manifest = previous.as_deref().map(crate::source::local::snapshot::load_manifest);
+        let manifest = previous
+            .as_deref()
+            .map(crate::source::local::snapshot::load_manifest);
         let walked = self
             .walks
             .lock()
