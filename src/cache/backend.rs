@@ -194,20 +194,12 @@ fn known(kind: &str, direction: Direction) -> &'static [&'static str] {
 /// Whether `key`, which the `s3` and `gha` backends accept (they reject unknown ones
 /// themselves), does nothing in `direction`.
 fn inert(kind: &str, direction: Direction, key: &str) -> bool {
-    const EXPORT_ONLY: &[&str] = &[
-        "mode",
-        "ignore-error",
-        "compression",
-        "compression-level",
-        "force-compression",
-        "oci-mediatypes",
-        "image-manifest",
-    ];
     match direction {
         // The cache config is stored bare: there is no manifest to choose a form for.
         Direction::Export => key == "image-manifest",
         Direction::Import => {
-            EXPORT_ONLY.contains(&key)
+            // The generic attributes all concern exports.
+            crate::cache::remote::GENERIC_ATTRIBUTES.contains(&key)
                 || (kind == "s3" && matches!(key, "upload_parallelism" | "touch_refresh"))
         }
     }

@@ -7,6 +7,7 @@
 //! The trait is blocking: exports and imports run on the engine's threads before and after
 //! the solve, and backends whose client is async keep their own runtime.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::digest::Digest;
@@ -40,6 +41,41 @@ impl RemoteError {
             what: what.into(),
             source: None,
         }
+    }
+}
+
+/// Attributes every cache entry may carry, read by the cache format and the engine rather
+/// than by the backend.
+pub const GENERIC_ATTRIBUTES: &[&str] = &[
+    "mode",
+    "ignore-error",
+    "compression",
+    "compression-level",
+    "force-compression",
+    "oci-mediatypes",
+    "image-manifest",
+];
+
+/// Fails on the first attribute of a `kind` entry that is neither generic nor in `known`,
+/// naming it and the backend's own attributes.
+///
+/// # Errors
+///
+/// The unknown attribute.
+pub fn check_attributes(
+    kind: &str,
+    attrs: &BTreeMap<String, String>,
+    known: &[&str],
+) -> Result<()> {
+    match attrs
+        .keys()
+        .find(|key| !known.contains(&key.as_str()) && !GENERIC_ATTRIBUTES.contains(&key.as_str()))
+    {
+        Some(unknown) => Err(RemoteError::message(format!(
+            "{kind} cache: unknown attribute `{unknown}` (known: {})",
+            known.join(", ")
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -47,17 +47,6 @@ pub struct GhaOptions {
 /// The attributes `type=gha` reads; any other one is an error naming it.
 const KNOWN: &[&str] = &["scope", "url", "url_v2", "token", "version", "timeout"];
 
-/// Attributes every cache entry may carry, read by the cache format rather than the backend.
-const GENERIC: &[&str] = &[
-    "mode",
-    "ignore-error",
-    "compression",
-    "compression-level",
-    "force-compression",
-    "oci-mediatypes",
-    "image-manifest",
-];
-
 impl GhaOptions {
     /// Checks the attributes of a `type=gha` entry, filling in what the Actions runner's
     /// environment gives.
@@ -69,15 +58,7 @@ impl GhaOptions {
     // and `version` from the environment; buildkit gha getConfig (cache/remotecache/gha/gha.go)
     // picks the URL and protocol.
     pub fn from_attrs(attrs: &BTreeMap<String, String>, env: EnvLookup<'_>) -> Result<Self> {
-        if let Some(unknown) = attrs
-            .keys()
-            .find(|key| !KNOWN.contains(&key.as_str()) && !GENERIC.contains(&key.as_str()))
-        {
-            return Err(RemoteError::message(format!(
-                "gha cache: unknown attribute `{unknown}` (known: {})",
-                KNOWN.join(", ")
-            )));
-        }
+        crate::cache::remote::check_attributes("gha", attrs, KNOWN)?;
         let attr = |key: &str| attrs.get(key).filter(|v| !v.is_empty()).cloned();
         let env = |key: &str| env(key).filter(|v| !v.is_empty());
         let mut version = match attr("version") {

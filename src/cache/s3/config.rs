@@ -81,17 +81,6 @@ const KNOWN: &[&str] = &[
     "touch_refresh",
 ];
 
-/// Attributes every cache entry may carry, read by the cache format rather than the backend.
-const GENERIC: &[&str] = &[
-    "mode",
-    "ignore-error",
-    "compression",
-    "compression-level",
-    "force-compression",
-    "oci-mediatypes",
-    "image-manifest",
-];
-
 impl S3Options {
     /// Checks the attributes of a `type=s3` entry and fills in what the AWS environment gives.
     ///
@@ -102,15 +91,7 @@ impl S3Options {
     // Compat: buildkit s3 getConfig (cache/remotecache/s3/s3.go): defaults, `;`-separated names,
     // AWS_BUCKET / AWS_REGION fallbacks.
     pub fn from_attrs(attrs: &BTreeMap<String, String>, env: EnvLookup<'_>) -> Result<Self> {
-        if let Some(unknown) = attrs
-            .keys()
-            .find(|key| !KNOWN.contains(&key.as_str()) && !GENERIC.contains(&key.as_str()))
-        {
-            return Err(RemoteError::message(format!(
-                "s3 cache: unknown attribute `{unknown}` (known: {})",
-                KNOWN.join(", ")
-            )));
-        }
+        crate::cache::remote::check_attributes("s3", attrs, KNOWN)?;
         let attr = |key: &str| attrs.get(key).filter(|value| !value.is_empty()).cloned();
         let bucket = attr("bucket")
             .or_else(|| env("AWS_BUCKET"))
