@@ -188,6 +188,10 @@ impl crate::content::Fetch for Imported {
         })?;
         Ok(true)
     }
+
+    fn origin(&self, digest: &Digest) -> Option<String> {
+        self.blobs.get(digest)?.repository()
+    }
 }
 
 /// Reads a blob (a config, a nested manifest) in full and checks its digest.

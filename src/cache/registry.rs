@@ -54,6 +54,10 @@ impl Remote for RegistryCache {
         format!("type=registry,ref={}", self.reference)
     }
 
+    fn repository(&self) -> Option<String> {
+        Some(self.reference.name())
+    }
+
     fn has_blob(&self, digest: &Digest) -> Result<bool> {
         self.client
             .blob_exists(&self.reference, digest)

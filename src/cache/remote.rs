@@ -92,6 +92,12 @@ pub trait Remote: Send + Sync {
     /// Describes the backend for messages (`type=s3,bucket=b,name=main`).
     fn describe(&self) -> String;
 
+    /// The registry repository (`host/path`) the backend keeps its blobs in, when it is a
+    /// registry.
+    fn repository(&self) -> Option<String> {
+        None
+    }
+
     /// Returns whether the blob `digest` is stored already (so an export can skip it).
     ///
     /// # Errors

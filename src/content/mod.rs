@@ -41,6 +41,14 @@ pub trait Fetch: Send + Sync {
         digest: &Digest,
         store: &Store,
     ) -> std::result::Result<bool, Box<dyn std::error::Error + Send + Sync>>;
+
+    /// The registry repository (`host/path`) this source serves `digest` from, when it is a
+    /// registry: a push to the same registry can mount the blob from there instead of
+    /// downloading and uploading it.
+    fn origin(&self, digest: &Digest) -> Option<String> {
+        let _ = digest;
+        None
+    }
 }
 
 /// A blob store and its metadata database rooted at one directory.

@@ -128,7 +128,18 @@ pub(crate) fn export(
                 requests.push(at);
             }
         }
-        let output = BuildOutput { platforms };
+        // Layers imported from a build cache stay there when no output needs them here.
+        let lazy = solved.solver.exec().fetcher().filter(|_| {
+            !first
+                .request
+                .outputs
+                .iter()
+                .any(exporter::Kind::needs_local_blobs)
+        });
+        let output = BuildOutput {
+            platforms,
+            lazy: lazy.map(exporter::LazyBlobs),
+        };
         let inline = first.request.cache_to.iter().any(|c| c.kind == "inline");
         let mut report = BuildReport {
             target: target.clone(),
@@ -359,7 +370,12 @@ fn platform_output(
     };
     let (rootfs, layers) = match solved.outputs.get(at).cloned().flatten() {
         Some(result) => {
-            if kinds.iter().any(|k| k.is_image()) {
+            if request
+                .request
+                .outputs
+                .iter()
+                .any(exporter::Kind::needs_local_blobs)
+            {
                 worker
                     .fetch_blobs(&result, inputs.store)
                     .map_err(fetch_error)?;

@@ -57,6 +57,15 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A layer left in the build cache it was imported from could not be fetched.
+    #[error("failed to fetch layer `{digest}` from the imported build cache")]
+    FetchLayer {
+        /// The layer's digest.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A filesystem or stream operation failed.
     #[error("failed to {action} `{path}`")]
     Io {

@@ -17,7 +17,7 @@ use crate::exporter::compress::StoredLayer;
 use crate::exporter::error::{Error, Result};
 use crate::exporter::layer::write_layer;
 use crate::exporter::options::{AnnotationKind, ImageOptions};
-use crate::exporter::output::{BuildOutput, PlatformOutput};
+use crate::exporter::output::{BuildOutput, LazyBlobs, PlatformOutput};
 use crate::oci::{Descriptor, DescriptorPlatform, History, Index, Manifest, media_types};
 use crate::platform::Platform;
 
@@ -99,7 +99,14 @@ pub fn assemble(
     let mut blobs = Vec::new();
     let mut manifests = Vec::new();
     for platform_output in &output.platforms {
-        let manifest = assemble_platform(store, platform_output, options, &created, &mut blobs)?;
+        let manifest = assemble_platform(
+            store,
+            platform_output,
+            options,
+            &created,
+            output.lazy.as_ref(),
+            &mut blobs,
+        )?;
         manifests.push(manifest);
     }
     let root = if multi {
@@ -138,13 +145,14 @@ fn assemble_platform(
     output: &PlatformOutput,
     options: &ImageOptions,
     created: &str,
+    lazy: Option<&LazyBlobs>,
     blobs: &mut Vec<(Digest, PathBuf)>,
 ) -> Result<AssembledManifest> {
     let oci = options.oci_media_types;
     let layer_media_type = options.compression.compression.layer_media_type(oci);
     let mut layers = Vec::new();
     for layer in &output.layers {
-        let stored = write_layer(store, layer, options, layer_media_type)?;
+        let stored = write_layer(store, layer, options, layer_media_type, lazy)?;
         blobs.push((stored.descriptor.digest, stored.path.clone()));
         layers.push(stored);
     }

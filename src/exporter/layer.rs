@@ -10,15 +10,17 @@ use crate::exporter::archive::{Mtime, copy_entries};
 use crate::exporter::compress::{StoredLayer, store_layer};
 use crate::exporter::error::{Error, Result, io_error};
 use crate::exporter::options::{Compression, ImageOptions};
-use crate::exporter::output::Layer;
+use crate::exporter::output::{Layer, LazyBlobs};
 use crate::oci::Descriptor;
 
-/// Stores `layer` as a blob of `media_type`, compressed as `options` ask.
+/// Stores `layer` as a blob of `media_type`, compressed as `options` ask. A blob the store
+/// lacks that `lazy` serves is described without being fetched when it is kept as it is.
 pub(crate) fn write_layer(
     store: &Store,
     layer: &Layer,
     options: &ImageOptions,
     media_type: &str,
+    lazy: Option<&LazyBlobs>,
 ) -> Result<StoredLayer> {
     let clamp = options
         .source_date_epoch
@@ -65,7 +67,7 @@ pub(crate) fn write_layer(
         Layer::Blob {
             descriptor,
             diff_id,
-        } => write_blob(store, descriptor, diff_id, clamp, options, media_type),
+        } => write_blob(store, descriptor, diff_id, clamp, options, media_type, lazy),
     }
 }
 
@@ -88,7 +90,7 @@ pub fn layer_blobs(
     layers
         .iter()
         .map(|layer| {
-            write_layer(store, layer, options, media_type)
+            write_layer(store, layer, options, media_type, None)
                 .map(|stored| (stored.descriptor, stored.diff_id))
         })
         .collect()
@@ -164,6 +166,7 @@ fn write_blob(
     clamp: Option<u64>,
     options: &ImageOptions,
     media_type: &str,
+    lazy: Option<&LazyBlobs>,
 ) -> Result<StoredLayer> {
     let bad = |reason| Error::BadLayer {
         digest: descriptor.digest,
@@ -178,10 +181,20 @@ fn write_blob(
     let representable = options.oci_media_types || compression != Compression::Zstd;
     let keep =
         clamp.is_none() && representable && (compression == wanted || !options.compression.force);
-    if keep {
-        if !store.exists(&digest) {
+    if !store.exists(&digest) {
+        let fetched = match lazy {
+            // Kept as it is, the blob is described and left where it is.
+            Some(_) if keep => true,
+            Some(LazyBlobs(fetch)) => fetch
+                .fetch(&digest, store)
+                .map_err(|source| Error::FetchLayer { digest, source })?,
+            None => false,
+        };
+        if !fetched {
             return Err(bad("the blob is not in the content store"));
         }
+    }
+    if keep {
         let media_type = compression.layer_media_type(options.oci_media_types);
         return Ok(StoredLayer {
             descriptor: Descriptor::new(media_type, digest, descriptor.size),

@@ -716,6 +716,7 @@ mod tests {
             attrs: BTreeMap::new(),
         };
         let output = BuildOutput {
+            lazy: None,
             platforms: vec![PlatformOutput {
                 platform: crate::platform::Platform::host(),
                 rootfs: fixture.rootfs.clone(),

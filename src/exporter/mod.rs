@@ -38,7 +38,9 @@ pub use self::layer::layer_blobs;
 pub use self::options::{
     AnnotationKind, Annotations, Compression, CompressionOptions, ImageOptions,
 };
-pub use self::output::{BuildOutput, ExportContext, ExportResponse, Layer, PlatformOutput};
+pub use self::output::{
+    BuildOutput, ExportContext, ExportResponse, Layer, LazyBlobs, PlatformOutput,
+};
 
 /// Exports `output` as `entry` asks, writing a stream destination (`dest=-`) to `stdout`,
 /// with default registry settings (credentials from `$DOCKER_CONFIG`) for pushes.
@@ -114,6 +116,16 @@ impl Kind {
             "cacheonly" => Self::CacheOnly,
             other => return Err(Error::UnsupportedType(other.to_owned())),
         })
+    }
+
+    /// Whether `entry` needs the image's layer blobs in the content store: an image output
+    /// that only pushes can leave layers imported from a build cache where they are.
+    pub fn needs_local_blobs(entry: &ExportEntry) -> bool {
+        match Self::of(entry) {
+            Ok(Self::Image) => !push::pushes(entry).unwrap_or(false),
+            Ok(kind) => kind.is_image(),
+            Err(_) => false,
+        }
     }
 
     /// Whether the exporter writes an image (and so takes its name from the target's tags).

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::content::Fetch;
 use crate::oci::Descriptor;
 use crate::platform::Platform;
 
@@ -58,6 +60,26 @@ pub struct PlatformOutput {
 pub struct BuildOutput {
     /// The per-platform results.
     pub platforms: Vec<PlatformOutput>,
+    /// Where the layer blobs the content store lacks come from, when the result stands on
+    /// layers imported from a build cache that were left there because every image output
+    /// only pushes: each is then mounted or copied only if the registry lacks it.
+    pub lazy: Option<LazyBlobs>,
+}
+
+/// The source of lazy layer blobs (an imported build cache).
+#[derive(Clone)]
+pub struct LazyBlobs(pub Arc<dyn Fetch>);
+
+impl std::fmt::Debug for LazyBlobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LazyBlobs")
+    }
+}
+
+impl PartialEq for LazyBlobs {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// What an export reports back: buildx's `--metadata-file` keys for this target.

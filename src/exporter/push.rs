@@ -12,7 +12,7 @@ use crate::exporter::error::{Error, Result};
 use crate::exporter::image::Assembled;
 use crate::exporter::oci::prepare;
 use crate::exporter::options::parse_bool_attr;
-use crate::exporter::output::{BuildOutput, ExportContext, ExportResponse};
+use crate::exporter::output::{BuildOutput, ExportContext, ExportResponse, LazyBlobs};
 use crate::registry::{Client, ClientOptions, Reference};
 
 /// The store reference prefix `source::image` reads resolved images from.
@@ -26,12 +26,7 @@ pub(crate) fn export(
     context: &ExportContext,
     registry: &ClientOptions,
 ) -> Result<ExportResponse> {
-    let push = entry.kind == "registry"
-        || match entry.attrs.get("push") {
-            Some(value) if !value.is_empty() => parse_bool_attr("push", value)?,
-            Some(_) => true,
-            None => false,
-        };
+    let push = pushes(entry)?;
     let push_by_digest = match entry.attrs.get("push-by-digest") {
         Some(value) if !value.is_empty() => parse_bool_attr("push-by-digest", value)?,
         Some(_) => true,
@@ -72,47 +67,71 @@ pub(crate) fn export(
             push_image(
                 &client,
                 store,
+                output.lazy.as_ref(),
                 &prepared.assembled,
                 reference,
                 mount_from,
                 push_by_digest,
-            )
-            .map_err(|source| Error::Push {
-                name: reference.to_string(),
-                source: Box::new(source),
-            })?;
+            )?;
             pushed.push(reference.clone());
         }
     }
     Ok(prepared.response)
 }
 
+/// Whether an `image` or `registry` entry pushes.
+pub(crate) fn pushes(entry: &ExportEntry) -> Result<bool> {
+    Ok(entry.kind == "registry"
+        || match entry.attrs.get("push") {
+            Some(value) if !value.is_empty() => parse_bool_attr("push", value)?,
+            Some(_) => true,
+            None => false,
+        })
+}
+
 /// Pushes every blob and manifest of `assembled` to `target`.
 fn push_image(
     client: &Client,
     store: &Store,
+    lazy: Option<&LazyBlobs>,
     assembled: &Assembled,
     target: &Reference,
     mount_from: Option<&Reference>,
     by_digest: bool,
-) -> crate::registry::Result<()> {
-    let content = |source| crate::registry::Error::Content {
-        reference: target.to_string(),
+) -> Result<()> {
+    let pushing = |source| Error::Push {
+        name: target.to_string(),
         source: Box::new(source),
+    };
+    let content = |source| {
+        pushing(crate::registry::Error::Content {
+            reference: target.to_string(),
+            source: Box::new(source),
+        })
     };
     for manifest in &assembled.manifests {
         let blobs = std::iter::once(&manifest.manifest.config).chain(&manifest.manifest.layers);
         for blob in blobs {
-            client.push_blob(target, &blob.digest, blob.size, store, mount_from)?;
+            if let Some(lazy) = lazy
+                && !store.exists(&blob.digest)
+                && !bring_lazy_blob(client, store, lazy, target, &blob.digest)?
+            {
+                continue;
+            }
+            client
+                .push_blob(target, &blob.digest, blob.size, store, mount_from)
+                .map_err(pushing)?;
         }
         if assembled.manifests.len() > 1 {
             let digest = manifest.descriptor.digest;
             let bytes = store.read(&digest).map_err(content)?;
-            client.push_manifest(
-                &target.with_digest(digest),
-                &manifest.descriptor.media_type,
-                &bytes,
-            )?;
+            client
+                .push_manifest(
+                    &target.with_digest(digest),
+                    &manifest.descriptor.media_type,
+                    &bytes,
+                )
+                .map_err(pushing)?;
         }
     }
     let root = assembled.root.digest;
@@ -122,8 +141,54 @@ fn push_image(
     } else {
         target.clone()
     };
-    client.push_manifest(&destination, &assembled.root.media_type, &bytes)?;
+    client
+        .push_manifest(&destination, &assembled.root.media_type, &bytes)
+        .map_err(pushing)?;
     Ok(())
+}
+
+/// A layer left in the build cache it was imported from: nothing to do when `target`'s
+/// repository has it, mounted when the cache is another repository of the same registry,
+/// else fetched into the store (`true`: push it from there).
+fn bring_lazy_blob(
+    client: &Client,
+    store: &Store,
+    lazy: &LazyBlobs,
+    target: &Reference,
+    digest: &crate::digest::Digest,
+) -> Result<bool> {
+    let pushing = |source| Error::Push {
+        name: target.to_string(),
+        source: Box::new(source),
+    };
+    if client.blob_exists(target, digest).map_err(pushing)? {
+        return Ok(false);
+    }
+    let origin = lazy
+        .0
+        .origin(digest)
+        .and_then(|name| name.parse::<Reference>().ok());
+    if let Some(origin) = origin
+        && client
+            .mount_blob(target, digest, &origin)
+            .map_err(pushing)?
+    {
+        return Ok(false);
+    }
+    let fetched = lazy
+        .0
+        .fetch(digest, store)
+        .map_err(|source| Error::FetchLayer {
+            digest: *digest,
+            source,
+        })?;
+    if !fetched {
+        return Err(Error::FetchLayer {
+            digest: *digest,
+            source: "no imported build cache holds it".into(),
+        });
+    }
+    Ok(true)
 }
 
 /// Records `image/<name>` so a later `FROM name` finds the image in the store; the same

@@ -200,6 +200,11 @@ impl Worker {
         self
     }
 
+    /// Where the blobs of lazy layers come from, if anywhere.
+    pub fn fetcher(&self) -> Option<Arc<dyn crate::content::Fetch>> {
+        self.fetch.clone()
+    }
+
     /// Picks the snapshotter; overlayfs needs root, a private mount namespace (so mounts end
     /// with the process) and a filesystem that takes overlay upper directories.
     // Compat: buildkitd's `auto` picks overlayfs when the kernel allows it.

@@ -46,6 +46,54 @@ impl Client {
         }
     }
 
+    /// Mounts the blob `digest` into the repository of `target` from the repository of
+    /// `from` on the same registry; `false` when the registry did not mount it (it lacks the
+    /// blob there, or does not mount across repositories).
+    pub fn mount_blob(
+        &self,
+        target: &Reference,
+        digest: &Digest,
+        from: &Reference,
+    ) -> Result<bool> {
+        if from.registry != target.registry || from.repository == target.repository {
+            return Ok(false);
+        }
+        let endpoint = self.push_endpoint(target);
+        let scopes = push_scopes(target, Some(from));
+        let uploads = endpoint.url(&target.repository, "blobs/uploads/");
+        let digest_text = digest.to_string();
+        let response = self.transport.send(
+            &endpoint,
+            &scopes,
+            &target.name(),
+            "mount a blob on",
+            &|agent, auth| {
+                with_auth(agent.post(&uploads), auth)
+                    .query("mount", &digest_text)
+                    .query("from", &from.repository)
+                    .header("Content-Length", "0")
+                    .send_empty()
+            },
+        )?;
+        match response.status().as_u16() {
+            201 => Ok(true),
+            202 => {
+                // The registry opened an upload instead; nothing will be sent to it, so
+                // cancel it rather than leave it to expire.
+                let location = location(&endpoint, &response, target)?;
+                let _ = self.transport.send(
+                    &endpoint,
+                    &scopes,
+                    &target.name(),
+                    "cancel an upload on",
+                    &|agent, auth| with_auth(agent.delete(&location), auth).call(),
+                );
+                Ok(false)
+            }
+            status => Err(status_error("mount blob", target, status, response)),
+        }
+    }
+
     /// Pushes the blob `digest` (`size` bytes, read from `store`) to the repository of
     /// `target`, mounting it from `mount_from` (same registry) when that repository has it.
     pub fn push_blob(

@@ -338,6 +338,156 @@ fn a_registry_cache_is_read_by_skopeo_and_imported_on_a_fresh_root() {
     );
 }
 
+/// The layer digests of the image `reference` pushed to a test registry, bottom first.
+fn pushed_layers(reference: &str) -> Vec<String> {
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Whether a file named after the hex of `digest` lies anywhere under `dir`.
+fn holds_blob(dir: &Path, digest: &str) -> bool {
+    let hex = digest.trim_start_matches("sha256:");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            holds_blob(&path, digest)
+        } else {
+            entry.file_name().to_string_lossy() == hex
+        }
+    })
+}
+
+/// Copies the pushed image `reference` with skopeo (which checks every blob's digest) and
+/// returns the file `/r` of its last layer.
+fn pulled_r(reference: &str, into: &Path) -> Vec<u8> {
+    let copied = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:x", into.display()))
+        .output()
+        .unwrap();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let last = pushed_layers(reference).pop().unwrap();
+    let blob = into
+        .join("blobs/sha256")
+        .join(last.trim_start_matches("sha256:"));
+    let file = Command::new("tar")
+        .arg("-xzOf")
+        .arg(&blob)
+        .arg("r")
+        .output()
+        .unwrap();
+    assert!(
+        file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&file.stderr)
+    );
+    file.stdout
+}
+
+#[test]
+fn a_fully_cached_push_leaves_imported_layers_in_the_cache_and_mounts_them() {
+    if !can_run() {
+        return;
+    }
+    if support::find_in_path("skopeo").is_none() {
+        support::skip("skipping lazy push test: `skopeo` is not installed");
+        return;
+    }
+    let (Some(registry), Some(other)) = (TestRegistry::start(), TestRegistry::start()) else {
+        support::skip("skipping lazy push test: `docker-registry` is not installed");
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    // One stage: a `COPY --from` would hash (and so fetch) the stage it copies from.
+    let dockerfile = "FROM base\nCOPY foo /foo\nRUN echo built > /built\n\
+        RUN head -c 16 /dev/urandom | od -x > /r\n";
+    let first = project(&scratch.path().join("a"), dockerfile);
+    let cache = format!("{}/cache:build", registry.host);
+    let cold = bake(
+        &first,
+        &scratch.path().join("root-a"),
+        &[format!("*.cache-to=type=registry,ref={cache},mode=max")],
+    );
+    assert_eq!(cold.cached, 0, "{}", cold.stderr);
+    let base_blobs = support::root().join("fixtures/base/busybox");
+
+    // Same registry: every step is cached, and the layers the steps made are mounted from
+    // the cache's repository without passing through the fresh root.
+    let second = scratch.path().join("b");
+    support::copy_tree(&first, &second, &["out"]);
+    let root_b = scratch.path().join("root-b");
+    let image = format!("{}/app:1", registry.host);
+    let warm = bake(
+        &second,
+        &root_b,
+        &[
+            format!("*.cache-from=type=registry,ref={cache}"),
+            format!("*.output=type=registry,name={image}"),
+        ],
+    );
+    assert_eq!(warm.ran, 0, "{}", warm.stderr);
+    let layers = pushed_layers(&image);
+    let made: Vec<&String> = layers
+        .iter()
+        .filter(|digest| !holds_blob(&base_blobs, digest))
+        .collect();
+    assert!(made.len() >= 3, "{layers:?}");
+    let downloaded: Vec<&&String> = made.iter().filter(|d| holds_blob(&root_b, d)).collect();
+    assert!(
+        downloaded.is_empty(),
+        "downloaded into the fresh root: {downloaded:?} of {made:?}\n{}",
+        warm.stderr
+    );
+    assert_eq!(
+        pulled_r(&image, &scratch.path().join("pulled-b")),
+        std::fs::read(first.join("out/r")).unwrap()
+    );
+
+    // Another registry cannot mount them: they are fetched from the cache and uploaded.
+    let third = scratch.path().join("c");
+    support::copy_tree(&first, &third, &["out"]);
+    let root_c = scratch.path().join("root-c");
+    let elsewhere = format!("{}/app:1", other.host);
+    let warm = bake(
+        &third,
+        &root_c,
+        &[
+            format!("*.cache-from=type=registry,ref={cache}"),
+            format!("*.output=type=registry,name={elsewhere}"),
+        ],
+    );
+    assert_eq!(warm.ran, 0, "{}", warm.stderr);
+    assert_eq!(pushed_layers(&elsewhere), layers);
+    assert!(made.iter().all(|digest| holds_blob(&root_c, digest)));
+    assert_eq!(
+        pulled_r(&elsewhere, &scratch.path().join("pulled-c")),
+        std::fs::read(first.join("out/r")).unwrap()
+    );
+}
+
 #[test]
 fn an_inline_cache_in_a_pushed_image_is_imported_by_its_reference() {
     if !can_run() {

@@ -117,6 +117,7 @@ fn platform_output(fixture: &Fixture, platform: Platform) -> PlatformOutput {
 
 fn single(fixture: &Fixture) -> BuildOutput {
     BuildOutput {
+        lazy: None,
         platforms: vec![platform_output(fixture, platform("linux/amd64"))],
     }
 }
@@ -364,6 +365,7 @@ fn docker_exporter_rejects_several_platforms() {
     let fixture = fixture();
     let store = store(&fixture, "store");
     let output = BuildOutput {
+        lazy: None,
         platforms: vec![
             platform_output(&fixture, platform("linux/amd64")),
             platform_output(&fixture, platform("linux/arm64")),
@@ -386,6 +388,7 @@ fn multi_platform_oci_has_an_index() {
     let fixture = fixture();
     let store = store(&fixture, "store");
     let output = BuildOutput {
+        lazy: None,
         platforms: vec![
             platform_output(&fixture, platform("linux/amd64")),
             platform_output(&fixture, platform("linux/arm64")),
@@ -607,6 +610,7 @@ fn local_output_copies_the_tree_per_platform() {
 
     let split = fixture.root.join("split");
     let output = BuildOutput {
+        lazy: None,
         platforms: vec![
             platform_output(&fixture, platform("linux/amd64")),
             platform_output(&fixture, platform("linux/arm/v7")),

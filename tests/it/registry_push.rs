@@ -36,7 +36,10 @@ fn output(root: &Path, platforms: &[&str]) -> BuildOutput {
             }
         })
         .collect();
-    BuildOutput { platforms }
+    BuildOutput {
+        platforms,
+        lazy: None,
+    }
 }
 
 fn options(config_dir: &Path) -> ClientOptions {
