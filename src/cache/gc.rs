@@ -212,6 +212,12 @@ pub fn collect(root: &Path, policy: &Policy) -> Result<Option<Report>, Error> {
         }
         report.snapshots += 1;
     }
+    // Aliases naming a cache entry that is gone go with it.
+    for (name, key) in store.references(crate::cache::local::ALIAS_PREFIX)? {
+        if store.reference(&format!("cache/{key}"))?.is_none() {
+            store.delete_reference(&name)?;
+        }
+    }
     // Layer memos of removed snapshots go, so their blobs become collectable.
     for (name, record) in store.references(crate::content::LAYER_MEMO_PREFIX)? {
         let value: serde_json::Value = serde_json::from_str(&record).unwrap_or_default();
@@ -292,6 +298,30 @@ mod tests {
         assert!(a.exists() && !b.exists() && !c.exists() && !d.exists());
         assert!(store.reference("cache/ka").unwrap().is_some());
         assert!(store.reference("cache/kb").unwrap().is_none());
+    }
+
+    #[test]
+    fn aliases_go_with_the_entry_they_name() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let kept = snapshot(root.path(), 'a', 1, 0, &[]);
+        let gone = snapshot(root.path(), 'b', 1, 7200, &[]);
+        cache(&store, "kept", &kept);
+        cache(&store, "gone", &gone);
+        let alias = crate::cache::local::ALIAS_PREFIX;
+        store
+            .set_reference(&format!("{alias}1"), "kept", &[])
+            .unwrap();
+        store
+            .set_reference(&format!("{alias}2"), "gone", &[])
+            .unwrap();
+        let policy = Policy {
+            keep_bytes: None,
+            keep_duration: Some(Duration::from_secs(3600)),
+        };
+        collect(root.path(), &policy).unwrap().unwrap();
+        assert!(store.reference(&format!("{alias}1")).unwrap().is_some());
+        assert!(store.reference(&format!("{alias}2")).unwrap().is_none());
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct ImportSummary {
 #[derive(Default)]
 pub struct Imported {
     records: HashMap<Digest, Vec<LayerBlob>>,
+    /// Definition key → cache key, as the exporting build recorded them.
+    aliases: HashMap<Digest, Digest>,
     /// Which backend serves each blob.
     blobs: HashMap<Digest, Arc<dyn Remote>>,
     /// Lazy refs made so far, by the digests of their chain, so two records that share a
@@ -153,6 +155,11 @@ impl Imported {
             parent = Some(next);
         }
         parent
+    }
+
+    /// The cache key an imported alias gives the definition key `fast`.
+    pub fn alias(&self, fast: &Digest) -> Option<Digest> {
+        self.aliases.get(fast).copied()
     }
 
     /// The backend that serves the blob `digest`, if an import named it.

@@ -72,4 +72,15 @@ impl CacheStore for Layered {
         self.results().insert(*key, refs.to_vec());
         Ok(())
     }
+
+    fn alias(&self, fast: &Digest) -> Result<Option<Digest>, Self::Error> {
+        Ok(match self.local.alias(fast)? {
+            Some(key) => Some(key),
+            None => self.imported.alias(fast),
+        })
+    }
+
+    fn save_alias(&self, fast: &Digest, key: &Digest) -> Result<(), Self::Error> {
+        self.local.save_alias(fast, key)
+    }
 }

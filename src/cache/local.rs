@@ -139,6 +139,32 @@ impl CacheStore for LocalCache {
         self.store()
             .set_reference(&name(key), &encode(refs), &blobs)
     }
+
+    fn alias(&self, fast: &Digest) -> Result<Option<Digest>, Self::Error> {
+        Ok(self
+            .store()
+            .reference(&alias_name(fast))?
+            .and_then(|reference| reference.record.parse().ok()))
+    }
+
+    fn save_alias(&self, fast: &Digest, key: &Digest) -> Result<(), Self::Error> {
+        let store = self.store();
+        let name = alias_name(fast);
+        let record = key.to_string();
+        // Most builds find the alias they would write: no write then.
+        if store.reference(&name)?.is_some_and(|r| r.record == record) {
+            return Ok(());
+        }
+        store.set_reference(&name, &record, &[])
+    }
+}
+
+/// The prefix of the references that map a definition key to a cache key (see
+/// [`CacheStore::alias`]); garbage collection drops those whose cache entry is gone.
+pub(crate) const ALIAS_PREFIX: &str = "cache-alias/";
+
+fn alias_name(fast: &Digest) -> String {
+    format!("{ALIAS_PREFIX}{fast}")
 }
 
 #[cfg(test)]
@@ -148,6 +174,17 @@ mod tests {
 
     fn cache(root: &Path) -> LocalCache {
         LocalCache::open(root, Arc::new(Native::new(&root.join("snapshots")))).unwrap()
+    }
+
+    #[test]
+    fn aliases_survive_a_new_store_handle_and_are_rewritten_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fast, first, second) = (Digest::of(b"fast"), Digest::of(b"1"), Digest::of(b"2"));
+        assert_eq!(cache(dir.path()).alias(&fast).unwrap(), None);
+        cache(dir.path()).save_alias(&fast, &first).unwrap();
+        assert_eq!(cache(dir.path()).alias(&fast).unwrap(), Some(first));
+        cache(dir.path()).save_alias(&fast, &second).unwrap();
+        assert_eq!(cache(dir.path()).alias(&fast).unwrap(), Some(second));
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! Keys are computed bottom-up when a vertex's inputs are done (see [`cache_key`]): the op's
 //! [`CacheMap`] digest plus, per input, the input's key and selector or, for
 //! [`Dep::content`] inputs, the digest of the selected content. A hit skips `exec` and reports
-//! [`Event::Cached`](crate::progress::Event::Cached). `no_cache` and a vertex's
+//! [`Event::Cached`](crate::progress::Event::Cached). A vertex that hashes content is looked up
+//! first by its definition key (its inputs' keys), through the alias the store recorded when
+//! that content was last hashed ([`CacheStore::alias`]), as BuildKit's cache-fast keys; only
+//! on a miss is the content hashed. `no_cache` and a vertex's
 //! `meta.ignore_cache` (`--no-cache-filter`) force execution but still save the result, as
 //! buildkit does.
 //!
@@ -162,6 +165,9 @@ pub struct SolveResult<R> {
     pub outputs: Vec<Option<R>>,
     /// The cache key of every vertex solved, by vertex digest.
     pub keys: BTreeMap<Digest, Digest>,
+    /// Definition key → cache key of every vertex solved that hashes input content (see
+    /// [`CacheStore::alias`]).
+    pub aliases: BTreeMap<Digest, Digest>,
     /// How many vertices ran.
     pub executed: usize,
     /// How many vertices came from the cache.

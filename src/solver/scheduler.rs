@@ -29,6 +29,8 @@ struct Outcome<R, E> {
 
 struct Finished<R> {
     key: Digest,
+    /// The definition key that names `key` (for a vertex that hashes input content).
+    alias: Option<Digest>,
     refs: Vec<R>,
     cached: bool,
 }
@@ -80,6 +82,7 @@ where
         let mut pending: Vec<usize> = nodes.nodes.iter().map(|n| n.inputs.len()).collect();
         let mut ready: VecDeque<usize> = (0..count).filter(|&n| pending[n] == 0).collect();
         let mut keys: Vec<Option<Digest>> = vec![None; count];
+        let mut aliases: BTreeMap<Digest, Digest> = BTreeMap::new();
         let mut refs: Vec<Option<Vec<X::Ref>>> = vec![None; count];
         // Uses left of each node's results; they are dropped when no dependent or root needs
         // them, so a long chain does not hold every intermediate result.
@@ -125,6 +128,9 @@ where
                         executed += 1;
                     }
                     keys[outcome.node] = Some(finished.key);
+                    if let Some(fast) = finished.alias {
+                        aliases.insert(fast, finished.key);
+                    }
                     refs[outcome.node] = Some(finished.refs);
                     for &dependent in &nodes.dependents[outcome.node] {
                         pending[dependent] -= 1;
@@ -169,6 +175,7 @@ where
         Ok(SolveResult {
             outputs,
             keys,
+            aliases,
             executed,
             cached,
         })
@@ -243,6 +250,45 @@ where
     ) -> std::result::Result<Finished<X::Ref>, Failure<X::Error>> {
         let vertex = node.vertex;
         let map = self.exec.cache_map(vertex, context).map_err(Failure::Op)?;
+        let use_cache = !(self.options.no_cache || node.ignore_cache);
+        // Compat: BuildKit's "cache-fast" keys: a vertex that hashes input content is first
+        // looked up by its definition key (the inputs' own keys), which names the key it had
+        // when those inputs were last hashed. A hit skips the hashing, so a result imported
+        // from a build cache is not fetched only to hash a stage a `COPY --from` reads.
+        let fast = map
+            .deps
+            .iter()
+            .take(inputs.len())
+            .any(|dep| dep.content)
+            .then(|| {
+                let keys: Vec<InputKey> = inputs
+                    .iter()
+                    .zip(&node.inputs)
+                    .enumerate()
+                    .map(|(index, ((key, _), &(_, output)))| InputKey::Key {
+                        key: *key,
+                        output,
+                        selector: map.deps.get(index).copied().unwrap_or_default().selector,
+                    })
+                    .collect();
+                cache_key(&map, &keys)
+            });
+        if use_cache
+            && let Some(fast) = fast
+            && let Some(key) = self.store.alias(&fast).map_err(store_failure)?
+            && let Some(refs) = self
+                .store
+                .load(&key)
+                .map_err(store_failure)?
+                .filter(|refs| refs.len() >= node.outputs_used)
+        {
+            return Ok(Finished {
+                key,
+                alias: Some(fast),
+                refs,
+                cached: true,
+            });
+        }
         let mut input_keys = Vec::with_capacity(inputs.len());
         for (index, ((key, input), &(_, output))) in inputs.iter().zip(&node.inputs).enumerate() {
             let dep = map.deps.get(index).copied().unwrap_or_default();
@@ -266,13 +312,17 @@ where
             });
         }
         let key = cache_key(&map, &input_keys);
+        if let Some(fast) = fast {
+            self.store.save_alias(&fast, &key).map_err(store_failure)?;
+        }
         // Compat: buildkit ignore_cache re-runs the vertex but still records its result.
-        if !(self.options.no_cache || node.ignore_cache) {
+        if use_cache {
             let loaded = self.store.load(&key).map_err(store_failure)?;
             // Results with too few outputs (from an older op version) count as a miss.
             if let Some(refs) = loaded.filter(|refs| refs.len() >= node.outputs_used) {
                 return Ok(Finished {
                     key,
+                    alias: fast,
                     refs,
                     cached: true,
                 });
@@ -292,6 +342,7 @@ where
         self.store.save(&key, &refs).map_err(store_failure)?;
         Ok(Finished {
             key,
+            alias: fast,
             refs,
             cached: false,
         })

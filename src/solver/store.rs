@@ -30,18 +30,42 @@ pub trait CacheStore: Send + Sync {
     ///
     /// When the store cannot be written.
     fn save(&self, key: &Digest, refs: &[Self::Ref]) -> Result<(), Self::Error>;
+
+    /// The cache key a step whose definition key (its op and its inputs' keys, before any
+    /// content is hashed) is `fast` had when it last ran or was found: the same inputs have
+    /// the same content, so the step need not hash it again.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be read.
+    fn alias(&self, fast: &Digest) -> Result<Option<Digest>, Self::Error> {
+        let _ = fast;
+        Ok(None)
+    }
+
+    /// Records that the step with definition key `fast` has the cache key `key`.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be written.
+    fn save_alias(&self, fast: &Digest, key: &Digest) -> Result<(), Self::Error> {
+        let _ = (fast, key);
+        Ok(())
+    }
 }
 
 /// A [`CacheStore`] in memory, lost when dropped.
 #[derive(Debug)]
 pub struct MemoryStore<R> {
     entries: Mutex<HashMap<Digest, Vec<R>>>,
+    aliases: Mutex<HashMap<Digest, Digest>>,
 }
 
 impl<R> Default for MemoryStore<R> {
     fn default() -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -60,6 +84,13 @@ impl<R: Clone> MemoryStore<R> {
     /// Returns whether results are saved under `key`.
     pub fn contains(&self, key: &Digest) -> bool {
         self.lock().contains_key(key)
+    }
+
+    fn aliases(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Digest>> {
+        // Single inserts and lookups, as for the entries.
+        self.aliases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Vec<R>>> {
@@ -81,6 +112,15 @@ impl<R: Clone + Send + Sync> CacheStore for MemoryStore<R> {
 
     fn save(&self, key: &Digest, refs: &[R]) -> Result<(), Infallible> {
         self.lock().insert(*key, refs.to_vec());
+        Ok(())
+    }
+
+    fn alias(&self, fast: &Digest) -> Result<Option<Digest>, Infallible> {
+        Ok(self.aliases().get(fast).copied())
+    }
+
+    fn save_alias(&self, fast: &Digest, key: &Digest) -> Result<(), Infallible> {
+        self.aliases().insert(*fast, *key);
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ struct Fake {
     calls: Mutex<Vec<String>>,
     running: AtomicUsize,
     max_running: AtomicUsize,
+    hashed: AtomicUsize,
 }
 
 impl Fake {
@@ -75,6 +76,7 @@ impl OpExec for Fake {
         input: &String,
         _: &Context<'_>,
     ) -> Result<Option<Digest>, FakeError> {
+        self.hashed.fetch_add(1, Ordering::SeqCst);
         // The fake's results start with the selected content, then `|`.
         let selected = input.split('|').next().unwrap_or_default();
         Ok(Some(Digest::of(selected.as_bytes())))
@@ -325,6 +327,32 @@ fn content_keys_ignore_unselected_input_changes() {
     let third = solve_one(&solver, &third).0.unwrap();
     assert_ne!(first.keys[&copy_1.vertex], third.keys[&copy_3.vertex]);
     assert_eq!(solver.exec().count("copy"), 2);
+}
+
+#[test]
+fn unchanged_inputs_find_the_content_key_through_the_alias_without_hashing() {
+    let solver = solver(2);
+    let (graph, _, copy) = copy_graph("1", "same");
+    let first = solve_one(&solver, &graph).0.unwrap();
+    let hashed = solver.exec().hashed.load(Ordering::SeqCst);
+    assert!(hashed >= 1);
+    let (fast, key) = first.aliases.iter().next().expect("the copy's alias");
+    assert_eq!(*key, first.keys[&copy.vertex]);
+
+    // The same inputs: the alias names the key, nothing is hashed, the copy is a hit.
+    let again = solve_one(&solver, &graph).0.unwrap();
+    assert_eq!(solver.exec().hashed.load(Ordering::SeqCst), hashed);
+    assert_eq!(again.keys[&copy.vertex], first.keys[&copy.vertex]);
+    assert_eq!(again.aliases.get(fast), Some(key));
+    assert_eq!(again.executed, 0);
+
+    // A changed input misses the alias: its content is hashed, and the same selected
+    // content still finds the copy.
+    let (changed, _, copy_2) = copy_graph("2", "same");
+    let third = solve_one(&solver, &changed).0.unwrap();
+    assert!(solver.exec().hashed.load(Ordering::SeqCst) > hashed);
+    assert_eq!(third.keys[&copy_2.vertex], first.keys[&copy.vertex]);
+    assert_eq!(solver.exec().count("copy"), 1);
 }
 
 #[test]
