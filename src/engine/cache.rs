@@ -372,52 +372,21 @@ fn export_one(
             Mode::Max => "max",
         }
     ));
-    let mounts = match export_mounts(lowered, solved, store, backend, target, &options, &step) {
-        Ok(mounts) => mounts,
-        Err(error) => {
-            step.fail(&chain(error.as_ref()));
-            return Err(error);
-        }
-    };
+    let log = |line: &str| step.log(line);
+    let cache_root = solved.solver.exec().cache_mounts();
+    let mounts =
+        match cache_mount::export(lowered, cache_root, store, backend, target, &options, &log) {
+            Ok(mounts) => mounts,
+            Err(error) => {
+                step.fail(&chain(error.as_ref()));
+                return Err(error);
+            }
+        };
     step.done();
     Ok(Prepared {
         records: out,
         mounts,
     })
-}
-
-/// The cache mounts `backend`'s `cache-mounts=` picks for `target`, archived as layer blobs,
-/// each named in `step`'s log.
-fn export_mounts(
-    lowered: &Lowered<'_>,
-    solved: &Solved,
-    store: &Store,
-    backend: &Backend,
-    target: &str,
-    options: &ImageOptions,
-    step: &Step<'_>,
-) -> Result<Vec<MountBlob>, BoxError> {
-    let used = cache_mount::used_by(lowered, target);
-    let cache_root = solved.solver.exec().cache_mounts();
-    let mut out = Vec::new();
-    for id in cache_mount::chosen(&backend.options.cache_mounts, &used) {
-        match cache_mount::archive(cache_root, &id, store, options)? {
-            Some(mount) => {
-                step.log(&format!(
-                    "cache mount `{id}`: layer {} ({} bytes)",
-                    mount.blob.descriptor.digest, mount.blob.descriptor.size
-                ));
-                out.push(mount);
-            }
-            None if used.contains(&id) => {
-                step.log(&format!("cache mount `{id}` is empty: not exported"));
-            }
-            None => step.log(&format!(
-                "cache mount `{id}` is not used by target `{target}` and is empty: not exported"
-            )),
-        }
-    }
-    Ok(out)
 }
 
 /// The inline cache value for request `at`'s image as `options` write it: the records of

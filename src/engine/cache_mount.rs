@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::cache::backend::CacheMounts;
+use crate::cache::backend::{Backend, CacheMounts};
 use crate::cache::format::{LayerBlob, MountBlob};
 use crate::cache::import::Imported;
 use crate::content::{Fetch as _, Store};
@@ -36,7 +36,7 @@ impl Seeds for ImportedMounts {
 }
 
 /// The ids of the cache mounts the RUN steps of `target` use, sorted.
-pub(crate) fn used_by(lowered: &Lowered<'_>, target: &str) -> BTreeSet<String> {
+fn used_by(lowered: &Lowered<'_>, target: &str) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     let roots: Vec<_> = lowered
         .requests
@@ -66,7 +66,7 @@ pub(crate) fn used_by(lowered: &Lowered<'_>, target: &str) -> BTreeSet<String> {
 }
 
 /// The ids `wanted` picks among those `used`.
-pub(crate) fn chosen(wanted: &CacheMounts, used: &BTreeSet<String>) -> BTreeSet<String> {
+fn chosen(wanted: &CacheMounts, used: &BTreeSet<String>) -> BTreeSet<String> {
     match wanted {
         CacheMounts::None => BTreeSet::new(),
         CacheMounts::All => used.clone(),
@@ -76,7 +76,7 @@ pub(crate) fn chosen(wanted: &CacheMounts, used: &BTreeSet<String>) -> BTreeSet<
 
 /// Archives the cache mount `id` under `cache_root` into `store` as a layer blob compressed
 /// as `options` ask; `None` when the mount is absent or empty on this root.
-pub(crate) fn archive(
+fn archive(
     cache_root: &std::path::Path,
     id: &str,
     store: &Store,
@@ -100,4 +100,37 @@ pub(crate) fn archive(
             diff_id: diff_id.parse()?,
         },
     }))
+}
+
+/// The cache mounts `backend`'s `cache-mounts=` picks for `target`, archived as layer blobs,
+/// each named in `log`; the mounts live under `cache_root`.
+pub(crate) fn export(
+    lowered: &Lowered<'_>,
+    cache_root: &std::path::Path,
+    store: &Store,
+    backend: &Backend,
+    target: &str,
+    options: &ImageOptions,
+    log: &dyn Fn(&str),
+) -> Result<Vec<MountBlob>, BoxError> {
+    let used = used_by(lowered, target);
+    let mut out = Vec::new();
+    for id in chosen(&backend.options.cache_mounts, &used) {
+        match archive(cache_root, &id, store, options)? {
+            Some(mount) => {
+                log(&format!(
+                    "cache mount `{id}`: layer {} ({} bytes)",
+                    mount.blob.descriptor.digest, mount.blob.descriptor.size
+                ));
+                out.push(mount);
+            }
+            None if used.contains(&id) => {
+                log(&format!("cache mount `{id}` is empty: not exported"));
+            }
+            None => log(&format!(
+                "cache mount `{id}` is not used by target `{target}` and is empty: not exported"
+            )),
+        }
+    }
+    Ok(out)
 }

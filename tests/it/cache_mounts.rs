@@ -2,12 +2,14 @@
 //! `bake` binary: a RUN fills its cache mount with random bytes only when the mount is empty,
 //! so a fresh state root that imports the cache (and runs the step again, its build arg
 //! changed) reproduces the first root's bytes only if the mount travelled. Also the progress
-//! lines of the export and import, and `cache.manifest` in `--metadata-file`.
+//! lines of the export and import, and `cache.manifest` in `--metadata-file`; through a
+//! local layout, a registry and S3 (moto_server).
 
 use std::path::{Path, PathBuf};
 
 use crate::cache_export::{base, can_run, project};
 use crate::support;
+use crate::support::moto::Moto;
 use crate::support::registry::TestRegistry;
 
 /// The RUN writes random bytes into the cache mount when it has none, and copies them out.
@@ -29,6 +31,18 @@ struct Run {
 /// Builds a new project under `dir` on state root `root` with build arg `V=version`, the
 /// `--set` items `sets` and `--progress=progress`; the build must succeed.
 fn build(dir: &Path, root: &Path, version: &str, sets: &[String], progress: &str) -> Run {
+    build_with_env(dir, root, version, sets, progress, &[])
+}
+
+/// [`build`] with the variables `env` (beside `BASE`) in bake's environment.
+fn build_with_env(
+    dir: &Path,
+    root: &Path,
+    version: &str,
+    sets: &[String],
+    progress: &str,
+    env: &[(String, String)],
+) -> Run {
     let dir: PathBuf = project(dir, DOCKERFILE);
     let mut args: Vec<String> = vec![
         "--root".into(),
@@ -43,7 +57,9 @@ fn build(dir: &Path, root: &Path, version: &str, sets: &[String], progress: &str
         args.push("--set".into());
         args.push(set.clone());
     }
-    let output = support::bake(&dir, &args, &[("BASE".to_owned(), base())], None);
+    let mut env = env.to_vec();
+    env.push(("BASE".to_owned(), base()));
+    let output = support::bake(&dir, &args, &env, None);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     Run {
@@ -214,6 +230,52 @@ fn a_cache_mount_travels_through_a_registry() {
         "2",
         &[format!("*.cache-from=type=registry,ref={reference}")],
         "rawjson",
+    );
+    assert_eq!(first.bytes, second.bytes, "{}", second.stderr);
+}
+
+#[test]
+fn a_cache_mount_travels_through_s3_in_the_bare_config() {
+    if !can_run() {
+        return;
+    }
+    let Some(moto) = Moto::start() else { return };
+    let env = [
+        ("AWS_ACCESS_KEY_ID".to_owned(), moto.access_key_id.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            moto.secret_access_key.clone(),
+        ),
+    ];
+    let entry = format!(
+        "type=s3,bucket={},endpoint_url={},use_path_style=true,region=us-east-1,name=mounts",
+        moto.bucket, moto.endpoint
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let first = build_with_env(
+        &scratch.path().join("a"),
+        &scratch.path().join("root-a"),
+        "1",
+        &[format!("*.cache-to={entry},cache-mounts=x")],
+        "rawjson",
+        &env,
+    );
+    assert!(
+        log_lines(&first.stderr)
+            .iter()
+            .any(|l| l.starts_with("writing cache config sha256:")),
+        "{}",
+        first.stderr
+    );
+    // BuildKit's S3 exporter answers no manifest descriptor.
+    assert!(first.metadata["default"].get("cache.manifest").is_none());
+    let second = build_with_env(
+        &scratch.path().join("b"),
+        &scratch.path().join("root-b"),
+        "2",
+        &[format!("*.cache-from={entry}")],
+        "rawjson",
+        &env,
     );
     assert_eq!(first.bytes, second.bytes, "{}", second.stderr);
 }
