@@ -216,7 +216,10 @@ pub(crate) fn export(
         let result = members
             .iter()
             .try_fold(Prepared::default(), |mut all, (target, backend)| {
-                let prepared = export_one(lowered, solved, store, backend, target, &prefix, sink)?;
+                // Compat: BuildKit's vertex name while cache records and blobs are gathered.
+                let step = Step::start(sink, &format!("{prefix}preparing build cache for export"));
+                let prepared =
+                    export_one(lowered, solved, store, backend, target, &all.mounts, step)?;
                 all.records.extend(prepared.records);
                 for mount in prepared.mounts {
                     if !all.mounts.iter().any(|m| m.id == mount.id) {
@@ -337,18 +340,17 @@ fn write(
         .map_err(BoxError::from)
 }
 
-/// The "preparing build cache for export" step: the records of `target` for `backend`.
+/// The "preparing build cache for export" `step`: the records of `target` for `backend`,
+/// and the cache mounts it picks that `already` lacks.
 fn export_one(
     lowered: &Lowered<'_>,
     solved: &Solved,
     store: &Store,
     backend: &Backend,
     target: &str,
-    prefix: &str,
-    sink: &dyn Sink,
+    already: &[MountBlob],
+    step: Step<'_>,
 ) -> Result<Prepared, BoxError> {
-    // Compat: BuildKit's vertex name while cache records and blobs are gathered.
-    let step = Step::start(sink, &format!("{prefix}preparing build cache for export"));
     let options = ImageOptions::parse(&backend.options.layer_attrs, None)?;
     let requests: Vec<usize> = (0..lowered.requests.len())
         .filter(|&at| lowered.requests[at].request.target == target)
@@ -372,16 +374,20 @@ fn export_one(
             Mode::Max => "max",
         }
     ));
+    let archiving = cache_mount::Archiving {
+        cache_root: solved.solver.exec().cache_mounts(),
+        store,
+        options: &options,
+    };
+    let wanted = &backend.options.cache_mounts;
     let log = |line: &str| step.log(line);
-    let cache_root = solved.solver.exec().cache_mounts();
-    let mounts =
-        match cache_mount::export(lowered, cache_root, store, backend, target, &options, &log) {
-            Ok(mounts) => mounts,
-            Err(error) => {
-                step.fail(&chain(error.as_ref()));
-                return Err(error);
-            }
-        };
+    let mounts = match cache_mount::export(lowered, target, wanted, &archiving, already, &log) {
+        Ok(mounts) => mounts,
+        Err(error) => {
+            step.fail(&chain(error.as_ref()));
+            return Err(error);
+        }
+    };
     step.done();
     Ok(Prepared {
         records: out,

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::cache::backend::{Backend, CacheMounts};
+use crate::cache::backend::CacheMounts;
 use crate::cache::format::{LayerBlob, MountBlob};
 use crate::cache::import::Imported;
 use crate::content::{Fetch as _, Store};
@@ -102,21 +102,38 @@ fn archive(
     }))
 }
 
-/// The cache mounts `backend`'s `cache-mounts=` picks for `target`, archived as layer blobs,
-/// each named in `log`; the mounts live under `cache_root`.
+/// Where cache mounts are archived from and to.
+pub(crate) struct Archiving<'a> {
+    /// The state root's cache mounts.
+    pub(crate) cache_root: &'a std::path::Path,
+    /// The content store the blobs go to.
+    pub(crate) store: &'a Store,
+    /// The compression of the cache entry.
+    pub(crate) options: &'a ImageOptions,
+}
+
+/// The cache mounts `wanted` picks for `target` (besides those in `already`, archived for
+/// another target sharing the destination), archived as layer blobs, each named in `log`.
 pub(crate) fn export(
     lowered: &Lowered<'_>,
-    cache_root: &std::path::Path,
-    store: &Store,
-    backend: &Backend,
     target: &str,
-    options: &ImageOptions,
+    wanted: &CacheMounts,
+    archiving: &Archiving<'_>,
+    already: &[MountBlob],
     log: &dyn Fn(&str),
 ) -> Result<Vec<MountBlob>, BoxError> {
     let used = used_by(lowered, target);
     let mut out = Vec::new();
-    for id in chosen(&backend.options.cache_mounts, &used) {
-        match archive(cache_root, &id, store, options)? {
+    for id in chosen(wanted, &used) {
+        if already.iter().any(|m| m.id == id) {
+            continue;
+        }
+        match archive(
+            archiving.cache_root,
+            &id,
+            archiving.store,
+            archiving.options,
+        )? {
             Some(mount) => {
                 log(&format!(
                     "cache mount `{id}`: layer {} ({} bytes)",

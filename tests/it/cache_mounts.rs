@@ -281,6 +281,51 @@ fn a_cache_mount_travels_through_s3_in_the_bare_config() {
 }
 
 #[test]
+fn targets_sharing_a_destination_archive_a_shared_mount_once() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = project(&scratch.path().join("a"), DOCKERFILE);
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\n\
+         group \"default\" { targets = [\"one\", \"two\"] }\n\
+         target \"one\" {\n  contexts = { base = BASE }\n  args = { V = \"1\" }\n  output = [\"type=local,dest=out1\"]\n}\n\
+         target \"two\" {\n  contexts = { base = BASE }\n  args = { V = \"2\" }\n  output = [\"type=local,dest=out2\"]\n}\n",
+    )
+    .unwrap();
+    let cache = scratch.path().join("cache");
+    let args: Vec<String> = vec![
+        "--root".into(),
+        scratch.path().join("root").display().to_string(),
+        "--progress=rawjson".into(),
+        "--metadata-file".into(),
+        "metadata.json".into(),
+        "--set".into(),
+        format!(
+            "*.cache-to=type=local,dest={},cache-mounts=true",
+            cache.display()
+        ),
+    ];
+    let output = support::bake(&dir, &args, &[("BASE".to_owned(), base())], None);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let archived = log_lines(&stderr)
+        .iter()
+        .filter(|l| l.starts_with("cache mount `x`: layer"))
+        .count();
+    assert_eq!(archived, 1, "{stderr}");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(
+        metadata["one"]["cache.manifest"],
+        metadata["two"]["cache.manifest"]
+    );
+    assert!(metadata["one"]["cache.manifest"].is_string());
+}
+
+#[test]
 fn cache_mounts_on_an_inline_cache_fail_before_the_build() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = project(&scratch.path().join("a"), DOCKERFILE);
