@@ -91,15 +91,42 @@ impl Restore {
             return Ok(None);
         };
         let parent = dir.parent().unwrap_or(Path::new("/"));
+        remove_abandoned(parent);
         // Unpacked beside the directory and renamed over it (an empty directory may be
         // replaced so): a restore killed halfway leaves the mount empty, not half filled.
+        // The name holds this process's id, so a later build can tell an abandoned one.
         let temp = tempfile::Builder::new()
-            .prefix(".restore-")
+            .prefix(&format!("{RESTORE_PREFIX}{}-", std::process::id()))
             .tempdir_in(parent)?;
         crate::snapshot::apply_blob(&store, &blob, temp.path())?;
         fs::set_permissions(temp.path(), fs::Permissions::from_mode(mode))?;
         fs::rename(temp.path(), dir)?;
         Ok(Some(blob.size))
+    }
+}
+
+/// The start of the temp directories restores unpack into, before the process id.
+const RESTORE_PREFIX: &str = ".restore-";
+
+/// Removes the temp directories of restores whose process is gone (killed mid-restore);
+/// advisory, as a leftover only costs disk space.
+fn remove_abandoned(cache_root: &Path) {
+    let Ok(entries) = fs::read_dir(cache_root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RESTORE_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -235,6 +262,11 @@ mod tests {
         let blob = exported(dir.path());
         let restore = Restore::new(Arc::new(One(blob)), &dir.path().join("state"));
         let root = dir.path().join("fresh");
+        // What a restore killed halfway left, and what a running one (this process) holds.
+        let abandoned = root.join(".restore-4000000000-abc");
+        let running = root.join(format!(".restore-{}-def", std::process::id()));
+        fs::create_dir_all(abandoned.join("half")).unwrap();
+        fs::create_dir_all(&running).unwrap();
         let mut locks = Vec::new();
         let first = prepare(
             &root,
@@ -280,14 +312,13 @@ mod tests {
         .unwrap();
         assert!(prepared.note.is_none());
         assert!(!prepared.dir.join("file").exists());
-        // No temp directory is left beside the mounts.
+        // The abandoned temp directory is gone, the running one's stays, and no other
+        // is left beside the mounts.
         let names: Vec<_> = fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".restore-"))
             .collect();
-        assert!(
-            names.iter().all(|n| !n.starts_with(".restore-")),
-            "{names:?}"
-        );
+        assert_eq!(names, [running.file_name().unwrap().to_str().unwrap()]);
     }
 }
