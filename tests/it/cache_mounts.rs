@@ -3,12 +3,13 @@
 //! so a fresh state root that imports the cache (and runs the step again, its build arg
 //! changed) reproduces the first root's bytes only if the mount travelled. Also the progress
 //! lines of the export and import, and `cache.manifest` in `--metadata-file`; through a
-//! local layout, a registry and S3 (moto_server).
+//! local layout, a registry, S3 (moto_server) and the GitHub Actions cache (a local server).
 
 use std::path::{Path, PathBuf};
 
 use crate::cache_export::{base, can_run, project};
 use crate::support;
+use crate::support::gha::{GhaServer, token};
 use crate::support::moto::Moto;
 use crate::support::registry::TestRegistry;
 
@@ -274,6 +275,38 @@ fn a_cache_mount_travels_through_s3_in_the_bare_config() {
         &scratch.path().join("root-b"),
         "2",
         &[format!("*.cache-from={entry}")],
+        "rawjson",
+        &env,
+    );
+    assert_eq!(first.bytes, second.bytes, "{}", second.stderr);
+}
+
+#[test]
+fn a_cache_mount_travels_through_the_github_actions_cache() {
+    if !can_run() {
+        return;
+    }
+    let main = token(&[("refs/heads/main", 3)]);
+    let server = GhaServer::start(&[&main]);
+    let env = [
+        ("ACTIONS_RUNTIME_TOKEN".to_owned(), main.clone()),
+        ("ACTIONS_RESULTS_URL".to_owned(), server.url.clone()),
+        ("ACTIONS_CACHE_SERVICE_V2".to_owned(), "true".to_owned()),
+    ];
+    let scratch = tempfile::tempdir().unwrap();
+    let first = build_with_env(
+        &scratch.path().join("a"),
+        &scratch.path().join("root-a"),
+        "1",
+        &["*.cache-to=type=gha,scope=mounts,cache-mounts=true".to_owned()],
+        "rawjson",
+        &env,
+    );
+    let second = build_with_env(
+        &scratch.path().join("b"),
+        &scratch.path().join("root-b"),
+        "2",
+        &["*.cache-from=type=gha,scope=mounts".to_owned()],
         "rawjson",
         &env,
     );
