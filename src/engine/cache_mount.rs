@@ -38,6 +38,12 @@ impl Seeds for ImportedMounts {
 /// The ids of the cache mounts the RUN steps of `target` use, sorted.
 fn used_by(lowered: &Lowered<'_>, target: &str) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
+    let by_digest: std::collections::BTreeMap<_, _> = lowered
+        .definition
+        .vertices
+        .iter()
+        .map(|v| (v.digest, v))
+        .collect();
     let roots: Vec<_> = lowered
         .requests
         .iter()
@@ -46,12 +52,7 @@ fn used_by(lowered: &Lowered<'_>, target: &str) -> BTreeSet<String> {
         .collect();
     for root in roots {
         for digest in crate::engine::combine::reachable(&lowered.definition, &root.vertex) {
-            let Some(vertex) = lowered
-                .definition
-                .vertices
-                .iter()
-                .find(|v| v.digest == digest)
-            else {
+            let Some(vertex) = by_digest.get(&digest) else {
                 continue;
             };
             if let Op::Exec(exec) = vertex.op.as_ref() {
