@@ -43,6 +43,35 @@ pub enum Mode {
     Max,
 }
 
+/// Which cache mounts (`RUN --mount=type=cache`) an export carries (`cache-mounts=`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CacheMounts {
+    /// None (the default, and `cache-mounts=false`).
+    #[default]
+    None,
+    /// Every cache mount the target's steps use (`cache-mounts=true`).
+    All,
+    /// The mounts with these ids (`cache-mounts=id1;id2`), whether the target uses them or not.
+    Ids(Vec<String>),
+}
+
+impl CacheMounts {
+    fn parse(value: Option<&String>) -> Self {
+        match value.map(|v| v.trim()) {
+            None | Some("false") => Self::None,
+            // Compat: buildkit treats a key given without a value as true.
+            Some("" | "true") => Self::All,
+            Some(list) => Self::Ids(
+                list.split(';')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// How an export is written, from the entry's attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportOptions {
@@ -59,6 +88,8 @@ pub struct ExportOptions {
     /// The compression attributes (`compression`, `compression-level`,
     /// `force-compression`, `oci-mediatypes`), for the layer writer, which checks them.
     pub layer_attrs: BTreeMap<String, String>,
+    /// `cache-mounts=`: the cache mounts whose contents go with the cache.
+    pub cache_mounts: CacheMounts,
 }
 
 /// Where an entry's cache lives.
@@ -174,6 +205,7 @@ fn known(kind: &str, direction: Direction) -> &'static [&'static str] {
             "compression-level",
             "force-compression",
             "ignore-error",
+            "cache-mounts",
         ],
         ("registry", Direction::Import) => &["ref"],
         ("registry", Direction::Export) => &[
@@ -185,6 +217,7 @@ fn known(kind: &str, direction: Direction) -> &'static [&'static str] {
             "compression-level",
             "force-compression",
             "ignore-error",
+            "cache-mounts",
         ],
         ("inline", _) => &["mode"],
         _ => &[],
@@ -304,6 +337,13 @@ pub fn open(
             }
         }
         "inline" if direction == Direction::Import => return Err(EntryError::InlineImport),
+        "inline" if options.cache_mounts != CacheMounts::None => {
+            return Err(EntryError::Bad {
+                key: "cache-mounts".to_owned(),
+                value: entry.attrs.get("cache-mounts").cloned().unwrap_or_default(),
+                reason: "an inline cache lives in an image config, which has no room for cache mounts; export them with `type=local`, `registry`, `s3` or `gha`".to_owned(),
+            });
+        }
         "inline" => Location::Inline,
         "s3" => {
             let remote =
@@ -407,6 +447,7 @@ fn export_options(entry: &CacheEntry) -> Result<ExportOptions, EntryError> {
         ignore_error: flag("ignore-error", false)?,
         config_only,
         layer_attrs,
+        cache_mounts: CacheMounts::parse(entry.attrs.get("cache-mounts")),
     })
 }
 
@@ -484,6 +525,52 @@ mod tests {
         assert!(!docker.image_manifest);
         let warned = unknown_attributes(&entry("type=local,dest=c,reset=true"), Direction::Export);
         assert_eq!(warned, ["reset"]);
+    }
+
+    #[test]
+    fn cache_mounts_are_all_some_or_none_and_refused_on_inline() {
+        let mounts = |text: &str| {
+            open_entry(text, Direction::Export)
+                .unwrap()
+                .options
+                .cache_mounts
+        };
+        assert_eq!(mounts("type=local,dest=c"), CacheMounts::None);
+        assert_eq!(
+            mounts("type=local,dest=c,cache-mounts=true"),
+            CacheMounts::All
+        );
+        assert_eq!(
+            mounts("type=local,dest=c,cache-mounts=false"),
+            CacheMounts::None
+        );
+        assert_eq!(
+            mounts("type=registry,ref=r/c,cache-mounts=go; npm"),
+            CacheMounts::Ids(vec!["go".to_owned(), "npm".to_owned()])
+        );
+        let error = open_entry("type=inline,cache-mounts=true", Direction::Export)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("cache-mounts"), "{error}");
+        assert!(open_entry("type=inline,cache-mounts=false", Direction::Export).is_ok());
+        assert!(
+            unknown_attributes(
+                &entry("type=local,dest=c,cache-mounts=true"),
+                Direction::Export
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            unknown_attributes(
+                &entry("type=local,src=c,cache-mounts=true"),
+                Direction::Import
+            ),
+            ["cache-mounts"]
+        );
+        let s3 = entry("type=s3,bucket=b,region=r,cache-mounts=true");
+        assert!(unknown_attributes(&s3, Direction::Export).is_empty());
+        assert_eq!(unknown_attributes(&s3, Direction::Import), ["cache-mounts"]);
     }
 
     #[test]

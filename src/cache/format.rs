@@ -5,6 +5,13 @@
 //! under the cache's name (S3 and GitHub Actions, where the config's layer annotations stand
 //! in for the descriptors). Part of `cache`.
 //!
+//! A config may also list the contents of `RUN --mount=type=cache` directories (`cache-mounts`
+//! on `cache-to`) in a field of its own, `bake.mounts`, each an uncompressed or compressed tar
+//! blob also listed among the manifest's layers (annotated [`CACHE_MOUNT_ANNOTATION`]) so a
+//! registry keeps it. BuildKit decodes the config with Go's `encoding/json`, which skips
+//! fields its `CacheConfig` does not declare (`layers`, `records`, matched without regard to
+//! case), and reads manifest layers only through the config's `layers`: it never sees them.
+//!
 //! A record's `digest` is bake's own cache key ([`crate::solver::cache_key`]), not BuildKit's:
 //! the two never match, so a bake cache and a BuildKit cache can share a registry repository
 //! or a layer blob, never a hit. Keys depend only on what a step does and the content it
@@ -25,6 +32,8 @@ pub const CACHE_CONFIG_MEDIA_TYPE: &str = "application/vnd.buildkit.cacheconfig.
 pub const UNCOMPRESSED_ANNOTATION: &str = "containerd.io/uncompressed";
 /// The layer descriptor annotation holding the layer's creation time.
 pub const CREATED_AT_ANNOTATION: &str = "buildkit/createdat";
+/// The annotation naming the cache mount a manifest layer holds the contents of.
+pub const CACHE_MOUNT_ANNOTATION: &str = "bake.cache-mount.id";
 /// The value of the config's `bake.keys` field: which key scheme the records use.
 const KEYS: &str = crate::solver::CACHE_KEY_VERSION;
 
@@ -42,6 +51,30 @@ pub struct CacheConfig {
     /// holds no records bake can use.
     #[serde(default, rename = "bake.keys", skip_serializing_if = "Option::is_none")]
     pub keys: Option<String>,
+    /// The exported contents of cache mounts, by id; BuildKit ignores the field.
+    #[serde(default, rename = "bake.mounts", skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<CacheMountEntry>,
+}
+
+/// One cache mount's exported contents in the cache config: a tar of its directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheMountEntry {
+    /// The mount's `id` (the `target` when the `RUN` gave none).
+    pub id: String,
+    /// The blob's digest.
+    pub blob: Digest,
+    /// The blob's media type, size and uncompressed digest, so a bare config (S3, GitHub
+    /// Actions) describes it without a manifest.
+    pub annotations: LayerAnnotations,
+}
+
+/// The contents of one cache mount as a layer blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountBlob {
+    /// The mount's id.
+    pub id: String,
+    /// The tar of its directory.
+    pub blob: LayerBlob,
 }
 
 /// One layer of the cache config.
@@ -191,8 +224,58 @@ pub fn encode(records: &[Record], created_at: &str) -> (CacheConfig, Vec<LayerBl
         layers,
         records: out,
         keys: Some(KEYS.to_owned()),
+        mounts: Vec::new(),
     };
     (config, blobs)
+}
+
+/// The config entries of `mounts`, made at `created_at`.
+pub fn mount_entries(mounts: &[MountBlob], created_at: &str) -> Vec<CacheMountEntry> {
+    mounts
+        .iter()
+        .map(|mount| CacheMountEntry {
+            id: mount.id.clone(),
+            blob: mount.blob.descriptor.digest,
+            annotations: LayerAnnotations {
+                media_type: mount.blob.descriptor.media_type.clone(),
+                diff_id: mount.blob.diff_id,
+                size: mount.blob.descriptor.size,
+                created_at: Some(created_at.to_owned()),
+            },
+        })
+        .collect()
+}
+
+/// The manifest layer of a cache mount's blob: annotated with its id, so a reader of the
+/// manifest alone can tell it from a step's layer.
+pub fn mount_layer(mount: &MountBlob) -> LayerBlob {
+    let mut blob = mount.blob.clone();
+    blob.descriptor
+        .annotations
+        .insert(CACHE_MOUNT_ANNOTATION.to_owned(), mount.id.clone());
+    blob
+}
+
+/// The cache mounts `config` lists, each once (the first entry of an id wins).
+pub fn mounts(config: &CacheConfig) -> Vec<MountBlob> {
+    let mut out: Vec<MountBlob> = Vec::new();
+    for entry in &config.mounts {
+        if out.iter().any(|m| m.id == entry.id) {
+            continue;
+        }
+        out.push(MountBlob {
+            id: entry.id.clone(),
+            blob: LayerBlob {
+                descriptor: Descriptor::new(
+                    entry.annotations.media_type.clone(),
+                    entry.blob,
+                    entry.annotations.size,
+                ),
+                diff_id: entry.annotations.diff_id,
+            },
+        });
+    }
+    out
 }
 
 /// How the cache manifest is written.
@@ -521,5 +604,75 @@ mod tests {
             parse_manifest(CACHE_CONFIG_MEDIA_TYPE, b"[1]"),
             Err(FormatError::Json { .. })
         ));
+    }
+    /// BuildKit's `CacheConfig` as its Go decoder sees it (cache/remotecache/v1/spec.go):
+    /// only `layers` and `records` are declared; serde, like `encoding/json`, skips the rest.
+    #[derive(Deserialize)]
+    struct GoCacheConfig {
+        #[serde(default)]
+        layers: Vec<GoLayer>,
+        #[serde(default)]
+        records: Vec<GoRecord>,
+    }
+
+    #[derive(Deserialize)]
+    struct GoLayer {
+        blob: Digest,
+    }
+
+    #[derive(Deserialize)]
+    struct GoRecord {
+        #[serde(default)]
+        layers: Vec<GoResult>,
+    }
+
+    #[derive(Deserialize)]
+    struct GoResult {
+        layer: usize,
+    }
+
+    #[test]
+    fn cache_mounts_are_listed_where_buildkit_does_not_look() {
+        let (mut config, blobs) = encode(&records(), "t");
+        let mount = MountBlob {
+            id: "/root/.cache/go-build".to_owned(),
+            blob: blob("mount"),
+        };
+        config.mounts = mount_entries(std::slice::from_ref(&mount), "t");
+        let text = serde_json::to_string(&config).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // Go matches JSON keys to fields without regard to case: no added key may fold to
+        // one of BuildKit's.
+        for key in value.as_object().unwrap().keys() {
+            for field in ["layers", "records"] {
+                assert!(
+                    key == field || !key.eq_ignore_ascii_case(field),
+                    "{key} would be read as {field}"
+                );
+            }
+        }
+        let go: GoCacheConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(go.layers.len(), config.layers.len());
+        assert!(
+            go.layers
+                .iter()
+                .all(|l| l.blob != mount.blob.descriptor.digest),
+            "the mount's blob is no layer of a record"
+        );
+        assert!(
+            go.records
+                .iter()
+                .all(|r| r.layers.iter().all(|result| result.layer < go.layers.len()))
+        );
+        // bake reads the mounts back, and the records as before.
+        let back: CacheConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(mounts(&back), std::slice::from_ref(&mount));
+        let descriptors: Vec<Descriptor> = blobs.iter().map(|b| b.descriptor.clone()).collect();
+        assert_eq!(super::records(&back, &descriptors, &[]), records());
+        let layer = mount_layer(&mount);
+        assert_eq!(
+            layer.descriptor.annotations[CACHE_MOUNT_ANNOTATION],
+            "/root/.cache/go-build"
+        );
     }
 }

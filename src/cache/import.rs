@@ -3,6 +3,10 @@
 //! [`Ref`]s whose blobs are fetched from the entry's [`Remote`] only when something needs
 //! them (a step that runs on top, a COPY that hashes them, an export). Part of `cache`.
 //!
+//! A cache may also carry the contents of cache mounts (`bake.mounts`): they are indexed by
+//! mount id, the first entry holding an id winning too, and fetched only when a step that
+//! mounts an empty cache directory asks for them.
+//!
 //! Entries are read in order and the first one holding a key wins. Inline caches (the
 //! config of an image named by `type=registry,ref=<image>`) are read the same way, their
 //! layers being the image's.
@@ -13,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 
-use crate::cache::format::{self, CacheConfig, LayerBlob, Parsed, Record};
+use crate::cache::format::{self, CacheConfig, LayerBlob, MountBlob, Parsed, Record};
 use crate::cache::remote::{Remote, RemoteError};
 use crate::content::Store;
 use crate::digest::Digest;
@@ -46,6 +50,8 @@ pub struct ImportSummary {
     pub records: usize,
     /// Records whose key an earlier entry already had.
     pub shadowed: usize,
+    /// Cache mounts whose contents the entry carries (and no earlier entry did).
+    pub mounts: usize,
 }
 
 /// The imported records of every `cache-from` entry.
@@ -54,6 +60,8 @@ pub struct Imported {
     records: HashMap<Digest, Vec<LayerBlob>>,
     /// Definition key → cache key, as the exporting build recorded them.
     aliases: HashMap<Digest, Digest>,
+    /// The exported contents of cache mounts, by id, in import order.
+    mounts: Vec<MountBlob>,
     /// Which backend serves each blob.
     blobs: HashMap<Digest, Arc<dyn Remote>>,
     /// Lazy refs made so far, by the digests of their chain, so two records that share a
@@ -111,8 +119,18 @@ impl Imported {
             describe: remote.describe(),
             name: names.join(";"),
         })?;
-        let records = read_records(remote.as_ref(), &media_type, &bytes)?;
+        let (records, mounts) = read_records(remote.as_ref(), &media_type, &bytes)?;
         let mut summary = ImportSummary::default();
+        for mount in mounts {
+            if self.mounts.iter().any(|m| m.id == mount.id) {
+                continue;
+            }
+            self.blobs
+                .entry(mount.blob.descriptor.digest)
+                .or_insert_with(|| remote.clone());
+            self.mounts.push(mount);
+            summary.mounts += 1;
+        }
         for record in records {
             if self.records.contains_key(&record.key) {
                 summary.shadowed += 1;
@@ -160,6 +178,17 @@ impl Imported {
     /// The cache key an imported alias gives the definition key `fast`.
     pub fn alias(&self, fast: &Digest) -> Option<Digest> {
         self.aliases.get(fast).copied()
+    }
+
+    /// The exported contents of the cache mount `id`, if an imported cache carries them (the
+    /// blob is fetched through [`crate::content::Fetch`]).
+    pub fn mount(&self, id: &str) -> Option<&MountBlob> {
+        self.mounts.iter().find(|m| m.id == id)
+    }
+
+    /// Every cache mount an imported cache carries, in import order.
+    pub fn mounts(&self) -> &[MountBlob] {
+        &self.mounts
     }
 
     /// The backend that serves the blob `digest`, if an import named it.
@@ -249,13 +278,13 @@ fn read_manifest(
     ))
 }
 
-/// The records a manifest holds: a cache manifest's config, a bare cache config, or the
-/// inline caches of an image or of every image an index lists.
+/// The records and cache mounts a manifest holds: a cache manifest's config, a bare cache
+/// config, or the inline caches (records only) of an image or of every image an index lists.
 fn read_records(
     remote: &dyn Remote,
     media_type: &str,
     bytes: &[u8],
-) -> Result<Vec<Record>, ImportError> {
+) -> Result<(Vec<Record>, Vec<MountBlob>), ImportError> {
     match format::parse_manifest(media_type, bytes)? {
         Parsed::Cache { config, layers } => {
             let bytes = read_blob(remote, &config)?;
@@ -264,13 +293,16 @@ fn read_records(
                     what: "cache config",
                     source,
                 })?;
-            Ok(format::records(&config, &layers, &[]))
+            Ok((
+                format::records(&config, &layers, &[]),
+                format::mounts(&config),
+            ))
         }
         Parsed::Image { config, layers } => {
             let bytes = read_blob(remote, &config)?;
-            Ok(inline_records(&bytes, &layers))
+            Ok((inline_records(&bytes, &layers), Vec::new()))
         }
-        Parsed::Config(config) => Ok(format::records(&config, &[], &[])),
+        Parsed::Config(config) => Ok((format::records(&config, &[], &[]), format::mounts(&config))),
         Parsed::Images(manifests) => {
             let mut records = Vec::new();
             for descriptor in manifests {
@@ -282,7 +314,7 @@ fn read_records(
                     records.extend(inline_records(&bytes, &layers));
                 }
             }
-            Ok(records)
+            Ok((records, Vec::new()))
         }
     }
 }

@@ -7,7 +7,8 @@
 //! [`backend::Backend`] on a [`remote::Remote`] ([`local_layout`], [`registry`],
 //! [`s3::S3Remote`] for `type=s3`, [`gha::GhaRemote`] for `type=gha`); the [`format`](mod@format) is
 //! BuildKit's cache config; [`import`] reads records before a solve and [`layered::Layered`]
-//! serves them to it; [`export`] writes them after.
+//! serves them to it; [`export`] writes them after, with the contents of cache mounts when
+//! the entry asks (`cache-mounts=`).
 
 pub mod backend;
 pub mod export;

@@ -54,6 +54,7 @@ pub const GENERIC_ATTRIBUTES: &[&str] = &[
     "force-compression",
     "oci-mediatypes",
     "image-manifest",
+    "cache-mounts",
 ];
 
 /// Fails on the first attribute of a `kind` entry that is neither generic nor in `known`,

@@ -145,11 +145,16 @@ pub fn build(
         sink,
     };
     let mut reports = export::export(&lowered, &solved, &inputs, stdout)?;
-    let export_warnings =
+    let exports =
         crate::engine::cache::export(&lowered, &solved, &store, &cache_context, now(), sink)?;
-    for (target, warning) in import_warnings.into_iter().chain(export_warnings) {
+    for (target, warning) in import_warnings.into_iter().chain(exports.warnings) {
         if let Some(report) = reports.iter_mut().find(|r| r.target == target) {
             report.warnings.push(warning);
+        }
+    }
+    for (target, key, value) in exports.metadata {
+        if let Some(report) = reports.iter_mut().find(|r| r.target == target) {
+            report.metadata.insert(key, value);
         }
     }
     Ok(reports)

@@ -4,18 +4,21 @@
 //! (`mode=min`) or every step of its graph (`mode=max`). Layer blobs come from the image
 //! exporter's layer writer, so an image and its cache share blobs. Part of `engine`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::cache::backend::{self, Backend, Direction, Location, Mode, OpenContext};
-use crate::cache::format::{LayerBlob, ManifestOptions, Record};
+use crate::cache::export::Contents;
+use crate::cache::format::{LayerBlob, ManifestOptions, MountBlob, Record};
 use crate::cache::import::Imported;
 use crate::content::Store;
 use crate::digest::Digest;
+use crate::engine::cache_mount;
 use crate::engine::error::Error;
 use crate::engine::lower::Lowered;
 use crate::engine::solve::Solved;
 use crate::exporter::ImageOptions;
+use crate::oci::Descriptor;
 use crate::ops::worker::Ref;
 use crate::plan::{Call, Plan};
 use crate::progress::{Event, Sink, Stream};
@@ -111,16 +114,30 @@ pub(crate) fn import(
             }
             // Compat: BuildKit's vertex for reading a cache manifest.
             let step = Step::start(sink, &format!("importing cache manifest from {describe}"));
+            let before = imported.mounts().len();
             match imported.load_first(remote, names) {
-                Ok((name, summary)) => step.log(&format!(
-                    "{} records imported from `{name}`{}",
-                    summary.records,
-                    if summary.shadowed > 0 {
-                        format!(" ({} already found in an earlier cache)", summary.shadowed)
-                    } else {
-                        String::new()
+                Ok((name, summary)) => {
+                    step.log(&format!(
+                        "{} records{} imported from `{name}`{}",
+                        summary.records,
+                        if summary.mounts > 0 {
+                            format!(" and {} cache mounts", summary.mounts)
+                        } else {
+                            String::new()
+                        },
+                        if summary.shadowed > 0 {
+                            format!(" ({} already found in an earlier cache)", summary.shadowed)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    for mount in &imported.mounts()[before..] {
+                        step.log(&format!(
+                            "cache mount `{}`: layer {} ({} bytes), restored when a step mounts it empty",
+                            mount.id, mount.blob.descriptor.digest, mount.blob.descriptor.size
+                        ));
                     }
-                )),
+                }
                 Err(error) => {
                     let message = format!(
                         "cache-from `{describe}` was not imported: {}",
@@ -136,6 +153,16 @@ pub(crate) fn import(
     (imported, warnings)
 }
 
+/// What the cache exports left for the report: warnings, and the `--metadata-file` keys of
+/// each target.
+#[derive(Default)]
+pub(crate) struct Exports {
+    /// Warnings by target.
+    pub(crate) warnings: Vec<Warning>,
+    /// `(target, key, value)`: BuildKit's `cache.manifest` for `local` and `registry` caches.
+    pub(crate) metadata: Vec<(String, String, serde_json::Value)>,
+}
+
 /// Writes each target's `cache-to` entries (other than `inline`, which its image carries),
 /// each as a progress step. Targets that name the same destination (`--set
 /// '*.cache-to=…'`) share one cache holding all their records, instead of each overwriting
@@ -149,7 +176,7 @@ pub(crate) fn export(
     context: &OpenContext<'_>,
     now: u64,
     sink: &dyn Sink,
-) -> Result<Vec<Warning>, Error> {
+) -> Result<Exports, Error> {
     let several = lowered
         .requests
         .iter()
@@ -177,7 +204,7 @@ pub(crate) fn export(
         }
     }
     let created = format_time(now);
-    let mut warnings = Vec::new();
+    let mut out = Exports::default();
     for (_, members) in &groups {
         let targets: Vec<&str> = members.iter().map(|(t, _)| *t).collect();
         let (_, backend) = &members[0];
@@ -188,17 +215,45 @@ pub(crate) fn export(
         };
         let result = members
             .iter()
-            .try_fold(Vec::new(), |mut all, (target, backend)| {
-                all.extend(export_one(
-                    lowered, solved, store, backend, target, &prefix, sink,
-                )?);
+            .try_fold(Prepared::default(), |mut all, (target, backend)| {
+                // Compat: BuildKit's vertex name while cache records and blobs are gathered.
+                let step = Step::start(sink, &format!("{prefix}preparing build cache for export"));
+                let prepared =
+                    export_one(lowered, solved, store, backend, target, &all.mounts, step)?;
+                all.records.extend(prepared.records);
+                for mount in prepared.mounts {
+                    if !all.mounts.iter().any(|m| m.id == mount.id) {
+                        all.mounts.push(mount);
+                    }
+                }
                 Ok::<_, BoxError>(all)
             })
-            .and_then(|records| write(backend, &records, store, &prefix, &created, sink));
+            .and_then(|prepared| write(backend, &prepared, store, &prefix, &created, sink));
+        match &result {
+            // Compat: buildkit's content cache exporters (local, registry) answer the
+            // manifest's descriptor as `cache.manifest`, JSON in a string, which buildx writes
+            // to the metadata file as it is; its S3 and GitHub Actions exporters answer nothing.
+            Ok(manifest) if matches!(backend.kind.as_str(), "local" | "registry") => {
+                let value = format!(
+                    "{{\"mediaType\":{},\"digest\":\"{}\",\"size\":{}}}",
+                    serde_json::Value::String(manifest.media_type.clone()),
+                    manifest.digest,
+                    manifest.size
+                );
+                for target in &targets {
+                    out.metadata.push((
+                        (*target).to_owned(),
+                        "cache.manifest".to_owned(),
+                        serde_json::Value::String(value.clone()),
+                    ));
+                }
+            }
+            _ => {}
+        }
         if let Err(source) = result {
             let target = targets[0].to_owned();
             if backend.options.ignore_error {
-                warnings.push((
+                out.warnings.push((
                     target.clone(),
                     format!(
                         "cache-to `{}` of target `{target}` failed and is ignored (`ignore-error=true`): {}",
@@ -215,20 +270,28 @@ pub(crate) fn export(
             }
         }
     }
-    Ok(warnings)
+    Ok(out)
 }
 
-/// The "exporting cache to …" step: `records` go to `backend`.
+/// What a cache export writes, gathered from the targets that share its destination.
+#[derive(Default)]
+struct Prepared {
+    records: Vec<Record>,
+    mounts: Vec<MountBlob>,
+}
+
+/// The "exporting cache to …" step: `prepared` goes to `backend`; returns the manifest
+/// written.
 fn write(
     backend: &Backend,
-    records: &[Record],
+    prepared: &Prepared,
     store: &Store,
     prefix: &str,
     created: &str,
     sink: &dyn Sink,
-) -> Result<(), BoxError> {
+) -> Result<Descriptor, BoxError> {
     let Location::Remote { remote, names } = &backend.location else {
-        return Ok(());
+        return Err("an inline cache is written with its image".into());
     };
     let where_ = match backend.kind.as_str() {
         "local" => "client directory",
@@ -243,37 +306,51 @@ fn write(
         oci_media_types: backend.options.oci_media_types,
         config_only: backend.options.config_only,
     };
-    let exported =
-        crate::cache::export::export(remote.as_ref(), names, records, store, options, created);
+    let contents = Contents {
+        records: &prepared.records,
+        mounts: &prepared.mounts,
+    };
+    let exported = crate::cache::export::export(
+        remote.as_ref(),
+        names,
+        contents,
+        store,
+        options,
+        created,
+        &mut |line| step.log(&line),
+    );
     match &exported {
         Ok(exported) => {
             step.log(&format!(
-                "writing {} records, {} layers ({} new) to {} as `{}`",
+                "wrote {} records, {} layers and {} cache mounts to {} as `{}`: {} blobs new ({} bytes)",
                 exported.records,
                 exported.layers,
-                exported.uploaded,
+                exported.mounts,
                 backend.describe(),
-                names.join("`, `")
+                names.join("`, `"),
+                exported.uploaded,
+                exported.uploaded_bytes
             ));
             step.done();
         }
         Err(error) => step.fail(&chain(error)),
     }
-    exported.map(|_| ()).map_err(BoxError::from)
+    exported
+        .map(|exported| exported.manifest)
+        .map_err(BoxError::from)
 }
 
-/// The "preparing build cache for export" step: the records of `target` for `backend`.
+/// The "preparing build cache for export" `step`: the records of `target` for `backend`,
+/// and the cache mounts it picks that `already` lacks.
 fn export_one(
     lowered: &Lowered<'_>,
     solved: &Solved,
     store: &Store,
     backend: &Backend,
     target: &str,
-    prefix: &str,
-    sink: &dyn Sink,
-) -> Result<Vec<Record>, BoxError> {
-    // Compat: BuildKit's vertex name while cache records and blobs are gathered.
-    let step = Step::start(sink, &format!("{prefix}preparing build cache for export"));
+    already: &[MountBlob],
+    step: Step<'_>,
+) -> Result<Prepared, BoxError> {
     let options = ImageOptions::parse(&backend.options.layer_attrs, None)?;
     let requests: Vec<usize> = (0..lowered.requests.len())
         .filter(|&at| lowered.requests[at].request.target == target)
@@ -297,8 +374,25 @@ fn export_one(
             Mode::Max => "max",
         }
     ));
+    let archiving = cache_mount::Archiving {
+        cache_root: solved.solver.exec().cache_mounts(),
+        store,
+        options: &options,
+    };
+    let wanted = &backend.options.cache_mounts;
+    let log = |line: &str| step.log(line);
+    let mounts = match cache_mount::export(lowered, target, wanted, &archiving, already, &log) {
+        Ok(mounts) => mounts,
+        Err(error) => {
+            step.fail(&chain(error.as_ref()));
+            return Err(error);
+        }
+    };
     step.done();
-    Ok(out)
+    Ok(Prepared {
+        records: out,
+        mounts,
+    })
 }
 
 /// The inline cache value for request `at`'s image as `options` write it: the records of
@@ -392,7 +486,7 @@ impl<'a> Records<'a> {
             None => Vec::new(),
         };
         let mut records = Vec::new();
-        for vertex in reachable(&self.lowered.definition, &root.vertex) {
+        for vertex in crate::engine::combine::reachable(&self.lowered.definition, &root.vertex) {
             let Some(key) = self.solved.keys.get(&vertex) else {
                 continue;
             };
@@ -406,29 +500,6 @@ impl<'a> Records<'a> {
         }
         Ok(records)
     }
-}
-
-/// Every vertex `root` depends on, itself included, inputs before dependents.
-fn reachable(definition: &crate::graph::Definition, root: &Digest) -> Vec<Digest> {
-    let by_digest: BTreeMap<&Digest, &crate::graph::Vertex> =
-        definition.vertices.iter().map(|v| (&v.digest, v)).collect();
-    let mut seen: BTreeSet<Digest> = BTreeSet::new();
-    let mut order = Vec::new();
-    let mut stack = vec![(*root, false)];
-    while let Some((digest, ready)) = stack.pop() {
-        if ready {
-            order.push(digest);
-            continue;
-        }
-        if !seen.insert(digest) {
-            continue;
-        }
-        stack.push((digest, true));
-        if let Some(vertex) = by_digest.get(&digest) {
-            stack.extend(vertex.inputs.iter().map(|e| (e.vertex, false)));
-        }
-    }
-    order
 }
 
 fn format_time(seconds: u64) -> String {

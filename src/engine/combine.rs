@@ -335,6 +335,29 @@ pub(super) fn reaches(definition: &Definition, root: Option<&Edge>, vertex: &Dig
     false
 }
 
+/// Every vertex `root` depends on, itself included, inputs before dependents.
+pub(super) fn reachable(definition: &crate::graph::Definition, root: &Digest) -> Vec<Digest> {
+    let by_digest: std::collections::BTreeMap<&Digest, &crate::graph::Vertex> =
+        definition.vertices.iter().map(|v| (&v.digest, v)).collect();
+    let mut seen: BTreeSet<Digest> = BTreeSet::new();
+    let mut order = Vec::new();
+    let mut stack = vec![(*root, false)];
+    while let Some((digest, ready)) = stack.pop() {
+        if ready {
+            order.push(digest);
+            continue;
+        }
+        if !seen.insert(digest) {
+            continue;
+        }
+        stack.push((digest, true));
+        if let Some(vertex) = by_digest.get(&digest) {
+            stack.extend(vertex.inputs.iter().map(|e| (e.vertex, false)));
+        }
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

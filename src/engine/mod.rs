@@ -7,6 +7,7 @@
 
 pub mod build;
 mod cache;
+mod cache_mount;
 mod combine;
 mod entitlements;
 mod error;

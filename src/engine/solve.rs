@@ -52,6 +52,13 @@ pub(crate) fn solve(
         .with_images(images)
         .with_snapshotter(settings.snapshotter)
         .with_fetch(imported.clone());
+    let worker = if imported.mounts().is_empty() {
+        worker
+    } else {
+        worker.with_mount_seeds(Arc::new(crate::engine::cache_mount::ImportedMounts(
+            imported.clone(),
+        )))
+    };
     let cache = LocalCache::open(settings.root, worker.snapshots()).map_err(|e| Error::State {
         root: settings.root.to_path_buf(),
         source: Box::new(e),

@@ -12,7 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::executor::{self, ExecRequest, ExitStatus, MountKind, Network, Runtime, Stream};
-use crate::graph::{self, CacheSharing, ExecOp, NetworkMode, SecurityMode};
+use crate::graph::{self, ExecOp, NetworkMode, SecurityMode};
+use crate::ops::cache_mount::Restore;
 
 /// Why an exec op could not run (a non-zero exit is not an error: see [`ExitStatus`]).
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,9 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A cache mount's directory could not be prepared.
+    #[error(transparent)]
+    CacheMount(#[from] crate::ops::cache_mount::Error),
     /// Copying an input for a writable mount failed.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::Error),
@@ -82,6 +86,10 @@ pub struct ExecEnvironment<'a> {
     /// The interpreter of a `binfmt_misc` handler registered without `F`, which the kernel
     /// looks up inside the container: bound read-only at its own path.
     pub interpreter: Option<&'a Path>,
+    /// Fills empty cache mounts from the imported build caches.
+    pub restore: Option<&'a Restore>,
+    /// Receives lines about the step's preparation (a cache mount restored) for its log.
+    pub note: &'a dyn Fn(&str),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -234,10 +242,23 @@ fn mount_kind(
                 readonly: mount.readonly,
             }
         }
-        graph::MountKind::Cache { id, sharing, owner } => MountKind::Bind {
-            source: cache_dir(environment.cache_root, id, *sharing, owner.mode, locks)?,
-            readonly: mount.readonly,
-        },
+        graph::MountKind::Cache { id, sharing, owner } => {
+            let prepared = crate::ops::cache_mount::prepare(
+                environment.cache_root,
+                id,
+                *sharing,
+                owner.mode,
+                locks,
+                environment.restore,
+            )?;
+            if let Some(note) = &prepared.note {
+                (environment.note)(note);
+            }
+            MountKind::Bind {
+                source: prepared.dir,
+                readonly: mount.readonly,
+            }
+        }
         graph::MountKind::Tmpfs { size } => MountKind::Tmpfs {
             size: (*size > 0).then_some(*size),
         },
@@ -277,44 +298,4 @@ fn mount_kind(
             }
         }
     }))
-}
-
-/// Returns the directory of a cache mount, creating it on first use. `locked` waits for other
-/// users; `private` takes a separate directory when the shared one is busy.
-fn cache_dir(
-    cache_root: &Path,
-    id: &str,
-    sharing: CacheSharing,
-    mode: Option<u32>,
-    locks: &mut Vec<fs::File>,
-) -> Result<PathBuf> {
-    // Ids are user text (often a path): hash them into a safe directory name.
-    let name = crate::digest::Digest::of(id.as_bytes()).hex();
-    fs::create_dir_all(cache_root).map_err(io_error(cache_root))?;
-    let mut candidate = 0;
-    loop {
-        let dir = match candidate {
-            0 => cache_root.join(&name),
-            n => cache_root.join(format!("{name}-{n}")),
-        };
-        let lock_path = dir.with_extension("lock");
-        if sharing != CacheSharing::Shared {
-            let lock = fs::File::create(&lock_path).map_err(io_error(&lock_path))?;
-            let operation = match sharing {
-                CacheSharing::Locked => rustix::fs::FlockOperation::LockExclusive,
-                _ => rustix::fs::FlockOperation::NonBlockingLockExclusive,
-            };
-            if rustix::fs::flock(&lock, operation).is_err() {
-                candidate += 1;
-                continue;
-            }
-            locks.push(lock);
-        }
-        if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(mode.unwrap_or(0o755)))
-                .map_err(io_error(&dir))?;
-        }
-        return Ok(dir);
-    }
 }

@@ -6,6 +6,7 @@
 //! ([`merge::apply`]) change a directory; [`worker::Worker`] is the solver's `OpExec` over
 //! every op, with snapshots as results.
 
+pub mod cache_mount;
 pub mod chmod;
 pub mod copy_link;
 pub mod emulation;

@@ -22,7 +22,7 @@ use crate::source::local::LocalSource;
 use crate::source::oci_layout::OciLayout;
 
 // The worker's result type and its layer kinds, for the engine that exports results.
-pub use crate::snapshot::{Layer, Ref};
+pub use crate::snapshot::{Blob as LayerBlob, Layer, Ref};
 
 /// An input tree as the op functions read it: a materialised [`Ref`]'s directory.
 pub type Snapshot = Arc<PathBuf>;
@@ -151,6 +151,8 @@ pub struct Worker {
     remotes: std::sync::Mutex<BTreeMap<crate::digest::Digest, Remote>>,
     /// Where lazy layers missing from the store come from (an imported build cache).
     fetch: Option<Arc<dyn crate::content::Fetch>>,
+    /// Fills empty cache mounts from the imported build caches.
+    restore: Option<crate::ops::cache_mount::Restore>,
 }
 
 /// A git or HTTP source pinned at cache-key time.
@@ -183,7 +185,20 @@ impl Worker {
             images: None,
             remotes: std::sync::Mutex::new(BTreeMap::new()),
             fetch: None,
+            restore: None,
         }
+    }
+
+    /// Sets where the contents of empty cache mounts come from (the cache mounts carried by
+    /// the `cache-from` caches).
+    pub fn with_mount_seeds(mut self, seeds: Arc<dyn crate::ops::cache_mount::Seeds>) -> Self {
+        self.restore = Some(crate::ops::cache_mount::Restore::new(seeds, &self.root));
+        self
+    }
+
+    /// Where cache mounts live (`<state>/cache-mounts`), for `cache-to` to archive them.
+    pub fn cache_mounts(&self) -> &Path {
+        &self.cache_root
     }
 
     /// Sets the registry puller `docker-image://` sources use (default: one with the
@@ -588,6 +603,8 @@ impl Worker {
             ssh: &self.ssh,
             emulator,
             interpreter: emulation.interpreter_bind(),
+            restore: self.restore.as_ref(),
+            note: &|line| context.log(LogStream::Stdout, line),
         };
         // The last lines of output, kept for the error message when the step fails.
         let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();

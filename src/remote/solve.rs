@@ -222,6 +222,9 @@ impl Job {
             if entry.kind == "local" {
                 return Err(self.unsupported("a `type=local` cache"));
             }
+            if entry.attrs.contains_key("cache-mounts") {
+                return Err(self.unsupported("the `cache-mounts` cache attribute"));
+            }
             Ok(CacheOptionsEntry {
                 r#type: entry.kind.clone(),
                 attrs: entry.attrs.clone(),

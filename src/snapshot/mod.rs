@@ -21,6 +21,6 @@ pub use self::diff::{DiffOptions, diff};
 pub use self::error::{Error, Result};
 pub use self::native::Native;
 pub use self::overlay::Overlay;
-pub use self::refs::{Blob, Layer, Ref};
+pub use self::refs::{Blob, Layer, Ref, apply_blob};
 pub use self::snapshotter::Snapshotter;
 pub use self::tree::copy_tree;

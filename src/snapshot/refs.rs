@@ -183,7 +183,11 @@ impl fmt::Debug for Ref {
 }
 
 /// Applies the layer `blob` from `store` onto `tree`, checking its uncompressed digest.
-fn apply_blob(store: &Store, blob: &Blob, tree: &std::path::Path) -> Result<()> {
+///
+/// # Errors
+///
+/// When the blob is missing or malformed, or unpacks to another uncompressed digest.
+pub fn apply_blob(store: &Store, blob: &Blob, tree: &std::path::Path) -> Result<()> {
     let path = store.blob_path(&blob.digest);
     let layer_error = |source: io::Error| Error::Layer { source };
     let file = File::open(&path).map_err(|source| Error::Io {

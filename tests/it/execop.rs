@@ -103,6 +103,8 @@ fn exec(e: &Env, op: &ExecOp, secrets: &BTreeMap<String, Vec<u8>>) -> (i32, Stri
         ssh: &BTreeMap::new(),
         emulator: None,
         interpreter: None,
+        restore: None,
+        note: &|_| {},
     };
     let mut out = String::new();
     let status = run(
@@ -258,6 +260,8 @@ fn tmpfs_and_secrets() {
         ssh: &BTreeMap::new(),
         emulator: None,
         interpreter: None,
+        restore: None,
+        note: &|_| {},
     };
     assert!(
         run(

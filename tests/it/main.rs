@@ -11,6 +11,7 @@ mod book;
 mod build;
 mod cache_export;
 mod cache_gha;
+mod cache_mounts;
 mod cache_s3;
 mod call;
 mod check;
