@@ -36,6 +36,8 @@ pub struct Contents<'a> {
     pub records: &'a [Record],
     /// The cache mounts' contents.
     pub mounts: &'a [MountBlob],
+    /// Definition key → record key (see [`format::CacheConfig::aliases`]).
+    pub aliases: &'a std::collections::BTreeMap<Digest, Digest>,
 }
 
 /// Writes `contents` (whose blobs are all in `store`) to `remote` as the cache under every
@@ -57,6 +59,12 @@ pub fn export(
 ) -> Result<Exported, RemoteError> {
     let (mut config, mut blobs) = format::encode(contents.records, created_at);
     config.mounts = format::mount_entries(contents.mounts, created_at);
+    config.aliases = contents
+        .aliases
+        .iter()
+        .filter(|(_, key)| contents.records.iter().any(|r| r.key == **key))
+        .map(|(fast, key)| (*fast, *key))
+        .collect();
     let layers = blobs.len();
     for mount in contents.mounts {
         if !blobs
@@ -141,6 +149,8 @@ fn upload(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::cache::local_layout::LocalLayout;
 
@@ -163,9 +173,11 @@ mod tests {
             config_only: false,
         };
         let names = ["latest".to_owned()];
+        let no_aliases = BTreeMap::new();
         let contents = |records| Contents {
             records,
             mounts: &[],
+            aliases: &no_aliases,
         };
         let mut lines = Vec::new();
         let first = export(
@@ -224,6 +236,7 @@ mod tests {
         let contents = Contents {
             records: &[record],
             mounts: &[],
+            aliases: &BTreeMap::new(),
         };
         let exported =
             export(&remote, &names, contents, &store, options, "t", &mut |_| {}).unwrap();
@@ -275,6 +288,7 @@ mod tests {
             let contents = Contents {
                 records: std::slice::from_ref(&record),
                 mounts: std::slice::from_ref(&mount),
+                aliases: &BTreeMap::new(),
             };
             let names = ["latest".to_owned()];
             let exported =

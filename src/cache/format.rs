@@ -54,6 +54,15 @@ pub struct CacheConfig {
     /// The exported contents of cache mounts, by id; BuildKit ignores the field.
     #[serde(default, rename = "bake.mounts", skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<CacheMountEntry>,
+    /// Definition key → record key of the steps that hash input content, so an importer
+    /// finds them without hashing (and so without fetching) what they read; BuildKit ignores
+    /// the field.
+    #[serde(
+        default,
+        rename = "bake.aliases",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub aliases: BTreeMap<Digest, Digest>,
 }
 
 /// One cache mount's exported contents in the cache config: a tar of its directory.
@@ -225,6 +234,7 @@ pub fn encode(records: &[Record], created_at: &str) -> (CacheConfig, Vec<LayerBl
         records: out,
         keys: Some(KEYS.to_owned()),
         mounts: Vec::new(),
+        aliases: BTreeMap::new(),
     };
     (config, blobs)
 }
@@ -254,6 +264,19 @@ pub fn mount_layer(mount: &MountBlob) -> LayerBlob {
         .annotations
         .insert(CACHE_MOUNT_ANNOTATION.to_owned(), mount.id.clone());
     blob
+}
+
+/// The aliases of `config` whose key names one of its records, under bake's key scheme.
+pub fn aliases(config: &CacheConfig) -> BTreeMap<Digest, Digest> {
+    if config.keys.as_deref() != Some(KEYS) {
+        return BTreeMap::new();
+    }
+    config
+        .aliases
+        .iter()
+        .filter(|(_, key)| config.records.iter().any(|r| r.digest == **key))
+        .map(|(fast, key)| (*fast, *key))
+        .collect()
 }
 
 /// The cache mounts `config` lists, each once (the first entry of an id wins).
@@ -524,6 +547,28 @@ mod tests {
                 chain: vec![blob("c"), blob("b")],
             },
         ]
+    }
+
+    #[test]
+    fn aliases_are_read_only_for_records_the_config_holds_under_bake_keys() {
+        let (held, gone) = (Digest::of(b"held"), Digest::of(b"gone"));
+        let (mut config, _) = encode(
+            &[Record {
+                key: held,
+                chain: vec![blob("a")],
+            }],
+            "2026-01-01T00:00:00Z",
+        );
+        config.aliases.insert(Digest::of(b"1"), held);
+        config.aliases.insert(Digest::of(b"2"), gone);
+        let text = serde_json::to_string(&config).unwrap();
+        let read: CacheConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            aliases(&read).into_iter().collect::<Vec<_>>(),
+            vec![(Digest::of(b"1"), held)]
+        );
+        let foreign = CacheConfig { keys: None, ..read };
+        assert!(aliases(&foreign).is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! config of an image named by `type=registry,ref=<image>`) are read the same way, their
 //! layers being the image's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -119,7 +119,10 @@ impl Imported {
             describe: remote.describe(),
             name: names.join(";"),
         })?;
-        let (records, mounts) = read_records(remote.as_ref(), &media_type, &bytes)?;
+        let (records, mounts, aliases) = read_records(remote.as_ref(), &media_type, &bytes)?;
+        for (fast, key) in aliases {
+            self.aliases.entry(fast).or_insert(key);
+        }
         let mut summary = ImportSummary::default();
         for mount in mounts {
             if self.mounts.iter().any(|m| m.id == mount.id) {
@@ -278,13 +281,16 @@ fn read_manifest(
     ))
 }
 
-/// The records and cache mounts a manifest holds: a cache manifest's config, a bare cache
+/// What one cache manifest holds: records, cache mounts and aliases.
+type Contents = (Vec<Record>, Vec<MountBlob>, BTreeMap<Digest, Digest>);
+
+/// The records, cache mounts and aliases a manifest holds: a cache manifest's config, a bare cache
 /// config, or the inline caches (records only) of an image or of every image an index lists.
 fn read_records(
     remote: &dyn Remote,
     media_type: &str,
     bytes: &[u8],
-) -> Result<(Vec<Record>, Vec<MountBlob>), ImportError> {
+) -> Result<Contents, ImportError> {
     match format::parse_manifest(media_type, bytes)? {
         Parsed::Cache { config, layers } => {
             let bytes = read_blob(remote, &config)?;
@@ -296,13 +302,18 @@ fn read_records(
             Ok((
                 format::records(&config, &layers, &[]),
                 format::mounts(&config),
+                format::aliases(&config),
             ))
         }
         Parsed::Image { config, layers } => {
             let bytes = read_blob(remote, &config)?;
-            Ok((inline_records(&bytes, &layers), Vec::new()))
+            Ok((inline_records(&bytes, &layers), Vec::new(), BTreeMap::new()))
         }
-        Parsed::Config(config) => Ok((format::records(&config, &[], &[]), format::mounts(&config))),
+        Parsed::Config(config) => Ok((
+            format::records(&config, &[], &[]),
+            format::mounts(&config),
+            format::aliases(&config),
+        )),
         Parsed::Images(manifests) => {
             let mut records = Vec::new();
             for descriptor in manifests {
@@ -314,7 +325,7 @@ fn read_records(
                     records.extend(inline_records(&bytes, &layers));
                 }
             }
-            Ok((records, Vec::new()))
+            Ok((records, Vec::new(), BTreeMap::new()))
         }
     }
 }

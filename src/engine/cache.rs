@@ -228,7 +228,10 @@ pub(crate) fn export(
                 }
                 Ok::<_, BoxError>(all)
             })
-            .and_then(|prepared| write(backend, &prepared, store, &prefix, &created, sink));
+            .and_then(|mut prepared| {
+                prepared.aliases = solved.aliases.clone();
+                write(backend, &prepared, store, &prefix, &created, sink)
+            });
         match &result {
             // Compat: buildkit's content cache exporters (local, registry) answer the
             // manifest's descriptor as `cache.manifest`, JSON in a string, which buildx writes
@@ -278,6 +281,8 @@ pub(crate) fn export(
 struct Prepared {
     records: Vec<Record>,
     mounts: Vec<MountBlob>,
+    /// Definition key → key of the records' steps that hash content.
+    aliases: std::collections::BTreeMap<Digest, Digest>,
 }
 
 /// The "exporting cache to …" step: `prepared` goes to `backend`; returns the manifest
@@ -309,6 +314,7 @@ fn write(
     let contents = Contents {
         records: &prepared.records,
         mounts: &prepared.mounts,
+        aliases: &prepared.aliases,
     };
     let exported = crate::cache::export::export(
         remote.as_ref(),
@@ -392,6 +398,7 @@ fn export_one(
     Ok(Prepared {
         records: out,
         mounts,
+        aliases: std::collections::BTreeMap::new(),
     })
 }
 

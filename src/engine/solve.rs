@@ -21,6 +21,8 @@ pub(crate) struct Solved {
     pub(crate) outputs: Vec<Option<Ref>>,
     /// The cache key of every vertex solved, by vertex digest.
     pub(crate) keys: std::collections::BTreeMap<crate::digest::Digest, crate::digest::Digest>,
+    /// Definition key → cache key of the vertices that hash input content, for `cache-to`.
+    pub(crate) aliases: std::collections::BTreeMap<crate::digest::Digest, crate::digest::Digest>,
     /// The solver and its worker, kept until the export ends: the worker's snapshotter keeps
     /// overlay snapshots mounted while it lives, and the results are read from them. Its
     /// store remembers every result by key, for `cache-to`.
@@ -86,6 +88,7 @@ pub(crate) fn solve(
     Ok(Solved {
         outputs: result.outputs,
         keys: result.keys,
+        aliases: result.aliases,
         solver,
     })
 }

@@ -489,6 +489,60 @@ fn a_fully_cached_push_leaves_imported_layers_in_the_cache_and_mounts_them() {
 }
 
 #[test]
+fn a_copy_from_a_cached_stage_is_found_without_fetching_that_stage() {
+    if !can_run() {
+        return;
+    }
+    if support::find_in_path("skopeo").is_none() {
+        support::skip("skipping the alias test: `skopeo` is not installed");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let first = project(&scratch.path().join("a"), DOCKERFILE);
+    let cache = scratch.path().join("cache");
+    let cold = bake(
+        &first,
+        &scratch.path().join("root-a"),
+        &[format!(
+            "*.cache-to=type=local,dest={},mode=max",
+            cache.display()
+        )],
+    );
+    assert_eq!(cold.cached, 0, "{}", cold.stderr);
+    let (manifest, config) = layout_cache(&cache, "latest").unwrap();
+    assert!(
+        config["bake.aliases"]
+            .as_object()
+            .is_some_and(|a| !a.is_empty()),
+        "{config}"
+    );
+    let layers: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect();
+
+    // Nothing to write: the `COPY --from=builder` finds its key through the imported alias
+    // instead of hashing the builder stage, so no layer of the cache is fetched.
+    let second = scratch.path().join("b");
+    support::copy_tree(&first, &second, &["out"]);
+    let root_b = scratch.path().join("root-b");
+    let warm = bake(
+        &second,
+        &root_b,
+        &[
+            format!("*.cache-from=type=local,src={}", cache.display()),
+            "*.output=type=cacheonly".to_owned(),
+        ],
+    );
+    assert_eq!(warm.ran, 0, "{}", warm.stderr);
+    assert_eq!(warm.cached, cold.ran, "{}", warm.stderr);
+    let fetched: Vec<&String> = layers.iter().filter(|d| holds_blob(&root_b, d)).collect();
+    assert!(fetched.is_empty(), "fetched {fetched:?}\n{}", warm.stderr);
+}
+
+#[test]
 fn an_inline_cache_in_a_pushed_image_is_imported_by_its_reference() {
     if !can_run() {
         return;
