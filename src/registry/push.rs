@@ -27,6 +27,14 @@ pub enum BlobPush {
     Uploaded,
 }
 
+/// What the registry answered to an upload's start.
+enum Started {
+    /// The blob was mounted from the other repository.
+    Mounted,
+    /// An upload session, at this location.
+    Upload(String),
+}
+
 impl Client {
     /// Reports whether the repository of `target` holds the blob `digest`.
     pub fn blob_exists(&self, target: &Reference, digest: &Digest) -> Result<bool> {
@@ -58,59 +66,33 @@ impl Client {
         if from.registry != target.registry || from.repository == target.repository {
             return Ok(false);
         }
-        let endpoint = self.push_endpoint(target);
-        let scopes = push_scopes(target, Some(from));
-        let uploads = endpoint.url(&target.repository, "blobs/uploads/");
-        let digest_text = digest.to_string();
-        let response = self.transport.send(
-            &endpoint,
-            &scopes,
-            &target.name(),
-            "mount a blob on",
-            &|agent, auth| {
-                with_auth(agent.post(&uploads), auth)
-                    .query("mount", &digest_text)
-                    .query("from", &from.repository)
-                    .header("Content-Length", "0")
-                    .send_empty()
-            },
-        )?;
-        match response.status().as_u16() {
-            201 => Ok(true),
-            202 => {
+        match self.start_upload(target, digest, Some(from))? {
+            Started::Mounted => Ok(true),
+            Started::Upload(location) => {
                 // The registry opened an upload instead; nothing will be sent to it, so
                 // cancel it rather than leave it to expire.
-                let location = location(&endpoint, &response, target)?;
+                let endpoint = self.push_endpoint(target);
                 let _ = self.transport.send(
                     &endpoint,
-                    &scopes,
+                    &push_scopes(target, Some(from)),
                     &target.name(),
                     "cancel an upload on",
                     &|agent, auth| with_auth(agent.delete(&location), auth).call(),
                 );
                 Ok(false)
             }
-            status => Err(status_error("mount blob", target, status, response)),
         }
     }
 
-    /// Pushes the blob `digest` (`size` bytes, read from `store`) to the repository of
-    /// `target`, mounting it from `mount_from` (same registry) when that repository has it.
-    pub fn push_blob(
+    /// Opens an upload of `digest` to `target`'s repository, asking to mount it from
+    /// `mount_from` (same registry, another repository) instead.
+    fn start_upload(
         &self,
         target: &Reference,
         digest: &Digest,
-        size: u64,
-        store: &Store,
         mount_from: Option<&Reference>,
-    ) -> Result<BlobPush> {
-        if self.blob_exists(target, digest)? {
-            return Ok(BlobPush::Existed);
-        }
+    ) -> Result<Started> {
         let endpoint = self.push_endpoint(target);
-        let mount_from = mount_from.filter(|from| {
-            from.registry == target.registry && from.repository != target.repository
-        });
         let scopes = push_scopes(target, mount_from);
         let uploads = endpoint.url(&target.repository, "blobs/uploads/");
         let digest_text = digest.to_string();
@@ -129,11 +111,36 @@ impl Client {
                 request.header("Content-Length", "0").send_empty()
             },
         )?;
-        let location = match response.status().as_u16() {
-            201 if mount_from.is_some() => return Ok(BlobPush::Mounted),
-            202 => location(&endpoint, &response, target)?,
-            status => return Err(status_error("start blob upload", target, status, response)),
+        match response.status().as_u16() {
+            201 if mount_from.is_some() => Ok(Started::Mounted),
+            202 => Ok(Started::Upload(location(&endpoint, &response, target)?)),
+            status => Err(status_error("start blob upload", target, status, response)),
+        }
+    }
+
+    /// Pushes the blob `digest` (`size` bytes, read from `store`) to the repository of
+    /// `target`, mounting it from `mount_from` (same registry) when that repository has it.
+    pub fn push_blob(
+        &self,
+        target: &Reference,
+        digest: &Digest,
+        size: u64,
+        store: &Store,
+        mount_from: Option<&Reference>,
+    ) -> Result<BlobPush> {
+        if self.blob_exists(target, digest)? {
+            return Ok(BlobPush::Existed);
+        }
+        let mount_from = mount_from.filter(|from| {
+            from.registry == target.registry && from.repository != target.repository
+        });
+        let location = match self.start_upload(target, digest, mount_from)? {
+            Started::Mounted => return Ok(BlobPush::Mounted),
+            Started::Upload(location) => location,
         };
+        let endpoint = self.push_endpoint(target);
+        let scopes = push_scopes(target, mount_from);
+        let digest_text = digest.to_string();
         let path = store.blob_path(digest);
         let location = if size > self.options.chunk_size {
             self.upload_chunks(&endpoint, target, &scopes, location, &path, size)?

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support;
-use crate::support::registry::TestRegistry;
+use crate::support::registry::{TestRegistry, raw_manifest};
 
 /// A multi-stage build whose final stage copies from a builder stage and ends with a RUN
 /// that writes random bytes: a step that ran again would give other bytes.
@@ -304,17 +304,7 @@ fn a_registry_cache_is_read_by_skopeo_and_imported_on_a_fresh_root() {
     );
     assert!(cold.stderr.contains("exporting cache to registry"));
     if support::find_in_path("skopeo").is_some() {
-        let raw = Command::new("skopeo")
-            .args(["inspect", "--tls-verify=false", "--raw"])
-            .arg(format!("docker://{reference}"))
-            .output()
-            .unwrap();
-        assert!(
-            raw.status.success(),
-            "{}",
-            String::from_utf8_lossy(&raw.stderr)
-        );
-        let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+        let manifest = raw_manifest(&reference);
         assert_eq!(
             manifest["config"]["mediaType"],
             "application/vnd.buildkit.cacheconfig.v0"
@@ -340,18 +330,7 @@ fn a_registry_cache_is_read_by_skopeo_and_imported_on_a_fresh_root() {
 
 /// The layer digests of the image `reference` pushed to a test registry, bottom first.
 fn pushed_layers(reference: &str) -> Vec<String> {
-    let raw = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--raw"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
-    manifest["layers"]
+    raw_manifest(reference)["layers"]
         .as_array()
         .unwrap()
         .iter()

@@ -167,17 +167,7 @@ fn a_two_platform_image_is_pushed_as_an_index() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let raw = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{name}"))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let index = crate::support::registry::raw_manifest(&name);
     assert_eq!(
         index["manifests"].as_array().map(Vec::len),
         Some(2),

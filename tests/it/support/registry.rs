@@ -134,3 +134,19 @@ impl Drop for TestRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// The manifest or index `docker://reference` holds in a test registry (plain HTTP), read
+/// with skopeo, which must be installed.
+pub(crate) fn raw_manifest(reference: &str) -> serde_json::Value {
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    serde_json::from_slice(&raw.stdout).unwrap()
+}
