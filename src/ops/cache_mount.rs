@@ -35,6 +35,12 @@ pub enum Error {
     /// The directory could not be written as a tar.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::Error),
+    /// The base a cache mount starts from (`from=`, `source=`) is not a directory.
+    #[error("the base of the cache mount, `{path}` in its `from`, is not a directory")]
+    CacheMountBase {
+        /// The `source` path as the step gives it.
+        path: String,
+    },
 }
 
 /// Result alias for cache mounts.
@@ -176,6 +182,12 @@ pub(crate) struct Prepared {
 /// Returns the directory of a cache mount, creating it on first use. `locked` waits for other
 /// users; `private` takes a separate directory when the shared one is busy. An absent or
 /// empty directory is filled from `restore` first.
+///
+/// A mount with a base (`from=`, `source=`) is a cache of its own for that base, created as
+/// a copy of it.
+// Compat: BuildKit keys a cache mount with an input by the id and the input ref, and starts
+// it from that ref; the base's tree path stands for the ref here (a rebuilt base is a new
+// snapshot, so a new cache, as a new ref is in BuildKit).
 pub(crate) fn prepare(
     cache_root: &Path,
     id: &str,
@@ -183,8 +195,16 @@ pub(crate) fn prepare(
     mode: Option<u32>,
     locks: &mut Vec<fs::File>,
     restore: Option<&Restore>,
+    base: Option<(&Path, &str)>,
 ) -> Result<Prepared> {
-    let name = name(id);
+    let name = match base {
+        Some((base, _)) => {
+            crate::digest::Digest::of_parts([id.as_bytes(), base.as_os_str().as_encoded_bytes()])
+                .hex()
+        }
+        None => name(id),
+    };
+    let restore = restore.filter(|_| base.is_none());
     let mode = mode.unwrap_or(0o755);
     fs::create_dir_all(cache_root).map_err(io_error(cache_root))?;
     let mut candidate = 0;
@@ -217,11 +237,32 @@ pub(crate) fn prepare(
             )),
         });
         if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(io_error(&dir))?;
+            match base {
+                Some((base, source)) => seed(base, source, &dir)?,
+                None => {
+                    fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+                        .map_err(io_error(&dir))?;
+                }
+            }
         }
         return Ok(Prepared { dir, note });
     }
+}
+
+/// Creates `dir` as a copy of the directory `base` (the step's `source`), whole or not at
+/// all.
+fn seed(base: &Path, source: &str, dir: &Path) -> Result<()> {
+    if !base.is_dir() {
+        let source = if source.is_empty() { "/" } else { source };
+        return Err(Error::CacheMountBase {
+            path: source.to_owned(),
+        });
+    }
+    let temp = dir.with_extension(format!("seed-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&temp);
+    crate::snapshot::copy_tree(base, &temp)?;
+    fs::rename(&temp, dir).map_err(io_error(dir))
 }
 
 #[cfg(test)]
@@ -241,7 +282,16 @@ mod tests {
     fn exported(dir: &Path) -> Blob {
         let source = dir.join("source");
         let mut locks = Vec::new();
-        let prepared = prepare(&source, "x", CacheSharing::Locked, None, &mut locks, None).unwrap();
+        let prepared = prepare(
+            &source,
+            "x",
+            CacheSharing::Locked,
+            None,
+            &mut locks,
+            None,
+            None,
+        )
+        .unwrap();
         drop(locks);
         fs::write(prepared.dir.join("file"), "kept").unwrap();
         assert!(archive(&source, "missing", Vec::new()).unwrap().is_none());
@@ -275,6 +325,7 @@ mod tests {
             None,
             &mut locks,
             Some(&restore),
+            None,
         )
         .unwrap();
         assert!(first.note.unwrap().contains("restored"));
@@ -290,6 +341,7 @@ mod tests {
             None,
             &mut locks,
             Some(&restore),
+            None,
         )
         .unwrap();
         assert!(again.note.is_none());
@@ -297,8 +349,16 @@ mod tests {
 
         // A mount with content of its own keeps it.
         let other = dir.path().join("other");
-        let mut prepared =
-            prepare(&other, "x", CacheSharing::Shared, None, &mut locks, None).unwrap();
+        let mut prepared = prepare(
+            &other,
+            "x",
+            CacheSharing::Shared,
+            None,
+            &mut locks,
+            None,
+            None,
+        )
+        .unwrap();
         fs::write(prepared.dir.join("mine"), "local").unwrap();
         let restore = Restore::new(restore.seeds.clone(), &dir.path().join("state"));
         prepared = prepare(
@@ -308,6 +368,7 @@ mod tests {
             None,
             &mut locks,
             Some(&restore),
+            None,
         )
         .unwrap();
         assert!(prepared.note.is_none());

@@ -243,6 +243,20 @@ fn mount_kind(
             }
         }
         graph::MountKind::Cache { id, sharing, owner } => {
+            let base = match mount.input {
+                Some(input) => {
+                    let base = inputs.get(input).ok_or(Error::MissingInput {
+                        dest: mount.dest.clone(),
+                        index: input,
+                        count: inputs.len(),
+                    })?;
+                    Some((
+                        crate::executor::user::resolve_in_root(base, &mount.selector),
+                        mount.selector.as_str(),
+                    ))
+                }
+                None => None,
+            };
             let prepared = crate::ops::cache_mount::prepare(
                 environment.cache_root,
                 id,
@@ -250,6 +264,8 @@ fn mount_kind(
                 owner.mode,
                 locks,
                 environment.restore,
+                base.as_ref()
+                    .map(|(path, source)| (path.as_path(), *source)),
             )?;
             if let Some(note) = &prepared.note {
                 (environment.note)(note);

@@ -374,3 +374,77 @@ fn cache_mounts_on_an_inline_cache_fail_before_the_build() {
     assert!(stderr.contains("cache-mounts"), "{stderr}");
     assert!(!dir.join("out").exists());
 }
+
+/// A RUN whose cache mount starts from a stage's directory (`from=`, `source=`) and appends
+/// the build arg to a log in it.
+const SEEDED: &str = "FROM base AS seed\nRUN mkdir -p /s && echo seeded > /s/file\n\
+FROM base\nARG V\n\
+RUN --mount=type=cache,id=y,target=/c,from=seed,source=/s \
+cp /c/file /r && echo \"$V\" >> /c/log && cp /c/log /log\n";
+
+fn build_seeded(dir: &Path, root: &Path, version: &str) -> std::process::Output {
+    let dir = project(dir, SEEDED);
+    support::bake(
+        &dir,
+        &[
+            "--root".into(),
+            root.display().to_string(),
+            "--set".into(),
+            format!("default.args.V={version}"),
+        ],
+        &[("BASE".to_owned(), base())],
+        None,
+    )
+}
+
+#[test]
+fn a_cache_mount_from_a_stage_starts_as_a_copy_of_it_and_then_persists() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    let root = scratch.path().join("root");
+    for version in ["1", "2"] {
+        let output = build_seeded(&dir, &root, version);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/r")).unwrap(),
+        "seeded\n"
+    );
+    // The second run found the first run's writes: the mount persisted from its seed.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/log")).unwrap(),
+        "1\n2\n"
+    );
+}
+
+#[test]
+fn a_cache_mount_from_a_missing_directory_fails_naming_it() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    project(&dir, &SEEDED.replace("source=/s", "source=/nowhere"));
+    let output = support::bake(
+        &dir,
+        &[
+            "--root".into(),
+            scratch.path().join("root").display().to_string(),
+        ],
+        &[("BASE".to_owned(), base())],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the base of the cache mount") && stderr.contains("nowhere"),
+        "{stderr}"
+    );
+}
