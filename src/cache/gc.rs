@@ -76,6 +76,20 @@ impl BuildLock {
     }
 }
 
+/// Runs `work` while holding `<root>/gc.lock` exclusive, so no build runs meanwhile; `None`
+/// without running it while a build holds the root.
+///
+/// # Errors
+///
+/// When the lock file cannot be opened.
+pub fn exclusive<T>(root: &Path, work: impl FnOnce() -> T) -> Result<Option<T>, Error> {
+    let lock = open_lock(root)?;
+    if rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(work()))
+}
+
 fn open_lock(root: &Path) -> Result<fs::File, Error> {
     fs::create_dir_all(root).map_err(io("create", root))?;
     let path = root.join("gc.lock");

@@ -8,7 +8,8 @@ use crate::engine::error::Error;
 /// (on unless `false`), a size budget from `maxUsedSpace` or `gckeepstorage` (else the last
 /// `[[worker.oci.gcpolicy]]` that sets `maxUsedSpace` or `keepBytes`, else 10% of the disk,
 /// as BuildKit's default) raised to `reservedSpace` (what GC always leaves), and the
-/// `keepDuration` of the first policy without filters. Returns `None` when disabled, when
+/// `keepDuration` of the first policy without filters; then cache mounts no step used for 48
+/// hours while they hold more than 512 MB. Returns `None` when disabled, when
 /// nothing was added or removed since the last collection (less than an hour ago), or when
 /// another build holds the root.
 // Diverges: BuildKit applies each gcpolicy in turn with its filters; bake applies one budget
@@ -62,12 +63,28 @@ pub fn collect_garbage(
         return Ok(None);
     }
     let report = crate::cache::gc::collect(root, &policy).map_err(Error::Gc)?;
+    // Compat: BuildKit's default first policy, for cache mounts.
+    crate::cache::gc::exclusive(root, || {
+        crate::ops::cache_mount::collect(
+            &root.join(crate::ops::cache_mount::CACHE_MOUNTS_DIR),
+            CACHE_MOUNT_UNUSED,
+            CACHE_MOUNT_BYTES,
+        )
+    })
+    .map_err(Error::Gc)?;
     if report.is_some() {
         // Advisory: without the stamp the next build collects again.
         let _ = std::fs::write(root.join(STAMP), settings);
     }
     Ok(report)
 }
+
+/// How long a cache mount no step uses is kept once cache mounts exceed
+/// [`CACHE_MOUNT_BYTES`] (BuildKit's default: 48 hours).
+const CACHE_MOUNT_UNUSED: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
+/// What cache mounts may hold before unused ones go (BuildKit's default: 512 MB).
+const CACHE_MOUNT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Touched after every collection.
 const STAMP: &str = "gc.stamp";

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use crate::content::Store;
 use crate::graph::CacheSharing;
@@ -236,7 +237,10 @@ pub(crate) fn prepare(
                 "cache mount `{id}` was not restored from the imported build cache: {error}"
             )),
         });
-        if !dir.exists() {
+        if dir.exists() {
+            // Advisory: a mount whose use is not recorded only expires sooner.
+            let _ = fs::File::open(&dir).and_then(|d| d.set_modified(SystemTime::now()));
+        } else {
             match base {
                 Some((base, source)) => seed(base, source, &dir)?,
                 None => {
@@ -248,6 +252,70 @@ pub(crate) fn prepare(
         }
         return Ok(Prepared { dir, note });
     }
+}
+
+/// The directory of the state root that holds cache mounts.
+pub const CACHE_MOUNTS_DIR: &str = "cache-mounts";
+
+/// What [`collect`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Cache mount directories removed.
+    pub mounts: usize,
+    /// The bytes they held.
+    pub bytes: u64,
+}
+
+/// Removes the cache mounts under `cache_root` that no step used for `unused_for`, least
+/// recently used first, while all of them together hold more than `keep_bytes`. The caller
+/// holds the state root's lock exclusive, so no step is using any of them.
+// Compat: BuildKit's default first GC policy (`exec.cachemount` records unused for 48 hours,
+// while such records exceed 512 MB).
+pub fn collect(cache_root: &Path, unused_for: Duration, keep_bytes: u64) -> Collected {
+    let Ok(entries) = fs::read_dir(cache_root) else {
+        return Collected::default();
+    };
+    let mut mounts: Vec<(SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|entry| {
+            let used = entry.metadata().and_then(|m| m.modified()).ok()?;
+            Some((used, tree_bytes(&entry.path()), entry.path()))
+        })
+        .collect();
+    mounts.sort();
+    let mut total: u64 = mounts.iter().map(|(_, bytes, _)| bytes).sum();
+    let now = SystemTime::now();
+    let mut collected = Collected::default();
+    for (used, bytes, path) in mounts {
+        let old = now.duration_since(used).is_ok_and(|age| age > unused_for);
+        if total <= keep_bytes || !old {
+            break;
+        }
+        if fs::remove_dir_all(&path).is_ok() {
+            let _ = fs::remove_file(path.with_extension("lock"));
+            total = total.saturating_sub(bytes);
+            collected.mounts += 1;
+            collected.bytes += bytes;
+        }
+    }
+    collected
+}
+
+/// The bytes of the files under `dir` (not following symlinks).
+fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Creates `dir` as a copy of the directory `base` (the step's `source`), whole or not at
@@ -304,6 +372,35 @@ mod tests {
             size: tar.len() as u64,
             diff_id: digest,
         }
+    }
+
+    #[test]
+    fn unused_mounts_go_oldest_first_while_over_the_budget() {
+        let root = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(86_400);
+        let mount = |name: &str, bytes: usize, age: Duration| {
+            let dir = root.path().join(name);
+            fs::create_dir_all(dir.join("sub")).unwrap();
+            fs::write(dir.join("sub/f"), vec![0u8; bytes]).unwrap();
+            fs::File::open(&dir)
+                .unwrap()
+                .set_modified(SystemTime::now() - age)
+                .unwrap();
+            dir
+        };
+        let oldest = mount("a", 100, 4 * day);
+        let old = mount("b", 100, 3 * day);
+        let fresh = mount("c", 100, Duration::ZERO);
+        fs::write(oldest.with_extension("lock"), b"").unwrap();
+        // 300 bytes, 150 allowed: the two mounts over age go, oldest first, the fresh one stays.
+        let collected = collect(root.path(), 2 * day, 150);
+        assert_eq!(collected.mounts, 2, "{collected:?}");
+        assert!(!oldest.exists() && !oldest.with_extension("lock").exists());
+        assert!(!old.exists() && fresh.exists());
+        // Under the budget nothing goes, however old.
+        let kept = mount("d", 10, 9 * day);
+        assert_eq!(collect(root.path(), 2 * day, 1000), Collected::default());
+        assert!(kept.exists());
     }
 
     #[test]

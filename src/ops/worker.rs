@@ -177,7 +177,7 @@ impl Worker {
             walks: std::sync::Mutex::new(BTreeMap::new()),
             snapshots: state.join("snapshots"),
             runtime,
-            cache_root: state.join("cache-mounts"),
+            cache_root: state.join(crate::ops::cache_mount::CACHE_MOUNTS_DIR),
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
             locals,
