@@ -24,6 +24,7 @@ mod options;
 mod output;
 mod push;
 mod reference;
+mod saved;
 mod tar;
 
 use std::io::Write;
@@ -39,6 +40,7 @@ pub use self::options::{
     AnnotationKind, Annotations, Compression, CompressionOptions, ImageOptions,
 };
 pub use self::output::{BuildOutput, ExportContext, ExportResponse, Layer, PlatformOutput};
+pub use self::saved::export_saved;
 
 /// Exports `output` as `entry` asks, writing a stream destination (`dest=-`) to `stdout`,
 /// with default registry settings (credentials from `$DOCKER_CONFIG`) for pushes.

@@ -5,7 +5,8 @@
 //! Layer 4, the alternative to `solver`/`ops`: the same [`BuildRequest`]s go to the daemon
 //! and its progress comes back as the same [`crate::progress::Event`]s.
 //!
-//! May import `plan`, `buildflags`, `source` (the context walk), `registry`, `oci`,
+//! May import `plan`, `buildflags`, `source` (the context walk), `registry`, `oci`, `exporter`
+//! (archives rewritten from images the engine built),
 //! `platform`, `progress`, `diag`; never `solver`, `ops`, `executor` or `snapshot`.
 //! gRPC needs an async runtime: this module starts one per build and keeps every task inside
 //! it, so the rest of bake stays synchronous.

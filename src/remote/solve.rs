@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,7 +20,7 @@ use crate::remote::error::{Error, Result};
 use crate::remote::proto::{BytesMessage, CacheOptions, CacheOptionsEntry, SolveRequest};
 use crate::remote::session::{ExportTarget, Session};
 use crate::remote::status::Translator;
-use crate::remote::transport::Dialer;
+use crate::remote::transport::{Dialer, engine_request};
 
 /// One target's build on one node: the requests of its platforms, and the node.
 pub(crate) struct Job {
@@ -45,6 +46,14 @@ enum Destination {
     File(PathBuf),
     /// Standard output (`dest=-`).
     Stdout,
+    /// An image the engine keeps under `name` until bake has saved it as `entry` asks
+    /// (`type=oci`/`type=docker` with `dest` on the docker driver).
+    Saved {
+        /// The engine's name for the image.
+        name: String,
+        /// The output as written, with its `name` filled from the tags.
+        entry: ExportEntry,
+    },
 }
 
 /// The exporter of one output: its BuildKit name, attributes, and destination.
@@ -263,6 +272,22 @@ impl Job {
             ("local", dest) => ("local", Destination::Directory(PathBuf::from(dest))),
             ("tar", dest) => ("tar", file(dest)),
             ("oci", "") => return Err(self.unsupported("`type=oci` without `dest`")),
+            // Diverges: buildx fails here (the engine's BuildKit has no `oci`/`docker`
+            // exporter); bake exports to the engine and rewrites what `docker save` gives.
+            ("oci" | "docker", _) if self.driver == Driver::Docker => {
+                named(&mut attrs);
+                let name = internal_image_name("export");
+                let exporter_attrs = BTreeMap::from([("name".to_owned(), name.clone())]);
+                let entry = ExportEntry {
+                    attrs,
+                    ..entry.clone()
+                };
+                return Ok(Some(Exporter {
+                    name: "moby".to_owned(),
+                    attrs: exporter_attrs,
+                    destination: Destination::Saved { name, entry },
+                }));
+            }
             ("oci", dest) => {
                 named(&mut attrs);
                 ("oci", file(dest))
@@ -367,10 +392,95 @@ impl Job {
             }
         })?;
         let stdout = staging.finish(&target)?;
+        if let Some(Exporter {
+            destination: Destination::Saved { name, entry },
+            ..
+        }) = exporter
+        {
+            return self.save(&name, &entry).await;
+        }
         Ok(Outcome {
             response: response.exporter_response,
             stdout,
         })
+    }
+
+    /// Writes the engine's image `name` as `entry` asks, from `docker save`, then removes the
+    /// image from the engine (only bake knew its name).
+    async fn save(&self, name: &str, entry: &ExportEntry) -> Result<Outcome> {
+        let target = self.target().to_owned();
+        let scratch = tempfile::tempdir().map_err(|source| Error::Export {
+            target: target.clone(),
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let saved_path = scratch.path().join("saved.tar");
+        let fetched = async {
+            let mut file = tokio::fs::File::create(&saved_path).await?;
+            let path = format!("/images/{name}/get");
+            let status = engine_request(&self.dialer, "GET", &path, &mut file).await?;
+            file.flush().await?;
+            if status != 200 {
+                let message = std::fs::read_to_string(&saved_path).unwrap_or_default();
+                return Err(std::io::Error::other(format!(
+                    "the engine answered HTTP {status} to `GET {path}`: {}",
+                    message.trim()
+                )));
+            }
+            Ok(())
+        }
+        .await;
+        // The image is removed whatever happens next; a failure to remove it only leaves a
+        // tag behind, which the error below would hide.
+        let _ = engine_request(
+            &self.dialer,
+            "DELETE",
+            &format!("/images/{name}"),
+            &mut tokio::io::sink(),
+        )
+        .await;
+        fetched.map_err(|source| Error::Export {
+            target: target.clone(),
+            path: entry.destination.clone().into(),
+            source,
+        })?;
+        let entry = entry.clone();
+        let destination = entry.destination.clone();
+        let docker_archive = entry.kind == "docker";
+        let converted = tokio::task::spawn_blocking(move || {
+            let saved = std::fs::File::open(&saved_path)?;
+            let mut stdout = Vec::new();
+            let response = crate::exporter::export_saved(
+                std::io::BufReader::new(saved),
+                &entry,
+                docker_archive,
+                &scratch.path().join("work"),
+                &mut stdout,
+            )
+            .map_err(std::io::Error::other)?;
+            let to_stdout = entry.destination.is_empty() || entry.destination == "-";
+            Ok::<_, std::io::Error>((response, to_stdout.then_some(stdout)))
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|converted| converted);
+        let (response, stdout) = converted.map_err(|source| Error::Export {
+            target: target.clone(),
+            path: destination.into(),
+            source,
+        })?;
+        let response = response
+            .metadata
+            .into_iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    serde_json::Value::String(text) => text,
+                    other => base64::engine::general_purpose::STANDARD.encode(other.to_string()),
+                };
+                (key, value)
+            })
+            .collect();
+        Ok(Outcome { response, stdout })
     }
 
     /// Starts serving `session`: over the engine's `/session` for the docker driver, else
@@ -434,6 +544,12 @@ impl Job {
     }
 }
 
+/// A name for an image the engine keeps only during this build: a prefix no user image
+/// has, and a fresh id, so concurrent builds never share one.
+pub(crate) fn internal_image_name(purpose: &str) -> String {
+    format!("bake-internal/{purpose}:{}", uuid::Uuid::new_v4().simple())
+}
+
 /// Where an export is received before it is moved to its destination, so a failed build
 /// never leaves a half-written output. The staging path is next to the destination (one
 /// rename moves it) and is created only when the daemon starts sending: the context may
@@ -469,7 +585,7 @@ impl Staging {
             stdout: false,
         };
         Ok(match destination {
-            None | Some(Destination::None) => none(),
+            None | Some(Destination::None | Destination::Saved { .. }) => none(),
             Some(Destination::Directory(dest)) => Self {
                 staged: Some(beside(dest)?),
                 destination: Some((dest.clone(), true)),

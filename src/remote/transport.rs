@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf,
+};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::remote::builder::{Address, Driver, Node, Tls};
@@ -141,6 +143,67 @@ impl Dialer {
                 source: Box::new(source),
             })
     }
+}
+
+/// Sends `method path` to the engine's API and copies the answer's body into `body`
+/// (chunked or not); returns the status. Used for the image endpoints the control API lacks.
+pub(crate) async fn engine_request(
+    dialer: &Dialer,
+    method: &str,
+    path: &str,
+    body: &mut (dyn AsyncWrite + Send + Unpin),
+) -> std::io::Result<u16> {
+    let mut stream = dialer.socket().await?;
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    stream.flush().await?;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| std::io::Error::other(format!("unexpected answer `{}`", line.trim())))?;
+    let (mut chunked, mut length) = (false, None);
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.eq_ignore_ascii_case("chunked");
+            } else if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse::<u64>().ok();
+            }
+        }
+    }
+    if !chunked {
+        match length {
+            Some(length) => tokio::io::copy(&mut (&mut reader).take(length), body).await?,
+            None => tokio::io::copy(&mut reader, body).await?,
+        };
+        return Ok(status);
+    }
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await?;
+        let size = line.trim().split(';').next().unwrap_or_default();
+        let size = u64::from_str_radix(size, 16)
+            .map_err(|_| std::io::Error::other(format!("bad chunk size `{}`", line.trim())))?;
+        if size == 0 {
+            break;
+        }
+        let copied = tokio::io::copy(&mut (&mut reader).take(size), body).await?;
+        if copied != size {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        line.clear();
+        reader.read_line(&mut line).await?;
+    }
+    Ok(status)
 }
 
 /// Sends an HTTP/1.1 upgrade to `h2c` on `path` and reads the answer up to the end of its

@@ -216,25 +216,6 @@ fn failing_run_on_the_engine_shows_its_output_and_exits_1() {
     );
 }
 
-#[test]
-fn oci_output_on_the_engine_fails_naming_the_missing_exporter() {
-    if !engine() || !seed_base() {
-        return;
-    }
-    let dir = project(r#""type=oci,dest=app.tar""#);
-    let output = bake(dir.path(), &["--builder", "docker://"], &[]);
-    let text = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("exporter \"oci\" could not be found"),
-        "{text}"
-    );
-    assert!(
-        !dir.path().join("app.tar").exists(),
-        "no half-written archive"
-    );
-}
-
 /// A buildx store with one instance, `eng`, using the docker driver on `endpoint`.
 pub(crate) fn store(driver: &str, endpoint: &str, current: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

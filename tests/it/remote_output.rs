@@ -4,7 +4,8 @@
 
 use std::process::Command;
 
-use crate::remote_build::{bake, engine, seed_base, stderr};
+use crate::remote_build::{bake, engine, project, seed_base, stderr};
+use crate::support;
 
 /// A tag no other test run uses, so parallel runs never remove each other's image.
 fn unique_tag(what: &str) -> String {
@@ -72,4 +73,113 @@ fn load_from_the_embedded_solver_runs_under_docker_run() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&pwd.stdout), "/srv\n");
+}
+
+/// Whether `tool` is installed; in CI it must be.
+fn tool(tool: &str) -> bool {
+    let found = Command::new(tool).arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "`{tool}` is missing, and CI needs it"
+        );
+        support::skip(&format!("`{tool}` is not installed"));
+    }
+    found
+}
+
+#[test]
+fn oci_and_docker_archives_come_from_the_engine_by_way_of_docker_save() {
+    if !engine() || !seed_base() || !tool("skopeo") || !tool("umoci") {
+        return;
+    }
+    let dir = project(
+        r#""type=oci,dest=app.tar", "type=docker,dest=docker.tar,compression=uncompressed", "type=oci,dest=layout,tar=false""#,
+    );
+    let hcl = std::fs::read_to_string(dir.path().join("docker-bake.hcl")).unwrap();
+    std::fs::write(
+        dir.path().join("docker-bake.hcl"),
+        hcl.replace("output =", "tags = [\"acme/app:1\"]\n  output ="),
+    )
+    .unwrap();
+    let before = internal_images();
+    let output = bake(
+        dir.path(),
+        &["--builder", "docker://", "--progress=plain"],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let inspect = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!(
+            "oci-archive:{}",
+            dir.path().join("app.tar").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", stderr(&inspect));
+    let image: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(image["Architecture"], "amd64", "{image}");
+    // Two layers of the base, then COPY and RUN.
+    assert_eq!(image["Layers"].as_array().unwrap().len(), 4, "{image}");
+
+    // The layout directory unpacks, and the file the RUN step wrote is in it.
+    let bundle = dir.path().join("bundle");
+    let unpack = Command::new("umoci")
+        .args(["raw", "unpack", "--rootless", "--image"])
+        .arg(format!("{}:1", dir.path().join("layout").display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(unpack.status.success(), "{}", stderr(&unpack));
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("out.txt")).unwrap(),
+        "hello from the context\n"
+    );
+
+    let docker = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!(
+            "docker-archive:{}",
+            dir.path().join("docker.tar").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(docker.status.success(), "{}", stderr(&docker));
+    let tar = Command::new("tar")
+        .arg("-xOf")
+        .arg(dir.path().join("docker.tar"))
+        .arg("manifest.json")
+        .output()
+        .unwrap();
+    let manifest = String::from_utf8_lossy(&tar.stdout);
+    assert!(
+        manifest.contains("\"RepoTags\":[\"acme/app:1\"]"),
+        "{manifest}"
+    );
+    assert_eq!(
+        internal_images(),
+        before,
+        "the engine keeps no export image"
+    );
+}
+
+/// The engine's images bake names internally.
+fn internal_images() -> Vec<String> {
+    let listed = Command::new("docker")
+        .args([
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "bake-internal/*",
+        ])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
 }
