@@ -15,10 +15,12 @@ pub mod builder;
 mod control;
 mod error;
 mod filesync;
+mod link;
 mod proto;
 mod session;
 mod solve;
 mod status;
+mod substitute;
 mod transport;
 
 use std::collections::BTreeMap;
@@ -218,7 +220,20 @@ async fn run(
 ) -> Result<Vec<TargetOutcome>> {
     let mut nodes: Vec<Option<Connected>> = vec![None; builder.nodes.len()];
     nodes[0] = Some(connect(builder, &builder.nodes[0]).await?);
-    let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+    // Compat: BuildKit v0.11 added `Info`; a daemon without it may carry a Dockerfile front
+    // end older than named contexts (Docker Engine 20.10's does), so on the engine bake
+    // writes image contexts into the Dockerfile, which every front end understands.
+    let legacy_frontend = builder.driver == builder::Driver::Docker && {
+        let mut control = nodes[0].as_ref().expect("connected above").control.clone();
+        control
+            .info()
+            .await
+            .ok()
+            .flatten()
+            .is_none_or(|v| v.version.is_empty())
+    };
+    let links = link::Links::new(builder, &groups)?;
+    let (sender, events) = tokio::sync::mpsc::unbounded_channel();
     let forward: Arc<dyn Sink> = Arc::new(ChannelSink(sender));
     let mut tasks = tokio::task::JoinSet::new();
     for (target, requests) in groups {
@@ -227,12 +242,16 @@ async fn run(
             .clone()
             .expect("route connects the node it returns");
         let cache_only = requests[0].outputs.is_empty();
+        let (publish, linked) = links.of(&target, &requests);
         let job = solve::Job {
             requests,
             builder: builder.name.clone(),
             driver: builder.driver,
             control: node.control,
             dialer: node.dialer,
+            legacy_frontend,
+            publish,
+            linked,
         };
         let sink = forward.clone();
         tasks.spawn(async move {
@@ -242,6 +261,20 @@ async fn run(
         });
     }
     drop(forward);
+    let finished = wait(tasks, events, sink, cancel).await;
+    let dialer = &nodes[0].as_ref().expect("connected above").dialer;
+    links.remove(dialer).await;
+    finished
+}
+
+/// Forwards progress until every target is done; the first failure or a cancel aborts the
+/// others.
+async fn wait(
+    mut tasks: tokio::task::JoinSet<Result<TargetOutcome>>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    sink: &dyn Sink,
+    cancel: &AtomicBool,
+) -> Result<Vec<TargetOutcome>> {
     let mut done = Vec::new();
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::buildflags::{CacheEntry, ExportEntry};
@@ -34,6 +34,13 @@ pub(crate) struct Job {
     pub(crate) control: Control,
     /// How to reach the node again (the engine's `/session`).
     pub(crate) dialer: Dialer,
+    /// Whether the daemon's Dockerfile front end predates named contexts, so image
+    /// contexts are written into the Dockerfile instead.
+    pub(crate) legacy_frontend: bool,
+    /// The engine image other targets link this one as, and where to say it is ready.
+    pub(crate) publish: Option<(String, watch::Sender<Option<String>>)>,
+    /// The engine images of the targets this one links, as they become ready.
+    pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
 }
 
 /// Where an output's exporter writes on this machine.
@@ -87,8 +94,42 @@ impl Job {
     /// Builds the target once per output (BuildKit before v0.13 takes one exporter per
     /// solve; the second solve of the same graph is all cache hits).
     pub(crate) async fn run(mut self, sink: Arc<dyn Sink>) -> Result<Vec<Outcome>> {
-        let (attrs, directories, _inline) = self.frontend_attrs()?;
+        let mut images = BTreeMap::new();
+        for (linked, receiver) in &mut self.linked {
+            // The sender lives until the linked target is exported; when it fails, the whole
+            // build is cancelled, so a closed channel is only seen while shutting down.
+            let ready = receiver
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| Error::Solve {
+                    target: self.requests[0].target.clone(),
+                    message: format!("the linked target `{linked}` did not build"),
+                })?
+                .clone()
+                .expect("waited for a name");
+            images.insert(linked.clone(), ready);
+        }
+        let (attrs, directories, _inline) = self.frontend_attrs(&images)?;
         let cache = self.cache()?;
+        if let Some((name, ready)) = self.publish.take() {
+            let exporter = Exporter {
+                name: "moby".to_owned(),
+                attrs: BTreeMap::from([("name".to_owned(), name.clone())]),
+                destination: Destination::None,
+            };
+            self.solve(
+                &attrs,
+                &directories,
+                cache.clone(),
+                Some(exporter),
+                sink.clone(),
+            )
+            .await?;
+            let _ = ready.send(Some(name));
+            if self.requests[0].outputs.is_empty() {
+                return Ok(Vec::new());
+            }
+        }
         let outputs = self.requests[0].outputs.clone();
         let exporters: Vec<Option<Exporter>> = if outputs.is_empty() {
             vec![None]
@@ -117,6 +158,7 @@ impl Job {
     )]
     fn frontend_attrs(
         &self,
+        images: &BTreeMap<String, String>,
     ) -> Result<(
         BTreeMap<String, String>,
         BTreeMap<String, PathBuf>,
@@ -210,11 +252,21 @@ impl Job {
                 NamedContext::OciLayout { .. } => {
                     return Err(self.unsupported(format!("the `oci-layout://` context `{name}`")));
                 }
-                NamedContext::Target { name: linked } => {
-                    return Err(self.unsupported(format!("the `target:{linked}` context `{name}`")));
-                }
+                NamedContext::Target { name: linked } => match images.get(linked) {
+                    Some(image) => format!("docker-image://{image}"),
+                    None => {
+                        return Err(
+                            self.unsupported(format!("the `target:{linked}` context `{name}`"))
+                        );
+                    }
+                },
             };
             attrs.insert(format!("context:{name}"), value);
+        }
+        if self.legacy_frontend {
+            inline = self
+                .substitute_contexts(&mut attrs, &mut directories)?
+                .or(inline);
         }
         if !request.secrets.is_empty() {
             return Err(self.unsupported("`secret`"));
@@ -223,6 +275,67 @@ impl Job {
             return Err(self.unsupported("`ssh`"));
         }
         Ok((attrs, directories, inline))
+    }
+
+    /// Moves the named contexts from `context:NAME` attributes into the Dockerfile, for a
+    /// front end that ignores those attributes; returns the rewritten Dockerfile's directory.
+    fn substitute_contexts(
+        &self,
+        attrs: &mut BTreeMap<String, String>,
+        directories: &mut BTreeMap<String, PathBuf>,
+    ) -> Result<Option<tempfile::TempDir>> {
+        let request = &self.requests[0];
+        let mut images = BTreeMap::new();
+        for name in request.named_contexts.keys() {
+            let value = attrs.remove(&format!("context:{name}")).unwrap_or_default();
+            match value.strip_prefix("docker-image://") {
+                Some(image) => {
+                    images.insert(name.clone(), image.to_owned());
+                }
+                None => {
+                    return Err(self.unsupported(format!(
+                        "the context `{name}` (`{value}`), as this daemon's Dockerfile front end predates named contexts and only image contexts can be written into the Dockerfile,"
+                    )));
+                }
+            }
+        }
+        if images.is_empty() {
+            return Ok(None);
+        }
+        let text = match &request.dockerfile {
+            Dockerfile::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| Error::Export {
+                    target: request.target.clone(),
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            Dockerfile::Inline(text) => text.clone(),
+            Dockerfile::Remote(_) => {
+                return Err(self.unsupported(
+                    "a Dockerfile inside a remote context with named contexts on a daemon whose Dockerfile front end predates them",
+                ));
+            }
+        };
+        let rewritten = crate::remote::substitute::substitute(&text, &images).map_err(|why| {
+            self.unsupported(format!(
+                "writing the named contexts into the Dockerfile ({why}), as this daemon's Dockerfile front end predates named contexts,"
+            ))
+        })?;
+        let dir = tempfile::tempdir().map_err(|source| Error::Export {
+            target: request.target.clone(),
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let path = dir.path().join("Dockerfile");
+        std::fs::write(&path, rewritten).map_err(|source| Error::Export {
+            target: request.target.clone(),
+            path,
+            source,
+        })?;
+        attrs.insert("filename".to_owned(), "Dockerfile".to_owned());
+        directories.insert("dockerfile".to_owned(), dir.path().to_owned());
+        Ok(Some(dir))
     }
 
     fn cache(&self) -> Result<CacheOptions> {
