@@ -640,7 +640,7 @@ impl Job {
             .map_err(|status| Error::Call {
                 builder: self.builder.clone(),
                 call: "Session",
-                message: status.message().to_owned(),
+                message: crate::remote::status_text(&status),
             })?;
         Ok(tokio::spawn(async move {
             let pump_in = async move {

@@ -44,6 +44,7 @@ mod registry_push;
 mod remote_build;
 mod remote_monorepo;
 mod remote_output;
+mod remote_tls;
 mod schema;
 mod signals;
 mod solver;
