@@ -294,7 +294,7 @@ impl Job {
                 }
                 None => {
                     return Err(self.unsupported(format!(
-                        "the context `{name}` (`{value}`), as this daemon's Dockerfile front end predates named contexts and only image contexts can be written into the Dockerfile,"
+                        "the context `{name}` (`{value}`) on a daemon whose Dockerfile front end predates named contexts (only image contexts can be written into the Dockerfile)"
                     )));
                 }
             }
@@ -319,7 +319,7 @@ impl Job {
         };
         let rewritten = crate::remote::substitute::substitute(&text, &images).map_err(|why| {
             self.unsupported(format!(
-                "writing the named contexts into the Dockerfile ({why}), as this daemon's Dockerfile front end predates named contexts,"
+                "writing the named contexts into the Dockerfile ({why}) for a daemon whose Dockerfile front end predates named contexts"
             ))
         })?;
         let dir = tempfile::tempdir().map_err(|source| Error::Export {

@@ -42,6 +42,7 @@ mod registry_build;
 mod registry_errors;
 mod registry_push;
 mod remote_build;
+mod remote_contexts;
 mod remote_monorepo;
 mod remote_output;
 mod remote_tls;
