@@ -18,15 +18,19 @@ pub fn select(flag: Option<&str>, environment: &Environment) -> Result<Selection
     crate::remote::builder::select(flag, environment)
 }
 
-/// Builds `plan` on `builder`; an output to `-` goes to `stdout`.
+/// Builds `plan` on `builder`; an output to `-` goes to `stdout`. Outputs are checked
+/// first, as in-process: their types always, their attributes on a `docker` builder, where
+/// bake writes `oci`/`docker` archives itself (a buildkitd judges its own).
 pub fn build(
     plan: &Plan,
     builder: &Builder,
     sink: &dyn Sink,
     cancel: &AtomicBool,
     stdout: &mut dyn std::io::Write,
-) -> Result<Vec<BuildReport>, Error> {
-    Ok(crate::remote::build(plan, builder, sink, cancel, stdout)?
+) -> Result<Vec<BuildReport>, crate::engine::Error> {
+    crate::engine::export::validate_outputs(plan, builder.driver == Driver::Docker)?;
+    Ok(crate::remote::build(plan, builder, sink, cancel, stdout)
+        .map_err(|error| crate::engine::Error::Remote(Box::new(error)))?
         .into_iter()
         .map(|report| BuildReport {
             target: report.target,

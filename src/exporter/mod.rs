@@ -166,21 +166,25 @@ pub fn unknown_attributes(entry: &ExportEntry) -> Vec<String> {
 /// Checks an output entry before anything is built: a known type, the destination it
 /// needs, and attributes that parse.
 pub fn validate(entry: &ExportEntry) -> Result<Kind> {
-    let kind = Kind::of(entry)?;
+    let kind = validate_kind(entry)?;
     source_date_epoch(&entry.attrs, &ExportContext::default())?;
     if let Some(value) = entry.attrs.get("platform-split") {
         options::parse_bool_attr("platform-split", value)?;
     }
-    match kind {
-        Kind::Local if entry.destination.is_empty() => {
-            return Err(Error::MissingDestination {
-                kind: entry.kind.clone(),
-            });
-        }
-        Kind::Oci | Kind::Docker | Kind::Image => {
-            ImageOptions::parse(&entry.attrs, None)?;
-        }
-        Kind::Local | Kind::Tar | Kind::CacheOnly => {}
+    if kind.is_image() {
+        ImageOptions::parse(&entry.attrs, None)?;
+    }
+    Ok(kind)
+}
+
+/// Checks only what every exporter of `entry`'s type needs, whoever runs it: a known type
+/// and, for `local`, a destination. A BuildKit daemon judges the attributes itself.
+pub fn validate_kind(entry: &ExportEntry) -> Result<Kind> {
+    let kind = Kind::of(entry)?;
+    if kind == Kind::Local && entry.destination.is_empty() {
+        return Err(Error::MissingDestination {
+            kind: entry.kind.clone(),
+        });
     }
     Ok(kind)
 }

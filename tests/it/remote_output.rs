@@ -192,3 +192,31 @@ pub(crate) fn config_digest(reference: &str) -> String {
     let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
     manifest["config"]["digest"].as_str().unwrap().to_owned()
 }
+
+#[test]
+fn outputs_are_checked_before_the_engine_builds_anything() {
+    if !engine() {
+        return;
+    }
+    let dir = project(r#""type=local,dest=out", "type=oci,dest=app.tar,compression=brotli""#);
+    let output = bake(
+        dir.path(),
+        &["--builder", "docker://", "--progress=plain"],
+        &[],
+    );
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("invalid output `type=oci`"), "{text}");
+    assert!(text.contains("brotli"), "{text}");
+    assert!(
+        !text.contains("#1 "),
+        "nothing was sent to the engine: {text}"
+    );
+    assert!(!dir.path().join("out").exists());
+
+    let unknown = project(r#""type=s3,dest=out""#);
+    let output = bake(unknown.path(), &["--builder", "docker://"], &[]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("unknown output type `s3`"), "{text}");
+}
