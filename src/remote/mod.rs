@@ -268,6 +268,7 @@ async fn run(
             legacy_frontend,
             publish,
             linked,
+            translator: None,
         };
         let sink = forward.clone();
         tasks.spawn(async move {

@@ -41,6 +41,8 @@ pub(crate) struct Job {
     pub(crate) publish: Option<(String, watch::Sender<Option<String>>)>,
     /// The engine images of the targets this one links, as they become ready.
     pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
+    /// What the progress has shown of this target's earlier solves.
+    pub(crate) translator: Option<Translator>,
 }
 
 /// Where an output's exporter writes on this machine.
@@ -472,8 +474,9 @@ impl Job {
         };
         let mut status_control = self.control.clone();
         let status_sink = sink.clone();
+        let mut translator = self.translator.take().unwrap_or_default();
+        translator.next_solve();
         let status = tokio::spawn(async move {
-            let mut translator = Translator::default();
             if let Ok(mut stream) = status_control.status(&reference).await {
                 while let Ok(Some(update)) = stream.message().await {
                     translator.update(&update, &*status_sink);
@@ -504,6 +507,7 @@ impl Job {
                 message,
             }
         })?;
+        self.translator = translator;
         let stdout = staging.finish(&target)?;
         if let Some(Exporter {
             destination: Destination::Saved { name, entry },

@@ -143,6 +143,12 @@ fn docker_builder_exports_local_and_tar_and_a_second_run_is_cached() {
         "{}",
         stderr(&first)
     );
+    // Two outputs are two solves; the second one's CACHED graph is not shown again.
+    let run_headers = stderr(&first)
+        .lines()
+        .filter(|line| line.starts_with('#') && line.contains("] RUN cat /src/greeting.txt"))
+        .count();
+    assert_eq!(run_headers, 1, "{}", stderr(&first));
     let out = dir.path().join("out");
     assert_eq!(
         std::fs::read_to_string(out.join("out.txt")).unwrap(),
