@@ -387,6 +387,10 @@ impl Job {
             ("local", dest) => ("local", Destination::Directory(PathBuf::from(dest))),
             ("tar", dest) => ("tar", file(dest)),
             ("oci", "") => return Err(self.unsupported("`type=oci` without `dest`")),
+            ("docker", "") if self.driver == Driver::Docker => {
+                named(&mut attrs);
+                ("moby", Destination::None)
+            }
             // Diverges: buildx fails here (the engine's BuildKit has no `oci`/`docker`
             // exporter); bake exports to the engine and rewrites what `docker save` gives.
             ("oci" | "docker", _) if self.driver == Driver::Docker => {
@@ -406,10 +410,6 @@ impl Job {
             ("oci", dest) => {
                 named(&mut attrs);
                 ("oci", file(dest))
-            }
-            ("docker", "") if self.driver == Driver::Docker => {
-                named(&mut attrs);
-                ("moby", Destination::None)
             }
             ("docker", "") => {
                 return Err(self.unsupported("`--load` (`type=docker` without `dest`)"));

@@ -220,3 +220,31 @@ fn outputs_are_checked_before_the_engine_builds_anything() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("unknown output type `s3`"), "{text}");
 }
+
+#[test]
+fn load_on_the_docker_builder_leaves_the_image_in_the_engine() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let tag = unique_tag("remote-loaded");
+    let _cleanup = EngineImage(tag.clone());
+    let dir = project(r#""type=docker""#);
+    let hcl = std::fs::read_to_string(dir.path().join("docker-bake.hcl")).unwrap();
+    std::fs::write(
+        dir.path().join("docker-bake.hcl"),
+        hcl.replace("output =", &format!("tags = [\"{tag}\"]\n  output =")),
+    )
+    .unwrap();
+    let output = bake(dir.path(), &["--builder", "docker://"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout.is_empty(), "nothing is written to stdout");
+    let run = Command::new("docker")
+        .args(["run", "--rm", &tag, "cat", "/out.txt"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hello from the context\n"
+    );
+}
