@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::plan::{BuildRequest, NamedContext};
 use crate::remote::builder::{Builder, Driver};
 use crate::remote::error::{Error, Result};
-use crate::remote::solve::internal_image_name;
+use crate::remote::saved::internal_image_name;
 use crate::remote::transport::{Dialer, engine_request};
 
 /// The engine images of linked targets, and who waits for them.

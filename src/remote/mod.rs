@@ -17,8 +17,10 @@ mod error;
 mod filesync;
 mod link;
 mod proto;
+mod saved;
 mod session;
 mod solve;
+mod staging;
 mod status;
 mod substitute;
 mod transport;
@@ -95,7 +97,7 @@ async fn connect(builder: &Builder, node: &builder::Node) -> Result<Connected> {
         let workers = control.list_workers().await.map_err(|status| Error::Call {
             builder: builder.name.clone(),
             call: "ListWorkers",
-            message: status_text(&status),
+            message: error::status_text(&status),
         })?;
         worker_platforms(&workers)
     } else {
@@ -153,22 +155,6 @@ pub fn inspect(builder: &Builder) -> Result<Vec<NodeStatus>> {
             }
         })
         .collect())
-}
-
-/// A failed call's message with the transport errors under it (a TLS alert, a reset), which
-/// tonic keeps as sources behind a bare "transport error".
-pub(crate) fn status_text(status: &tonic::Status) -> String {
-    let mut text = status.message().to_owned();
-    let mut source = std::error::Error::source(status);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// An error and its causes on one line.

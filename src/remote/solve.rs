@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -18,9 +17,11 @@ use crate::remote::builder::Driver;
 use crate::remote::control::Control;
 use crate::remote::error::{Error, Result};
 use crate::remote::proto::{BytesMessage, CacheOptions, CacheOptionsEntry, SolveRequest};
-use crate::remote::session::{ExportTarget, Session};
+use crate::remote::saved::{internal_image_name, save};
+use crate::remote::session::Session;
+use crate::remote::staging::{Destination, Staging};
 use crate::remote::status::Translator;
-use crate::remote::transport::{Dialer, engine_request};
+use crate::remote::transport::Dialer;
 
 /// One target's build on one node: the requests of its platforms, and the node.
 pub(crate) struct Job {
@@ -43,26 +44,6 @@ pub(crate) struct Job {
     pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
     /// What the progress has shown of this target's earlier solves.
     pub(crate) translator: Option<Translator>,
-}
-
-/// Where an output's exporter writes on this machine.
-enum Destination {
-    /// Nothing comes back (an image in the daemon or a registry, or cache only).
-    None,
-    /// A directory.
-    Directory(PathBuf),
-    /// A file.
-    File(PathBuf),
-    /// Standard output (`dest=-`).
-    Stdout,
-    /// An image the engine keeps under `name` until bake has saved it as `entry` asks
-    /// (`type=oci`/`type=docker` with `dest` on the docker driver).
-    Saved {
-        /// The engine's name for the image.
-        name: String,
-        /// The output as written, with its `name` filled from the tags.
-        entry: ExportEntry,
-    },
 }
 
 /// The exporter of one output: its BuildKit name, attributes, and destination.
@@ -514,90 +495,13 @@ impl Job {
             ..
         }) = exporter
         {
-            return self.save(&name, &entry).await;
+            let (response, stdout) = save(&self.dialer, &target, &name, &entry).await?;
+            return Ok(Outcome { response, stdout });
         }
         Ok(Outcome {
             response: response.exporter_response,
             stdout,
         })
-    }
-
-    /// Writes the engine's image `name` as `entry` asks, from `docker save`, then removes the
-    /// image from the engine (only bake knew its name).
-    async fn save(&self, name: &str, entry: &ExportEntry) -> Result<Outcome> {
-        let target = self.target().to_owned();
-        let scratch = tempfile::tempdir().map_err(|source| Error::Export {
-            target: target.clone(),
-            path: std::env::temp_dir(),
-            source,
-        })?;
-        let saved_path = scratch.path().join("saved.tar");
-        let fetched = async {
-            let mut file = tokio::fs::File::create(&saved_path).await?;
-            let path = format!("/images/{name}/get");
-            let status = engine_request(&self.dialer, "GET", &path, &mut file).await?;
-            file.flush().await?;
-            if status != 200 {
-                let message = std::fs::read_to_string(&saved_path).unwrap_or_default();
-                return Err(std::io::Error::other(format!(
-                    "the engine answered HTTP {status} to `GET {path}`: {}",
-                    message.trim()
-                )));
-            }
-            Ok(())
-        }
-        .await;
-        // The image is removed whatever happens next; a failure to remove it only leaves a
-        // tag behind, which the error below would hide.
-        let _ = engine_request(
-            &self.dialer,
-            "DELETE",
-            &format!("/images/{name}"),
-            &mut tokio::io::sink(),
-        )
-        .await;
-        fetched.map_err(|source| Error::Export {
-            target: target.clone(),
-            path: entry.destination.clone().into(),
-            source,
-        })?;
-        let entry = entry.clone();
-        let destination = entry.destination.clone();
-        let docker_archive = entry.kind == "docker";
-        let converted = tokio::task::spawn_blocking(move || {
-            let saved = std::fs::File::open(&saved_path)?;
-            let mut stdout = Vec::new();
-            let response = crate::exporter::export_saved(
-                std::io::BufReader::new(saved),
-                &entry,
-                docker_archive,
-                &scratch.path().join("work"),
-                &mut stdout,
-            )
-            .map_err(std::io::Error::other)?;
-            let to_stdout = entry.destination.is_empty() || entry.destination == "-";
-            Ok::<_, std::io::Error>((response, to_stdout.then_some(stdout)))
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|converted| converted);
-        let (response, stdout) = converted.map_err(|source| Error::Export {
-            target: target.clone(),
-            path: destination.into(),
-            source,
-        })?;
-        let response = response
-            .metadata
-            .into_iter()
-            .map(|(key, value)| {
-                let value = match value {
-                    serde_json::Value::String(text) => text,
-                    other => base64::engine::general_purpose::STANDARD.encode(other.to_string()),
-                };
-                (key, value)
-            })
-            .collect();
-        Ok(Outcome { response, stdout })
     }
 
     /// Starts serving `session`: over the engine's `/session` for the docker driver, else
@@ -644,7 +548,7 @@ impl Job {
             .map_err(|status| Error::Call {
                 builder: self.builder.clone(),
                 call: "Session",
-                message: crate::remote::status_text(&status),
+                message: crate::remote::error::status_text(&status),
             })?;
         Ok(tokio::spawn(async move {
             let pump_in = async move {
@@ -658,178 +562,5 @@ impl Job {
             tokio::join!(session.serve(ours), pump_in);
             pump_out.abort();
         }))
-    }
-}
-
-/// A name for an image the engine keeps only during this build: a prefix no user image
-/// has, and a fresh id, so concurrent builds never share one.
-pub(crate) fn internal_image_name(purpose: &str) -> String {
-    format!("bake-internal/{purpose}:{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Where an export is received before it is moved to its destination, so a failed build
-/// never leaves a half-written output. The staging path is next to the destination (one
-/// rename moves it) and is created only when the daemon starts sending: the context may
-/// hold the destination, and is read before the export begins.
-struct Staging {
-    /// The staged export's path (not created yet); removed on drop if still there.
-    staged: Option<PathBuf>,
-    /// The destination, and whether it is a directory.
-    destination: Option<(PathBuf, bool)>,
-    /// Stdout's staging directory (`dest=-`).
-    _temp: Option<tempfile::TempDir>,
-    stdout: bool,
-}
-
-impl Staging {
-    fn new(target: &str, destination: Option<&Destination>) -> Result<Self> {
-        let beside = |dest: &Path| {
-            let parent = dest
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_owned);
-            std::fs::create_dir_all(&parent).map_err(|source| Error::Export {
-                target: target.to_owned(),
-                path: parent.clone(),
-                source,
-            })?;
-            Ok::<_, Error>(parent.join(format!(".bake-export-{}", uuid::Uuid::new_v4().simple())))
-        };
-        let none = || Self {
-            staged: None,
-            destination: None,
-            _temp: None,
-            stdout: false,
-        };
-        Ok(match destination {
-            None | Some(Destination::None | Destination::Saved { .. }) => none(),
-            Some(Destination::Directory(dest)) => Self {
-                staged: Some(beside(dest)?),
-                destination: Some((dest.clone(), true)),
-                _temp: None,
-                stdout: false,
-            },
-            Some(Destination::File(dest)) => Self {
-                staged: Some(beside(dest)?),
-                destination: Some((dest.clone(), false)),
-                _temp: None,
-                stdout: false,
-            },
-            Some(Destination::Stdout) => {
-                let temp = tempfile::tempdir().map_err(|source| Error::Export {
-                    target: target.to_owned(),
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
-                Self {
-                    staged: Some(temp.path().join("out")),
-                    destination: None,
-                    _temp: Some(temp),
-                    stdout: true,
-                }
-            }
-        })
-    }
-
-    /// What the session writes into.
-    fn target(&self) -> Option<ExportTarget> {
-        let staged = self.staged.clone()?;
-        Some(match &self.destination {
-            Some((_, true)) => ExportTarget::Directory(staged),
-            _ => ExportTarget::File(staged),
-        })
-    }
-
-    /// Moves the staged export into place; returns the bytes for stdout.
-    fn finish(mut self, target: &str) -> Result<Option<Vec<u8>>> {
-        let Some(staged) = self.staged.take() else {
-            return Ok(None);
-        };
-        let fail = |path: &Path| {
-            let path = path.to_owned();
-            move |source| Error::Export {
-                target: target.to_owned(),
-                path,
-                source,
-            }
-        };
-        if self.stdout {
-            return std::fs::read(&staged).map(Some).map_err(fail(&staged));
-        }
-        if let Some((dest, is_dir)) = &self.destination {
-            let moved = if *is_dir {
-                merge(&staged, dest)
-            } else {
-                std::fs::rename(&staged, dest)
-            };
-            if let Err(error) = moved {
-                self.staged = Some(staged);
-                return Err(fail(dest)(error));
-            }
-        }
-        Ok(None)
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if let Some(staged) = &self.staged {
-            let _ = std::fs::remove_dir_all(staged).or_else(|_| std::fs::remove_file(staged));
-        }
-    }
-}
-
-/// Moves the tree at `from` into `to`, merging into what is there: a directory on both
-/// sides is merged, anything else in `to` is replaced. Never follows a symlink in `to`.
-fn merge(from: &Path, to: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(to) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return std::fs::rename(from, to);
-        }
-        Err(error) => return Err(error),
-        Ok(metadata) if !metadata.is_dir() => {
-            std::fs::remove_file(to)?;
-            return std::fs::rename(from, to);
-        }
-        Ok(_) => {}
-    }
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let source = entry.path();
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            merge(&source, &dest)?;
-        } else {
-            match std::fs::symlink_metadata(&dest) {
-                Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&dest)?,
-                _ => {}
-            }
-            std::fs::rename(&source, &dest)?;
-        }
-    }
-    // Everything below `from` has moved: the emptied directory goes too.
-    std::fs::remove_dir(from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_moves_new_files_and_replaces_old_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let from = dir.path().join("from");
-        let to = dir.path().join("to");
-        std::fs::create_dir_all(from.join("sub")).unwrap();
-        std::fs::write(from.join("sub/new"), "new").unwrap();
-        std::fs::write(from.join("same"), "fresh").unwrap();
-        std::fs::create_dir_all(to.join("sub")).unwrap();
-        std::fs::write(to.join("sub/old"), "old").unwrap();
-        std::fs::write(to.join("same"), "stale").unwrap();
-        merge(&from, &to).unwrap();
-        assert_eq!(std::fs::read_to_string(to.join("sub/new")).unwrap(), "new");
-        assert_eq!(std::fs::read_to_string(to.join("sub/old")).unwrap(), "old");
-        assert_eq!(std::fs::read_to_string(to.join("same")).unwrap(), "fresh");
-        assert!(!from.exists(), "nothing is left behind");
     }
 }
