@@ -379,6 +379,49 @@ mod tests {
         assert_eq!(&rest, b"PRI");
     }
 
+    /// Serves `answer` once on a unix socket in `dir`, and returns a dialer for it.
+    fn serving(dir: &std::path::Path, answer: &'static [u8]) -> Dialer {
+        let path = dir.join("engine.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0u8; 1024];
+            let _ = socket.read(&mut buffer).await;
+            socket.write_all(answer).await.unwrap();
+        });
+        let node = Node {
+            name: "n".into(),
+            address: Address::Unix(path),
+            platforms: Vec::new(),
+            tls: None,
+        };
+        Dialer::new("b", Driver::Docker, &node).unwrap()
+    }
+
+    #[tokio::test]
+    async fn engine_answers_are_read_chunked_or_by_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunked = serving(
+            dir.path(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n",
+        );
+        let mut body = Vec::new();
+        let status = engine_request(&chunked, "GET", "/images/x/get", &mut body)
+            .await
+            .unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"hello world"[..]));
+        let other = tempfile::tempdir().unwrap();
+        let sized = serving(
+            other.path(),
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnopeEXTRA",
+        );
+        let mut body = Vec::new();
+        let status = engine_request(&sized, "DELETE", "/images/x", &mut body)
+            .await
+            .unwrap();
+        assert_eq!((status, body.as_slice()), (404, &b"nope"[..]));
+    }
+
     #[tokio::test]
     async fn upgrade_refused_names_the_answer() {
         let (client, mut server) = tokio::io::duplex(4096);
