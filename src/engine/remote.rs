@@ -40,3 +40,36 @@ pub fn build(
         })
         .collect())
 }
+
+/// One line per attribute of an output bake writes itself for `builder` that no exporter
+/// acts on: on a `docker` builder the `oci` and `docker` archives (with `dest`), which bake
+/// writes from `docker save`. A buildkitd's own exporters judge their attributes.
+pub fn ignored_attributes(plan: &Plan, builder: &Builder) -> Vec<String> {
+    if builder.driver != Driver::Docker {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for request in plan
+        .requests
+        .iter()
+        .filter(|r| r.call == crate::plan::Call::Build)
+    {
+        for entry in &request.outputs {
+            let archive =
+                matches!(entry.kind.as_str(), "oci" | "docker") && !entry.destination.is_empty();
+            if !archive {
+                continue;
+            }
+            for key in crate::exporter::unknown_attributes(entry) {
+                let line = format!(
+                    "output attribute `{key}` of target `{}` (`type={}`) is ignored: bake writes this archive from the engine's image and does not act on it",
+                    request.target, entry.kind
+                );
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+    }
+    out
+}

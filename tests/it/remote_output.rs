@@ -94,7 +94,7 @@ fn oci_and_docker_archives_come_from_the_engine_by_way_of_docker_save() {
         return;
     }
     let dir = project(
-        r#""type=oci,dest=app.tar", "type=docker,dest=docker.tar,compression=uncompressed", "type=oci,dest=layout,tar=false""#,
+        r#""type=oci,dest=app.tar,unpack=true", "type=docker,dest=docker.tar,compression=uncompressed", "type=oci,dest=layout,tar=false""#,
     );
     let hcl = std::fs::read_to_string(dir.path().join("docker-bake.hcl")).unwrap();
     std::fs::write(
@@ -108,6 +108,13 @@ fn oci_and_docker_archives_come_from_the_engine_by_way_of_docker_save() {
         &[],
     );
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "WARNING: output attribute `unpack` of target `default` (`type=oci`) is ignored"
+        ),
+        "{}",
+        stderr(&output)
+    );
 
     let inspect = Command::new("skopeo")
         .arg("inspect")
