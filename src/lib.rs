@@ -34,7 +34,7 @@
 //! | 2 front ends | [`bake`] → [`plan`]; [`frontend`] |
 //! | 2 storage | [`content`] → [`snapshot`], [`registry`]; [`executor`] |
 //! | 3 engine core | [`solver`] |
-//! | 4 back ends | [`source`] → [`ops`]; [`cache`], [`exporter`], [`remote`] |
+//! | 4 back ends | [`source`] → [`ops`]; [`cache`]; [`exporter`] → [`remote`] |
 //! | 5 wiring | [`engine`] → [`cli`] → `main.rs` |
 //!
 //! 1. `bake::load` turns bake files into `bake::Resolved` targets; `bake::print` renders

@@ -516,6 +516,9 @@ fn build_remote(
     plan: &plan::Plan,
     builder: &crate::engine::remote::Builder,
 ) -> miette::Result<Output> {
+    for warning in crate::engine::remote::ignored_attributes(plan, builder) {
+        warn(&warning);
+    }
     let cancel = cancel_on_interrupt();
     let printer =
         crate::cli::progress::Printer::new(crate::cli::progress::Mode::parse(&args.progress)?)

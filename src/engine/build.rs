@@ -90,7 +90,7 @@ pub fn build(
     sink: &dyn Sink,
     stdout: &mut dyn Write,
 ) -> Result<Vec<BuildReport>, Error> {
-    export::validate_outputs(plan)?;
+    export::validate_outputs(plan, true)?;
     let BuildOptions {
         root,
         runtime,

@@ -222,6 +222,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Step(Box<StepFailed>),
+    /// A build on a BuildKit daemon failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Remote(Box<crate::remote::Error>),
     /// A step needs an entitlement the build was not granted or the worker does not allow.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -27,8 +27,9 @@ pub struct BuildReport {
     pub warnings: Vec<String>,
 }
 
-/// Checks every output of the requests that build, before anything runs.
-pub(crate) fn validate_outputs(plan: &Plan) -> Result<(), Error> {
+/// Checks every output of the requests that build, before anything runs; the attributes
+/// too when bake's own exporters act on them (`attributes`).
+pub(crate) fn validate_outputs(plan: &Plan, attributes: bool) -> Result<(), Error> {
     for request in &plan.requests {
         if request.call != crate::plan::Call::Build {
             continue;
@@ -40,7 +41,12 @@ pub(crate) fn validate_outputs(plan: &Plan) -> Result<(), Error> {
             .filter_map(|r| r.platform.as_ref().map(ToString::to_string))
             .collect();
         for entry in &request.outputs {
-            let kind = exporter::validate(entry).map_err(|source| Error::Output {
+            let checked = if attributes {
+                exporter::validate(entry)
+            } else {
+                exporter::validate_kind(entry)
+            };
+            let kind = checked.map_err(|source| Error::Output {
                 target: request.target.clone(),
                 kind: entry.kind.clone(),
                 source: Box::new(source),

@@ -21,21 +21,9 @@ struct DockerManifest {
     layers: Vec<String>,
 }
 
-/// Exports `output` (one platform) as a `docker load` tarball.
-pub(crate) fn export(
-    store: &crate::content::Store,
-    entry: &ExportEntry,
-    output: &BuildOutput,
-    context: &ExportContext,
-    stdout: &mut dyn Write,
-) -> Result<ExportResponse> {
-    if output.platforms.len() > 1 {
-        return Err(Error::DockerManifestList);
-    }
-    let prepared = prepare(store, entry, output, context)?;
-    let manifest = &prepared.assembled.manifests[0].manifest;
-    let tags: Vec<String> = prepared
-        .names
+/// Returns `manifest.json` for one image: its config, layers and the names that are tags.
+pub(crate) fn manifest_json(manifest: &crate::oci::Manifest, names: &[String]) -> Result<Vec<u8>> {
+    let tags: Vec<String> = names
         .iter()
         .filter(|name| !name.contains('@'))
         .map(|name| familiar(name))
@@ -49,10 +37,25 @@ pub(crate) fn export(
             .map(|layer| blob_name(&layer.digest))
             .collect(),
     }];
-    let manifest_json = serde_json::to_vec(&document).map_err(|source| Error::Json {
+    serde_json::to_vec(&document).map_err(|source| Error::Json {
         what: "manifest.json",
         source,
-    })?;
+    })
+}
+
+/// Exports `output` (one platform) as a `docker load` tarball.
+pub(crate) fn export(
+    store: &crate::content::Store,
+    entry: &ExportEntry,
+    output: &BuildOutput,
+    context: &ExportContext,
+    stdout: &mut dyn Write,
+) -> Result<ExportResponse> {
+    if output.platforms.len() > 1 {
+        return Err(Error::DockerManifestList);
+    }
+    let prepared = prepare(store, entry, output, context)?;
+    let manifest_json = manifest_json(&prepared.assembled.manifests[0].manifest, &prepared.names)?;
     let files = Files {
         assembled: &prepared.assembled,
         index_json: &prepared.index_json,

@@ -24,6 +24,7 @@ mod options;
 mod output;
 mod push;
 mod reference;
+mod saved;
 mod tar;
 
 use std::io::Write;
@@ -41,6 +42,7 @@ pub use self::options::{
 pub use self::output::{
     BuildOutput, ExportContext, ExportResponse, Layer, LazyBlobs, PlatformOutput,
 };
+pub use self::saved::export_saved;
 
 /// Exports `output` as `entry` asks, writing a stream destination (`dest=-`) to `stdout`,
 /// with default registry settings (credentials from `$DOCKER_CONFIG`) for pushes.
@@ -176,21 +178,25 @@ pub fn unknown_attributes(entry: &ExportEntry) -> Vec<String> {
 /// Checks an output entry before anything is built: a known type, the destination it
 /// needs, and attributes that parse.
 pub fn validate(entry: &ExportEntry) -> Result<Kind> {
-    let kind = Kind::of(entry)?;
+    let kind = validate_kind(entry)?;
     source_date_epoch(&entry.attrs, &ExportContext::default())?;
     if let Some(value) = entry.attrs.get("platform-split") {
         options::parse_bool_attr("platform-split", value)?;
     }
-    match kind {
-        Kind::Local if entry.destination.is_empty() => {
-            return Err(Error::MissingDestination {
-                kind: entry.kind.clone(),
-            });
-        }
-        Kind::Oci | Kind::Docker | Kind::Image => {
-            ImageOptions::parse(&entry.attrs, None)?;
-        }
-        Kind::Local | Kind::Tar | Kind::CacheOnly => {}
+    if kind.is_image() {
+        ImageOptions::parse(&entry.attrs, None)?;
+    }
+    Ok(kind)
+}
+
+/// Checks only what every exporter of `entry`'s type needs, whoever runs it: a known type
+/// and, for `local`, a destination. A BuildKit daemon judges the attributes itself.
+pub fn validate_kind(entry: &ExportEntry) -> Result<Kind> {
+    let kind = Kind::of(entry)?;
+    if kind == Kind::Local && entry.destination.is_empty() {
+        return Err(Error::MissingDestination {
+            kind: entry.kind.clone(),
+        });
     }
     Ok(kind)
 }

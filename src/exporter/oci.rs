@@ -97,7 +97,11 @@ pub(crate) fn prepare(
 
 /// Builds the layout's `index.json`: one entry per name (or one unnamed entry).
 // Compat: containerd images/archive WithManifest, as buildkit exporter/oci calls it.
-fn index_json(assembled: &Assembled, names: &[String], options: &ImageOptions) -> Result<Vec<u8>> {
+pub(crate) fn index_json(
+    assembled: &Assembled,
+    names: &[String],
+    options: &ImageOptions,
+) -> Result<Vec<u8>> {
     let mut base = assembled.root.clone();
     // The config digest is reported to buildx but not written into the layout.
     base.annotations.remove("config.digest");
@@ -213,7 +217,7 @@ pub(crate) fn blob_name(digest: &Digest) -> String {
 }
 
 /// Writes the layout as a directory, replacing the files of an existing layout.
-fn write_directory(dest: &Path, files: &Files<'_>) -> Result<()> {
+pub(crate) fn write_directory(dest: &Path, files: &Files<'_>) -> Result<()> {
     let atomic = AtomicDir::create(dest)?;
     let blobs = atomic.path().join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_error("create", &blobs))?;

@@ -162,3 +162,19 @@ pub enum Error {
 
 /// Result alias for the remote back end.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A failed call's message with the transport errors under it (a TLS alert, a reset), which
+/// tonic keeps as sources behind a bare "transport error".
+pub(crate) fn status_text(status: &tonic::Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

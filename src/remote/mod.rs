@@ -5,7 +5,8 @@
 //! Layer 4, the alternative to `solver`/`ops`: the same [`BuildRequest`]s go to the daemon
 //! and its progress comes back as the same [`crate::progress::Event`]s.
 //!
-//! May import `plan`, `buildflags`, `source` (the context walk), `registry`, `oci`,
+//! May import `plan`, `buildflags`, `source` (the context walk), `registry`, `oci`, `exporter`
+//! (archives rewritten from images the engine built),
 //! `platform`, `progress`, `diag`; never `solver`, `ops`, `executor` or `snapshot`.
 //! gRPC needs an async runtime: this module starts one per build and keeps every task inside
 //! it, so the rest of bake stays synchronous.
@@ -14,10 +15,14 @@ pub mod builder;
 mod control;
 mod error;
 mod filesync;
+mod link;
 mod proto;
+mod saved;
 mod session;
 mod solve;
+mod staging;
 mod status;
+mod substitute;
 mod transport;
 
 use std::collections::BTreeMap;
@@ -92,7 +97,7 @@ async fn connect(builder: &Builder, node: &builder::Node) -> Result<Connected> {
         let workers = control.list_workers().await.map_err(|status| Error::Call {
             builder: builder.name.clone(),
             call: "ListWorkers",
-            message: status.message().to_owned(),
+            message: error::status_text(&status),
         })?;
         worker_platforms(&workers)
     } else {
@@ -217,7 +222,20 @@ async fn run(
 ) -> Result<Vec<TargetOutcome>> {
     let mut nodes: Vec<Option<Connected>> = vec![None; builder.nodes.len()];
     nodes[0] = Some(connect(builder, &builder.nodes[0]).await?);
-    let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+    // Compat: BuildKit v0.11 added `Info`; a daemon without it may carry a Dockerfile front
+    // end older than named contexts (Docker Engine 20.10's does), so on the engine bake
+    // writes image contexts into the Dockerfile, which every front end understands.
+    let legacy_frontend = builder.driver == builder::Driver::Docker && {
+        let mut control = nodes[0].as_ref().expect("connected above").control.clone();
+        control
+            .info()
+            .await
+            .ok()
+            .flatten()
+            .is_none_or(|v| v.version.is_empty())
+    };
+    let links = link::Links::new(builder, &groups)?;
+    let (sender, events) = tokio::sync::mpsc::unbounded_channel();
     let forward: Arc<dyn Sink> = Arc::new(ChannelSink(sender));
     let mut tasks = tokio::task::JoinSet::new();
     for (target, requests) in groups {
@@ -226,12 +244,17 @@ async fn run(
             .clone()
             .expect("route connects the node it returns");
         let cache_only = requests[0].outputs.is_empty();
+        let (publish, linked) = links.of(&target, &requests);
         let job = solve::Job {
             requests,
             builder: builder.name.clone(),
             driver: builder.driver,
             control: node.control,
             dialer: node.dialer,
+            legacy_frontend,
+            publish,
+            linked,
+            translator: None,
         };
         let sink = forward.clone();
         tasks.spawn(async move {
@@ -241,6 +264,20 @@ async fn run(
         });
     }
     drop(forward);
+    let finished = wait(tasks, events, sink, cancel).await;
+    let dialer = &nodes[0].as_ref().expect("connected above").dialer;
+    links.remove(dialer).await;
+    finished
+}
+
+/// Forwards progress until every target is done; the first failure or a cancel aborts the
+/// others.
+async fn wait(
+    mut tasks: tokio::task::JoinSet<Result<TargetOutcome>>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    sink: &dyn Sink,
+    cancel: &AtomicBool,
+) -> Result<Vec<TargetOutcome>> {
     let mut done = Vec::new();
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {

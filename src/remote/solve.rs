@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::buildflags::{CacheEntry, ExportEntry};
@@ -17,7 +17,9 @@ use crate::remote::builder::Driver;
 use crate::remote::control::Control;
 use crate::remote::error::{Error, Result};
 use crate::remote::proto::{BytesMessage, CacheOptions, CacheOptionsEntry, SolveRequest};
-use crate::remote::session::{ExportTarget, Session};
+use crate::remote::saved::{internal_image_name, save};
+use crate::remote::session::Session;
+use crate::remote::staging::{Destination, Staging};
 use crate::remote::status::Translator;
 use crate::remote::transport::Dialer;
 
@@ -33,18 +35,15 @@ pub(crate) struct Job {
     pub(crate) control: Control,
     /// How to reach the node again (the engine's `/session`).
     pub(crate) dialer: Dialer,
-}
-
-/// Where an output's exporter writes on this machine.
-enum Destination {
-    /// Nothing comes back (an image in the daemon or a registry, or cache only).
-    None,
-    /// A directory.
-    Directory(PathBuf),
-    /// A file.
-    File(PathBuf),
-    /// Standard output (`dest=-`).
-    Stdout,
+    /// Whether the daemon's Dockerfile front end predates named contexts, so image
+    /// contexts are written into the Dockerfile instead.
+    pub(crate) legacy_frontend: bool,
+    /// The engine image other targets link this one as, and where to say it is ready.
+    pub(crate) publish: Option<(String, watch::Sender<Option<String>>)>,
+    /// The engine images of the targets this one links, as they become ready.
+    pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
+    /// What the progress has shown of this target's earlier solves.
+    pub(crate) translator: Option<Translator>,
 }
 
 /// The exporter of one output: its BuildKit name, attributes, and destination.
@@ -78,8 +77,42 @@ impl Job {
     /// Builds the target once per output (BuildKit before v0.13 takes one exporter per
     /// solve; the second solve of the same graph is all cache hits).
     pub(crate) async fn run(mut self, sink: Arc<dyn Sink>) -> Result<Vec<Outcome>> {
-        let (attrs, directories, _inline) = self.frontend_attrs()?;
+        let mut images = BTreeMap::new();
+        for (linked, receiver) in &mut self.linked {
+            // The sender lives until the linked target is exported; when it fails, the whole
+            // build is cancelled, so a closed channel is only seen while shutting down.
+            let ready = receiver
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| Error::Solve {
+                    target: self.requests[0].target.clone(),
+                    message: format!("the linked target `{linked}` did not build"),
+                })?
+                .clone()
+                .expect("waited for a name");
+            images.insert(linked.clone(), ready);
+        }
+        let (attrs, directories, _inline) = self.frontend_attrs(&images)?;
         let cache = self.cache()?;
+        if let Some((name, ready)) = self.publish.take() {
+            let exporter = Exporter {
+                name: "moby".to_owned(),
+                attrs: BTreeMap::from([("name".to_owned(), name.clone())]),
+                destination: Destination::None,
+            };
+            self.solve(
+                &attrs,
+                &directories,
+                cache.clone(),
+                Some(exporter),
+                sink.clone(),
+            )
+            .await?;
+            let _ = ready.send(Some(name));
+            if self.requests[0].outputs.is_empty() {
+                return Ok(Vec::new());
+            }
+        }
         let outputs = self.requests[0].outputs.clone();
         let exporters: Vec<Option<Exporter>> = if outputs.is_empty() {
             vec![None]
@@ -108,6 +141,7 @@ impl Job {
     )]
     fn frontend_attrs(
         &self,
+        images: &BTreeMap<String, String>,
     ) -> Result<(
         BTreeMap<String, String>,
         BTreeMap<String, PathBuf>,
@@ -201,11 +235,21 @@ impl Job {
                 NamedContext::OciLayout { .. } => {
                     return Err(self.unsupported(format!("the `oci-layout://` context `{name}`")));
                 }
-                NamedContext::Target { name: linked } => {
-                    return Err(self.unsupported(format!("the `target:{linked}` context `{name}`")));
-                }
+                NamedContext::Target { name: linked } => match images.get(linked) {
+                    Some(image) => format!("docker-image://{image}"),
+                    None => {
+                        return Err(
+                            self.unsupported(format!("the `target:{linked}` context `{name}`"))
+                        );
+                    }
+                },
             };
             attrs.insert(format!("context:{name}"), value);
+        }
+        if self.legacy_frontend {
+            inline = self
+                .substitute_contexts(&mut attrs, &mut directories)?
+                .or(inline);
         }
         if !request.secrets.is_empty() {
             return Err(self.unsupported("`secret`"));
@@ -214,6 +258,67 @@ impl Job {
             return Err(self.unsupported("`ssh`"));
         }
         Ok((attrs, directories, inline))
+    }
+
+    /// Moves the named contexts from `context:NAME` attributes into the Dockerfile, for a
+    /// front end that ignores those attributes; returns the rewritten Dockerfile's directory.
+    fn substitute_contexts(
+        &self,
+        attrs: &mut BTreeMap<String, String>,
+        directories: &mut BTreeMap<String, PathBuf>,
+    ) -> Result<Option<tempfile::TempDir>> {
+        let request = &self.requests[0];
+        let mut images = BTreeMap::new();
+        for name in request.named_contexts.keys() {
+            let value = attrs.remove(&format!("context:{name}")).unwrap_or_default();
+            match value.strip_prefix("docker-image://") {
+                Some(image) => {
+                    images.insert(name.clone(), image.to_owned());
+                }
+                None => {
+                    return Err(self.unsupported(format!(
+                        "the context `{name}` (`{value}`) on a daemon whose Dockerfile front end predates named contexts (only image contexts can be written into the Dockerfile)"
+                    )));
+                }
+            }
+        }
+        if images.is_empty() {
+            return Ok(None);
+        }
+        let text = match &request.dockerfile {
+            Dockerfile::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| Error::Export {
+                    target: request.target.clone(),
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            Dockerfile::Inline(text) => text.clone(),
+            Dockerfile::Remote(_) => {
+                return Err(self.unsupported(
+                    "a Dockerfile inside a remote context with named contexts on a daemon whose Dockerfile front end predates them",
+                ));
+            }
+        };
+        let rewritten = crate::remote::substitute::substitute(&text, &images).map_err(|why| {
+            self.unsupported(format!(
+                "writing the named contexts into the Dockerfile ({why}) for a daemon whose Dockerfile front end predates named contexts"
+            ))
+        })?;
+        let dir = tempfile::tempdir().map_err(|source| Error::Export {
+            target: request.target.clone(),
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let path = dir.path().join("Dockerfile");
+        std::fs::write(&path, rewritten).map_err(|source| Error::Export {
+            target: request.target.clone(),
+            path,
+            source,
+        })?;
+        attrs.insert("filename".to_owned(), "Dockerfile".to_owned());
+        directories.insert("dockerfile".to_owned(), dir.path().to_owned());
+        Ok(Some(dir))
     }
 
     fn cache(&self) -> Result<CacheOptions> {
@@ -266,13 +371,29 @@ impl Job {
             ("local", dest) => ("local", Destination::Directory(PathBuf::from(dest))),
             ("tar", dest) => ("tar", file(dest)),
             ("oci", "") => return Err(self.unsupported("`type=oci` without `dest`")),
-            ("oci", dest) => {
-                named(&mut attrs);
-                ("oci", file(dest))
-            }
             ("docker", "") if self.driver == Driver::Docker => {
                 named(&mut attrs);
                 ("moby", Destination::None)
+            }
+            // Diverges: buildx fails here (the engine's BuildKit has no `oci`/`docker`
+            // exporter); bake exports to the engine and rewrites what `docker save` gives.
+            ("oci" | "docker", _) if self.driver == Driver::Docker => {
+                named(&mut attrs);
+                let name = internal_image_name("export");
+                let exporter_attrs = BTreeMap::from([("name".to_owned(), name.clone())]);
+                let entry = ExportEntry {
+                    attrs,
+                    ..entry.clone()
+                };
+                return Ok(Some(Exporter {
+                    name: "moby".to_owned(),
+                    attrs: exporter_attrs,
+                    destination: Destination::Saved { name, entry },
+                }));
+            }
+            ("oci", dest) => {
+                named(&mut attrs);
+                ("oci", file(dest))
             }
             ("docker", "") => {
                 return Err(self.unsupported("`--load` (`type=docker` without `dest`)"));
@@ -337,8 +458,9 @@ impl Job {
         };
         let mut status_control = self.control.clone();
         let status_sink = sink.clone();
+        let mut translator = self.translator.take().unwrap_or_default();
+        translator.next_solve();
         let status = tokio::spawn(async move {
-            let mut translator = Translator::default();
             if let Ok(mut stream) = status_control.status(&reference).await {
                 while let Ok(Some(update)) = stream.message().await {
                     translator.update(&update, &*status_sink);
@@ -369,7 +491,16 @@ impl Job {
                 message,
             }
         })?;
+        self.translator = translator;
         let stdout = staging.finish(&target)?;
+        if let Some(Exporter {
+            destination: Destination::Saved { name, entry },
+            ..
+        }) = exporter
+        {
+            let (response, stdout) = save(&self.dialer, &target, &name, &entry).await?;
+            return Ok(Outcome { response, stdout });
+        }
         Ok(Outcome {
             response: response.exporter_response,
             stdout,
@@ -420,7 +551,7 @@ impl Job {
             .map_err(|status| Error::Call {
                 builder: self.builder.clone(),
                 call: "Session",
-                message: status.message().to_owned(),
+                message: crate::remote::error::status_text(&status),
             })?;
         Ok(tokio::spawn(async move {
             let pump_in = async move {
@@ -434,172 +565,5 @@ impl Job {
             tokio::join!(session.serve(ours), pump_in);
             pump_out.abort();
         }))
-    }
-}
-
-/// Where an export is received before it is moved to its destination, so a failed build
-/// never leaves a half-written output. The staging path is next to the destination (one
-/// rename moves it) and is created only when the daemon starts sending: the context may
-/// hold the destination, and is read before the export begins.
-struct Staging {
-    /// The staged export's path (not created yet); removed on drop if still there.
-    staged: Option<PathBuf>,
-    /// The destination, and whether it is a directory.
-    destination: Option<(PathBuf, bool)>,
-    /// Stdout's staging directory (`dest=-`).
-    _temp: Option<tempfile::TempDir>,
-    stdout: bool,
-}
-
-impl Staging {
-    fn new(target: &str, destination: Option<&Destination>) -> Result<Self> {
-        let beside = |dest: &Path| {
-            let parent = dest
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_owned);
-            std::fs::create_dir_all(&parent).map_err(|source| Error::Export {
-                target: target.to_owned(),
-                path: parent.clone(),
-                source,
-            })?;
-            Ok::<_, Error>(parent.join(format!(".bake-export-{}", uuid::Uuid::new_v4().simple())))
-        };
-        let none = || Self {
-            staged: None,
-            destination: None,
-            _temp: None,
-            stdout: false,
-        };
-        Ok(match destination {
-            None | Some(Destination::None) => none(),
-            Some(Destination::Directory(dest)) => Self {
-                staged: Some(beside(dest)?),
-                destination: Some((dest.clone(), true)),
-                _temp: None,
-                stdout: false,
-            },
-            Some(Destination::File(dest)) => Self {
-                staged: Some(beside(dest)?),
-                destination: Some((dest.clone(), false)),
-                _temp: None,
-                stdout: false,
-            },
-            Some(Destination::Stdout) => {
-                let temp = tempfile::tempdir().map_err(|source| Error::Export {
-                    target: target.to_owned(),
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
-                Self {
-                    staged: Some(temp.path().join("out")),
-                    destination: None,
-                    _temp: Some(temp),
-                    stdout: true,
-                }
-            }
-        })
-    }
-
-    /// What the session writes into.
-    fn target(&self) -> Option<ExportTarget> {
-        let staged = self.staged.clone()?;
-        Some(match &self.destination {
-            Some((_, true)) => ExportTarget::Directory(staged),
-            _ => ExportTarget::File(staged),
-        })
-    }
-
-    /// Moves the staged export into place; returns the bytes for stdout.
-    fn finish(mut self, target: &str) -> Result<Option<Vec<u8>>> {
-        let Some(staged) = self.staged.take() else {
-            return Ok(None);
-        };
-        let fail = |path: &Path| {
-            let path = path.to_owned();
-            move |source| Error::Export {
-                target: target.to_owned(),
-                path,
-                source,
-            }
-        };
-        if self.stdout {
-            return std::fs::read(&staged).map(Some).map_err(fail(&staged));
-        }
-        if let Some((dest, is_dir)) = &self.destination {
-            let moved = if *is_dir {
-                merge(&staged, dest)
-            } else {
-                std::fs::rename(&staged, dest)
-            };
-            if let Err(error) = moved {
-                self.staged = Some(staged);
-                return Err(fail(dest)(error));
-            }
-        }
-        Ok(None)
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if let Some(staged) = &self.staged {
-            let _ = std::fs::remove_dir_all(staged).or_else(|_| std::fs::remove_file(staged));
-        }
-    }
-}
-
-/// Moves the tree at `from` into `to`, merging into what is there: a directory on both
-/// sides is merged, anything else in `to` is replaced. Never follows a symlink in `to`.
-fn merge(from: &Path, to: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(to) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return std::fs::rename(from, to);
-        }
-        Err(error) => return Err(error),
-        Ok(metadata) if !metadata.is_dir() => {
-            std::fs::remove_file(to)?;
-            return std::fs::rename(from, to);
-        }
-        Ok(_) => {}
-    }
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let source = entry.path();
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            merge(&source, &dest)?;
-        } else {
-            match std::fs::symlink_metadata(&dest) {
-                Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&dest)?,
-                _ => {}
-            }
-            std::fs::rename(&source, &dest)?;
-        }
-    }
-    // Everything below `from` has moved: the emptied directory goes too.
-    std::fs::remove_dir(from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_moves_new_files_and_replaces_old_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let from = dir.path().join("from");
-        let to = dir.path().join("to");
-        std::fs::create_dir_all(from.join("sub")).unwrap();
-        std::fs::write(from.join("sub/new"), "new").unwrap();
-        std::fs::write(from.join("same"), "fresh").unwrap();
-        std::fs::create_dir_all(to.join("sub")).unwrap();
-        std::fs::write(to.join("sub/old"), "old").unwrap();
-        std::fs::write(to.join("same"), "stale").unwrap();
-        merge(&from, &to).unwrap();
-        assert_eq!(std::fs::read_to_string(to.join("sub/new")).unwrap(), "new");
-        assert_eq!(std::fs::read_to_string(to.join("sub/old")).unwrap(), "old");
-        assert_eq!(std::fs::read_to_string(to.join("same")).unwrap(), "fresh");
-        assert!(!from.exists(), "nothing is left behind");
     }
 }

@@ -1,7 +1,7 @@
 //! BuildKit's status stream turned into bake's own progress events, so every `--progress`
 //! view looks the same as with the embedded solver. Part of `remote`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::progress::{Event, Sink, Stream};
@@ -11,10 +11,16 @@ use crate::remote::proto::{StatusResponse, Timestamp};
 struct VertexState {
     started: bool,
     finished: bool,
+    /// When the daemon says this run of the vertex started.
+    run: Option<i128>,
+    /// Shown already by an earlier solve of the target: its events are not sent again.
+    quiet: bool,
 }
 
-/// Follows one solve's vertices: BuildKit repeats a vertex in several updates, bake's
-/// events say each thing once (started, then cached, done or failed).
+/// Follows a target's vertices: BuildKit repeats a vertex in several updates, bake's
+/// events say each thing once (started, then cached, done or failed). A target solved once
+/// per output keeps one translator, so the later solves show only what runs again (their
+/// exports), not the whole graph CACHED once more.
 #[derive(Debug, Default)]
 pub(crate) struct Translator {
     vertices: HashMap<String, VertexState>,
@@ -24,6 +30,16 @@ pub(crate) struct Translator {
     tails: HashMap<String, Vec<String>>,
     /// Vertices that failed (digest, name), in the order they did.
     failed: Vec<(String, String)>,
+    /// Names of the steps shown by earlier solves of the target, and by this one.
+    earlier: HashSet<String>,
+    current: HashSet<String>,
+}
+
+/// Whether a vertex named `name` that an earlier solve of the target showed is only a
+/// repeat: a cached step, a FROM, or BuildKit's own `[internal]` loading. The graph's digests
+/// change between solves (the session is part of a local source), so names decide.
+fn repeat(name: &str, cached: bool) -> bool {
+    name.starts_with('[') && (cached || name.starts_with("[internal]") || name.contains("] FROM "))
 }
 
 /// Log lines kept per vertex for error messages.
@@ -45,18 +61,42 @@ impl Translator {
         for vertex in &response.vertexes {
             let state = self.vertices.entry(vertex.digest.clone()).or_default();
             if state.finished {
-                continue;
+                let run = vertex.started.as_ref().map(Timestamp::nanos);
+                // A vertex that runs again in a later solve (an exporter) is new; cached
+                // repeats and late updates of the same run are not.
+                if vertex.cached || run.is_none() || run == state.run {
+                    continue;
+                }
+                *state = VertexState::default();
             }
             let begun = vertex.started.is_some() || vertex.completed.is_some() || vertex.cached;
             if begun && !state.started {
                 state.started = true;
+                state.run = vertex.started.as_ref().map(Timestamp::nanos);
+                state.quiet =
+                    self.earlier.contains(&vertex.name) && repeat(&vertex.name, vertex.cached);
+                self.current.insert(vertex.name.clone());
+                if !state.quiet {
+                    sink.event(Event::Started {
+                        vertex: vertex.digest.clone(),
+                        name: vertex.name.clone(),
+                    });
+                }
+            }
+            if !state.started {
+                continue;
+            }
+            if state.quiet {
+                if vertex.error.is_empty() {
+                    state.finished = vertex.cached || vertex.completed.is_some();
+                    continue;
+                }
+                // A failure is always shown, with the step it belongs to.
+                state.quiet = false;
                 sink.event(Event::Started {
                     vertex: vertex.digest.clone(),
                     name: vertex.name.clone(),
                 });
-            }
-            if !state.started {
-                continue;
             }
             let took = duration(vertex.started.as_ref(), vertex.completed.as_ref());
             if vertex.cached {
@@ -105,6 +145,9 @@ impl Translator {
                 if tail.len() > TAIL {
                     tail.remove(0);
                 }
+                if self.vertices.get(&log.vertex).is_some_and(|v| v.quiet) {
+                    continue;
+                }
                 sink.event(Event::Log {
                     vertex: log.vertex.clone(),
                     stream: if log.stream == 2 {
@@ -139,6 +182,12 @@ impl Translator {
                 line: text,
             });
         }
+    }
+
+    /// Starts following another solve of the same target: its failures are its own.
+    pub(crate) fn next_solve(&mut self) {
+        self.failed.clear();
+        self.earlier.extend(self.current.drain());
     }
 
     /// The name and last log lines of the first vertex that failed, if one did.
@@ -222,6 +271,58 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_later_solve_shows_only_what_runs_again() {
+        let recorder = Recorder::default();
+        let mut translator = Translator::default();
+        let step = Vertex {
+            started: at(1),
+            completed: at(2),
+            name: "[1/2] RUN true".into(),
+            ..vertex("a")
+        };
+        let export = Vertex {
+            started: at(2),
+            completed: at(3),
+            ..vertex("x")
+        };
+        let send = |translator: &mut Translator, vertexes: Vec<Vertex>| {
+            translator.update(
+                &StatusResponse {
+                    vertexes,
+                    logs: Vec::new(),
+                },
+                &recorder,
+            );
+        };
+        send(&mut translator, vec![step.clone(), export.clone()]);
+        translator.next_solve();
+        // The same step under another digest (a new session), cached.
+        let step_cached = Vertex {
+            cached: true,
+            started: at(5),
+            completed: at(5),
+            name: "[1/2] RUN true".into(),
+            ..vertex("b")
+        };
+        let export_again = Vertex {
+            started: at(6),
+            completed: at(7),
+            ..vertex("x")
+        };
+        send(&mut translator, vec![step_cached, export_again.clone()]);
+        send(&mut translator, vec![export_again]);
+        let started: Vec<String> = recorder
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Started { vertex, .. } => Some(vertex),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(started, ["a", "x", "x"]);
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf,
+};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::remote::builder::{Address, Driver, Node, Tls};
@@ -141,6 +143,67 @@ impl Dialer {
                 source: Box::new(source),
             })
     }
+}
+
+/// Sends `method path` to the engine's API and copies the answer's body into `body`
+/// (chunked or not); returns the status. Used for the image endpoints the control API lacks.
+pub(crate) async fn engine_request(
+    dialer: &Dialer,
+    method: &str,
+    path: &str,
+    body: &mut (dyn AsyncWrite + Send + Unpin),
+) -> std::io::Result<u16> {
+    let mut stream = dialer.socket().await?;
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    stream.flush().await?;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| std::io::Error::other(format!("unexpected answer `{}`", line.trim())))?;
+    let (mut chunked, mut length) = (false, None);
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.eq_ignore_ascii_case("chunked");
+            } else if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse::<u64>().ok();
+            }
+        }
+    }
+    if !chunked {
+        match length {
+            Some(length) => tokio::io::copy(&mut (&mut reader).take(length), body).await?,
+            None => tokio::io::copy(&mut reader, body).await?,
+        };
+        return Ok(status);
+    }
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await?;
+        let size = line.trim().split(';').next().unwrap_or_default();
+        let size = u64::from_str_radix(size, 16)
+            .map_err(|_| std::io::Error::other(format!("bad chunk size `{}`", line.trim())))?;
+        if size == 0 {
+            break;
+        }
+        let copied = tokio::io::copy(&mut (&mut reader).take(size), body).await?;
+        if copied != size {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        line.clear();
+        reader.read_line(&mut line).await?;
+    }
+    Ok(status)
 }
 
 /// Sends an HTTP/1.1 upgrade to `h2c` on `path` and reads the answer up to the end of its
@@ -314,6 +377,49 @@ mod tests {
         let mut rest = [0u8; 3];
         stream.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"PRI");
+    }
+
+    /// Serves `answer` once on a unix socket in `dir`, and returns a dialer for it.
+    fn serving(dir: &std::path::Path, answer: &'static [u8]) -> Dialer {
+        let path = dir.join("engine.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0u8; 1024];
+            let _ = socket.read(&mut buffer).await;
+            socket.write_all(answer).await.unwrap();
+        });
+        let node = Node {
+            name: "n".into(),
+            address: Address::Unix(path),
+            platforms: Vec::new(),
+            tls: None,
+        };
+        Dialer::new("b", Driver::Docker, &node).unwrap()
+    }
+
+    #[tokio::test]
+    async fn engine_answers_are_read_chunked_or_by_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunked = serving(
+            dir.path(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n",
+        );
+        let mut body = Vec::new();
+        let status = engine_request(&chunked, "GET", "/images/x/get", &mut body)
+            .await
+            .unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"hello world"[..]));
+        let other = tempfile::tempdir().unwrap();
+        let sized = serving(
+            other.path(),
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnopeEXTRA",
+        );
+        let mut body = Vec::new();
+        let status = engine_request(&sized, "DELETE", "/images/x", &mut body)
+            .await
+            .unwrap();
+        assert_eq!((status, body.as_slice()), (404, &b"nope"[..]));
     }
 
     #[tokio::test]

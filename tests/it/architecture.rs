@@ -67,6 +67,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "remote",
         &[
+            "exporter",
             "plan",
             "buildflags",
             "source",
