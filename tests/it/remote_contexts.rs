@@ -36,6 +36,7 @@ fn image_context_on_the_engine_is_written_into_the_dockerfile() {
     if !engine() || !seed_base() {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let dir = project(&format!("os = \"docker-image://{BASE}\""));
     let output = bake(
         dir.path(),
@@ -55,6 +56,7 @@ fn local_context_on_the_engine_fails_naming_it() {
     if !engine() || !seed_base() {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let dir = project("os = \"./sub\"");
     let output = bake(dir.path(), &["--builder", "docker://"], &[]);
     let text = stderr(&output);
@@ -69,6 +71,7 @@ fn target_link_on_a_remote_builder_fails_naming_it() {
     if !engine() || !seed_base() {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let sockets = tempfile::tempdir().unwrap();
     let socket = grpc_forwarder(sockets.path());
     let config = store("remote", &format!("unix://{}", socket.display()), false);

@@ -22,6 +22,7 @@ fn monorepo_builds_on_the_engine_with_its_links_and_every_output_then_all_cached
     if !engine() || !seed_base() || !tool("skopeo") {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let dir = tempfile::tempdir().unwrap();
     support::copy_tree(
         &support::root().join("examples/bake/monorepo"),

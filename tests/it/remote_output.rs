@@ -31,6 +31,7 @@ fn load_from_the_embedded_solver_runs_under_docker_run() {
     if !engine() || !seed_base() {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let tag = unique_tag("loaded");
     let _cleanup = EngineImage(tag.clone());
     let dir = tempfile::tempdir().unwrap();
@@ -93,6 +94,7 @@ fn oci_and_docker_archives_come_from_the_engine_by_way_of_docker_save() {
     if !engine() || !seed_base() || !tool("skopeo") || !tool("umoci") {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let dir = project(
         r#""type=oci,dest=app.tar,unpack=true", "type=docker,dest=docker.tar,compression=uncompressed", "type=oci,dest=layout,tar=false""#,
     );
@@ -205,6 +207,7 @@ fn outputs_are_checked_before_the_engine_builds_anything() {
     if !engine() {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let dir = project(r#""type=local,dest=out", "type=oci,dest=app.tar,compression=brotli""#);
     let output = bake(
         dir.path(),
@@ -233,6 +236,7 @@ fn load_on_the_docker_builder_leaves_the_image_in_the_engine() {
     if !engine() || !seed_base() {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let tag = unique_tag("remote-loaded");
     let _cleanup = EngineImage(tag.clone());
     let dir = project(r#""type=docker""#);

@@ -179,6 +179,7 @@ fn remote_builder_over_tls_with_client_certificate_builds_and_a_wrong_ca_names_t
     if !engine() || !seed_base() || !tool("openssl") {
         return;
     }
+    let _serial = crate::remote_build::serial();
     let certs = tempfile::tempdir().unwrap();
     let dir = certs.path();
     certificate(dir, "ca", None, "");
