@@ -36,6 +36,9 @@ use crate::source::dockerignore::{self, Matcher};
 use crate::source::error::{Error, Result, io_error};
 use crate::source::stat_cache::{FileStat, StatCache};
 
+/// The allocation unit sizes are rounded up to (ext4's and most filesystems' block).
+const BLOCK: u64 = 4096;
+
 /// Symlink hops allowed while resolving one path, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINK_HOPS: usize = 40;
 
@@ -382,13 +385,23 @@ impl LocalSource {
         }
         let mut reused = 0;
         let mut hashed = 0;
+        let mut changed = 0;
+        // What the snapshot holds of its own: its directories and the files copied into it
+        // (a linked file's blocks belong to the snapshot that first held them).
+        let mut bytes = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Directory)
+            .count() as u64
+            * BLOCK;
         for done in placed.into_iter().flatten().chain(placed_shared) {
             let text = done.path.to_string_lossy();
+            changed += u64::from(done.changed);
             if done.reused {
                 reused += 1;
                 manifest.record(&text, done.stat, done.digest, done.changed);
             } else {
                 hashed += 1;
+                bytes += done.stat.size().div_ceil(BLOCK) * BLOCK;
                 manifest.record_read(&text, done.stat, done.digest, done.changed);
             }
         }
@@ -403,6 +416,8 @@ impl LocalSource {
             manifest,
             reused,
             hashed,
+            changed,
+            bytes,
         })
     }
 
@@ -472,6 +487,11 @@ pub struct Materialized {
     pub reused: u64,
     /// Files copied (and hashed while copied).
     pub hashed: u64,
+    /// Files that changed while they were copied: the snapshot may not hold what the walk
+    /// saw.
+    pub changed: u64,
+    /// Bytes the snapshot holds of its own (directories and copied files, by whole blocks).
+    pub bytes: u64,
 }
 
 /// One file placed in a snapshot.
