@@ -38,6 +38,9 @@ pub struct LinkPlan {
     /// The entries below the copied directory, parents first: source path, destination,
     /// and the metadata of everything but regular files (not needed to link them).
     entries: Vec<(PathBuf, PathBuf, Option<Metadata>)>,
+    /// The source tree and the layer directories its files live in, top first, when it is
+    /// an overlay mount: its files are linked from there (a mount point's files cannot be).
+    layers: Option<(PathBuf, Vec<PathBuf>)>,
 }
 
 /// Returns the plan when `action` is a copy the fast path handles, reading the step's root
@@ -151,10 +154,14 @@ pub fn plan(root: &Path, inputs: &[&Path], action: &FileAction) -> Result<Option
     }
     let mut entries = Vec::new();
     list(&disk, &target, &mut entries)?;
+    let layers = crate::snapshot::overlay::layers(source_root)
+        .filter(|layers| layers.first().map(PathBuf::as_path) != Some(*source_root))
+        .map(|layers| (source_root.to_path_buf(), layers));
     Ok(Some(LinkPlan {
         existing,
         created,
         entries,
+        layers,
     }))
 }
 
@@ -277,7 +284,7 @@ impl LinkPlan {
             .par_iter()
             .map(|(source, relative)| {
                 let path = layer.join(relative);
-                if fs::hard_link(source, &path).is_ok() {
+                if fs::hard_link(self.link_source(source), &path).is_ok() {
                     // A link holds no data of its own: its blocks belong to the source.
                     return Ok(0);
                 }
@@ -306,6 +313,30 @@ impl LinkPlan {
             set_times(&path, meta.mtime(), meta.mtime_nsec()).map_err(write(&path))?;
         }
         Ok(bytes)
+    }
+}
+
+impl LinkPlan {
+    /// Where the file `source` (in the source tree) can be linked from: the first layer that
+    /// has its path, for an overlay source; anything there but a regular file (a whiteout)
+    /// leaves the mount point's path, whose link fails and whose content is copied.
+    fn link_source<'a>(&self, source: &'a Path) -> std::borrow::Cow<'a, Path> {
+        let Some((root, layers)) = &self.layers else {
+            return source.into();
+        };
+        let Ok(relative) = source.strip_prefix(root) else {
+            return source.into();
+        };
+        let found = layers.iter().find_map(|layer| {
+            let path = layer.join(relative);
+            fs::symlink_metadata(&path)
+                .ok()
+                .map(|meta| meta.is_file().then_some(path))
+        });
+        match found.flatten() {
+            Some(path) => path.into(),
+            None => source.into(),
+        }
     }
 }
 

@@ -156,6 +156,11 @@ pub struct Worker {
     fetch: Option<Arc<dyn crate::content::Fetch>>,
 }
 
+/// How many layers an overlay context snapshot may stand on before the next one is made
+/// whole again: each edit adds one, and every lookup through the mount and every COPY link
+/// probes them top down.
+const MAX_CONTEXT_LAYERS: usize = 8;
+
 /// A context's entries and the digest of each, as its key's checksum computed them.
 type Walked = (
     Vec<crate::source::local::Entry>,
@@ -370,8 +375,7 @@ impl Worker {
             Source::Local { name, follow_paths } => {
                 let local = self.locals.get(&name).ok_or(Error::UnknownLocal { name })?;
                 let source = open_local(local, follow_paths)?;
-                let path = self.fresh()?;
-                let bytes = self.materialize_local(&source, &path, context)?;
+                let (path, bytes) = self.materialize_local(&source, context)?;
                 Ok((path, Some(bytes)))
             }
             Source::Scratch => {
@@ -436,15 +440,16 @@ impl Worker {
         caches
     }
 
-    /// Copies a local context into the new snapshot `path`, linking the files that did not
-    /// change since the context's last snapshot, and saves the new snapshot's manifest.
-    /// Returns the bytes the snapshot holds of its own.
+    /// Makes the snapshot of a local context and saves its manifest; returns it and the bytes
+    /// it holds of its own. With overlays, it is an overlay on the context's last snapshot
+    /// holding only what changed (until [`MAX_CONTEXT_LAYERS`] deep, when a full snapshot
+    /// starts a new chain); else a new tree linking the files that did not change from the
+    /// last snapshot.
     fn materialize_local(
         &self,
         source: &LocalSource,
-        path: &Path,
         context: &Context<'_>,
-    ) -> Result<u64, Error> {
+    ) -> Result<(PathBuf, u64), Error> {
         let previous = {
             let caches = self.stat_cache(source.root());
             caches
@@ -459,14 +464,36 @@ impl Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(context.vertex().to_owned(), source.root().to_owned()));
-        let previous = previous.as_deref().zip(manifest.as_ref());
-        let (made, digests) = match walked {
-            Some((entries, digests)) => (
-                source.materialize_entries(entries, path, previous)?,
-                Some(digests),
-            ),
-            None => (source.materialize_from(path, previous)?, None),
+        // Layer directories of the last snapshot, whose files can be linked; none when it
+        // was collected since.
+        let layers = previous
+            .as_deref()
+            .filter(|path| self.snapshotter.mount(path).is_ok())
+            .and_then(crate::snapshot::overlay::layers);
+        let (entries, digests) = match walked {
+            Some((entries, digests)) => (entries, Some(digests)),
+            None => (source.walk()?, None),
         };
+        let mut layered = false;
+        let (path, made) = match (&previous, &layers, &manifest) {
+            (Some(last), Some(layers), Some(manifest))
+                if self.snapshotter.name() == "overlayfs"
+                    && layers.len() < MAX_CONTEXT_LAYERS
+                    && LocalSource::can_update(&entries) =>
+            {
+                let path = self.derive(Some(last))?;
+                let made = source.update_entries(entries, &path, manifest)?;
+                layered = true;
+                (path, made)
+            }
+            _ => {
+                let path = self.fresh()?;
+                let previous = layers.as_deref().zip(manifest.as_ref());
+                let made = source.materialize_entries(entries, &path, previous)?;
+                (path, made)
+            }
+        };
+        let path = path.as_path();
         // The snapshot holds exactly what the walk hashed when nothing changed while it was
         // copied, every entry could be copied (devices and fifos are skipped) and ownership
         // was kept (root): then its checksums follow from the walk's digests.
@@ -498,11 +525,17 @@ impl Worker {
         context.log(
             LogStream::Stdout,
             format!(
-                "snapshot: {} files linked from the previous snapshot, {} copied",
-                made.reused, made.hashed
+                "snapshot: {}{} files kept from the previous snapshot, {} copied",
+                if layered {
+                    "a layer over the last one, "
+                } else {
+                    ""
+                },
+                made.reused,
+                made.hashed
             ),
         );
-        Ok(made.bytes)
+        Ok((path.to_owned(), made.bytes))
     }
 
     /// The git cache, with the credentials of `GIT_AUTH_TOKEN`/`GIT_AUTH_HEADER` secrets

@@ -12,6 +12,7 @@
 mod checksum;
 mod include;
 pub mod snapshot;
+mod update;
 mod xattrs;
 
 use std::collections::{HashMap, VecDeque};
@@ -313,7 +314,8 @@ impl LocalSource {
 
     /// [`Self::materialize`], reusing an earlier snapshot of this context: a file whose
     /// source stat is the one `previous` recorded for it (its manifest) is hard-linked from
-    /// that snapshot instead of copied, so only changed files are read. Every other file is
+    /// that snapshot (given as its layer directories, top first, see
+    /// [`crate::snapshot::overlay::layers`]) instead of copied, so only changed files are read. Every other file is
     /// hashed while it is copied. The returned manifest holds the digest of every file
     /// `dest` holds; save it next to the snapshot once the snapshot is complete.
     ///
@@ -323,7 +325,7 @@ impl LocalSource {
     pub fn materialize_from(
         &self,
         dest: &Path,
-        previous: Option<(&Path, &StatCache)>,
+        previous: Option<(&[PathBuf], &StatCache)>,
     ) -> Result<Materialized> {
         self.materialize_entries(self.walk()?, dest, previous)
     }
@@ -334,7 +336,7 @@ impl LocalSource {
         &self,
         entries: Vec<Entry>,
         dest: &Path,
-        previous: Option<(&Path, &StatCache)>,
+        previous: Option<(&[PathBuf], &StatCache)>,
     ) -> Result<Materialized> {
         fs::create_dir_all(dest).map_err(io_error("create", dest))?;
         let privileged = rustix::process::geteuid().is_root();
@@ -427,17 +429,18 @@ impl LocalSource {
         &self,
         entry: &Entry,
         dest: &Path,
-        previous: Option<(&Path, &StatCache)>,
+        previous: Option<(&[PathBuf], &StatCache)>,
         privileged: bool,
     ) -> Result<Option<Placed>> {
         let target = dest.join(&entry.path);
         match &entry.kind {
             EntryKind::File => {
                 let text = entry.path.to_string_lossy();
-                if let Some((snapshot, manifest)) = previous
+                if let Some((layers, manifest)) = previous
                     && let Some(digest) = manifest.lookup(&text, entry.stat)
                     // The snapshot may have been collected since; then the file is copied.
-                    && fs::hard_link(snapshot.join(&entry.path), &target).is_ok()
+                    && let Some(file) = layer_file(layers, &entry.path)
+                    && fs::hard_link(file, &target).is_ok()
                 {
                     return Ok(Some(Placed {
                         path: entry.path.clone(),
@@ -501,6 +504,17 @@ struct Placed {
     digest: Digest,
     reused: bool,
     changed: bool,
+}
+
+/// The file at `relative` in the first of `layers` that has anything there, when it is a
+/// regular file.
+fn layer_file(layers: &[PathBuf], relative: &Path) -> Option<PathBuf> {
+    layers.iter().find_map(|layer| {
+        let path = layer.join(relative);
+        fs::symlink_metadata(&path)
+            .ok()
+            .map(|meta| meta.is_file().then_some(path))
+    })?
 }
 
 fn manifest_digest(placed: &[Placed], path: &Path) -> Option<Digest> {
