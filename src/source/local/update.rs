@@ -138,13 +138,13 @@ impl LocalSource {
         privileged: bool,
     ) -> Result<Option<Placed>> {
         let target = dest.join(&entry.path);
-        let current = fs::symlink_metadata(&target).ok();
         match &entry.kind {
             EntryKind::File => {
                 let text = entry.path.to_string_lossy();
-                if let Some(digest) = previous.lookup(&text, entry.stat)
-                    && current.as_ref().is_some_and(fs::Metadata::is_file)
-                {
+                // The manifest lists the files the previous tree holds, and nothing above
+                // removed a path the walk still lists as a file: no lookup through the mount
+                // (each one probes every layer) is needed to know it is there.
+                if let Some(digest) = previous.lookup(&text, entry.stat) {
                     return Ok(Some(Placed {
                         path: entry.path.clone(),
                         stat: entry.stat,
@@ -155,7 +155,7 @@ impl LocalSource {
                 }
             }
             EntryKind::Symlink(link) => {
-                let same = current.as_ref().is_some_and(|meta| {
+                let same = fs::symlink_metadata(&target).is_ok_and(|meta| {
                     meta.file_type().is_symlink()
                         && (!privileged || (meta.uid(), meta.gid()) == (entry.uid, entry.gid))
                         && (meta.mtime(), meta.mtime_nsec()) == entry.mtime
@@ -167,7 +167,7 @@ impl LocalSource {
             }
             EntryKind::Other | EntryKind::Directory => return Ok(None),
         }
-        if current.is_some() {
+        if fs::symlink_metadata(&target).is_ok() {
             remove(&target)?;
         }
         self.place(entry, dest, None, privileged)
