@@ -14,6 +14,7 @@
 //! contents copy keeps its own metadata. Linked files keep their nanosecond mtimes and their
 //! extended attributes, as BuildKit's copy does.
 
+use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt as _;
@@ -280,11 +281,12 @@ impl LinkPlan {
             .filter(|(_, _, meta)| meta.is_none())
             .map(|(source, relative, _)| (source, relative))
             .collect();
+        let directory_layers = self.directory_layers(&files);
         let copied: Vec<u64> = files
             .par_iter()
             .map(|(source, relative)| {
                 let path = layer.join(relative);
-                if fs::hard_link(self.link_source(source), &path).is_ok() {
+                if fs::hard_link(self.link_source(source, &directory_layers), &path).is_ok() {
                     // A link holds no data of its own: its blocks belong to the source.
                     return Ok(0);
                 }
@@ -317,18 +319,52 @@ impl LinkPlan {
 }
 
 impl LinkPlan {
+    /// For an overlay source, the layers (top first) that hold each directory the files
+    /// are in: a file is only looked for in those, so a deep chain of small layers costs a
+    /// lookup per directory and layer, not per file and layer.
+    fn directory_layers(&self, files: &[(&PathBuf, &PathBuf)]) -> HashMap<PathBuf, Vec<PathBuf>> {
+        let mut found = HashMap::new();
+        let Some((root, layers)) = &self.layers else {
+            return found;
+        };
+        for (source, _) in files {
+            let Some(parent) = source.parent().and_then(|p| p.strip_prefix(root).ok()) else {
+                continue;
+            };
+            if !found.contains_key(parent) {
+                let holding = layers
+                    .iter()
+                    .map(|layer| layer.join(parent))
+                    .filter(|dir| fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()))
+                    .collect();
+                found.insert(parent.to_path_buf(), holding);
+            }
+        }
+        found
+    }
+
     /// Where the file `source` (in the source tree) can be linked from: the first layer that
     /// has its path, for an overlay source; anything there but a regular file (a whiteout)
     /// leaves the mount point's path, whose link fails and whose content is copied.
-    fn link_source<'a>(&self, source: &'a Path) -> std::borrow::Cow<'a, Path> {
-        let Some((root, layers)) = &self.layers else {
+    fn link_source<'a>(
+        &self,
+        source: &'a Path,
+        directory_layers: &HashMap<PathBuf, Vec<PathBuf>>,
+    ) -> std::borrow::Cow<'a, Path> {
+        let Some((root, _)) = &self.layers else {
             return source.into();
         };
-        let Ok(relative) = source.strip_prefix(root) else {
+        let (Ok(parent), Some(name)) = (
+            source.parent().unwrap_or(source).strip_prefix(root),
+            source.file_name(),
+        ) else {
             return source.into();
         };
-        let found = layers.iter().find_map(|layer| {
-            let path = layer.join(relative);
+        let Some(directories) = directory_layers.get(parent) else {
+            return source.into();
+        };
+        let found = directories.iter().find_map(|directory| {
+            let path = directory.join(name);
             fs::symlink_metadata(&path)
                 .ok()
                 .map(|meta| meta.is_file().then_some(path))

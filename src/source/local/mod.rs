@@ -486,7 +486,7 @@ pub struct Materialized {
     pub entries: Vec<Entry>,
     /// The digest of every file the snapshot holds, under its source's stat.
     pub manifest: StatCache,
-    /// Files linked from the previous snapshot.
+    /// Files kept from the previous snapshot (linked, or left in place under a new layer).
     pub reused: u64,
     /// Files copied (and hashed while copied).
     pub hashed: u64,
