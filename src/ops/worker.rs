@@ -135,9 +135,12 @@ pub struct Worker {
     stat_caches: PathBuf,
     /// The stat caches of the contexts this worker read, by canonical directory.
     contexts: std::sync::Mutex<BTreeMap<PathBuf, StatCache>>,
-    /// What computing a local source's key listed, by vertex and directory, for the
-    /// snapshot made right after when the key misses the cache.
-    walks: std::sync::Mutex<BTreeMap<(String, PathBuf), Vec<crate::source::local::Entry>>>,
+    /// What computing a local source's key listed and hashed, by vertex and directory, for
+    /// the snapshot made right after when the key misses the cache.
+    walks: std::sync::Mutex<BTreeMap<(String, PathBuf), Walked>>,
+    /// The same, by the context snapshot made from it: a COPY from that snapshot computes
+    /// its key from these instead of listing and reading the snapshot again.
+    trees: std::sync::Mutex<BTreeMap<PathBuf, Arc<Walked>>>,
     snapshots: PathBuf,
     runtime: Box<dyn Runtime>,
     cache_root: PathBuf,
@@ -154,6 +157,17 @@ pub struct Worker {
     /// Fills empty cache mounts from the imported build caches.
     restore: Option<crate::ops::cache_mount::Restore>,
 }
+
+/// How many layers an overlay context snapshot may stand on before the next one is made
+/// whole again: each edit adds one, and every lookup through the mount and every COPY link
+/// probes them top down.
+const MAX_CONTEXT_LAYERS: usize = 8;
+
+/// A context's entries and the digest of each, as its key's checksum computed them.
+type Walked = (
+    Vec<crate::source::local::Entry>,
+    Vec<Option<crate::digest::Digest>>,
+);
 
 /// A git or HTTP source pinned at cache-key time.
 #[derive(Debug, Clone)]
@@ -175,6 +189,7 @@ impl Worker {
             stat_caches: state.join("statcache"),
             contexts: std::sync::Mutex::new(BTreeMap::new()),
             walks: std::sync::Mutex::new(BTreeMap::new()),
+            trees: std::sync::Mutex::new(BTreeMap::new()),
             snapshots: state.join("snapshots"),
             runtime,
             cache_root: state.join(crate::ops::cache_mount::CACHE_MOUNTS_DIR),
@@ -362,12 +377,14 @@ impl Worker {
         Ok(Ref::new(path, parent, Layer::Blob(top.clone())))
     }
 
+    /// Makes the tree of a source op; returns it and, when known without a walk, the bytes
+    /// it holds of its own.
     fn source(
         &self,
         vertex: &Vertex,
         op: &SourceOp,
         context: &Context<'_>,
-    ) -> Result<PathBuf, Error> {
+    ) -> Result<(PathBuf, Option<u64>), Error> {
         let platform = || {
             vertex
                 .platform
@@ -378,21 +395,20 @@ impl Worker {
             Source::Local { name, follow_paths } => {
                 let local = self.locals.get(&name).ok_or(Error::UnknownLocal { name })?;
                 let source = open_local(local, follow_paths)?;
-                let path = self.fresh()?;
-                self.materialize_local(&source, &path, context)?;
-                Ok(path)
+                let (path, bytes) = self.materialize_local(&source, context)?;
+                Ok((path, Some(bytes)))
             }
             Source::Scratch => {
                 let path = self.fresh()?;
                 crate::source::scratch::materialize(&path)?;
-                Ok(path)
+                Ok((path, None))
             }
             Source::OciLayout { dir, selector } => {
                 let layout = OciLayout::open(Path::new(&dir))?;
                 let image = layout.resolve(&selector, &platform())?;
                 let path = self.fresh()?;
                 layout.unpack(&image, &path)?;
-                Ok(path)
+                Ok((path, None))
             }
             Source::Image { reference } => {
                 let images = match &self.images {
@@ -401,7 +417,7 @@ impl Worker {
                 };
                 let path = self.fresh()?;
                 images.unpack(&reference, &platform(), &path)?;
-                Ok(path)
+                Ok((path, None))
             }
             Source::Target { name } => Err(Error::Unsupported {
                 what: format!("the target link `{name}` outside a bake build"),
@@ -418,7 +434,7 @@ impl Worker {
                     .is_some_and(|v| v == "true");
                 let path = self.fresh()?;
                 self.git().checkout(&url, &resolved, keep, &path)?;
-                Ok(path)
+                Ok((path, None))
             }
             Source::Http { url, attrs } => {
                 let download = match self.pinned(vertex) {
@@ -430,7 +446,7 @@ impl Worker {
                 };
                 let path = self.fresh()?;
                 self.place_download(&download, &attrs, &path)?;
-                Ok(path)
+                Ok((path, None))
             }
         }
     }
@@ -444,14 +460,16 @@ impl Worker {
         caches
     }
 
-    /// Copies a local context into the new snapshot `path`, linking the files that did not
-    /// change since the context's last snapshot, and saves the new snapshot's manifest.
+    /// Makes the snapshot of a local context and saves its manifest; returns it and the bytes
+    /// it holds of its own. With overlays, it is an overlay on the context's last snapshot
+    /// holding only what changed (until [`MAX_CONTEXT_LAYERS`] deep, when a full snapshot
+    /// starts a new chain); else a new tree linking the files that did not change from the
+    /// last snapshot.
     fn materialize_local(
         &self,
         source: &LocalSource,
-        path: &Path,
         context: &Context<'_>,
-    ) -> Result<(), Error> {
+    ) -> Result<(PathBuf, u64), Error> {
         let previous = {
             let caches = self.stat_cache(source.root());
             caches
@@ -466,11 +484,52 @@ impl Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(context.vertex().to_owned(), source.root().to_owned()));
-        let previous = previous.as_deref().zip(manifest.as_ref());
-        let made = match walked {
-            Some(entries) => source.materialize_entries(entries, path, previous)?,
-            None => source.materialize_from(path, previous)?,
+        // Layer directories of the last snapshot, whose files can be linked; none when it
+        // was collected since.
+        let layers = previous
+            .as_deref()
+            .filter(|path| self.snapshotter.mount(path).is_ok())
+            .and_then(crate::snapshot::overlay::layers);
+        let (entries, digests) = match walked {
+            Some((entries, digests)) => (entries, Some(digests)),
+            None => (source.walk()?, None),
         };
+        let mut layered = false;
+        let (path, made) = match (&previous, &layers, &manifest) {
+            (Some(last), Some(layers), Some(manifest))
+                if self.snapshotter.name() == "overlayfs"
+                    && layers.len() < MAX_CONTEXT_LAYERS
+                    && LocalSource::can_update(&entries) =>
+            {
+                let path = self.derive(Some(last))?;
+                let made = source.update_entries(entries, &path, manifest)?;
+                layered = true;
+                (path, made)
+            }
+            _ => {
+                let path = self.fresh()?;
+                let previous = layers.as_deref().zip(manifest.as_ref());
+                let made = source.materialize_entries(entries, &path, previous)?;
+                (path, made)
+            }
+        };
+        let path = path.as_path();
+        // The snapshot holds exactly what the walk hashed when nothing changed while it was
+        // copied, every entry could be copied (devices and fifos are skipped) and ownership
+        // was kept (root): then its checksums follow from the walk's digests.
+        let faithful = made.changed == 0
+            && rustix::process::geteuid().is_root()
+            && made
+                .entries
+                .iter()
+                .all(|e| e.kind != crate::source::local::EntryKind::Other);
+        let walked = digests.filter(|_| faithful).map(|d| (made.entries, d));
+        if let Some(walked) = walked {
+            self.trees
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(path.to_owned(), Arc::new(walked));
+        }
         let mut manifest = made.manifest;
         // Advisory: without a manifest the next snapshot copies every file again.
         if manifest
@@ -486,11 +545,17 @@ impl Worker {
         context.log(
             LogStream::Stdout,
             format!(
-                "snapshot: {} files linked from the previous snapshot, {} copied",
-                made.reused, made.hashed
+                "snapshot: {}{} files kept from the previous snapshot, {} copied",
+                if layered {
+                    "a layer over the last one, "
+                } else {
+                    ""
+                },
+                made.reused,
+                made.hashed
             ),
         );
-        Ok(())
+        Ok((path.to_owned(), made.bytes))
     }
 
     /// The git cache, with the credentials of `GIT_AUTH_TOKEN`/`GIT_AUTH_HEADER` secrets
@@ -638,7 +703,9 @@ impl Worker {
         Ok(root)
     }
 
-    fn file_op(&self, op: &FileOp, inputs: &[Snapshot]) -> Result<PathBuf, Error> {
+    /// Applies a file op on a new tree; returns it and, when its only action was a copy by
+    /// links, the bytes that copy wrote of its own.
+    fn file_op(&self, op: &FileOp, inputs: &[Snapshot]) -> Result<(PathBuf, Option<u64>), Error> {
         let base = match op.base {
             Some(index) => Some(
                 inputs
@@ -651,18 +718,19 @@ impl Worker {
         let root = self.derive(base)?;
         let paths: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
         let mut actions = op.actions.as_slice();
+        let mut bytes = None;
         // A first COPY that only adds a whole tree links its files instead of copying them.
         if let Some((first, rest)) = actions.split_first()
             && let Some(plan) = crate::ops::copy_link::plan(&root, &paths, first)?
         {
-            let mut outcome = Ok(());
+            let mut outcome = Ok(0);
             self.snapshotter
                 .fill(&root, &mut |layer| outcome = plan.apply(layer))?;
-            outcome?;
+            bytes = Some(outcome?).filter(|_| rest.is_empty());
             actions = rest;
         }
         crate::ops::file::apply(&root, &paths, actions)?;
-        Ok(root)
+        Ok((root, bytes))
     }
 }
 
@@ -740,11 +808,12 @@ impl OpExec for Worker {
                     .get_mut(walk.root())
                     .ok_or_else(|| Error::UnknownLocal { name: name.clone() })?;
                 let before = cache.content_reads();
-                let checksum = walk.checksum_entries(&entries, &["/"], cache)?;
+                let checksum = walk.checksum_digests(&entries, &["/"], cache)?;
                 // Advisory: a cache that cannot be written only costs re-reading next time.
                 let _ = cache.save();
                 (checksum, cache.content_reads() - before)
             };
+            let (checksum, digests) = checksum;
             // Compat: BuildKit reports the context transfer on this vertex; bake names what
             // the sync had to read, which is what a rebuild costs.
             context.log(
@@ -758,7 +827,7 @@ impl OpExec for Worker {
             // Kept for the snapshot this vertex makes if its key misses the cache.
             self.walks.lock().unwrap_or_else(|e| e.into_inner()).insert(
                 (context.vertex().to_owned(), walk.root().to_owned()),
-                entries,
+                (entries, digests),
             );
             // Keyed as if the source were `local://<name>`: where the directory lives and what
             // the engine renamed it to never change the key; its content does.
@@ -803,8 +872,27 @@ impl OpExec for Worker {
         };
         let input = self.materialise(input)?;
         let selectors: Vec<&str> = selectors.iter().map(String::as_str).collect();
-        // A committed snapshot never changes: its checksum is remembered beside it.
-        match crate::source::local::snapshot::snapshot_checksum(&input, &selectors) {
+        let walked = self
+            .trees
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&input)
+            .cloned();
+        // A context snapshot this worker just made: its checksum follows from the walk's
+        // digests. Else a committed snapshot never changes: its checksum is remembered beside
+        // it.
+        let known = match &walked {
+            Some(walked) => crate::source::local::snapshot::snapshot_checksum_known(
+                &input, &walked.0, &walked.1, &selectors,
+            ),
+            None => Ok(None),
+        };
+        let checksum = match known {
+            Ok(Some(digest)) => Ok((digest, 0)),
+            Ok(None) => crate::source::local::snapshot::snapshot_checksum(&input, &selectors),
+            Err(error) => Err(error),
+        };
+        match checksum {
             Ok((digest, _)) => Ok(Some(digest)),
             // The input is a snapshot, whose directory means nothing to the user: the step's
             // own error names the path as the Dockerfile wrote it.
@@ -827,9 +915,13 @@ impl OpExec for Worker {
             .collect::<Result<_, _>>()?;
         // The parent is the input the new tree starts as; its layers sit below this one's.
         let input = |index: Option<usize>| index.and_then(|i| inputs.get(i)).cloned();
+        // Bytes the result holds of its own when the step counted them, so a large tree of
+        // links is not walked again to size it.
+        let mut bytes = None;
         let result = match vertex.op.as_ref() {
             Op::Source(op) => {
-                let path = self.source(vertex, op, context)?;
+                let (path, counted) = self.source(vertex, op, context)?;
+                bytes = counted;
                 self.snapshotter.commit(&path)?;
                 self.source_ref(vertex, op, path)?
             }
@@ -839,7 +931,8 @@ impl OpExec for Worker {
                 Ref::new(path, input(root_input(op)), Layer::Diff)
             }
             Op::File(op) => {
-                let path = self.file_op(op, &trees)?;
+                let (path, counted) = self.file_op(op, &trees)?;
+                bytes = counted;
                 self.snapshotter.commit(&path)?;
                 Ref::new(path, input(op.base), Layer::Diff)
             }
@@ -854,7 +947,10 @@ impl OpExec for Worker {
             }
         };
         if let Some(path) = result.path() {
-            crate::snapshot::usage::record_size(&path);
+            match bytes {
+                Some(bytes) => crate::snapshot::usage::record_bytes(&path, bytes),
+                None => crate::snapshot::usage::record_size(&path),
+            }
         }
         Ok(vec![result])
     }

@@ -200,6 +200,26 @@ fn layers_of(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(layers)
 }
 
+/// The directories holding the files of the committed tree at `path`, top first, such that
+/// a path's file is the one in the first directory that has that path: an overlay
+/// snapshot's layers, or the tree itself. A file found there can be hard-linked where the
+/// mount point's cannot (another filesystem). `None` when the kernel's overlayfs may keep a
+/// file's data or a renamed directory's content under another path (`metacopy` or
+/// `redirect_dir` on by default), where looking up by path would be wrong.
+pub fn layers(path: &Path) -> Option<Vec<PathBuf>> {
+    if snapshot_of(path).is_none() {
+        return Some(vec![path.to_path_buf()]);
+    }
+    static BY_PATH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let by_path = *BY_PATH.get_or_init(|| {
+        ["metacopy", "redirect_dir"].iter().all(|name| {
+            fs::read_to_string(format!("/sys/module/overlay/parameters/{name}"))
+                .is_ok_and(|value| value.trim() == "N")
+        })
+    });
+    by_path.then(|| layers_of(path).ok()).flatten()
+}
+
 fn lowerdir(layers: &[PathBuf]) -> String {
     layers
         .iter()

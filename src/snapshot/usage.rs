@@ -52,6 +52,21 @@ pub fn record_size(result: &Path) {
     mark_used(result);
 }
 
+/// Records `bytes` as what the finished result at `result` holds, for a step that counted
+/// what it wrote (a tree made of hard links to other snapshots is mostly not its own), so no
+/// walk of a large tree is on the build's path. An overlay snapshot's flattened lower, made
+/// before the step ran, is added (advisory: errors are ignored).
+pub fn record_bytes(result: &Path, bytes: u64) {
+    let snapshot = snapshot_dir(result);
+    let flat = if snapshot == result {
+        0
+    } else {
+        tree_size(&snapshot.join("flat"))
+    };
+    let _ = fs::write(side_file(snapshot, "size"), (bytes + flat).to_string());
+    mark_used(result);
+}
+
 fn tree_size(path: &Path) -> u64 {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return 0;

@@ -50,6 +50,11 @@ impl FileStat {
         }
     }
 
+    /// The file's size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
     /// The same fields from a raw `stat`.
     pub(crate) fn of_stat(stat: &rustix::fs::Stat) -> Self {
         Self {

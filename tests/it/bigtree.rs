@@ -1,5 +1,6 @@
 //! Big contexts through the binary: a rebuild after a one-file change hashes that file and no
-//! other, links every other file into the new context snapshot, and the `type=local` export
+//! other, copies no other into the new context snapshot (the rest are kept from the last one:
+//! linked, or under a new overlay layer), and the `type=local` export
 //! rewrites only the changed file (the others keep their inode); a removed file disappears
 //! from the destination; an edit that keeps size and mtime (`touch -d` back) is still seen.
 

@@ -7,6 +7,7 @@
 
 mod architecture;
 mod bigtree;
+mod bigtree_edits;
 mod book;
 mod build;
 mod cache_export;

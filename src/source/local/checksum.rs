@@ -42,8 +42,67 @@ impl LocalSource {
         selectors: &[&str],
         cache: &mut StatCache,
     ) -> Result<Digest> {
+        Ok(self.checksum_digests(entries, selectors, cache)?.0)
+    }
+
+    /// [`Self::checksum_entries`], also returning the digest of every entry it hashed (by
+    /// index into `entries`; `None` for entries the selectors do not name), from which
+    /// [`Self::checksum_known`] computes other selectors' checksums without any I/O.
+    pub fn checksum_digests(
+        &self,
+        entries: &[Entry],
+        selectors: &[&str],
+        cache: &mut StatCache,
+    ) -> Result<(Digest, Vec<Option<Digest>>)> {
         cache.start_pass();
-        // What each selector hashes: named subtrees, as ranges of `entries`.
+        let plan = self.plan(entries, selectors)?;
+        let needed = needed(entries.len(), &plan);
+        let indices: Vec<usize> = (0..entries.len()).filter(|&i| needed[i]).collect();
+        let shared: &StatCache = cache;
+        let computed: Vec<Hashed> = indices
+            .par_iter()
+            .map(|&index| {
+                let (digest, read) = self.entry_digest(&entries[index], shared)?;
+                Ok((index, digest, read))
+            })
+            .collect::<Result<_>>()?;
+        let mut digests: Vec<Option<Digest>> = vec![None; entries.len()];
+        for (index, digest, update) in computed {
+            digests[index] = Some(digest);
+            if let Some(update) = update {
+                let path = entries[index].path.to_string_lossy();
+                cache.record_entry(
+                    &path,
+                    update.stat,
+                    update.content,
+                    update.entry,
+                    update.read,
+                );
+            }
+        }
+        Ok((combine(entries, &digests, &plan), digests))
+    }
+
+    /// The checksum of what `selectors` name, from entry digests already known (as
+    /// [`Self::checksum_digests`] returns them for a tree with this tree's content); `None`
+    /// when one it needs is missing. Only symlinks on the selectors' paths are read.
+    pub fn checksum_known(
+        &self,
+        entries: &[Entry],
+        digests: &[Option<Digest>],
+        selectors: &[&str],
+    ) -> Result<Option<Digest>> {
+        let plan = self.plan(entries, selectors)?;
+        let needed = needed(entries.len(), &plan);
+        let complete = needed
+            .iter()
+            .zip(digests)
+            .all(|(needed, digest)| !needed || digest.is_some());
+        Ok(complete.then(|| combine(entries, digests, &plan)))
+    }
+
+    /// What each selector hashes: named subtrees, as ranges of `entries`.
+    fn plan(&self, entries: &[Entry], selectors: &[&str]) -> Result<Vec<Selected>> {
         let mut plan: Vec<Selected> = Vec::new();
         for selector in selectors {
             let cleaned = dockerignore::clean(selector.trim_start_matches('/'));
@@ -74,60 +133,7 @@ impl LocalSource {
                 plan.push(Selected::Path(path, range));
             }
         }
-        let mut needed = vec![false; entries.len()];
-        for selected in &plan {
-            match selected {
-                Selected::Glob(matched) => {
-                    for (_, range) in matched {
-                        needed[range.clone()].fill(true);
-                    }
-                }
-                Selected::Path(_, range) => needed[range.clone()].fill(true),
-            }
-        }
-        let indices: Vec<usize> = (0..entries.len()).filter(|&i| needed[i]).collect();
-        let shared: &StatCache = cache;
-        let computed: Vec<Hashed> = indices
-            .par_iter()
-            .map(|&index| {
-                let (digest, read) = self.entry_digest(&entries[index], shared)?;
-                Ok((index, digest, read))
-            })
-            .collect::<Result<_>>()?;
-        let mut digests: Vec<Option<Digest>> = vec![None; entries.len()];
-        for (index, digest, update) in computed {
-            digests[index] = Some(digest);
-            if let Some(update) = update {
-                let path = entries[index].path.to_string_lossy();
-                cache.record_entry(
-                    &path,
-                    update.stat,
-                    update.content,
-                    update.entry,
-                    update.read,
-                );
-            }
-        }
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        for selected in &plan {
-            match selected {
-                Selected::Glob(matched) => {
-                    parts.push(b"glob".to_vec());
-                    for (index, range) in matched {
-                        let top = &entries[*index].path;
-                        parts.push(top.as_os_str().as_bytes().to_vec());
-                        let digest = tree_digest(entries, &digests, top, range.clone());
-                        parts.push(digest.as_bytes().to_vec());
-                    }
-                }
-                Selected::Path(top, range) => {
-                    parts.push(b"path".to_vec());
-                    let digest = tree_digest(entries, &digests, top, range.clone());
-                    parts.push(digest.as_bytes().to_vec());
-                }
-            }
-        }
-        Ok(Digest::of_parts(parts.iter().map(Vec::as_slice)))
+        Ok(plan)
     }
 
     /// Hashes one entry's header fields and content; a file the cache does not know is read.
@@ -232,6 +238,46 @@ fn subtree(entries: &[Entry], top: &Path) -> Range<usize> {
         .take_while(|e| e.path.starts_with(top))
         .count();
     start..start + length
+}
+
+/// Which entries a plan hashes.
+fn needed(count: usize, plan: &[Selected]) -> Vec<bool> {
+    let mut needed = vec![false; count];
+    for selected in plan {
+        match selected {
+            Selected::Glob(matched) => {
+                for (_, range) in matched {
+                    needed[range.clone()].fill(true);
+                }
+            }
+            Selected::Path(_, range) => needed[range.clone()].fill(true),
+        }
+    }
+    needed
+}
+
+/// The checksum of a plan from its entries' digests.
+fn combine(entries: &[Entry], digests: &[Option<Digest>], plan: &[Selected]) -> Digest {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for selected in plan {
+        match selected {
+            Selected::Glob(matched) => {
+                parts.push(b"glob".to_vec());
+                for (index, range) in matched {
+                    let top = &entries[*index].path;
+                    parts.push(top.as_os_str().as_bytes().to_vec());
+                    let digest = tree_digest(entries, digests, top, range.clone());
+                    parts.push(digest.as_bytes().to_vec());
+                }
+            }
+            Selected::Path(top, range) => {
+                parts.push(b"path".to_vec());
+                let digest = tree_digest(entries, digests, top, range.clone());
+                parts.push(digest.as_bytes().to_vec());
+            }
+        }
+    }
+    Digest::of_parts(parts.iter().map(Vec::as_slice))
 }
 
 /// Hashes `top` and everything below it (the entries in `range`), names taken relative to

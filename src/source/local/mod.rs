@@ -12,6 +12,7 @@
 mod checksum;
 mod include;
 pub mod snapshot;
+mod update;
 mod xattrs;
 
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +36,9 @@ use crate::digest::Digest;
 use crate::source::dockerignore::{self, Matcher};
 use crate::source::error::{Error, Result, io_error};
 use crate::source::stat_cache::{FileStat, StatCache};
+
+/// The allocation unit sizes are rounded up to (ext4's and most filesystems' block).
+const BLOCK: u64 = 4096;
 
 /// Symlink hops allowed while resolving one path, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -310,7 +314,8 @@ impl LocalSource {
 
     /// [`Self::materialize`], reusing an earlier snapshot of this context: a file whose
     /// source stat is the one `previous` recorded for it (its manifest) is hard-linked from
-    /// that snapshot instead of copied, so only changed files are read. Every other file is
+    /// that snapshot (given as its layer directories, top first, see
+    /// [`crate::snapshot::overlay::layers`]) instead of copied, so only changed files are read. Every other file is
     /// hashed while it is copied. The returned manifest holds the digest of every file
     /// `dest` holds; save it next to the snapshot once the snapshot is complete.
     ///
@@ -320,7 +325,7 @@ impl LocalSource {
     pub fn materialize_from(
         &self,
         dest: &Path,
-        previous: Option<(&Path, &StatCache)>,
+        previous: Option<(&[PathBuf], &StatCache)>,
     ) -> Result<Materialized> {
         self.materialize_entries(self.walk()?, dest, previous)
     }
@@ -331,7 +336,7 @@ impl LocalSource {
         &self,
         entries: Vec<Entry>,
         dest: &Path,
-        previous: Option<(&Path, &StatCache)>,
+        previous: Option<(&[PathBuf], &StatCache)>,
     ) -> Result<Materialized> {
         fs::create_dir_all(dest).map_err(io_error("create", dest))?;
         let privileged = rustix::process::geteuid().is_root();
@@ -382,13 +387,23 @@ impl LocalSource {
         }
         let mut reused = 0;
         let mut hashed = 0;
+        let mut changed = 0;
+        // What the snapshot holds of its own: its directories and the files copied into it
+        // (a linked file's blocks belong to the snapshot that first held them).
+        let mut bytes = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Directory)
+            .count() as u64
+            * BLOCK;
         for done in placed.into_iter().flatten().chain(placed_shared) {
             let text = done.path.to_string_lossy();
+            changed += u64::from(done.changed);
             if done.reused {
                 reused += 1;
                 manifest.record(&text, done.stat, done.digest, done.changed);
             } else {
                 hashed += 1;
+                bytes += done.stat.size().div_ceil(BLOCK) * BLOCK;
                 manifest.record_read(&text, done.stat, done.digest, done.changed);
             }
         }
@@ -403,6 +418,8 @@ impl LocalSource {
             manifest,
             reused,
             hashed,
+            changed,
+            bytes,
         })
     }
 
@@ -412,17 +429,18 @@ impl LocalSource {
         &self,
         entry: &Entry,
         dest: &Path,
-        previous: Option<(&Path, &StatCache)>,
+        previous: Option<(&[PathBuf], &StatCache)>,
         privileged: bool,
     ) -> Result<Option<Placed>> {
         let target = dest.join(&entry.path);
         match &entry.kind {
             EntryKind::File => {
                 let text = entry.path.to_string_lossy();
-                if let Some((snapshot, manifest)) = previous
+                if let Some((layers, manifest)) = previous
                     && let Some(digest) = manifest.lookup(&text, entry.stat)
                     // The snapshot may have been collected since; then the file is copied.
-                    && fs::hard_link(snapshot.join(&entry.path), &target).is_ok()
+                    && let Some(file) = layer_file(layers, &entry.path)
+                    && fs::hard_link(file, &target).is_ok()
                 {
                     return Ok(Some(Placed {
                         path: entry.path.clone(),
@@ -468,10 +486,15 @@ pub struct Materialized {
     pub entries: Vec<Entry>,
     /// The digest of every file the snapshot holds, under its source's stat.
     pub manifest: StatCache,
-    /// Files linked from the previous snapshot.
+    /// Files kept from the previous snapshot (linked, or left in place under a new layer).
     pub reused: u64,
     /// Files copied (and hashed while copied).
     pub hashed: u64,
+    /// Files that changed while they were copied: the snapshot may not hold what the walk
+    /// saw.
+    pub changed: u64,
+    /// Bytes the snapshot holds of its own (directories and copied files, by whole blocks).
+    pub bytes: u64,
 }
 
 /// One file placed in a snapshot.
@@ -481,6 +504,17 @@ struct Placed {
     digest: Digest,
     reused: bool,
     changed: bool,
+}
+
+/// The file at `relative` in the first of `layers` that has anything there, when it is a
+/// regular file.
+fn layer_file(layers: &[PathBuf], relative: &Path) -> Option<PathBuf> {
+    layers.iter().find_map(|layer| {
+        let path = layer.join(relative);
+        fs::symlink_metadata(&path)
+            .ok()
+            .map(|meta| meta.is_file().then_some(path))
+    })?
 }
 
 fn manifest_digest(placed: &[Placed], path: &Path) -> Option<Digest> {
