@@ -204,6 +204,23 @@ pub fn run(
     Ok(status)
 }
 
+/// The directory of the input `mount` reads (its `selector` inside that input's root), if
+/// it reads one.
+fn input_path(mount: &graph::Mount, inputs: &[&Path]) -> Result<Option<PathBuf>> {
+    let Some(input) = mount.input else {
+        return Ok(None);
+    };
+    let base = inputs.get(input).ok_or(Error::MissingInput {
+        dest: mount.dest.clone(),
+        index: input,
+        count: inputs.len(),
+    })?;
+    Ok(Some(crate::executor::user::resolve_in_root(
+        base,
+        &mount.selector,
+    )))
+}
+
 fn mount_kind(
     mount: &graph::Mount,
     index: usize,
@@ -214,15 +231,8 @@ fn mount_kind(
 ) -> Result<Option<MountKind>> {
     Ok(Some(match &mount.kind {
         graph::MountKind::Bind => {
-            let source = match mount.input {
-                Some(input) => {
-                    let base = inputs.get(input).ok_or(Error::MissingInput {
-                        dest: mount.dest.clone(),
-                        index: input,
-                        count: inputs.len(),
-                    })?;
-                    crate::executor::user::resolve_in_root(base, &mount.selector)
-                }
+            let source = match input_path(mount, inputs)? {
+                Some(path) => path,
                 None => {
                     let empty = scratch.join(format!("empty-{index}"));
                     fs::create_dir_all(&empty).map_err(io_error(&empty))?;
@@ -243,20 +253,7 @@ fn mount_kind(
             }
         }
         graph::MountKind::Cache { id, sharing, owner } => {
-            let base = match mount.input {
-                Some(input) => {
-                    let base = inputs.get(input).ok_or(Error::MissingInput {
-                        dest: mount.dest.clone(),
-                        index: input,
-                        count: inputs.len(),
-                    })?;
-                    Some((
-                        crate::executor::user::resolve_in_root(base, &mount.selector),
-                        mount.selector.as_str(),
-                    ))
-                }
-                None => None,
-            };
+            let base = input_path(mount, inputs)?.map(|path| (path, mount.selector.as_str()));
             let prepared = crate::ops::cache_mount::prepare(
                 environment.cache_root,
                 id,

@@ -340,7 +340,6 @@ impl LocalSource {
     ) -> Result<Materialized> {
         fs::create_dir_all(dest).map_err(io_error("create", dest))?;
         let privileged = rustix::process::geteuid().is_root();
-        let mut manifest = StatCache::in_memory();
         // Directories first, parents before children, so files can go in parallel.
         for entry in entries.iter().filter(|e| e.kind == EntryKind::Directory) {
             let target = dest.join(&entry.path);
@@ -385,42 +384,24 @@ impl LocalSource {
                 placed_shared.push(done);
             }
         }
-        let mut reused = 0;
-        let mut hashed = 0;
-        let mut changed = 0;
         // What the snapshot holds of its own: its directories and the files copied into it
         // (a linked file's blocks belong to the snapshot that first held them).
-        let mut bytes = entries
+        let directories = entries
             .iter()
             .filter(|e| e.kind == EntryKind::Directory)
             .count() as u64
             * BLOCK;
-        for done in placed.into_iter().flatten().chain(placed_shared) {
-            let text = done.path.to_string_lossy();
-            changed += u64::from(done.changed);
-            if done.reused {
-                reused += 1;
-                manifest.record(&text, done.stat, done.digest, done.changed);
-            } else {
-                hashed += 1;
-                bytes += done.stat.size().div_ceil(BLOCK) * BLOCK;
-                manifest.record_read(&text, done.stat, done.digest, done.changed);
-            }
-        }
         // Creating children touched the directories' mtimes; restore them, deepest first.
         for entry in entries.iter().rev() {
             if entry.kind == EntryKind::Directory {
                 set_times(&dest.join(&entry.path), entry)?;
             }
         }
-        Ok(Materialized {
+        Ok(Materialized::tally(
             entries,
-            manifest,
-            reused,
-            hashed,
-            changed,
-            bytes,
-        })
+            placed.into_iter().flatten().chain(placed_shared),
+            directories,
+        ))
     }
 
     /// Puts one non-directory entry into `dest`: a link to the previous snapshot's copy when
@@ -495,6 +476,39 @@ pub struct Materialized {
     pub changed: u64,
     /// Bytes the snapshot holds of its own (directories and copied files, by whole blocks).
     pub bytes: u64,
+}
+
+impl Materialized {
+    /// The snapshot of `entries`: `placed` recorded in its manifest and counted, its own
+    /// bytes those of the files copied on top of `bytes`.
+    fn tally(
+        entries: Vec<Entry>,
+        placed: impl IntoIterator<Item = Placed>,
+        mut bytes: u64,
+    ) -> Self {
+        let mut manifest = StatCache::in_memory();
+        let (mut reused, mut hashed, mut changed) = (0, 0, 0);
+        for done in placed {
+            let text = done.path.to_string_lossy();
+            changed += u64::from(done.changed);
+            if done.reused {
+                reused += 1;
+                manifest.record(&text, done.stat, done.digest, done.changed);
+            } else {
+                hashed += 1;
+                bytes += done.stat.size().div_ceil(BLOCK) * BLOCK;
+                manifest.record_read(&text, done.stat, done.digest, done.changed);
+            }
+        }
+        Self {
+            entries,
+            manifest,
+            reused,
+            hashed,
+            changed,
+            bytes,
+        }
+    }
 }
 
 /// One file placed in a snapshot.

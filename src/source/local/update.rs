@@ -93,20 +93,6 @@ impl LocalSource {
             .filter(|e| e.kind != EntryKind::Directory)
             .map(|entry| self.update_one(entry, dest, previous, privileged))
             .collect::<Result<_>>()?;
-        let mut manifest = StatCache::in_memory();
-        let (mut reused, mut hashed, mut changed) = (0, 0, 0);
-        for done in placed.into_iter().flatten() {
-            let text = done.path.to_string_lossy();
-            changed += u64::from(done.changed);
-            if done.reused {
-                reused += 1;
-                manifest.record(&text, done.stat, done.digest, done.changed);
-            } else {
-                hashed += 1;
-                bytes += done.stat.size().div_ceil(BLOCK) * BLOCK;
-                manifest.record_read(&text, done.stat, done.digest, done.changed);
-            }
-        }
         // Writing into directories moved their mtimes; put back those that differ (setting
         // the others would copy every directory up into the new layer).
         for entry in entries.iter().rev() {
@@ -118,14 +104,11 @@ impl LocalSource {
                 }
             }
         }
-        Ok(Materialized {
+        Ok(Materialized::tally(
             entries,
-            manifest,
-            reused,
-            hashed,
-            changed,
+            placed.into_iter().flatten(),
             bytes,
-        })
+        ))
     }
 
     /// Brings one non-directory entry up to date in `dest`: kept when the previous snapshot
