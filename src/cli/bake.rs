@@ -364,7 +364,7 @@ type IgnoredAttribute = (&'static str, &'static str, fn(&bake::model::Target) ->
 /// `cache-from`, `cache-to` and `network` on to the daemon.
 fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
     let mut out = Vec::new();
-    let checks: [IgnoredAttribute; 7] = [
+    let checks: [IgnoredAttribute; 6] = [
         ("attest", "bake does not produce attestations", |t| {
             t.attest.iter().any(|a| !a.disabled)
         }),
@@ -387,11 +387,6 @@ fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
             "ulimits",
             "RUN steps get the runtime's default limits",
             |t| !t.ulimits.is_empty(),
-        ),
-        (
-            "extra-hosts",
-            "RUN steps get only the default /etc/hosts",
-            |t| !t.extra_hosts.is_empty(),
         ),
         (
             "resources",

@@ -314,6 +314,7 @@ pub(crate) mod tests {
             secrets: Vec::new(),
             ssh: Vec::new(),
             network: None,
+            extra_hosts: Vec::new(),
             no_cache: false,
             no_cache_filter: Vec::new(),
             pull: false,

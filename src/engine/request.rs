@@ -108,5 +108,6 @@ pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Resul
         no_cache_filter: request.no_cache_filter.clone(),
         dockerignore,
         multi_platform: false,
+        extra_hosts: request.extra_hosts.clone(),
     })
 }

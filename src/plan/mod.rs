@@ -173,6 +173,9 @@ pub struct BuildRequest {
     pub ssh: Vec<Ssh>,
     /// Network mode for RUN steps.
     pub network: Option<String>,
+    /// Extra `/etc/hosts` entries for RUN steps, as `host=ip`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     /// Ignore the cache entirely.
     pub no_cache: bool,
     /// Stages whose cache is ignored.
@@ -325,6 +328,11 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
             secrets: target.secret.clone(),
             ssh: target.ssh.clone(),
             network: target.network.clone(),
+            extra_hosts: target
+                .extra_hosts
+                .iter()
+                .filter_map(|(host, ip)| ip.as_ref().map(|ip| format!("{host}={ip}")))
+                .collect(),
             no_cache: target.no_cache.unwrap_or(false),
             no_cache_filter: target.no_cache_filter.clone(),
             pull: target.pull.unwrap_or(false),

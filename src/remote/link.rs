@@ -159,6 +159,7 @@ mod tests {
             secrets: Vec::new(),
             ssh: Vec::new(),
             network: None,
+            extra_hosts: Vec::new(),
             no_cache: false,
             no_cache_filter: Vec::new(),
             pull: false,

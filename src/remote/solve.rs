@@ -221,6 +221,10 @@ impl Job {
         if request.pull {
             attrs.insert("image-resolve-mode".to_owned(), "pull".to_owned());
         }
+        if !request.extra_hosts.is_empty() {
+            // Compat: buildx build.toSolveOpt (`add-hosts`, `host=ip` comma-separated).
+            attrs.insert("add-hosts".to_owned(), request.extra_hosts.join(","));
+        }
         if let Some(network) = request.network.as_deref().filter(|n| *n != "default") {
             attrs.insert("force-network-mode".to_owned(), network.to_owned());
         }

@@ -1081,3 +1081,31 @@ fn monorepo_example_builds_for_two_platforms() {
         assert_eq!(architectures, ["amd64", "arm64"], "{archive}");
     }
 }
+
+#[test]
+fn extra_hosts_reach_the_hosts_file_of_run_steps_without_a_warning() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN cp /etc/hosts /hosts\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "variable \"BASE\" {}\ntarget \"default\" {\n  contexts = { base = BASE }\n  \
+         extra-hosts = { \"db.internal\" = \"10.1.2.3\" }\n  output = [\"type=local,dest=out\"]\n}\n",
+    )
+    .unwrap();
+    let (output, _) = run(&dir, &scratch.path().join("root"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("extra-hosts"), "{stderr}");
+    let hosts = std::fs::read_to_string(dir.join("out/hosts")).unwrap();
+    assert!(hosts.contains("10.1.2.3\tdb.internal"), "{hosts}");
+    assert!(hosts.contains("127.0.0.1\tlocalhost"), "{hosts}");
+}

@@ -410,3 +410,30 @@ fn remote_driver_builds_over_the_control_api_session_tunnel() {
         "hello from the context\n"
     );
 }
+
+#[test]
+fn extra_hosts_reach_run_steps_on_the_engine() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let _serial = crate::remote_build::serial();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {BASE}\nRUN cp /etc/hosts /hosts\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("docker-bake.hcl"),
+        "target \"default\" {\n  extra-hosts = { \"db.internal\" = \"10.1.2.3\" }\n  \
+         output = [\"type=local,dest=out\"]\n}\n",
+    )
+    .unwrap();
+    let output = bake(dir.path(), &["--builder", "docker://"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let hosts = std::fs::read_to_string(dir.path().join("out/hosts")).unwrap();
+    assert!(
+        hosts.contains("10.1.2.3") && hosts.contains("db.internal"),
+        "{hosts}"
+    );
+}

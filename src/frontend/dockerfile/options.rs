@@ -118,6 +118,9 @@ pub struct ConvertOptions {
     /// The target builds for several platforms, so step names start with the platform
     /// (`[linux/arm64 build 2/3] RUN make`), as BuildKit names them.
     pub multi_platform: bool,
+    /// Extra `/etc/hosts` entries for every RUN step, as `host=ip` (the target's
+    /// `extra-hosts`).
+    pub extra_hosts: Vec<String>,
 }
 
 impl fmt::Debug for ConvertOptions {
@@ -133,6 +136,7 @@ impl fmt::Debug for ConvertOptions {
             .field("all_stages", &self.all_stages)
             .field("no_cache_filter", &self.no_cache_filter)
             .field("dockerignore", &self.dockerignore)
+            .field("extra_hosts", &self.extra_hosts)
             .finish()
     }
 }

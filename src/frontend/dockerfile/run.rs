@@ -89,7 +89,7 @@ pub(crate) fn convert_run(
             .clone()
             .unwrap_or_else(|| "/".to_owned()),
         user: state.image.config.user.clone().unwrap_or_default(),
-        extra_hosts: Vec::new(),
+        extra_hosts: dispatcher.context.options.extra_hosts.clone(),
         devices: spec.devices.clone(),
     };
     let network = match spec.network.as_deref() {
