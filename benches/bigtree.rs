@@ -15,54 +15,21 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use divan::Bencher;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::scratch;
+
+fn main() {
+    common::main_if_builds("bigtree");
+}
+
 /// Files in the generated context: `DIRS` directories of `FILES_PER_DIR` files each.
 const DIRS: usize = 200;
 const FILES_PER_DIR: usize = 100;
-
-fn main() {
-    let root = rustix::process::geteuid().is_root();
-    let runc = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("runc").is_file()));
-    if !(root && runc) {
-        eprintln!("skipping bigtree benchmarks: they need root and runc (Debian package `runc`)");
-        return;
-    }
-    divan::main();
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `oci-layout://<abs>/fixtures/base/busybox@sha256:...`, the base image.
-fn base() -> &'static str {
-    static BASE: OnceLock<String> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let layout = repo().join("fixtures/base/busybox");
-        let index: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap())
-                .unwrap();
-        let digest = index["manifests"][0]["digest"].as_str().unwrap();
-        format!("oci-layout://{}@{digest}", layout.display())
-    })
-}
-
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("bake-bench-bigtree-")
-            .tempdir()
-            .unwrap()
-    })
-    .path()
-}
 
 /// Writes the project for `output` (`local` or `cacheonly`) once: the bake file, the
 /// Dockerfile and `src/` with the generated files.
@@ -98,20 +65,7 @@ fn project(output: &str) -> PathBuf {
 }
 
 fn bake(dir: &Path, root: &Path) {
-    let output = Command::new(env!("CARGO_BIN_EXE_bake"))
-        .arg("--root")
-        .arg(root)
-        .arg("--progress=plain")
-        .current_dir(dir)
-        .env("BASE", base())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "bake failed in {}:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::bake(dir, root, &[], &[]);
 }
 
 /// A fresh state root and no previous export for every sample.

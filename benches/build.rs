@@ -25,49 +25,15 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 use divan::Bencher;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{repo, scratch};
+
 fn main() {
-    let root = rustix::process::geteuid().is_root();
-    let runc = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("runc").is_file()));
-    if !(root && runc) {
-        eprintln!("skipping build benchmarks: they need root and runc (Debian package `runc`)");
-        return;
-    }
-    divan::main();
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `oci-layout://<abs>/fixtures/base/busybox@sha256:...`, the `BASE` every scenario takes.
-fn base() -> &'static str {
-    static BASE: OnceLock<String> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let layout = repo().join("fixtures/base/busybox");
-        let index: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap())
-                .unwrap();
-        let digest = index["manifests"][0]["digest"].as_str().unwrap();
-        format!("oci-layout://{}@{digest}", layout.display())
-    })
-}
-
-/// A scratch directory for the whole run (projects and primed roots).
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("bake-bench-build-")
-            .tempdir()
-            .unwrap()
-    })
-    .path()
+    common::main_if_builds("build");
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -153,27 +119,15 @@ fn two_platforms() -> Vec<(&'static str, String)> {
 /// Runs the release binary in `dir` on state root `root`, as a user would, with bake file
 /// variables `env`.
 fn bake_with(dir: &Path, root: &Path, env: &[(&str, String)]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_bake"))
-        .arg("--root")
-        .arg(root)
-        .arg("--progress=plain")
-        // The monorepo example reads busybox from outside its directory, as a user grants.
-        .arg("--allow=fs.read=/bin")
-        .arg(format!(
+    // The monorepo example reads busybox from outside its directory, as a user grants.
+    let allow = vec![
+        "--allow=fs.read=/bin".to_owned(),
+        format!(
             "--allow=fs.read={}",
             repo().join("target/tmp/arm64").display()
-        ))
-        .current_dir(dir)
-        .env("BASE", base())
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "bake failed in {}:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
+        ),
+    ];
+    common::bake(dir, root, &allow, env);
 }
 
 /// A fresh state root per sample; the directory is removed after timing.
