@@ -361,18 +361,13 @@ type IgnoredAttribute = (&'static str, &'static str, fn(&bake::model::Target) ->
 
 /// What the build accepts but does not act on, one line per flag or attribute with the
 /// targets that set it: nothing accepted is silently dropped. A remote build passes
-/// `cache-from`, `cache-to` and `network` on to the daemon.
+/// `network` and `attest` on to the daemon, which judges them.
 fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
     let mut out = Vec::new();
-    let checks: [IgnoredAttribute; 6] = [
+    let checks: [IgnoredAttribute; 5] = [
         ("attest", "bake does not produce attestations", |t| {
             t.attest.iter().any(|a| !a.disabled)
         }),
-        (
-            "annotations",
-            "bake does not add target annotations to outputs",
-            |t| !t.annotations.is_empty(),
-        ),
         (
             "network",
             "RUN steps use the network mode of their `--network` flag",
@@ -395,7 +390,7 @@ fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
         ),
     ];
     for (attribute, why, set) in checks {
-        if remote && matches!(attribute, "cache-from" | "cache-to" | "network") {
+        if remote && matches!(attribute, "network" | "attest") {
             continue;
         }
         let targets: Vec<String> = resolved

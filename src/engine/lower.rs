@@ -309,6 +309,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             outputs: Vec::new(),
+            attest: Vec::new(),
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             secrets: Vec::new(),

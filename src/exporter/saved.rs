@@ -15,7 +15,7 @@ use crate::exporter::compress::store_layer;
 use crate::exporter::error::{Error, Result, io_error};
 use crate::exporter::image::{Assembled, AssembledManifest, CREATED_ANNOTATION};
 use crate::exporter::oci::{Files, index_json, write_directory, write_tar_destination};
-use crate::exporter::options::{ImageOptions, parse_bool_attr};
+use crate::exporter::options::{AnnotationKind, ImageOptions, parse_bool_attr};
 use crate::exporter::output::ExportResponse;
 use crate::exporter::reference::normalize;
 use crate::oci::{Descriptor, DescriptorPlatform, Manifest, media_types};
@@ -55,7 +55,7 @@ pub fn export_saved(
     stdout: &mut dyn Write,
 ) -> Result<ExportResponse> {
     for key in entry.attrs.keys() {
-        if NEEDS_OWN_LAYERS.contains(&key.as_str()) || key.starts_with("annotation") {
+        if NEEDS_OWN_LAYERS.contains(&key.as_str()) {
             return Err(Error::BadAttribute {
                 key: key.clone(),
                 value: entry.attrs[key].clone(),
@@ -64,6 +64,14 @@ pub fn export_saved(
         }
     }
     let options = ImageOptions::parse(&entry.attrs, None)?;
+    if options.annotations.has(AnnotationKind::Index) {
+        // Compat: buildkit exporter/containerimage/writer.go; the engine exports one platform.
+        return Err(Error::BadAttribute {
+            key: "annotation-index".to_owned(),
+            value: String::new(),
+            reason: "index annotations not supported for single platform export".to_owned(),
+        });
+    }
     let names = options
         .names
         .iter()
@@ -183,6 +191,11 @@ fn assemble(
     } else {
         (media_types::DOCKER_MANIFEST, media_types::DOCKER_CONFIG)
     };
+    let platform = Platform {
+        os: parsed.os,
+        architecture: parsed.architecture,
+        variant: parsed.variant.filter(|v| !v.is_empty()),
+    };
     let manifest = Manifest {
         schema_version: 2,
         media_type: manifest_type.to_owned(),
@@ -190,7 +203,9 @@ fn assemble(
         config: Descriptor::new(config_type, config_digest, config.len() as u64),
         layers,
         subject: None,
-        annotations: BTreeMap::new(),
+        annotations: options
+            .annotations
+            .for_kind(AnnotationKind::Manifest, Some(&platform)),
     };
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json {
         what: "manifest",
@@ -198,12 +213,10 @@ fn assemble(
     })?;
     let digest = store.write(&bytes)?;
     blobs.push((digest, store.blob_path(&digest)));
-    let platform = Platform {
-        os: parsed.os,
-        architecture: parsed.architecture,
-        variant: parsed.variant.filter(|v| !v.is_empty()),
-    };
     let descriptor = Descriptor {
+        annotations: options
+            .annotations
+            .for_kind(AnnotationKind::ManifestDescriptor, Some(&platform)),
         platform: Some(DescriptorPlatform::from(&platform)),
         ..Descriptor::new(manifest_type, digest, bytes.len() as u64)
     };

@@ -10,10 +10,13 @@ use serde::Serialize;
 
 use crate::bake::model::Target;
 use crate::bake::resolve::Resolved;
-use crate::buildflags::{CacheEntry, ExportEntry, Secret, Ssh};
+use crate::buildflags::{Attest, CacheEntry, ExportEntry, Secret, Ssh};
 use crate::platform::Platform;
 
+mod annotations;
 pub mod entitlements;
+
+pub use self::annotations::AnnotationError;
 
 /// Why a target cannot become a build request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
@@ -52,6 +55,20 @@ pub enum Error {
         target: String,
         /// The method as written.
         method: String,
+    },
+    /// An entry of `annotations` does not parse.
+    #[error("target `{target}`: {source}")]
+    #[diagnostic(
+        code(plan::annotation),
+        help(
+            "write annotations as `[type[,type...]:]key=value`, a type being `index`, `index-descriptor`, `manifest` or `manifest-descriptor`, optionally with `[os/arch]`"
+        )
+    )]
+    Annotation {
+        /// The target.
+        target: String,
+        /// What is wrong.
+        source: AnnotationError,
     },
 }
 
@@ -165,6 +182,9 @@ pub struct BuildRequest {
     pub cache_from: Vec<CacheEntry>,
     /// Cache exports.
     pub cache_to: Vec<CacheEntry>,
+    /// Attestations asked for (`attest`), disabled ones included: a disabled provenance
+    /// still switches off a daemon's default one.
+    pub attest: Vec<Attest>,
     /// Secrets (ids only travel here; values are read when the build runs).
     #[serde(skip)]
     pub secrets: Vec<Secret>,
@@ -303,6 +323,15 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
             })
             .collect::<Result<_>>()?,
     };
+    let annotations =
+        annotations::exporter_attrs(&target.annotations).map_err(|source| Error::Annotation {
+            target: target.name.clone(),
+            source,
+        })?;
+    let mut outputs = target.output.clone().unwrap_or_default();
+    for output in &mut outputs {
+        output.attrs.extend(annotations.iter().cloned());
+    }
     Ok(platforms
         .into_iter()
         .map(|platform| BuildRequest {
@@ -322,7 +351,8 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
                         .map(|v| (name.clone(), named_context(cwd, v)))
                 })
                 .collect(),
-            outputs: target.output.clone().unwrap_or_default(),
+            outputs: outputs.clone(),
+            attest: target.attest.clone(),
             cache_from: target.cache_from.clone(),
             cache_to: target.cache_to.clone().unwrap_or_default(),
             secrets: target.secret.clone(),

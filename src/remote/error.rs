@@ -138,6 +138,22 @@ pub enum Error {
         /// What is missing.
         what: String,
     },
+    /// The target asks for attestations the builder cannot attach.
+    #[error("target `{target}` on builder `{builder}`: {reason}")]
+    #[diagnostic(
+        code(remote::attest),
+        help(
+            "drop the target's `attest` entries, or switch them off with `type=provenance,disabled=true` / `type=sbom,disabled=true`"
+        )
+    )]
+    Attest {
+        /// The target.
+        target: String,
+        /// The builder.
+        builder: String,
+        /// Why the builder cannot attach them.
+        reason: String,
+    },
     /// Writing an export failed.
     #[error("target `{target}`: failed to write `{}`", path.display())]
     #[diagnostic(code(remote::export))]

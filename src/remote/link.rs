@@ -154,6 +154,7 @@ mod tests {
                 })
                 .collect(),
             outputs: Vec::new(),
+            attest: Vec::new(),
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             secrets: Vec::new(),

@@ -225,15 +225,19 @@ async fn run(
     // Compat: BuildKit v0.11 added `Info`; a daemon without it may carry a Dockerfile front
     // end older than named contexts (Docker Engine 20.10's does), so on the engine bake
     // writes image contexts into the Dockerfile, which every front end understands.
-    let legacy_frontend = builder.driver == builder::Driver::Docker && {
-        let mut control = nodes[0].as_ref().expect("connected above").control.clone();
-        control
-            .info()
-            .await
-            .ok()
-            .flatten()
-            .is_none_or(|v| v.version.is_empty())
-    };
+    let first = nodes[0].as_ref().expect("connected above");
+    let version = first
+        .control
+        .clone()
+        .info()
+        .await
+        .ok()
+        .flatten()
+        .map(|v| v.version)
+        .filter(|v| !v.is_empty());
+    let legacy_frontend = builder.driver == builder::Driver::Docker && version.is_none();
+    let attestations =
+        solve::Attestations::of(builder.driver, version.is_some(), &first.dialer).await;
     let links = link::Links::new(builder, &groups)?;
     let (sender, events) = tokio::sync::mpsc::unbounded_channel();
     let forward: Arc<dyn Sink> = Arc::new(ChannelSink(sender));
@@ -252,6 +256,7 @@ async fn run(
             control: node.control,
             dialer: node.dialer,
             legacy_frontend,
+            attestations,
             publish,
             linked,
             translator: None,

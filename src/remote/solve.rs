@@ -38,12 +38,150 @@ pub(crate) struct Job {
     /// Whether the daemon's Dockerfile front end predates named contexts, so image
     /// contexts are written into the Dockerfile instead.
     pub(crate) legacy_frontend: bool,
+    /// Whether the node can attach attestations to what it exports.
+    pub(crate) attestations: Attestations,
     /// The engine image other targets link this one as, and where to say it is ready.
     pub(crate) publish: Option<(String, watch::Sender<Option<String>>)>,
     /// The engine images of the targets this one links, as they become ready.
     pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
     /// What the progress has shown of this target's earlier solves.
     pub(crate) translator: Option<Translator>,
+}
+
+/// Whether a node can attach attestations (BuildKit v0.11 and later, and on the engine only
+/// with the containerd image store), as buildx decides before sending `attest:*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attestations {
+    /// The daemon attaches them.
+    Supported,
+    /// The engine's classic image store cannot hold them.
+    ClassicEngine,
+    /// The daemon predates them.
+    OldDaemon,
+}
+
+impl Attestations {
+    /// Decides for a node whose daemon answers `Info` (`modern`), asking an engine which
+    /// image store it uses.
+    pub(crate) async fn of(driver: Driver, modern: bool, dialer: &Dialer) -> Self {
+        // Compat: buildx asks the driver first (the engine's classic store cannot hold
+        // them), then the daemon.
+        if driver == Driver::Docker && !containerd_store(dialer).await {
+            return Self::ClassicEngine;
+        }
+        if modern {
+            Self::Supported
+        } else {
+            Self::OldDaemon
+        }
+    }
+}
+
+/// Whether the engine keeps its images in containerd: its `/info` names the containerd
+/// snapshotter in `DriverStatus` then.
+async fn containerd_store(dialer: &Dialer) -> bool {
+    let mut body = Vec::new();
+    let answered =
+        crate::remote::transport::engine_request(dialer, "GET", "/info", &mut body).await;
+    matches!(answered, Ok(200))
+        && serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|info| {
+            info["DriverStatus"].as_array().is_some_and(|rows| {
+                rows.iter()
+                    .flat_map(|row| row.as_array().into_iter().flatten())
+                    .any(|v| {
+                        v.as_str()
+                            .is_some_and(|v| v.starts_with("io.containerd.snapshotter"))
+                    })
+            })
+        })
+}
+
+/// The `attest:TYPE` front-end attributes for `attests` on a node with `support`: each
+/// enabled attestation's parameters, and buildx's default provenance unless the target
+/// switches provenance off or `BUILDX_NO_DEFAULT_ATTESTATIONS` is true. Fails where the node
+/// cannot attach what the target asks for.
+// Compat: buildx build.toSolveOpt and controllerapi.CreateAttestations (the first entry of a
+// type wins; parameters joined as CSV without `type` and `disabled`).
+pub(crate) fn attest_attrs(
+    attests: &[crate::buildflags::Attest],
+    support: Attestations,
+    no_default: Option<&str>,
+) -> std::result::Result<BTreeMap<String, String>, AttestError> {
+    let mut asked: BTreeMap<&str, Option<String>> = BTreeMap::new();
+    for attest in attests {
+        if asked.contains_key(attest.kind.as_str()) {
+            continue;
+        }
+        let params = (!attest.disabled).then(|| {
+            attest
+                .attrs
+                .iter()
+                .map(|(k, v)| {
+                    if v.contains([',', '"']) {
+                        format!("\"{k}={}\"", v.replace('"', "\"\""))
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        asked.insert(attest.kind.as_str(), params);
+    }
+    let mut attrs = BTreeMap::new();
+    let enabled: Vec<&str> = asked
+        .iter()
+        .filter(|(_, params)| params.is_some())
+        .map(|(kind, _)| *kind)
+        .collect();
+    if !enabled.is_empty() {
+        match support {
+            Attestations::Supported => {}
+            Attestations::ClassicEngine => return Err(AttestError::ClassicEngine),
+            Attestations::OldDaemon => return Err(AttestError::OldDaemon),
+        }
+    }
+    for (kind, params) in &asked {
+        if let Some(params) = params {
+            attrs.insert(format!("attest:{kind}"), params.clone());
+        }
+    }
+    if support == Attestations::Supported && !asked.contains_key("provenance") {
+        let off = match no_default {
+            None => false,
+            Some(value) => crate::buildflags::parse_bool(value)
+                .ok_or_else(|| AttestError::NoDefault(value.to_owned()))?,
+        };
+        if !off {
+            attrs.insert(
+                "attest:provenance".to_owned(),
+                "mode=min,inline-only=true".to_owned(),
+            );
+        }
+    }
+    Ok(attrs)
+}
+
+/// Why a target's attestations cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AttestError {
+    /// The engine keeps images in its classic store.
+    ClassicEngine,
+    /// The daemon predates attestations.
+    OldDaemon,
+    /// `BUILDX_NO_DEFAULT_ATTESTATIONS` is not a boolean.
+    NoDefault(String),
+}
+
+impl AttestError {
+    fn text(&self) -> String {
+        match self {
+            // Compat: buildx's messages for the two cases.
+            Self::ClassicEngine => "attestations are not supported for the docker driver: switch to a different driver, or turn on the containerd image store, and try again (https://docs.docker.com/go/attestations/)".to_owned(),
+            Self::OldDaemon => "attestations are not supported by the current BuildKit daemon (it predates BuildKit v0.11)".to_owned(),
+            Self::NoDefault(value) => format!("invalid BUILDX_NO_DEFAULT_ATTESTATIONS `{value}`: expected a boolean"),
+        }
+    }
 }
 
 /// The exporter of one output: its BuildKit name, attributes, and destination.
@@ -261,6 +399,14 @@ impl Job {
         if !request.ssh.is_empty() {
             return Err(self.unsupported("`ssh`"));
         }
+        let no_default = std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS").ok();
+        let attests = attest_attrs(&request.attest, self.attestations, no_default.as_deref())
+            .map_err(|error| Error::Attest {
+                target: self.target().to_owned(),
+                builder: self.builder.clone(),
+                reason: error.text(),
+            })?;
+        attrs.extend(attests);
         Ok((attrs, directories, inline))
     }
 
@@ -569,5 +715,82 @@ impl Job {
             tokio::join!(session.serve(ours), pump_in);
             pump_out.abort();
         }))
+    }
+}
+
+#[cfg(test)]
+mod attest_tests {
+    use super::*;
+    use crate::buildflags::Attest;
+
+    fn attests(specs: &[&str]) -> Vec<Attest> {
+        specs
+            .iter()
+            .map(|s| Attest::parse(s).expect("spec"))
+            .collect()
+    }
+
+    #[test]
+    fn attestations_become_attest_attributes_with_buildx_default_provenance() {
+        let attrs = attest_attrs(
+            &attests(&["type=sbom,generator=img", "type=sbom,generator=second"]),
+            Attestations::Supported,
+            None,
+        )
+        .expect("supported");
+        assert_eq!(
+            attrs,
+            BTreeMap::from([
+                ("attest:sbom".to_owned(), "generator=img".to_owned()),
+                (
+                    "attest:provenance".to_owned(),
+                    "mode=min,inline-only=true".to_owned()
+                ),
+            ])
+        );
+        let attrs = attest_attrs(&[], Attestations::Supported, Some("1")).expect("supported");
+        assert!(attrs.is_empty(), "{attrs:?}");
+        let attrs = attest_attrs(
+            &attests(&["type=provenance,disabled=true"]),
+            Attestations::Supported,
+            None,
+        )
+        .expect("supported");
+        assert!(attrs.is_empty(), "{attrs:?}");
+        let attrs = attest_attrs(
+            &attests(&["type=provenance,mode=max,\"builder-id=a,b\""]),
+            Attestations::Supported,
+            None,
+        )
+        .expect("supported");
+        assert_eq!(attrs["attest:provenance"], "\"builder-id=a,b\",mode=max");
+        assert_eq!(
+            attest_attrs(&[], Attestations::Supported, Some("maybe")),
+            Err(AttestError::NoDefault("maybe".into()))
+        );
+    }
+
+    #[test]
+    fn a_daemon_without_attestations_refuses_only_enabled_ones() {
+        let asked = attests(&["type=provenance"]);
+        assert_eq!(
+            attest_attrs(&asked, Attestations::ClassicEngine, None),
+            Err(AttestError::ClassicEngine)
+        );
+        assert_eq!(
+            attest_attrs(&asked, Attestations::OldDaemon, None),
+            Err(AttestError::OldDaemon)
+        );
+        let off = attests(&["type=provenance,disabled=true"]);
+        assert!(
+            attest_attrs(&off, Attestations::OldDaemon, None)
+                .expect("nothing to attach")
+                .is_empty()
+        );
+        assert!(
+            attest_attrs(&[], Attestations::ClassicEngine, None)
+                .expect("no default where unsupported")
+                .is_empty()
+        );
     }
 }

@@ -5,6 +5,7 @@
 )]
 //! Integration tests: one binary, one module per topic.
 
+mod annotations;
 mod architecture;
 mod bigtree;
 mod bigtree_edits;
