@@ -15,6 +15,7 @@ pub mod builder;
 mod control;
 mod error;
 mod filesync;
+mod layouts;
 mod link;
 mod proto;
 mod saved;
@@ -239,6 +240,16 @@ async fn run(
     let attestations =
         solve::Attestations::of(builder.driver, version.is_some(), &first.dialer).await;
     let links = link::Links::new(builder, &groups)?;
+    let host = first
+        .platforms
+        .first()
+        .cloned()
+        .unwrap_or_else(Platform::host);
+    let mut layouts = layouts::Layouts::default();
+    if let Err(error) = layouts.load(builder, &first.dialer, &host, &groups).await {
+        layouts.remove(&first.dialer).await;
+        return Err(error);
+    }
     let (sender, events) = tokio::sync::mpsc::unbounded_channel();
     let forward: Arc<dyn Sink> = Arc::new(ChannelSink(sender));
     let mut tasks = tokio::task::JoinSet::new();
@@ -249,6 +260,7 @@ async fn run(
             .expect("route connects the node it returns");
         let cache_only = requests[0].outputs.is_empty();
         let (publish, linked) = links.of(&target, &requests);
+        let layout_images = layouts.of(&host, &requests);
         let job = solve::Job {
             requests,
             builder: builder.name.clone(),
@@ -259,6 +271,7 @@ async fn run(
             attestations,
             publish,
             linked,
+            layout_images,
             translator: None,
         };
         let sink = forward.clone();
@@ -272,6 +285,7 @@ async fn run(
     let finished = wait(tasks, events, sink, cancel).await;
     let dialer = &nodes[0].as_ref().expect("connected above").dialer;
     links.remove(dialer).await;
+    layouts.remove(dialer).await;
     finished
 }
 

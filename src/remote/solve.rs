@@ -44,6 +44,8 @@ pub(crate) struct Job {
     pub(crate) publish: Option<(String, watch::Sender<Option<String>>)>,
     /// The engine images of the targets this one links, as they become ready.
     pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
+    /// The engine images loaded for this target's `oci-layout://` contexts, by context name.
+    pub(crate) layout_images: BTreeMap<String, String>,
     /// What the progress has shown of this target's earlier solves.
     pub(crate) translator: Option<Translator>,
 }
@@ -374,9 +376,19 @@ impl Job {
                 }
                 NamedContext::Image { reference } => format!("docker-image://{reference}"),
                 NamedContext::Remote { url } => url.clone(),
-                NamedContext::OciLayout { .. } => {
-                    return Err(self.unsupported(format!("the `oci-layout://` context `{name}`")));
-                }
+                NamedContext::OciLayout { .. } => match self.layout_images.get(name) {
+                    Some(image) => format!("docker-image://{image}"),
+                    None if self.driver == Driver::Docker => {
+                        return Err(self.unsupported(format!(
+                            "the `oci-layout://` context `{name}` for several platforms (the engine holds one platform's image under a name)"
+                        )));
+                    }
+                    None => {
+                        return Err(
+                            self.unsupported(format!("the `oci-layout://` context `{name}`"))
+                        );
+                    }
+                },
                 NamedContext::Target { name: linked } => match images.get(linked) {
                     Some(image) => format!("docker-image://{image}"),
                     None => {

@@ -153,9 +153,43 @@ pub(crate) async fn engine_request(
     path: &str,
     body: &mut (dyn AsyncWrite + Send + Unpin),
 ) -> std::io::Result<u16> {
+    engine_call(dialer, method, path, None, body).await
+}
+
+/// Sends `method path` with `upload` (a tar of `length` bytes) as the request body, copying
+/// the answer's body into `body`; returns the status.
+pub(crate) async fn engine_upload(
+    dialer: &Dialer,
+    method: &str,
+    path: &str,
+    upload: (&mut (dyn AsyncRead + Send + Unpin), u64),
+    body: &mut (dyn AsyncWrite + Send + Unpin),
+) -> std::io::Result<u16> {
+    engine_call(dialer, method, path, Some(upload), body).await
+}
+
+async fn engine_call(
+    dialer: &Dialer,
+    method: &str,
+    path: &str,
+    upload: Option<(&mut (dyn AsyncRead + Send + Unpin), u64)>,
+    body: &mut (dyn AsyncWrite + Send + Unpin),
+) -> std::io::Result<u16> {
     let mut stream = dialer.socket().await?;
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n");
+    if let Some((_, length)) = &upload {
+        request.push_str(&format!(
+            "Content-Type: application/x-tar\r\nContent-Length: {length}\r\n"
+        ));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await?;
+    if let Some((reader, length)) = upload {
+        let sent = tokio::io::copy(&mut reader.take(length), &mut stream).await?;
+        if sent != length {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
     stream.flush().await?;
     let mut reader = tokio::io::BufReader::new(stream);
     let mut line = String::new();

@@ -96,3 +96,37 @@ fn target_link_on_a_remote_builder_fails_naming_it() {
     );
     assert!(!dir.path().join("out").exists());
 }
+
+#[test]
+fn oci_layout_context_on_the_engine_is_loaded_under_an_internal_name_and_removed() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let _serial = crate::remote_build::serial();
+    let layout = crate::support::root().join("fixtures/base/busybox");
+    let dir = project(&format!("os = \"oci-layout://{}\"", layout.display()));
+    let output = bake(
+        dir.path(),
+        &["--builder", "docker://", "--progress=plain"],
+        &[],
+    );
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert_eq!(read(dir.path(), "derived"), "derived\n");
+    assert_eq!(read(dir.path(), "mounted"), "/m/bin/busybox\n");
+    // The layout's busybox, byte for byte, reached the build.
+    let copied = std::fs::read(dir.path().join("out/copied")).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert!(index["manifests"].as_array().is_some_and(|m| !m.is_empty()));
+    assert!(copied.starts_with(b"\x7fELF"), "an executable was copied");
+    let left = std::process::Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .unwrap();
+    let images = String::from_utf8_lossy(&left.stdout);
+    assert!(
+        !images.contains("bake-internal/layout"),
+        "the internal image is removed: {images}"
+    );
+}
