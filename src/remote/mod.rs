@@ -240,6 +240,7 @@ async fn run(
     let attestations =
         solve::Attestations::of(builder.driver, version.is_some(), &first.dialer).await;
     let links = link::Links::new(builder, &groups)?;
+    let created = staging::created_paths(groups.values().flatten());
     let host = first
         .platforms
         .first()
@@ -272,6 +273,7 @@ async fn run(
             publish,
             linked,
             layout_images,
+            created: created.clone(),
             translator: None,
         };
         let sink = forward.clone();

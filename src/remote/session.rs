@@ -46,6 +46,10 @@ pub(crate) struct Session {
     pub(crate) directories: BTreeMap<String, PathBuf>,
     /// Where an export goes, if the solve exports to the client.
     pub(crate) export: Option<ExportTarget>,
+    /// Paths this build creates (outputs and their new parent directories): never sent,
+    /// even when they lie inside a served directory, since they did not exist when the
+    /// build started.
+    pub(crate) hidden: Vec<PathBuf>,
 }
 
 type ResponseStream<T> = ReceiverStream<Result<T, Status>>;
@@ -171,9 +175,20 @@ impl Session {
             .get(&name)
             .cloned()
             .ok_or_else(|| Status::not_found(format!("no access allowed to dir `{name}`")))?;
+        let mut exclude_patterns = all("exclude-patterns");
+        // Exports waiting to be moved into place sit beside their destination, which may be
+        // inside a context: they are bake's, never the build's input.
+        exclude_patterns.push(format!("**/{}*", crate::remote::staging::STAGED_PREFIX));
+        exclude_patterns.extend(
+            self.hidden
+                .iter()
+                .filter_map(|path| path.strip_prefix(&root).ok())
+                .filter(|relative| !relative.as_os_str().is_empty())
+                .map(|relative| escape_pattern(&relative.to_string_lossy())),
+        );
         let selection = Selection {
             include_patterns: all("include-patterns"),
-            exclude_patterns: all("exclude-patterns"),
+            exclude_patterns,
             follow_paths: all("followpaths"),
         };
         let incoming = request.into_inner();
@@ -185,6 +200,19 @@ impl Session {
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
+}
+
+/// `path` as a pattern that matches only itself (Go's `filepath.Match` metacharacters
+/// escaped).
+fn escape_pattern(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn receive_dir(

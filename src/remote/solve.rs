@@ -44,6 +44,9 @@ pub(crate) struct Job {
     pub(crate) publish: Option<(String, watch::Sender<Option<String>>)>,
     /// The engine images of the targets this one links, as they become ready.
     pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
+    /// The outputs' paths (and new parent directories) that did not exist when the build
+    /// started: the context of every solve is as it was then.
+    pub(crate) created: Vec<PathBuf>,
     /// The engine images loaded for this target's `oci-layout://` contexts, by context name.
     pub(crate) layout_images: BTreeMap<String, String>,
     /// What the progress has shown of this target's earlier solves.
@@ -193,6 +196,29 @@ struct Exporter {
     destination: Destination,
 }
 
+/// A finished solve whose export is not in place yet.
+struct Solved {
+    response: BTreeMap<String, String>,
+    staging: Staging,
+    /// The engine image to save as this output, on the docker driver.
+    saved: Option<(String, crate::buildflags::ExportEntry)>,
+}
+
+impl Solved {
+    /// Moves the export into place (or writes the engine's image as the archive asked).
+    async fn finish(self, dialer: &Dialer, target: &str) -> Result<Outcome> {
+        let stdout = self.staging.finish(target)?;
+        if let Some((name, entry)) = self.saved {
+            let (response, stdout) = save(dialer, target, &name, &entry).await?;
+            return Ok(Outcome { response, stdout });
+        }
+        Ok(Outcome {
+            response: self.response,
+            stdout,
+        })
+    }
+}
+
 /// What one output of a target produced.
 pub(crate) struct Outcome {
     /// The exporter response (`containerimage.digest`, ...).
@@ -247,6 +273,8 @@ impl Job {
                 Some(exporter),
                 sink.clone(),
             )
+            .await?
+            .finish(&self.dialer, self.target())
             .await?;
             let _ = ready.send(Some(name));
             if self.requests[0].outputs.is_empty() {
@@ -262,12 +290,19 @@ impl Job {
                 .map(|entry| self.exporter(entry))
                 .collect::<Result<_>>()?
         };
-        let mut outcomes = Vec::new();
+        // Every solve reads the context again: the exports are moved into place only after
+        // the last one, so an output inside the context never reaches a later solve.
+        let mut solved = Vec::new();
         for exporter in exporters {
-            outcomes.push(
+            solved.push(
                 self.solve(&attrs, &directories, cache.clone(), exporter, sink.clone())
                     .await?,
             );
+        }
+        let target = self.target().to_owned();
+        let mut outcomes = Vec::new();
+        for one in solved {
+            outcomes.push(one.finish(&self.dialer, &target).await?);
         }
         Ok(outcomes)
     }
@@ -585,7 +620,7 @@ impl Job {
         }))
     }
 
-    /// One solve: session up, status streaming, solve, export moved into place.
+    /// One solve: session up, status streaming, solve; the export stays staged.
     async fn solve(
         &mut self,
         attrs: &BTreeMap<String, String>,
@@ -593,13 +628,14 @@ impl Job {
         cache: CacheOptions,
         exporter: Option<Exporter>,
         sink: Arc<dyn Sink>,
-    ) -> Result<Outcome> {
+    ) -> Result<Solved> {
         let target = self.target().to_owned();
         let staging = Staging::new(&target, exporter.as_ref().map(|e| &e.destination))?;
         let session = Arc::new(Session {
             id: uuid::Uuid::new_v4().simple().to_string(),
             directories: directories.clone(),
             export: staging.target(),
+            hidden: self.created.clone(),
         });
         let session_task = self.start_session(session.clone()).await?;
         let reference = uuid::Uuid::new_v4().simple().to_string();
@@ -654,18 +690,17 @@ impl Job {
             }
         })?;
         self.translator = translator;
-        let stdout = staging.finish(&target)?;
-        if let Some(Exporter {
-            destination: Destination::Saved { name, entry },
-            ..
-        }) = exporter
-        {
-            let (response, stdout) = save(&self.dialer, &target, &name, &entry).await?;
-            return Ok(Outcome { response, stdout });
-        }
-        Ok(Outcome {
+        let saved = match exporter {
+            Some(Exporter {
+                destination: Destination::Saved { name, entry },
+                ..
+            }) => Some((name, entry)),
+            _ => None,
+        };
+        Ok(Solved {
             response: response.exporter_response,
-            stdout,
+            staging,
+            saved,
         })
     }
 

@@ -6,6 +6,44 @@ use std::path::{Path, PathBuf};
 use crate::remote::error::{Error, Result};
 use crate::remote::session::ExportTarget;
 
+/// The name prefix of staged exports, which a context sync never sends.
+pub(crate) const STAGED_PREFIX: &str = ".bake-export-";
+
+/// For every local output of `requests`, the topmost path that does not exist yet on its way
+/// to the destination (the destination itself when its parent exists): what this build
+/// creates. Relative destinations are taken from the working directory, as the exporters
+/// take them.
+pub(crate) fn created_paths<'a>(
+    requests: impl Iterator<Item = &'a crate::plan::BuildRequest>,
+) -> Vec<PathBuf> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut out = Vec::new();
+    for request in requests {
+        for output in &request.outputs {
+            let dest = output.destination.as_str();
+            if dest.is_empty()
+                || dest == "-"
+                || !matches!(output.kind.as_str(), "local" | "tar" | "oci" | "docker")
+            {
+                continue;
+            }
+            let mut topmost = None;
+            let mut path = Some(cwd.join(dest));
+            while let Some(candidate) = path {
+                if std::fs::symlink_metadata(&candidate).is_ok() {
+                    break;
+                }
+                path = candidate.parent().map(Path::to_owned);
+                topmost = Some(candidate);
+            }
+            if let Some(topmost) = topmost.filter(|p| !out.contains(p)) {
+                out.push(topmost);
+            }
+        }
+    }
+    out
+}
+
 /// Where an output's exporter writes on this machine.
 pub(crate) enum Destination {
     /// Nothing comes back (an image in the daemon or a registry, or cache only).
@@ -53,7 +91,7 @@ impl Staging {
                 path: parent.clone(),
                 source,
             })?;
-            Ok::<_, Error>(parent.join(format!(".bake-export-{}", uuid::Uuid::new_v4().simple())))
+            Ok::<_, Error>(parent.join(format!("{STAGED_PREFIX}{}", uuid::Uuid::new_v4().simple())))
         };
         let none = || Self {
             staged: None,

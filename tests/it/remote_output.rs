@@ -259,3 +259,41 @@ fn load_on_the_docker_builder_leaves_the_image_in_the_engine() {
         "hello from the context\n"
     );
 }
+
+#[test]
+fn outputs_inside_the_context_never_reach_a_later_solve_of_the_same_build() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let _serial = crate::remote_build::serial();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.txt"), "in\n").unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY . /ctx/\n", crate::remote_build::BASE),
+    )
+    .unwrap();
+    // No .dockerignore: the outputs land inside the context. The engine solves once per
+    // output, and each solve reads the context again.
+    std::fs::write(
+        dir.path().join("docker-bake.hcl"),
+        "target \"default\" {\n  output = [\"type=local,dest=out/fs\", \"type=tar,dest=out/fs.tar\"]\n}\n",
+    )
+    .unwrap();
+    let output = bake(dir.path(), &["--builder", "docker://"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let local: Vec<String> = std::fs::read_dir(dir.path().join("out/fs/ctx"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!local.iter().any(|n| n == "out"), "{local:?}");
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(dir.path().join("out/fs.tar"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("ctx/input.txt"), "{listing}");
+    assert!(!listing.contains("ctx/out"), "{listing}");
+    assert!(!listing.contains(".bake-export-"), "{listing}");
+}
