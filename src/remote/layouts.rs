@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use crate::digest::Digest;
 use crate::plan::{BuildRequest, NamedContext};
 use crate::platform::Platform;
 use crate::remote::builder::{Builder, Driver};
 use crate::remote::error::{Error, Result};
 use crate::remote::saved::internal_image_name;
 use crate::remote::transport::{Dialer, engine_request, engine_upload};
-use crate::source::oci_layout::{OciLayout, Selector};
+use crate::source::oci_layout::{OciLayout, selector};
 
 /// One image of a layout: its directory, the tag or digest given, and the platform.
 type Key = (PathBuf, Option<String>, Platform);
@@ -177,21 +176,15 @@ fn archive(
     name: &str,
 ) -> std::result::Result<tempfile::NamedTempFile, String> {
     let layout = OciLayout::open(dir).map_err(|e| e.to_string())?;
-    let selector = match reference {
-        None => Selector::Default,
-        Some(text) => match text.parse::<Digest>() {
-            Ok(digest) if text.starts_with("sha256:") => Selector::Digest(digest),
-            _ => Selector::Tag(text),
-        },
-    };
+    let selector = selector(reference.as_deref());
     let image = layout
         .resolve(&selector, platform)
         .map_err(|e| e.to_string())?;
-    let blob = |digest: &Digest| format!("blobs/sha256/{}", digest.hex());
+    let blob = |digest: &crate::oci::Descriptor| format!("blobs/sha256/{}", digest.digest.hex());
     let manifest = serde_json::json!([{
-        "Config": blob(&image.config_descriptor.digest),
+        "Config": blob(&image.config_descriptor),
         "RepoTags": [name],
-        "Layers": image.layers.iter().map(|l| blob(&l.digest)).collect::<Vec<_>>(),
+        "Layers": image.layers.iter().map(blob).collect::<Vec<_>>(),
     }]);
     let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
@@ -208,7 +201,7 @@ fn archive(
         }
         layout.verify_blob(descriptor).map_err(|e| e.to_string())?;
         let path = layout.blob_path(&descriptor.digest);
-        tar.append_path_with_name(&path, blob(&descriptor.digest))
+        tar.append_path_with_name(&path, blob(descriptor))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let mut writer = tar.into_inner().map_err(|e| e.to_string())?;

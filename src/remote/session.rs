@@ -28,6 +28,10 @@ const FILE_SEND: &str = "/moby.filesync.v1.FileSend/DiffCopy";
 const CREDENTIALS: &str = "/moby.filesync.v1.Auth/Credentials";
 const HEALTH: &str = "/grpc.health.v1.Health/Check";
 
+/// The name prefix of staged exports (beside their destination), which a context sync never
+/// sends.
+pub(crate) const STAGED_PREFIX: &str = ".bake-export-";
+
 /// Where an export the daemon sends back is written.
 #[derive(Debug, Clone)]
 pub(crate) enum ExportTarget {
@@ -178,7 +182,7 @@ impl Session {
         let mut exclude_patterns = all("exclude-patterns");
         // Exports waiting to be moved into place sit beside their destination, which may be
         // inside a context: they are bake's, never the build's input.
-        exclude_patterns.push(format!("**/{}*", crate::remote::staging::STAGED_PREFIX));
+        exclude_patterns.push(format!("**/{}*", STAGED_PREFIX));
         exclude_patterns.extend(
             self.hidden
                 .iter()

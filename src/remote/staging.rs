@@ -4,10 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::remote::error::{Error, Result};
-use crate::remote::session::ExportTarget;
-
-/// The name prefix of staged exports, which a context sync never sends.
-pub(crate) const STAGED_PREFIX: &str = ".bake-export-";
+use crate::remote::session::{ExportTarget, STAGED_PREFIX};
 
 /// For every local output of `requests`, the topmost path that does not exist yet on its way
 /// to the destination (the destination itself when its parent exists): what this build

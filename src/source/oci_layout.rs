@@ -41,6 +41,17 @@ struct RootFs {
 /// Which image of a layout to use.
 pub use crate::graph::LayoutSelector as Selector;
 
+/// The selector for the part after a layout path (`:tag`, `@sha256:...`, or nothing).
+pub fn selector(reference: Option<&str>) -> Selector {
+    match reference {
+        None => Selector::Default,
+        Some(text) => match text.parse::<Digest>() {
+            Ok(digest) if text.starts_with("sha256:") => Selector::Digest(digest),
+            _ => Selector::Tag(text.to_owned()),
+        },
+    }
+}
+
 /// An opened OCI image layout directory.
 #[derive(Debug)]
 pub struct OciLayout {
