@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 
 use crate::executor::error::{Error, Result};
-use crate::executor::request::{ExecRequest, ExitStatus, Stream};
+use crate::executor::request::{ExecRequest, ExitStatus, Resources, Stream};
 use crate::executor::spec::{self, GeneratedFiles};
 use crate::executor::stub::MountStubs;
 use crate::executor::user;
@@ -122,8 +122,13 @@ impl Runc {
         };
         // A host without resolv.conf still gets a usable one (public servers).
         let host_resolv = std::fs::read_to_string(&self.host_resolv_conf).unwrap_or_default();
+        if let Some(resources) = &request.resources {
+            check_controllers(resources)?;
+        }
         let mut spec = spec::build(request, &user, &files)?;
-        if let Some(ceiling) = nofile_ceiling() {
+        // A limit the user asked for is left for the runtime to refuse, never lowered.
+        let own_nofile = request.rlimits.iter().any(|l| l.resource == "nofile");
+        if let Some(ceiling) = nofile_ceiling().filter(|_| !own_nofile) {
             spec::limit_nofile(&mut spec, ceiling)?;
         }
         if let Some(bounding) = capability_bounding_set() {
@@ -332,6 +337,37 @@ fn runtime_errors(log: &str) -> Vec<String> {
         .filter(|entry| matches!(entry["level"].as_str(), Some("error" | "fatal")))
         .filter_map(|entry| entry["msg"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// Fails, naming the limit, when a cgroup controller a limit needs is not on this host:
+/// runc skips a controller it cannot find, which would drop the limit silently.
+fn check_controllers(resources: &Resources) -> Result<()> {
+    let root = Path::new("/sys/fs/cgroup");
+    let unified = std::fs::read_to_string(root.join("cgroup.controllers")).ok();
+    for (limit, controller) in resources.controllers() {
+        let present = match &unified {
+            // cgroup v2 only: the root lists its controllers.
+            Some(list) => list.split_whitespace().any(|c| c == controller),
+            // cgroup v1 (or hybrid, where runc uses v1): one hierarchy per controller.
+            None => root.join(controller).is_dir(),
+        };
+        // Swap is limited only where swap accounting is on (v1: `memory.memsw.*`).
+        let swap_missing = limit == "resources.memory-swap"
+            && unified.is_none()
+            && present
+            && !root.join("memory/memory.memsw.limit_in_bytes").exists();
+        if !present || swap_missing {
+            return Err(Error::MissingController {
+                limit: limit.to_owned(),
+                controller: if swap_missing {
+                    "memory (swap accounting)".to_owned()
+                } else {
+                    controller.to_owned()
+                },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The highest open-files limit a container we start can get: `None` (no ceiling) when we

@@ -14,6 +14,9 @@ use crate::buildflags::{CacheEntry, ExportEntry, Secret, Ssh};
 use crate::platform::Platform;
 
 pub mod entitlements;
+mod limits;
+
+pub use self::limits::{Limits, Resources};
 
 /// Why a target cannot become a build request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
@@ -52,6 +55,15 @@ pub enum Error {
         target: String,
         /// The method as written.
         method: String,
+    },
+    /// `shm-size`, `ulimits` or `resources` does not parse.
+    #[error("target `{target}`: invalid RUN limits")]
+    #[diagnostic(code(plan::limits))]
+    Limits {
+        /// The target.
+        target: String,
+        /// What does not parse.
+        source: crate::buildflags::Error,
     },
 }
 
@@ -176,6 +188,9 @@ pub struct BuildRequest {
     /// Extra `/etc/hosts` entries for RUN steps, as `host=ip`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// `/dev/shm` size, ulimits and cgroup limits of RUN steps.
+    #[serde(skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
     /// Ignore the cache entirely.
     pub no_cache: bool,
     /// Stages whose cache is ignored.
@@ -303,6 +318,10 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
             })
             .collect::<Result<_>>()?,
     };
+    let limits = Limits::of(target).map_err(|source| Error::Limits {
+        target: target.name.clone(),
+        source,
+    })?;
     Ok(platforms
         .into_iter()
         .map(|platform| BuildRequest {
@@ -333,6 +352,7 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
                 .iter()
                 .filter_map(|(host, ip)| ip.as_ref().map(|ip| format!("{host}={ip}")))
                 .collect(),
+            limits: limits.clone(),
             no_cache: target.no_cache.unwrap_or(false),
             no_cache_filter: target.no_cache_filter.clone(),
             pull: target.pull.unwrap_or(false),
