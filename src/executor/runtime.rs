@@ -339,8 +339,9 @@ fn runtime_errors(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// Fails, naming the limit, when a cgroup controller a limit needs is not on this host:
-/// runc skips a controller it cannot find, which would drop the limit silently.
+/// Fails, naming the limit, when a cgroup controller a limit needs is not on this host: what
+/// a runtime does then differs (an error about joining a cgroup, or nothing at all), and the
+/// user should learn which of their limits cannot hold.
 fn check_controllers(resources: &Resources) -> Result<()> {
     let root = Path::new("/sys/fs/cgroup");
     let unified = std::fs::read_to_string(root.join("cgroup.controllers")).ok();
