@@ -123,7 +123,7 @@ impl Runc {
         // A host without resolv.conf still gets a usable one (public servers).
         let host_resolv = std::fs::read_to_string(&self.host_resolv_conf).unwrap_or_default();
         if let Some(resources) = &request.resources {
-            check_controllers(resources)?;
+            check_controllers(Path::new("/sys/fs/cgroup"), resources)?;
         }
         let mut spec = spec::build(request, &user, &files)?;
         // A limit the user asked for is left for the runtime to refuse, never lowered.
@@ -342,8 +342,7 @@ fn runtime_errors(log: &str) -> Vec<String> {
 /// Fails, naming the limit, when a cgroup controller a limit needs is not on this host: what
 /// a runtime does then differs (an error about joining a cgroup, or nothing at all), and the
 /// user should learn which of their limits cannot hold.
-fn check_controllers(resources: &Resources) -> Result<()> {
-    let root = Path::new("/sys/fs/cgroup");
+fn check_controllers(root: &Path, resources: &Resources) -> Result<()> {
     let unified = std::fs::read_to_string(root.join("cgroup.controllers")).ok();
     for (limit, controller) in resources.controllers() {
         let present = match &unified {
@@ -436,6 +435,43 @@ mod tests {
         let mut tail = Vec::new();
         keep_tail(&mut tail, b"abc", 2);
         assert_eq!(tail, b"bc");
+    }
+
+    #[test]
+    fn limits_need_their_cgroup_controller() {
+        let limits = |memory: bool, swap: bool, cpuset: bool| Resources {
+            memory: memory.then_some(1 << 26),
+            memory_swap: swap.then_some(-1),
+            cpuset_cpus: cpuset.then(|| "0".to_owned()),
+            ..Resources::default()
+        };
+        let missing = |root: &Path, resources: &Resources| match check_controllers(root, resources)
+        {
+            Err(Error::MissingController { limit, .. }) => Some(limit),
+            Ok(()) => None,
+            Err(other) => panic!("{other}"),
+        };
+        // cgroup v1: one directory per controller; swap needs `memory.memsw.*`.
+        let v1 = tempfile::tempdir().unwrap();
+        std::fs::create_dir(v1.path().join("memory")).unwrap();
+        assert_eq!(missing(v1.path(), &limits(true, false, false)), None);
+        assert_eq!(
+            missing(v1.path(), &limits(true, false, true)).as_deref(),
+            Some("resources.cpuset-cpus")
+        );
+        assert_eq!(
+            missing(v1.path(), &limits(true, true, false)).as_deref(),
+            Some("resources.memory-swap")
+        );
+        std::fs::write(v1.path().join("memory/memory.memsw.limit_in_bytes"), "").unwrap();
+        assert_eq!(missing(v1.path(), &limits(true, true, false)), None);
+        // cgroup v2: the root lists its controllers.
+        let v2 = tempfile::tempdir().unwrap();
+        std::fs::write(v2.path().join("cgroup.controllers"), "cpu io pids\n").unwrap();
+        assert_eq!(
+            missing(v2.path(), &limits(true, false, false)).as_deref(),
+            Some("resources.memory")
+        );
     }
 
     #[test]
