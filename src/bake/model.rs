@@ -141,6 +141,42 @@ pub struct Resources {
     pub cpuset_mems: Option<String>,
 }
 
+impl Resources {
+    /// Checks the values a runtime takes: sizes (`memory-swap` may be `-1`, unlimited),
+    /// non-negative CPU shares and period, and cpuset lists.
+    pub fn check(&self) -> Result<(), crate::buildflags::Error> {
+        for (key, size) in [("memory", &self.memory), ("memory-swap", &self.memory_swap)] {
+            let Some(size) = size.as_deref().filter(|s| *s != "-1" || key == "memory") else {
+                continue;
+            };
+            if crate::buildflags::ram_in_bytes(size).is_err() {
+                return Err(crate::buildflags::Error::BadValue {
+                    key: key.to_owned(),
+                    value: size.to_owned(),
+                    reason: "expected bytes with an optional unit such as `512m` or `2g`"
+                        .to_owned(),
+                });
+            }
+        }
+        for (key, value) in [
+            ("cpu-shares", self.cpu_shares),
+            ("cpu-period", self.cpu_period),
+        ] {
+            if let Some(value) = value.filter(|v| *v < 0) {
+                return Err(crate::buildflags::Error::BadValue {
+                    key: key.to_owned(),
+                    value: value.to_string(),
+                    reason: "it must not be negative".to_owned(),
+                });
+            }
+        }
+        for cpuset in [&self.cpuset_cpus, &self.cpuset_mems].into_iter().flatten() {
+            crate::buildflags::check_cpuset(cpuset)?;
+        }
+        Ok(())
+    }
+}
+
 /// One policy option set (`filename`, `reset`, `disabled`, `strict`, `log-level`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]

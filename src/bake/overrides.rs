@@ -288,7 +288,10 @@ pub(crate) fn apply(
             ("target", _) => target.target = Some(value),
             ("call", _) => target.call = Some(value),
             ("network", _) => target.network = Some(value),
-            ("shm-size", _) => target.shm_size = Some(value),
+            ("shm-size", _) => {
+                buildflags::ram_in_bytes(&value).map_err(|e| flag_error(key, e))?;
+                target.shm_size = Some(value);
+            }
             ("args", Some(name)) => {
                 target.args.insert(name.to_owned(), Some(value));
             }
@@ -301,11 +304,11 @@ pub(crate) fn apply(
             ("extra-hosts", Some(name)) => {
                 target.extra_hosts.insert(name.to_owned(), Some(value));
             }
-            ("resources", Some(name)) => apply_resource(
-                target.resources.get_or_insert_with(Resources::default),
-                name,
-                &value,
-            )?,
+            ("resources", Some(name)) => {
+                let resources = target.resources.get_or_insert_with(Resources::default);
+                apply_resource(resources, name, &value)?;
+                resources.check().map_err(|e| flag_error(key, e))?;
+            }
             ("secret", Some(id)) => apply_secret(target, id, &value)?,
             ("tags", _) => set_list(&mut target.tags, o.list.clone(), o.append),
             ("platform", _) => set_list(&mut target.platforms, o.list.clone(), o.append),
@@ -370,6 +373,9 @@ pub(crate) fn apply(
                 }
             }
             ("ulimits", _) => {
+                for entry in &o.list {
+                    buildflags::Ulimit::parse(entry).map_err(|e| flag_error(key, e))?;
+                }
                 if o.append {
                     target.ulimits.extend(o.list.iter().cloned())
                 } else {

@@ -41,6 +41,27 @@ pub enum Error {
         /// The text that was parsed.
         input: String,
     },
+    /// A size (`shm-size`, `resources.memory`) that is not a byte count with a unit.
+    #[error("`{value}` is not a size: expected bytes with an optional unit such as `96m` or `2g`")]
+    BadSize {
+        /// The rejected text.
+        value: String,
+    },
+    /// A `ulimits` entry that is not `name=soft[:hard]` with a known name.
+    #[error("ulimit `{value}`: {reason}")]
+    BadUlimit {
+        /// The rejected entry.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A cpuset (`resources.cpuset-cpus`, `resources.cpuset-mems`) that is not a list of
+    /// numbers and ranges.
+    #[error("`{value}` is not a cpuset: expected numbers and ranges such as `0-3,6`")]
+    BadCpuset {
+        /// The rejected text.
+        value: String,
+    },
 }
 
 /// Result alias for spec parsing.

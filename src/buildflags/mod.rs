@@ -3,9 +3,12 @@
 //!
 //! Every spec can be written as a CSV string (`type=local,dest=out`) or, in bake files, as
 //! an object (`{ type = "local", dest = "out" }`); both go through the same key handling.
+//! The limits of RUN steps (`shm-size`, `ulimits`, `resources`) are parsed here too, as
+//! buildx's `dockeropts` parses them.
 
 mod csv;
 mod error;
+mod limits;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +17,7 @@ use serde::{Serialize, Serializer};
 
 pub use self::csv::split_fields;
 pub use self::error::{Error, Result};
+pub use self::limits::{ULIMIT_NAMES, Ulimit, check_cpuset, ram_in_bytes};
 
 fn key_values(input: &str) -> Result<Vec<(String, String)>> {
     split_fields(input)?

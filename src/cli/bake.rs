@@ -361,10 +361,11 @@ type IgnoredAttribute = (&'static str, &'static str, fn(&bake::model::Target) ->
 
 /// What the build accepts but does not act on, one line per flag or attribute with the
 /// targets that set it: nothing accepted is silently dropped. A remote build passes
-/// `network` and `attest` on to the daemon, which judges them.
+/// `network` and `attest` on to the daemon, which judges them; `resources` only a remote
+/// build drops.
 fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
     let mut out = Vec::new();
-    let checks: [IgnoredAttribute; 5] = [
+    let checks: [IgnoredAttribute; 3] = [
         ("attest", "bake does not produce attestations", |t| {
             t.attest.iter().any(|a| !a.disabled)
         }),
@@ -374,23 +375,17 @@ fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
             |t| t.network.as_deref().is_some_and(|n| n != "default"),
         ),
         (
-            "shm-size",
-            "RUN steps get the runtime's default /dev/shm",
-            |t| t.shm_size.is_some(),
-        ),
-        (
-            "ulimits",
-            "RUN steps get the runtime's default limits",
-            |t| !t.ulimits.is_empty(),
-        ),
-        (
             "resources",
-            "RUN steps are not given resource limits",
+            "a BuildKit daemon takes no cgroup limits for RUN steps",
             |t| t.resources.is_some(),
         ),
     ];
     for (attribute, why, set) in checks {
         if remote && matches!(attribute, "network" | "attest") {
+            continue;
+        }
+        // The embedded solver applies them; a daemon has no attribute for them.
+        if !remote && attribute == "resources" {
             continue;
         }
         let targets: Vec<String> = resolved

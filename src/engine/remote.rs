@@ -36,7 +36,7 @@ pub fn build(
             target: report.target,
             metadata: report.metadata,
             cache_only: report.cache_only,
-            warnings: Vec::new(),
+            warnings: report.warnings,
         })
         .collect())
 }

@@ -109,5 +109,27 @@ pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Resul
         dockerignore,
         multi_platform: false,
         extra_hosts: request.extra_hosts.clone(),
+        shm_size: request.limits.shm_size,
+        ulimits: request
+            .limits
+            .ulimits
+            .iter()
+            .map(|u| crate::graph::Ulimit {
+                name: u.name.clone(),
+                soft: u.soft,
+                hard: u.hard,
+            })
+            .collect(),
+        resources: request.limits.resources.as_ref().map(|r| {
+            Box::new(crate::graph::ExecResources {
+                memory: r.memory,
+                memory_swap: r.memory_swap,
+                cpu_shares: r.cpu_shares,
+                cpu_period: r.cpu_period,
+                cpu_quota: r.cpu_quota,
+                cpuset_cpus: r.cpuset_cpus.clone(),
+                cpuset_mems: r.cpuset_mems.clone(),
+            })
+        }),
     })
 }

@@ -73,6 +73,14 @@ pub enum Error {
         /// The runtime's own error message.
         message: String,
     },
+    /// A cgroup limit was asked for and this host has no controller to enforce it.
+    #[error("`{limit}` cannot be applied: this host has no `{controller}` cgroup controller")]
+    MissingController {
+        /// The limit, as the target names it (`resources.memory`).
+        limit: String,
+        /// The cgroup controller it needs.
+        controller: String,
+    },
     /// The runtime refuses this host's cgroup layout (crun 1.8 on a cgroup v1/v2 hybrid).
     #[error("`{binary}` does not support this host's hybrid cgroup layout: {message}")]
     HybridCgroups {

@@ -21,6 +21,7 @@ pub mod user;
 
 pub use self::error::{Error, Result};
 pub use self::request::{
-    DEFAULT_HOSTNAME, DEFAULT_PATH, ExecRequest, ExitStatus, Mount, MountKind, Network, Stream,
+    DEFAULT_HOSTNAME, DEFAULT_PATH, ExecRequest, ExitStatus, Mount, MountKind, Network, Resources,
+    Rlimit, Stream,
 };
 pub use self::runtime::{Runc, Runtime};

@@ -39,6 +39,73 @@ pub struct ExecRequest {
     /// `RUN --security=insecure`: every capability, no masked or read-only paths, a writable
     /// `/sys` and access to every device, as BuildKit's insecure mode.
     pub privileged: bool,
+    /// Size of `/dev/shm` in bytes; 0 keeps the default of 64 MiB.
+    pub shm_size: u64,
+    /// Resource limits of the process, replacing the defaults of the same resource.
+    pub rlimits: Vec<Rlimit>,
+    /// cgroup limits of the container.
+    pub resources: Option<Resources>,
+}
+
+/// One resource limit of the process; -1 is unlimited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rlimit {
+    /// The resource as `ulimit` names it: `nofile`, `nproc`, `core`, ...
+    pub resource: String,
+    /// The soft limit.
+    pub soft: i64,
+    /// The hard limit.
+    pub hard: i64,
+}
+
+/// cgroup limits of a container, each applied by the runtime through its controller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Memory plus swap limit in bytes; -1 is unlimited.
+    pub memory_swap: Option<i64>,
+    /// Relative CPU weight.
+    pub cpu_shares: Option<u64>,
+    /// CFS period in microseconds.
+    pub cpu_period: Option<u64>,
+    /// CFS quota in microseconds per period.
+    pub cpu_quota: Option<i64>,
+    /// CPUs the container may run on.
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use.
+    pub cpuset_mems: Option<String>,
+}
+
+impl Resources {
+    /// The limits set, each with the cgroup controller that enforces it.
+    pub fn controllers(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            ("resources.memory", "memory", self.memory.is_some()),
+            (
+                "resources.memory-swap",
+                "memory",
+                self.memory_swap.is_some(),
+            ),
+            ("resources.cpu-shares", "cpu", self.cpu_shares.is_some()),
+            ("resources.cpu-period", "cpu", self.cpu_period.is_some()),
+            ("resources.cpu-quota", "cpu", self.cpu_quota.is_some()),
+            (
+                "resources.cpuset-cpus",
+                "cpuset",
+                self.cpuset_cpus.is_some(),
+            ),
+            (
+                "resources.cpuset-mems",
+                "cpuset",
+                self.cpuset_mems.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, _, set)| *set)
+        .map(|(limit, controller, _)| (limit, controller))
+        .collect()
+    }
 }
 
 impl ExecRequest {
@@ -56,6 +123,9 @@ impl ExecRequest {
             readonly_rootfs: false,
             extra_hosts: Vec::new(),
             privileged: false,
+            shm_size: 0,
+            rlimits: Vec::new(),
+            resources: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 
 use crate::executor::error::{Error, Result};
-use crate::executor::request::{ExecRequest, ExitStatus, Stream};
+use crate::executor::request::{ExecRequest, ExitStatus, Resources, Stream};
 use crate::executor::spec::{self, GeneratedFiles};
 use crate::executor::stub::MountStubs;
 use crate::executor::user;
@@ -122,8 +122,13 @@ impl Runc {
         };
         // A host without resolv.conf still gets a usable one (public servers).
         let host_resolv = std::fs::read_to_string(&self.host_resolv_conf).unwrap_or_default();
+        if let Some(resources) = &request.resources {
+            check_controllers(Path::new("/sys/fs/cgroup"), resources)?;
+        }
         let mut spec = spec::build(request, &user, &files)?;
-        if let Some(ceiling) = nofile_ceiling() {
+        // A limit the user asked for is left for the runtime to refuse, never lowered.
+        let own_nofile = request.rlimits.iter().any(|l| l.resource == "nofile");
+        if let Some(ceiling) = nofile_ceiling().filter(|_| !own_nofile) {
             spec::limit_nofile(&mut spec, ceiling)?;
         }
         if let Some(bounding) = capability_bounding_set() {
@@ -334,6 +339,37 @@ fn runtime_errors(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// Fails, naming the limit, when a cgroup controller a limit needs is not on this host: what
+/// a runtime does then differs (an error about joining a cgroup, or nothing at all), and the
+/// user should learn which of their limits cannot hold.
+fn check_controllers(root: &Path, resources: &Resources) -> Result<()> {
+    let unified = std::fs::read_to_string(root.join("cgroup.controllers")).ok();
+    for (limit, controller) in resources.controllers() {
+        let present = match &unified {
+            // cgroup v2 only: the root lists its controllers.
+            Some(list) => list.split_whitespace().any(|c| c == controller),
+            // cgroup v1 (or hybrid, where runc uses v1): one hierarchy per controller.
+            None => root.join(controller).is_dir(),
+        };
+        // Swap is limited only where swap accounting is on (v1: `memory.memsw.*`).
+        let swap_missing = limit == "resources.memory-swap"
+            && unified.is_none()
+            && present
+            && !root.join("memory/memory.memsw.limit_in_bytes").exists();
+        if !present || swap_missing {
+            return Err(Error::MissingController {
+                limit: limit.to_owned(),
+                controller: if swap_missing {
+                    "memory (swap accounting)".to_owned()
+                } else {
+                    controller.to_owned()
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The highest open-files limit a container we start can get: `None` (no ceiling) when we
 /// hold `CAP_SYS_RESOURCE`, otherwise our own hard limit. Read from /proc rather than with
 /// getrlimit(2) so that the executor needs no unsafe code.
@@ -399,6 +435,43 @@ mod tests {
         let mut tail = Vec::new();
         keep_tail(&mut tail, b"abc", 2);
         assert_eq!(tail, b"bc");
+    }
+
+    #[test]
+    fn limits_need_their_cgroup_controller() {
+        let limits = |memory: bool, swap: bool, cpuset: bool| Resources {
+            memory: memory.then_some(1 << 26),
+            memory_swap: swap.then_some(-1),
+            cpuset_cpus: cpuset.then(|| "0".to_owned()),
+            ..Resources::default()
+        };
+        let missing = |root: &Path, resources: &Resources| match check_controllers(root, resources)
+        {
+            Err(Error::MissingController { limit, .. }) => Some(limit),
+            Ok(()) => None,
+            Err(other) => panic!("{other}"),
+        };
+        // cgroup v1: one directory per controller; swap needs `memory.memsw.*`.
+        let v1 = tempfile::tempdir().unwrap();
+        std::fs::create_dir(v1.path().join("memory")).unwrap();
+        assert_eq!(missing(v1.path(), &limits(true, false, false)), None);
+        assert_eq!(
+            missing(v1.path(), &limits(true, false, true)).as_deref(),
+            Some("resources.cpuset-cpus")
+        );
+        assert_eq!(
+            missing(v1.path(), &limits(true, true, false)).as_deref(),
+            Some("resources.memory-swap")
+        );
+        std::fs::write(v1.path().join("memory/memory.memsw.limit_in_bytes"), "").unwrap();
+        assert_eq!(missing(v1.path(), &limits(true, true, false)), None);
+        // cgroup v2: the root lists its controllers.
+        let v2 = tempfile::tempdir().unwrap();
+        std::fs::write(v2.path().join("cgroup.controllers"), "cpu io pids\n").unwrap();
+        assert_eq!(
+            missing(v2.path(), &limits(true, false, false)).as_deref(),
+            Some("resources.memory")
+        );
     }
 
     #[test]

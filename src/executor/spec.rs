@@ -16,14 +16,17 @@
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDevice, LinuxDeviceBuilder,
-    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxResourcesBuilder, Mount as OciMount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
+    LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount as OciMount,
+    MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder,
+    Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::executor::error::{Error, Result};
-use crate::executor::request::{DEFAULT_HOSTNAME, DEFAULT_PATH, ExecRequest, MountKind, Network};
+use crate::executor::request::{
+    DEFAULT_HOSTNAME, DEFAULT_PATH, ExecRequest, MountKind, Network, Resources,
+};
 use crate::executor::user::ResolvedUser;
 
 /// Host paths of the files the executor generates for one run. They are bind-mounted
@@ -145,6 +148,10 @@ const DEVICES: [(&str, i64, i64); 6] = [
 // Compat: buildkit executor/oci/spec.go sets RLIMIT_NOFILE to 1024*1024.
 const NOFILE_LIMIT: u64 = 1_048_576;
 
+/// The size of `/dev/shm` when a request gives none, in KiB.
+// Compat: containerd populateDefaultUnixSpec mounts /dev/shm with size=65536k.
+const DEFAULT_SHM_KIB: u64 = 65_536;
+
 /// Builds the runtime spec for `request`, running as `user`, with `files` mounted over the
 /// container's `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`.
 ///
@@ -188,13 +195,7 @@ pub fn build(request: &ExecRequest, user: &ResolvedUser, files: &GeneratedFiles)
         .env(environment(&request.env))
         .cwd(cwd)
         .capabilities(capability_sets)
-        .rlimits(vec![
-            PosixRlimitBuilder::default()
-                .typ(PosixRlimitType::RlimitNofile)
-                .soft(NOFILE_LIMIT)
-                .hard(NOFILE_LIMIT)
-                .build()?,
-        ])
+        .rlimits(rlimits(request)?)
         .no_new_privileges(!request.privileged)
         .build()?;
 
@@ -209,12 +210,63 @@ pub fn build(request: &ExecRequest, user: &ResolvedUser, files: &GeneratedFiles)
         .hostname(hostname(request))
         .process(process)
         .mounts(mounts(request, files)?)
-        .linux(linux(request.network, request.privileged)?)
+        .linux(linux(request)?)
         .build()?;
     // The builder fills unset fields from `Spec::default()`, which carries an empty
     // annotations map; leaving it out keeps config.json minimal.
     spec.set_annotations(None);
     Ok(spec)
+}
+
+/// The process's resource limits: the default open-files limit, replaced or joined by the
+/// request's own.
+// Compat: buildkit executor/oci/spec.go generateRlimitOpts (`RLIMIT_<NAME>`, a limit of a
+// resource replacing the default one).
+fn rlimits(request: &ExecRequest) -> Result<Vec<PosixRlimit>> {
+    let mut out = vec![
+        PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(NOFILE_LIMIT)
+            .hard(NOFILE_LIMIT)
+            .build()?,
+    ];
+    // -1 is RLIM_INFINITY, as Go's uint64(-1) makes it.
+    let value = |limit: i64| u64::try_from(limit).unwrap_or(u64::MAX);
+    for limit in &request.rlimits {
+        let typ = rlimit_type(&limit.resource).ok_or_else(|| Error::InvalidRequest {
+            reason: format!("unknown resource limit `{}`", limit.resource),
+        })?;
+        out.retain(|existing| existing.typ() != typ);
+        out.push(
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(value(limit.soft))
+                .hard(value(limit.hard))
+                .build()?,
+        );
+    }
+    Ok(out)
+}
+
+fn rlimit_type(resource: &str) -> Option<PosixRlimitType> {
+    Some(match resource {
+        "core" => PosixRlimitType::RlimitCore,
+        "cpu" => PosixRlimitType::RlimitCpu,
+        "data" => PosixRlimitType::RlimitData,
+        "fsize" => PosixRlimitType::RlimitFsize,
+        "locks" => PosixRlimitType::RlimitLocks,
+        "memlock" => PosixRlimitType::RlimitMemlock,
+        "msgqueue" => PosixRlimitType::RlimitMsgqueue,
+        "nice" => PosixRlimitType::RlimitNice,
+        "nofile" => PosixRlimitType::RlimitNofile,
+        "nproc" => PosixRlimitType::RlimitNproc,
+        "rss" => PosixRlimitType::RlimitRss,
+        "rtprio" => PosixRlimitType::RlimitRtprio,
+        "rttime" => PosixRlimitType::RlimitRttime,
+        "sigpending" => PosixRlimitType::RlimitSigpending,
+        "stack" => PosixRlimitType::RlimitStack,
+        _ => return None,
+    })
 }
 
 /// Lowers the open-files limit of `spec` to at most `ceiling`.
@@ -406,6 +458,13 @@ fn mount(
 fn mounts(request: &ExecRequest, files: &GeneratedFiles) -> Result<Vec<OciMount>> {
     // Compat: containerd populateDefaultUnixSpec mounts; buildkit drops its /run tmpfs
     // (oci.WithoutRunMount) so that RUN steps can write to /run in the image.
+    // Compat: buildkit executor/oci/spec.go gives /dev/shm `size=<shm-size/1024>k`.
+    let shm_kib = if request.shm_size == 0 {
+        DEFAULT_SHM_KIB
+    } else {
+        request.shm_size.div_ceil(1024)
+    };
+    let shm_size = format!("size={shm_kib}k");
     let mut out = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
@@ -431,7 +490,7 @@ fn mounts(request: &ExecRequest, files: &GeneratedFiles) -> Result<Vec<OciMount>
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
         )?,
         mount(
             "/dev/mqueue",
@@ -447,6 +506,19 @@ fn mounts(request: &ExecRequest, files: &GeneratedFiles) -> Result<Vec<OciMount>
                 &["nosuid", "noexec", "nodev"]
             } else {
                 &["nosuid", "noexec", "nodev", "ro"]
+            },
+        )?,
+        // The container's own cgroups, so a step can read its limits; writable only to a
+        // privileged step.
+        // Compat: containerd populateDefaultUnixSpec, buildkit oci.WithWriteableCgroupfs.
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            if request.privileged {
+                &["nosuid", "noexec", "nodev", "relatime"]
+            } else {
+                &["nosuid", "noexec", "nodev", "relatime", "ro"]
             },
         )?,
     ];
@@ -496,7 +568,55 @@ fn devices() -> Result<Vec<LinuxDevice>> {
         .collect()
 }
 
-fn linux(network: Network, privileged: bool) -> Result<oci_spec::runtime::Linux> {
+/// The request's cgroup limits as the spec's `linux.resources`, next to the device rules.
+fn resources(
+    device_rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
+    limits: Option<&Resources>,
+) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut out = LinuxResourcesBuilder::default().devices(device_rules);
+    let Some(limits) = limits else {
+        return Ok(out.build()?);
+    };
+    if limits.memory.is_some() || limits.memory_swap.is_some() {
+        let mut memory = LinuxMemoryBuilder::default();
+        if let Some(limit) = limits.memory {
+            memory = memory.limit(limit);
+        }
+        if let Some(swap) = limits.memory_swap {
+            memory = memory.swap(swap);
+        }
+        out = out.memory(memory.build()?);
+    }
+    let mut cpu = LinuxCpuBuilder::default();
+    let mut any_cpu = false;
+    if let Some(shares) = limits.cpu_shares {
+        cpu = cpu.shares(shares);
+        any_cpu = true;
+    }
+    if let Some(period) = limits.cpu_period {
+        cpu = cpu.period(period);
+        any_cpu = true;
+    }
+    if let Some(quota) = limits.cpu_quota {
+        cpu = cpu.quota(quota);
+        any_cpu = true;
+    }
+    if let Some(cpus) = &limits.cpuset_cpus {
+        cpu = cpu.cpus(cpus.clone());
+        any_cpu = true;
+    }
+    if let Some(mems) = &limits.cpuset_mems {
+        cpu = cpu.mems(mems.clone());
+        any_cpu = true;
+    }
+    if any_cpu {
+        out = out.cpu(cpu.build()?);
+    }
+    Ok(out.build()?)
+}
+
+fn linux(request: &ExecRequest) -> Result<oci_spec::runtime::Linux> {
+    let (network, privileged) = (request.network, request.privileged);
     let mut namespaces = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -533,11 +653,7 @@ fn linux(network: Network, privileged: bool) -> Result<oci_spec::runtime::Linux>
     Ok(LinuxBuilder::default()
         .namespaces(namespaces)
         .devices(devices()?)
-        .resources(
-            LinuxResourcesBuilder::default()
-                .devices(device_rules)
-                .build()?,
-        )
+        .resources(resources(device_rules, request.resources.as_ref())?)
         .masked_paths(if privileged {
             Vec::new()
         } else {
@@ -687,6 +803,72 @@ mod tests {
             mounts[n - 1]["options"],
             serde_json::json!(["nosuid", "size=1024"])
         );
+    }
+
+    #[test]
+    fn shm_size_rlimits_and_resources_reach_the_spec() {
+        let option = |spec: &serde_json::Value, destination: &str| {
+            spec["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == destination)
+                .unwrap()["options"]
+                .clone()
+        };
+        let plain = json(&build(&request(), &ResolvedUser::default(), &files()).unwrap());
+        assert!(
+            option(&plain, "/dev/shm")
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("size=65536k"))
+        );
+        assert_eq!(plain["process"]["rlimits"].as_array().unwrap().len(), 1);
+        assert!(plain["linux"]["resources"].get("memory").is_none());
+
+        let mut r = request();
+        r.shm_size = 96 << 20;
+        r.rlimits = vec![
+            crate::executor::Rlimit {
+                resource: "nofile".into(),
+                soft: 1000,
+                hard: 2000,
+            },
+            crate::executor::Rlimit {
+                resource: "core".into(),
+                soft: -1,
+                hard: -1,
+            },
+        ];
+        r.resources = Some(Resources {
+            memory: Some(64 << 20),
+            cpu_shares: Some(512),
+            cpuset_cpus: Some("0".into()),
+            ..Resources::default()
+        });
+        let spec = json(&build(&r, &ResolvedUser::default(), &files()).unwrap());
+        assert!(
+            option(&spec, "/dev/shm")
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("size=98304k"))
+        );
+        assert_eq!(
+            spec["process"]["rlimits"],
+            serde_json::json!([
+                {"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000},
+                {"type": "RLIMIT_CORE", "soft": u64::MAX, "hard": u64::MAX},
+            ])
+        );
+        assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(spec["linux"]["resources"]["cpu"]["shares"], 512);
+        assert_eq!(spec["linux"]["resources"]["cpu"]["cpus"], "0");
+
+        r.rlimits[0].resource = "as".into();
+        assert!(matches!(
+            build(&r, &ResolvedUser::default(), &files()),
+            Err(Error::InvalidRequest { .. })
+        ));
     }
 
     #[test]

@@ -73,9 +73,10 @@ fn digest_with(
 pub(crate) fn serde_encoding(op: &Op, inputs: &[Edge], platform: Option<&Platform>) -> Vec<u8> {
     let without_proxy;
     let op = match op {
-        Op::Exec(exec) if !exec.proxy_env.is_empty() => {
+        Op::Exec(exec) if !exec.proxy_env.is_empty() || exec.resources.is_some() => {
             let mut exec = exec.clone();
             exec.proxy_env.clear();
+            exec.resources = None;
             without_proxy = Op::Exec(exec);
             &without_proxy
         }
@@ -186,6 +187,26 @@ fn encode_exec(out: &mut Vec<u8>, exec: &ExecOp) {
         out.extend_from_slice(b",\"devices\":");
         strings(out, &meta.devices);
     }
+    if meta.shm_size != 0 {
+        out.extend_from_slice(b",\"shm_size\":");
+        number(out, meta.shm_size);
+    }
+    if !meta.ulimits.is_empty() {
+        out.extend_from_slice(b",\"ulimits\":[");
+        for (index, limit) in meta.ulimits.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            string(out, &limit.name);
+            out.extend_from_slice(b",\"soft\":");
+            signed(out, limit.soft);
+            out.extend_from_slice(b",\"hard\":");
+            signed(out, limit.hard);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
     out.extend_from_slice(b"},\"mounts\":[");
     for (index, mount) in exec.mounts.iter().enumerate() {
         if index > 0 {
@@ -220,7 +241,7 @@ fn encode_exec(out: &mut Vec<u8>, exec: &ExecOp) {
         }
         out.push(b']');
     }
-    // `proxy_env` is never part of the digest.
+    // `proxy_env` and `resources` are never part of the digest.
     out.push(b'}');
 }
 
@@ -413,6 +434,13 @@ fn number(out: &mut Vec<u8>, mut value: u64) {
     out.extend_from_slice(&buffer[start..]);
 }
 
+fn signed(out: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    number(out, value.unsigned_abs());
+}
+
 fn optional_number(out: &mut Vec<u8>, value: Option<usize>) {
     match value {
         Some(value) => number(out, value as u64),
@@ -483,7 +511,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::graph::op::{ExecMeta, MergeOp, SecretEnv};
+    use crate::graph::op::{ExecMeta, ExecResources, MergeOp, SecretEnv, Ulimit};
 
     fn owner(user: Option<&str>, group: Option<&str>, mode: Option<u32>) -> FileOwner {
         FileOwner {
@@ -543,6 +571,23 @@ mod tests {
                     } else {
                         Vec::new()
                     },
+                    shm_size: if full { 100_663_296 } else { 0 },
+                    ulimits: if full {
+                        vec![
+                            Ulimit {
+                                name: "nofile".into(),
+                                soft: 1000,
+                                hard: 2000,
+                            },
+                            Ulimit {
+                                name: "core".into(),
+                                soft: -1,
+                                hard: i64::MIN,
+                            },
+                        ]
+                    } else {
+                        Vec::new()
+                    },
                 },
                 mounts: vec![
                     mount(MountKind::Bind, ""),
@@ -592,6 +637,12 @@ mod tests {
                     Vec::new()
                 },
                 proxy_env: BTreeMap::new(),
+                resources: full.then(|| {
+                    Box::new(ExecResources {
+                        memory: Some(1),
+                        ..ExecResources::default()
+                    })
+                }),
             })
         };
         vec![

@@ -18,8 +18,8 @@ mod vertex;
 pub use canonical::{ENCODING_VERSION, vertex_digest};
 pub use definition::Definition;
 pub use op::{
-    CacheSharing, CopyAction, ExecMeta, ExecOp, FileAction, FileOp, FileOwner, MergeOp, Mount,
-    MountKind, NetworkMode, Op, SecretEnv, SecurityMode, SourceOp,
+    CacheSharing, CopyAction, ExecMeta, ExecOp, ExecResources, FileAction, FileOp, FileOwner,
+    MergeOp, Mount, MountKind, NetworkMode, Op, SecretEnv, SecurityMode, SourceOp, Ulimit,
 };
 pub use source::{FOLLOW_PATHS, LayoutSelector, Source, SourceError, parse_layout_reference};
 pub use state::{Inputs, State};
@@ -76,8 +76,8 @@ mod tests {
     }
 
     #[test]
-    fn proxy_env_is_left_out_of_the_digest() {
-        let exec = |proxy: &[(&str, &str)]| {
+    fn proxy_env_and_resources_are_left_out_of_the_digest() {
+        let exec = |proxy: &[(&str, &str)], memory: Option<i64>| {
             Op::Exec(ExecOp {
                 meta: ExecMeta {
                     args: vec!["true".into()],
@@ -86,6 +86,8 @@ mod tests {
                     user: String::new(),
                     extra_hosts: Vec::new(),
                     devices: Vec::new(),
+                    shm_size: 0,
+                    ulimits: Vec::new(),
                 },
                 mounts: Vec::new(),
                 network: NetworkMode::Sandbox,
@@ -95,11 +97,19 @@ mod tests {
                     .iter()
                     .map(|(k, v)| ((*k).into(), (*v).into()))
                     .collect(),
+                resources: memory.map(|memory| {
+                    Box::new(ExecResources {
+                        memory: Some(memory),
+                        ..ExecResources::default()
+                    })
+                }),
             })
         };
-        let plain = vertex_digest(&exec(&[]), &[], None);
-        let proxied = vertex_digest(&exec(&[("HTTP_PROXY", "http://p:3128")]), &[], None);
+        let plain = vertex_digest(&exec(&[], None), &[], None);
+        let proxied = vertex_digest(&exec(&[("HTTP_PROXY", "http://p:3128")], None), &[], None);
+        let limited = vertex_digest(&exec(&[], Some(64 << 20)), &[], None);
         assert_eq!(plain, proxied);
+        assert_eq!(plain, limited);
     }
 
     #[test]

@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 // Compat: buildkit solver/pb/ops.proto Op (Source, Exec, File, Merge); Diff/Build are not used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "each op is built once and lives behind its vertex's Arc; boxing the exec op \
+              would only add an allocation per RUN step"
+)]
 pub enum Op {
     /// Brings content in: an image, the build context, a git repository, an HTTP file.
     Source(SourceOp),
@@ -49,6 +54,10 @@ pub struct ExecOp {
     // Compat: buildkit llb ProxyEnv (excluded from the exec op's cache key).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub proxy_env: BTreeMap<String, String>,
+    /// cgroup limits of the container, left out of the digest: a step's result does not
+    /// depend on them, and BuildKit keeps them out of the op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Box<ExecResources>>,
 }
 
 /// The process part of an [`ExecOp`].
@@ -69,6 +78,60 @@ pub struct ExecMeta {
     /// Devices requested with `RUN --device`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// Size of `/dev/shm` in bytes; 0 keeps the default.
+    // Compat: buildkit pb.Meta.shmSize (part of the op, so of the cache key).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shm_size: u64,
+    /// Resource limits of the process.
+    // Compat: buildkit pb.Meta.ulimit (part of the op, so of the cache key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+}
+
+// serde's `skip_serializing_if` passes a reference.
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde passes a reference"
+)]
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// One resource limit of a RUN process (`RLIMIT_<NAME>`); -1 is unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// The resource in lower case, as `ulimit` names it (`nofile`, `nproc`, ...).
+    pub name: String,
+    /// The soft limit.
+    pub soft: i64,
+    /// The hard limit.
+    pub hard: i64,
+}
+
+/// cgroup limits of an exec's container, as the runtime spec's `linux.resources` takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResources {
+    /// Memory limit in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    /// Memory plus swap limit in bytes; -1 is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    /// Relative CPU weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// CFS period in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<u64>,
+    /// CFS quota in microseconds per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    /// CPUs the container may run on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<String>,
 }
 
 /// `RUN --network`.

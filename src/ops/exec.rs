@@ -143,6 +143,26 @@ pub fn run(
                 .map(|(h, ip)| (h.to_owned(), ip.to_owned()))
         })
         .collect();
+    request.shm_size = op.meta.shm_size;
+    request.rlimits = op
+        .meta
+        .ulimits
+        .iter()
+        .map(|u| executor::Rlimit {
+            resource: u.name.clone(),
+            soft: u.soft,
+            hard: u.hard,
+        })
+        .collect();
+    request.resources = op.resources.as_ref().map(|r| executor::Resources {
+        memory: r.memory,
+        memory_swap: r.memory_swap,
+        cpu_shares: r.cpu_shares,
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        cpuset_cpus: r.cpuset_cpus.clone(),
+        cpuset_mems: r.cpuset_mems.clone(),
+    });
     for secret in &op.secret_env {
         match environment.secrets.get(&secret.id) {
             Some(value) => request.env.push(format!(

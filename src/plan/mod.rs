@@ -15,6 +15,9 @@ use crate::platform::Platform;
 
 mod annotations;
 pub mod entitlements;
+mod limits;
+
+pub use self::limits::{Limits, Resources};
 
 pub use self::annotations::AnnotationError;
 
@@ -69,6 +72,15 @@ pub enum Error {
         target: String,
         /// What is wrong.
         source: AnnotationError,
+    },
+    /// `shm-size`, `ulimits` or `resources` does not parse.
+    #[error("target `{target}`: invalid RUN limits")]
+    #[diagnostic(code(plan::limits))]
+    Limits {
+        /// The target.
+        target: String,
+        /// What does not parse.
+        source: crate::buildflags::Error,
     },
 }
 
@@ -196,6 +208,9 @@ pub struct BuildRequest {
     /// Extra `/etc/hosts` entries for RUN steps, as `host=ip`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// `/dev/shm` size, ulimits and cgroup limits of RUN steps.
+    #[serde(skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
     /// Ignore the cache entirely.
     pub no_cache: bool,
     /// Stages whose cache is ignored.
@@ -332,6 +347,10 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
     for output in &mut outputs {
         output.attrs.extend(annotations.iter().cloned());
     }
+    let limits = Limits::of(target).map_err(|source| Error::Limits {
+        target: target.name.clone(),
+        source,
+    })?;
     Ok(platforms
         .into_iter()
         .map(|platform| BuildRequest {
@@ -363,6 +382,7 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
                 .iter()
                 .filter_map(|(host, ip)| ip.as_ref().map(|ip| format!("{host}={ip}")))
                 .collect(),
+            limits: limits.clone(),
             no_cache: target.no_cache.unwrap_or(false),
             no_cache_filter: target.no_cache_filter.clone(),
             pull: target.pull.unwrap_or(false),

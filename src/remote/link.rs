@@ -161,6 +161,7 @@ mod tests {
             ssh: Vec::new(),
             network: None,
             extra_hosts: Vec::new(),
+            limits: crate::plan::Limits::default(),
             no_cache: false,
             no_cache_filter: Vec::new(),
             pull: false,

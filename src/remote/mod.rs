@@ -52,6 +52,8 @@ pub struct Report {
     pub metadata: BTreeMap<String, serde_json::Value>,
     /// Whether the target had no output.
     pub cache_only: bool,
+    /// What the daemon was sent and does not act on.
+    pub warnings: Vec<String>,
 }
 
 /// What a node says about itself, for `bake debug builders`.
@@ -187,7 +189,11 @@ pub fn build(
             .or_default()
             .push(request.clone());
     }
-    let outcomes = runtime.block_on(run(builder, groups, sink, cancel))?;
+    let limited: BTreeMap<String, Vec<&str>> = groups
+        .iter()
+        .map(|(target, requests)| (target.clone(), sent_limits(&requests[0])))
+        .collect();
+    let (outcomes, legacy_frontend) = runtime.block_on(run(builder, groups, sink, cancel))?;
     let mut reports = Vec::new();
     for (target, outcomes, cache_only) in outcomes {
         let mut metadata = BTreeMap::new();
@@ -203,10 +209,16 @@ pub fn build(
                 })?;
             }
         }
+        let warnings = limited
+            .get(&target)
+            .filter(|names| legacy_frontend && !names.is_empty())
+            .map(|names| vec![legacy_limits_warning(&builder.name, &target, names)])
+            .unwrap_or_default();
         reports.push(Report {
             target,
             metadata,
             cache_only,
+            warnings,
         });
     }
     Ok(reports)
@@ -215,12 +227,35 @@ pub fn build(
 /// A target's outcomes, and whether it had no output.
 type TargetOutcome = (String, Vec<solve::Outcome>, bool);
 
+/// The RUN limits of `request` that go to the daemon as front-end attributes.
+fn sent_limits(request: &BuildRequest) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if request.limits.shm_size > 0 {
+        out.push("shm-size");
+    }
+    if !request.limits.ulimits.is_empty() {
+        out.push("ulimits");
+    }
+    out
+}
+
+/// The warning for limits a legacy front end drops.
+// Compat: BuildKit's Dockerfile front end reads `shm-size` and `ulimit` since v0.10; the
+// v0.8 one in Docker Engine 20.10 ignores attributes it does not know.
+fn legacy_limits_warning(builder: &str, target: &str, names: &[&str]) -> String {
+    format!(
+        "`{}` of target `{target}` {} ignored by builder `{builder}`: the daemon's Dockerfile front end predates them (BuildKit before v0.10), so RUN steps get its defaults",
+        names.join("`, `"),
+        if names.len() == 1 { "is" } else { "are" },
+    )
+}
+
 async fn run(
     builder: &Builder,
     groups: BTreeMap<String, Vec<BuildRequest>>,
     sink: &dyn Sink,
     cancel: &AtomicBool,
-) -> Result<Vec<TargetOutcome>> {
+) -> Result<(Vec<TargetOutcome>, bool)> {
     let mut nodes: Vec<Option<Connected>> = vec![None; builder.nodes.len()];
     nodes[0] = Some(connect(builder, &builder.nodes[0]).await?);
     // Compat: BuildKit v0.11 added `Info`; a daemon without it may carry a Dockerfile front
@@ -288,7 +323,7 @@ async fn run(
     let dialer = &nodes[0].as_ref().expect("connected above").dialer;
     links.remove(dialer).await;
     layouts.remove(dialer).await;
-    finished
+    finished.map(|outcomes| (outcomes, legacy_frontend))
 }
 
 /// Forwards progress until every target is done; the first failure or a cancel aborts the

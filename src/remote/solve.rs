@@ -400,6 +400,20 @@ impl Job {
             // Compat: buildx build.toSolveOpt (`add-hosts`, `host=ip` comma-separated).
             attrs.insert("add-hosts".to_owned(), request.extra_hosts.join(","));
         }
+        if request.limits.shm_size > 0 {
+            // Compat: buildx build.toSolveOpt (`shm-size` in bytes).
+            attrs.insert("shm-size".to_owned(), request.limits.shm_size.to_string());
+        }
+        if !request.limits.ulimits.is_empty() {
+            // Compat: buildx toBuildkitUlimits (`name=soft:hard`, comma-separated, by name).
+            let ulimits: Vec<String> = request
+                .limits
+                .ulimits
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            attrs.insert("ulimit".to_owned(), ulimits.join(","));
+        }
         if let Some(network) = request.network.as_deref().filter(|n| *n != "default") {
             attrs.insert("force-network-mode".to_owned(), network.to_owned());
         }
@@ -839,5 +853,54 @@ mod attest_tests {
                 .expect("no default where unsupported")
                 .is_empty()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::builder::{Address, Node};
+
+    /// A job for `request` on a node nothing listens on: building the attributes never
+    /// dials it.
+    fn job(request: BuildRequest) -> Job {
+        let node = Node {
+            name: "n".to_owned(),
+            address: Address::Unix("/nonexistent/buildkitd.sock".into()),
+            platforms: Vec::new(),
+            tls: None,
+        };
+        let channel = tonic::transport::Endpoint::from_static("http://localhost").connect_lazy();
+        Job {
+            requests: vec![request],
+            builder: "b".to_owned(),
+            driver: Driver::Remote,
+            control: Control::new(channel),
+            dialer: Dialer::new("b", Driver::Remote, &node).expect("no TLS files to read"),
+            legacy_frontend: false,
+            attestations: Attestations::Supported,
+            publish: None,
+            linked: BTreeMap::new(),
+            created: Vec::new(),
+            layout_images: BTreeMap::new(),
+            translator: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn shm_size_and_ulimits_are_sent_as_buildx_sends_them() {
+        let mut request = crate::plan::tests::request_for("/nonexistent");
+        request.limits.shm_size = 96 << 20;
+        request.limits.ulimits = ["nofile=1000:2000", "nproc=512"]
+            .iter()
+            .map(|u| crate::buildflags::Ulimit::parse(u).expect("valid ulimit"))
+            .collect();
+        let (attrs, _, _) = job(request).frontend_attrs(&BTreeMap::new()).unwrap();
+        assert_eq!(attrs["shm-size"], "100663296");
+        assert_eq!(attrs["ulimit"], "nofile=1000:2000,nproc=512:512");
+
+        let plain = crate::plan::tests::request_for("/nonexistent");
+        let (attrs, _, _) = job(plain).frontend_attrs(&BTreeMap::new()).unwrap();
+        assert!(!attrs.contains_key("shm-size") && !attrs.contains_key("ulimit"));
     }
 }

@@ -49,12 +49,15 @@ fn op(script: &str, mounts: Vec<Mount>) -> ExecOp {
             user: String::new(),
             extra_hosts: Vec::new(),
             devices: Vec::new(),
+            shm_size: 0,
+            ulimits: Vec::new(),
         },
         mounts: all,
         network: NetworkMode::None,
         security: SecurityMode::Sandbox,
         secret_env: Vec::new(),
         proxy_env: BTreeMap::new(),
+        resources: None,
     }
 }
 

@@ -265,7 +265,7 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
     std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
     std::fs::write(
         dir.join("docker-bake.hcl"),
-        "target \"app\" {\n  cache-to = [\"type=local,dest=cache,reset=true\"]\n  cache-from = [\"type=local,src=cache\"]\n  shm-size = \"128m\"\n  output = [\"type=oci,dest=app.tar,registry.insecure=true\"]\n}\n",
+        "target \"app\" {\n  cache-to = [\"type=local,dest=cache,reset=true\"]\n  cache-from = [\"type=local,src=cache\"]\n  attest = [\"type=provenance,mode=max\"]\n  output = [\"type=oci,dest=app.tar,registry.insecure=true\"]\n}\n",
     )
     .unwrap();
     let args: Vec<String> = [
@@ -283,7 +283,7 @@ fn options_bake_accepts_but_does_not_act_on_are_named_in_warnings() {
         "WARNING: `cache-to` attribute `reset` of target `app` (`type=local`) is ignored",
         "WARNING: cache-from `type=local,src=",
         "cache` was not imported: no cache manifest `latest`",
-        "WARNING: `shm-size` is ignored (target `app`)",
+        "WARNING: `attest` is ignored (target `app`)",
         "WARNING: output attribute `registry.insecure` of target `app` (`type=oci`) is ignored",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");

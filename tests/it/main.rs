@@ -49,6 +49,7 @@ mod remote_contexts;
 mod remote_monorepo;
 mod remote_output;
 mod remote_tls;
+mod run_limits;
 mod schema;
 mod signals;
 mod solver;

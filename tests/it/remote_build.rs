@@ -437,3 +437,38 @@ fn extra_hosts_reach_run_steps_on_the_engine() {
         "{hosts}"
     );
 }
+
+#[test]
+fn run_limits_the_engine_front_end_drops_are_named_in_warnings() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let _serial = crate::remote_build::serial();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {BASE}\nRUN df -k /dev/shm > /shm && ulimit -Hn > /hard\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("docker-bake.hcl"),
+        "target \"default\" {\n  shm-size = \"96m\"\n  ulimits = [\"nofile=1000:2000\"]\n  \
+         resources = { memory = \"64m\" }\n  output = [\"type=local,dest=out\"]\n}\n",
+    )
+    .unwrap();
+    let output = bake(dir.path(), &["--builder", "docker://"], &[]);
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("`shm-size`, `ulimits` of target `default` are ignored by builder")
+            && text.contains("front end predates them"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`resources` is ignored (target `default`)"),
+        "{text}"
+    );
+    // What the warning says: the engine's RUN step kept its own /dev/shm size.
+    let df = std::fs::read_to_string(dir.path().join("out/shm")).unwrap();
+    assert!(!df.contains("98304"), "{df}");
+}

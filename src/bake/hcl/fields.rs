@@ -265,6 +265,22 @@ fn policies(value: &Value) -> Result<Vec<Policy>, String> {
         .collect()
 }
 
+fn shm_size(value: &Value) -> Result<Option<String>, String> {
+    let size = string(value)?;
+    if let Some(text) = &size {
+        crate::buildflags::ram_in_bytes(text).map_err(|e| e.to_string())?;
+    }
+    Ok(size)
+}
+
+fn ulimits(value: &Value) -> Result<Vec<String>, String> {
+    let entries = list(value)?.unwrap_or_default();
+    for entry in &entries {
+        crate::buildflags::Ulimit::parse(entry).map_err(|e| e.to_string())?;
+    }
+    Ok(entries)
+}
+
 fn resources(value: &Value) -> Result<Option<Resources>, String> {
     let object = match value {
         Value::Null => return Ok(None),
@@ -299,6 +315,7 @@ fn resources(value: &Value) -> Result<Option<Resources>, String> {
             other => return Err(format!("unknown resource `{other}`")),
         }
     }
+    out.check().map_err(|e| e.to_string())?;
     Ok(Some(out))
 }
 
@@ -331,8 +348,8 @@ pub(crate) fn set_target_field(
         "no-cache" => target.no_cache = boolean(value)?,
         "network" => target.network = string(value)?,
         "no-cache-filter" => target.no_cache_filter = list(value)?.unwrap_or_default(),
-        "shm-size" => target.shm_size = string(value)?,
-        "ulimits" => target.ulimits = list(value)?.unwrap_or_default(),
+        "shm-size" => target.shm_size = shm_size(value)?,
+        "ulimits" => target.ulimits = ulimits(value)?,
         "resources" => target.resources = resources(value)?,
         "call" => target.call = string(value)?,
         "entitlements" => target.entitlements = list(value)?.unwrap_or_default(),

@@ -121,6 +121,13 @@ pub struct ConvertOptions {
     /// Extra `/etc/hosts` entries for every RUN step, as `host=ip` (the target's
     /// `extra-hosts`).
     pub extra_hosts: Vec<String>,
+    /// Size of every RUN step's `/dev/shm` in bytes (the target's `shm-size`); 0 keeps the
+    /// default.
+    pub shm_size: u64,
+    /// Resource limits of every RUN step's process (the target's `ulimits`).
+    pub ulimits: Vec<crate::graph::Ulimit>,
+    /// cgroup limits of every RUN step's container (the target's `resources`).
+    pub resources: Option<Box<crate::graph::ExecResources>>,
 }
 
 impl fmt::Debug for ConvertOptions {
@@ -137,6 +144,9 @@ impl fmt::Debug for ConvertOptions {
             .field("no_cache_filter", &self.no_cache_filter)
             .field("dockerignore", &self.dockerignore)
             .field("extra_hosts", &self.extra_hosts)
+            .field("shm_size", &self.shm_size)
+            .field("ulimits", &self.ulimits)
+            .field("resources", &self.resources)
             .finish()
     }
 }

@@ -91,6 +91,8 @@ pub(crate) fn convert_run(
         user: state.image.config.user.clone().unwrap_or_default(),
         extra_hosts: dispatcher.context.options.extra_hosts.clone(),
         devices: spec.devices.clone(),
+        shm_size: dispatcher.context.options.shm_size,
+        ulimits: dispatcher.context.options.ulimits.clone(),
     };
     let network = match spec.network.as_deref() {
         Some("host") => NetworkMode::Host,
@@ -118,6 +120,7 @@ pub(crate) fn convert_run(
         security,
         secret_env,
         proxy_env,
+        resources: dispatcher.context.options.resources.clone(),
     });
     state.state = State::with_op(op, inputs, Some(state.platform.clone()), vertex_meta);
     Ok(message)
