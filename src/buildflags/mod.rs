@@ -1,11 +1,13 @@
 //! Typed CSV specs for `output`, `cache-from`/`cache-to`, `secret`, `ssh` and `attest`, as
-//! buildx's `util/buildflags` parses them, plus the flat JSON form `--print` shows. Leaf.
+//! buildx's `util/buildflags` parses them, plus the flat JSON form `--print` shows, and
+//! what a `secret` or `ssh` entry names on this host (shared by both back ends). Leaf.
 //!
 //! Every spec can be written as a CSV string (`type=local,dest=out`) or, in bake files, as
 //! an object (`{ type = "local", dest = "out" }`); both go through the same key handling.
 
 mod csv;
 mod error;
+mod session;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,7 @@ use serde::{Serialize, Serializer};
 
 pub use self::csv::split_fields;
 pub use self::error::{Error, Result};
+pub use self::session::{DEFAULT_SSH_ID, Unavailable};
 
 fn key_values(input: &str) -> Result<Vec<(String, String)>> {
     split_fields(input)?

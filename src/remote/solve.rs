@@ -18,7 +18,7 @@ use crate::remote::control::Control;
 use crate::remote::error::{Error, Result};
 use crate::remote::proto::{BytesMessage, CacheOptions, CacheOptionsEntry, SolveRequest};
 use crate::remote::saved::{internal_image_name, save};
-use crate::remote::session::Session;
+use crate::remote::session::{Attachables, Session};
 use crate::remote::staging::{Destination, Staging};
 use crate::remote::status::Translator;
 use crate::remote::transport::Dialer;
@@ -44,6 +44,8 @@ pub(crate) struct Job {
     pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
     /// What the progress has shown of this target's earlier solves.
     pub(crate) translator: Option<Translator>,
+    /// The target's secrets, SSH agents and the registry credentials, for its sessions.
+    pub(crate) attachables: Arc<Attachables>,
 }
 
 /// The exporter of one output: its BuildKit name, attributes, and destination.
@@ -255,12 +257,6 @@ impl Job {
                 .substitute_contexts(&mut attrs, &mut directories)?
                 .or(inline);
         }
-        if !request.secrets.is_empty() {
-            return Err(self.unsupported("`secret`"));
-        }
-        if !request.ssh.is_empty() {
-            return Err(self.unsupported("`ssh`"));
-        }
         Ok((attrs, directories, inline))
     }
 
@@ -442,6 +438,7 @@ impl Job {
             id: uuid::Uuid::new_v4().simple().to_string(),
             directories: directories.clone(),
             export: staging.target(),
+            attachables: self.attachables.clone(),
         });
         let session_task = self.start_session(session.clone()).await?;
         let reference = uuid::Uuid::new_v4().simple().to_string();

@@ -47,6 +47,7 @@ mod remote_build;
 mod remote_contexts;
 mod remote_monorepo;
 mod remote_output;
+mod remote_session;
 mod remote_tls;
 mod schema;
 mod signals;
