@@ -54,6 +54,8 @@ fn secrets_reach_run_steps_read_at_call_time_and_stay_out_of_the_layers() {
     assert_eq!(read("tok.txt"), "FIRST-SECRET-VALUE");
     assert_eq!(read("env.txt"), "VALUE-FROM-THE-ENVIRONMENT");
     assert!(!out.join("run/secrets/tok").exists());
+    // An id the target does not define is NotFound, which `required=false` skips.
+    assert!(!read("listing.txt").contains("absent"));
     let image = std::fs::read(dir.path().join("image.tar")).unwrap();
     for raw in ["first-secret-value", "value-from-the-environment"] {
         assert!(
@@ -91,6 +93,26 @@ fn a_missing_secret_source_fails_before_the_build_is_sent() {
         "{text}"
     );
     assert!(!text.contains("[internal]"), "nothing was built: {text}");
+}
+
+#[test]
+fn an_undefined_required_secret_fails_on_the_daemon_naming_it() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let _serial = serial();
+    let dir = project(
+        &format!("FROM {BASE}\nRUN --mount=type=secret,id=undefined,required=true true\n"),
+        "  secret = [\"id=defined,env=BAKE_TEST_DEFINED\"]",
+    );
+    let output = bake(
+        dir.path(),
+        &["--builder", "docker://"],
+        &[("BAKE_TEST_DEFINED", "x")],
+    );
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("secret undefined not found"), "{text}");
 }
 
 /// An `ssh-agent` on a socket in `dir`, holding a fresh ed25519 key; killed on drop.
