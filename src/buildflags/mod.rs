@@ -1,5 +1,6 @@
 //! Typed CSV specs for `output`, `cache-from`/`cache-to`, `secret`, `ssh` and `attest`, as
-//! buildx's `util/buildflags` parses them, plus the flat JSON form `--print` shows. Leaf.
+//! buildx's `util/buildflags` parses them, plus the flat JSON form `--print` shows, and
+//! what a `secret` or `ssh` entry names on this host (shared by both back ends). Leaf.
 //!
 //! Every spec can be written as a CSV string (`type=local,dest=out`) or, in bake files, as
 //! an object (`{ type = "local", dest = "out" }`); both go through the same key handling.
@@ -9,15 +10,21 @@
 mod csv;
 mod error;
 mod limits;
+mod secret;
+mod ssh;
+mod unavailable;
 
 use std::collections::BTreeMap;
 
-use serde::ser::{SerializeMap, SerializeStruct};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 pub use self::csv::split_fields;
 pub use self::error::{Error, Result};
 pub use self::limits::{ULIMIT_NAMES, Ulimit, check_cpuset, ram_in_bytes};
+pub use self::secret::Secret;
+pub use self::ssh::{DEFAULT_SSH_ID, Ssh};
+pub use self::unavailable::Unavailable;
 
 fn key_values(input: &str) -> Result<Vec<(String, String)>> {
     split_fields(input)?
@@ -152,117 +159,6 @@ impl Serialize for CacheEntry {
         let mut flat = self.attrs.clone();
         flat.insert("type".to_owned(), self.kind.clone());
         flat.serialize(serializer)
-    }
-}
-
-/// A build secret (`secret`): an id and where its value comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Secret {
-    /// The id `RUN --mount=type=secret,id=` refers to.
-    pub id: String,
-    /// A file to read the value from.
-    pub src: String,
-    /// An environment variable to read the value from.
-    pub env: String,
-}
-
-impl Secret {
-    /// Parses `id=x,src=path` / `id=x,env=VAR` / `type=env,id=x,src=VAR`.
-    // Compat: buildx Secret.UnmarshalText (util/buildflags/secrets.go).
-    pub fn parse(input: &str) -> Result<Self> {
-        let pairs = split_fields(input)?
-            .into_iter()
-            .map(|field| match field.split_once('=') {
-                Some((key, value)) => Ok((key.to_lowercase(), value.to_owned())),
-                None => Err(Error::NotKeyValue { field }),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Self::from_pairs(input, pairs)
-    }
-
-    /// Builds a secret from `key=value` pairs (the object form).
-    pub fn from_pairs(input: &str, pairs: Vec<(String, String)>) -> Result<Self> {
-        let mut secret = Self::default();
-        let mut kind = String::new();
-        for (key, value) in pairs {
-            match key.as_str() {
-                "type" if value == "file" || value == "env" => kind = value,
-                "type" => {
-                    return Err(Error::BadValue {
-                        key,
-                        value,
-                        reason: "expected `file` or `env`".to_owned(),
-                    });
-                }
-                "id" => secret.id = value,
-                "source" | "src" => secret.src = value,
-                "env" => secret.env = value,
-                _ => {
-                    return Err(Error::UnknownKey {
-                        key,
-                        input: input.to_owned(),
-                    });
-                }
-            }
-        }
-        if kind == "env" && secret.env.is_empty() {
-            secret.env = std::mem::take(&mut secret.src);
-        }
-        Ok(secret)
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let fields = [("id", &self.id), ("src", &self.src), ("env", &self.env)];
-        let count = fields.iter().filter(|(_, v)| !v.is_empty()).count();
-        let mut out = serializer.serialize_struct("Secret", count)?;
-        for (name, value) in fields {
-            if !value.is_empty() {
-                out.serialize_field(name, value)?;
-            }
-        }
-        out.end()
-    }
-}
-
-/// An SSH agent socket or key set (`ssh`): `default` or `id=path,path`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Ssh {
-    /// The id `RUN --mount=type=ssh,id=` refers to.
-    pub id: String,
-    /// Key files or agent sockets; empty means the default agent.
-    pub paths: Vec<String>,
-}
-
-impl Ssh {
-    /// Parses `id[=path[,path...]]`.
-    // Compat: buildx SSH.UnmarshalText (util/buildflags/ssh.go).
-    pub fn parse(input: &str) -> Self {
-        match input.split_once('=') {
-            Some((id, paths)) => Self {
-                id: id.to_owned(),
-                paths: paths.split(',').map(str::to_owned).collect(),
-            },
-            None => Self {
-                id: input.to_owned(),
-                paths: Vec::new(),
-            },
-        }
-    }
-}
-
-impl Serialize for Ssh {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let count = usize::from(!self.id.is_empty()) + usize::from(!self.paths.is_empty());
-        let mut out = serializer.serialize_struct("Ssh", count)?;
-        if !self.id.is_empty() {
-            out.serialize_field("id", &self.id)?;
-        }
-        if !self.paths.is_empty() {
-            out.serialize_field("paths", &self.paths)?;
-        }
-        out.end()
     }
 }
 

@@ -154,6 +154,22 @@ pub enum Error {
         /// Why the builder cannot attach them.
         reason: String,
     },
+    /// A secret or SSH agent the target names cannot be provided.
+    #[error("target `{target}`: {message}")]
+    #[diagnostic(code(remote::session))]
+    Session {
+        /// The target.
+        target: String,
+        /// What is missing and where it was looked for.
+        message: String,
+    },
+    /// The Docker config that holds registry credentials cannot be used.
+    #[error("cannot use the registry credentials: {0}")]
+    #[diagnostic(
+        code(remote::credentials),
+        help("fix or move the Docker config (`DOCKER_CONFIG`, `~/.docker/config.json`)")
+    )]
+    Credentials(crate::registry::Error),
     /// Writing an export failed.
     #[error("target `{target}`: failed to write `{}`", path.display())]
     #[diagnostic(code(remote::export))]

@@ -1,7 +1,8 @@
 //! A BuildKit daemon as the back end: builder selection (buildx's builder store, direct
 //! endpoints), the `remote` (buildkitd over unix/TCP, TLS) and `docker` (the engine's
 //! `/grpc` and `/session`) drivers, the control-API client (`ListWorkers`, `Info`, `Solve`,
-//! `Status`) and the session services the daemon calls back (file sync, exports, auth).
+//! `Status`) and the session services the daemon calls back (file sync, exports, registry
+//! credentials, secrets, SSH agents).
 //! Layer 4, the alternative to `solver`/`ops`: the same [`BuildRequest`]s go to the daemon
 //! and its progress comes back as the same [`crate::progress::Event`]s.
 //!
@@ -11,6 +12,7 @@
 //! gRPC needs an async runtime: this module starts one per build and keeps every task inside
 //! it, so the rest of bake stays synchronous.
 
+mod auth;
 pub mod builder;
 mod control;
 mod error;
@@ -19,8 +21,10 @@ mod layouts;
 mod link;
 mod proto;
 mod saved;
+mod secrets;
 mod session;
 mod solve;
+mod sshforward;
 mod staging;
 mod status;
 mod substitute;
@@ -193,7 +197,20 @@ pub fn build(
         .iter()
         .map(|(target, requests)| (target.clone(), sent_limits(&requests[0])))
         .collect();
-    let (outcomes, legacy_frontend) = runtime.block_on(run(builder, groups, sink, cancel))?;
+    // Secrets, agents and the credentials file are checked before anything is sent.
+    let auth = std::sync::Arc::new(
+        crate::registry::DockerConfig::load(&crate::registry::DockerConfig::default_path())
+            .map_err(Error::Credentials)?,
+    );
+    let attachables = groups
+        .iter()
+        .map(|(target, requests)| {
+            session::Attachables::resolve(&requests[0], auth.clone())
+                .map(|a| (target.clone(), Arc::new(a)))
+        })
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let (outcomes, legacy_frontend) =
+        runtime.block_on(run(builder, groups, attachables, sink, cancel))?;
     let mut reports = Vec::new();
     for (target, outcomes, cache_only) in outcomes {
         let mut metadata = BTreeMap::new();
@@ -253,6 +270,7 @@ fn legacy_limits_warning(builder: &str, target: &str, names: &[&str]) -> String 
 async fn run(
     builder: &Builder,
     groups: BTreeMap<String, Vec<BuildRequest>>,
+    mut attachables: BTreeMap<String, Arc<session::Attachables>>,
     sink: &dyn Sink,
     cancel: &AtomicBool,
 ) -> Result<(Vec<TargetOutcome>, bool)> {
@@ -310,6 +328,9 @@ async fn run(
             layout_images,
             created: created.clone(),
             translator: None,
+            attachables: attachables
+                .remove(&target)
+                .expect("resolved for every target"),
         };
         let sink = forward.clone();
         tasks.spawn(async move {

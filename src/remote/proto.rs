@@ -4,7 +4,8 @@
 //!
 //! Sources: `api/services/control/control.proto`, `api/types/worker.proto`,
 //! `solver/pb/ops.proto` (Platform, Definition), fsutil's `types/wire.proto` and
-//! `types/stat.proto`, `session/auth/auth.proto`, and gRPC's `health/v1/health.proto`.
+//! `types/stat.proto`, `session/auth/auth.proto`, `session/secrets/secrets.proto`,
+//! `session/sshforward/ssh.proto`, and gRPC's `health/v1/health.proto`.
 //! Fields bake never reads are left out: protobuf skips unknown fields.
 
 use std::collections::BTreeMap;
@@ -259,6 +260,33 @@ pub(crate) struct CredentialsResponse {
     #[prost(string, tag = "2")]
     pub(crate) secret: String,
 }
+
+/// `moby.buildkit.secrets.v1.GetSecretRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct GetSecretRequest {
+    #[prost(string, tag = "1")]
+    pub(crate) id: String,
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub(crate) annotations: BTreeMap<String, String>,
+}
+
+/// `moby.buildkit.secrets.v1.GetSecretResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct GetSecretResponse {
+    #[prost(bytes = "vec", tag = "1")]
+    pub(crate) data: Vec<u8>,
+}
+
+/// `moby.sshforward.v1.CheckAgentRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct CheckAgentRequest {
+    #[prost(string, tag = "1")]
+    pub(crate) id: String,
+}
+
+/// `moby.sshforward.v1.CheckAgentResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct CheckAgentResponse {}
 
 /// `grpc.health.v1.HealthCheckRequest`.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -1,7 +1,8 @@
 //! The session BuildKit calls back into during a solve: bake serves HTTP/2 gRPC over a
 //! connection the daemon opened towards it (the engine's upgraded `/session`, or the
 //! control API's `Session` tunnel), with file sync of the local directories, file receive
-//! for exports, anonymous registry auth and the health check. Part of `remote`.
+//! for exports, the target's secrets and SSH agents, registry credentials from the Docker
+//! config and the health check. Part of `remote`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -16,21 +17,59 @@ use tonic::server::Grpc;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::ProstCodec;
 
+use crate::plan::BuildRequest;
+use crate::registry::DockerConfig;
+use crate::remote::error::Error;
 use crate::remote::filesync::{self, Selection};
 use crate::remote::proto::{
-    BytesMessage, CredentialsRequest, CredentialsResponse, HealthCheckRequest, HealthCheckResponse,
-    Packet,
+    BytesMessage, CheckAgentRequest, CheckAgentResponse, CredentialsRequest, GetSecretRequest,
+    GetSecretResponse, HealthCheckRequest, HealthCheckResponse, Packet,
 };
+use crate::remote::secrets::Secrets;
+use crate::remote::sshforward::{self, Agents};
 use crate::remote::transport::Io;
 
 const DIFF_COPY: &str = "/moby.filesync.v1.FileSync/DiffCopy";
 const FILE_SEND: &str = "/moby.filesync.v1.FileSend/DiffCopy";
 const CREDENTIALS: &str = "/moby.filesync.v1.Auth/Credentials";
+const FETCH_TOKEN: &str = "/moby.filesync.v1.Auth/FetchToken";
+const GET_TOKEN_AUTHORITY: &str = "/moby.filesync.v1.Auth/GetTokenAuthority";
+const VERIFY_TOKEN_AUTHORITY: &str = "/moby.filesync.v1.Auth/VerifyTokenAuthority";
+const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
+const CHECK_AGENT: &str = "/moby.sshforward.v1.SSH/CheckAgent";
+const FORWARD_AGENT: &str = "/moby.sshforward.v1.SSH/ForwardAgent";
 const HEALTH: &str = "/grpc.health.v1.Health/Check";
 
 /// The name prefix of staged exports (beside their destination), which a context sync never
 /// sends.
 pub(crate) const STAGED_PREFIX: &str = ".bake-export-";
+
+/// What a target's sessions provide besides files: its secrets and SSH agents, and the
+/// registry credentials (buildx's session attachables).
+#[derive(Debug)]
+pub(crate) struct Attachables {
+    /// The target's secrets.
+    pub(crate) secrets: Secrets,
+    /// The target's SSH agents.
+    pub(crate) agents: Agents,
+    /// Where registry credentials come from.
+    pub(crate) auth: Arc<DockerConfig>,
+}
+
+impl Attachables {
+    /// Checks and resolves what `request` names, before anything is sent to the daemon.
+    pub(crate) fn resolve(request: &BuildRequest, auth: Arc<DockerConfig>) -> Result<Self, Error> {
+        let fail = |error: crate::buildflags::Unavailable| Error::Session {
+            target: request.target.clone(),
+            message: error.to_string(),
+        };
+        Ok(Self {
+            secrets: Secrets::resolve(&request.secrets).map_err(fail)?,
+            agents: Agents::resolve(&request.ssh).map_err(fail)?,
+            auth,
+        })
+    }
+}
 
 /// Where an export the daemon sends back is written.
 #[derive(Debug, Clone)]
@@ -54,6 +93,8 @@ pub(crate) struct Session {
     /// even when they lie inside a served directory, since they did not exist when the
     /// build started.
     pub(crate) hidden: Vec<PathBuf>,
+    /// Secrets, SSH agents and registry credentials.
+    pub(crate) attachables: Arc<Attachables>,
 }
 
 type ResponseStream<T> = ReceiverStream<Result<T, Status>>;
@@ -74,12 +115,24 @@ impl Session {
                     .map_or_else(|| self.id.clone(), |p| p.display().to_string()),
             ),
         ];
-        let mut methods = vec![HEALTH, CREDENTIALS];
+        let mut methods = vec![
+            HEALTH,
+            CREDENTIALS,
+            FETCH_TOKEN,
+            GET_TOKEN_AUTHORITY,
+            VERIFY_TOKEN_AUTHORITY,
+        ];
         if !self.directories.is_empty() {
             methods.push(DIFF_COPY);
         }
         if self.export.is_some() {
             methods.push(FILE_SEND);
+        }
+        if !self.attachables.secrets.is_empty() {
+            methods.push(GET_SECRET);
+        }
+        if !self.attachables.agents.is_empty() {
+            methods.extend([CHECK_AGENT, FORWARD_AGENT]);
         }
         for method in methods {
             headers.push((
@@ -116,12 +169,59 @@ impl Session {
                     .await
             }
             CREDENTIALS => {
-                // Anonymous: the daemon pulls public images without credentials.
-                let service = tower::service_fn(|_: Request<CredentialsRequest>| async {
-                    Ok::<_, Status>(Response::new(CredentialsResponse::default()))
+                let auth = self.attachables.auth.clone();
+                let service = tower::service_fn(move |request: Request<CredentialsRequest>| {
+                    let auth = auth.clone();
+                    async move {
+                        crate::remote::auth::credentials(auth, request.into_inner().host)
+                            .await
+                            .map(Response::new)
+                    }
                 });
                 Grpc::new(ProstCodec::default())
                     .unary(service, request)
+                    .await
+            }
+            FETCH_TOKEN | GET_TOKEN_AUTHORITY | VERIFY_TOKEN_AUTHORITY => {
+                Status::unimplemented("bake keeps no token authority; use `Credentials`")
+                    .into_http()
+            }
+            GET_SECRET => {
+                let attachables = self.attachables.clone();
+                let service = tower::service_fn(move |request: Request<GetSecretRequest>| {
+                    let attachables = attachables.clone();
+                    async move {
+                        let id = request.into_inner().id;
+                        let data = attachables.secrets.get(&id).await?;
+                        Ok::<_, Status>(Response::new(GetSecretResponse { data }))
+                    }
+                });
+                Grpc::new(ProstCodec::default())
+                    .unary(service, request)
+                    .await
+            }
+            CHECK_AGENT => {
+                let attachables = self.attachables.clone();
+                let service = tower::service_fn(move |request: Request<CheckAgentRequest>| {
+                    let attachables = attachables.clone();
+                    async move {
+                        attachables.agents.socket(&request.into_inner().id)?;
+                        Ok::<_, Status>(Response::new(CheckAgentResponse {}))
+                    }
+                });
+                Grpc::new(ProstCodec::default())
+                    .unary(service, request)
+                    .await
+            }
+            FORWARD_AGENT => {
+                let attachables = self.attachables.clone();
+                let service =
+                    tower::service_fn(move |request: Request<Streaming<BytesMessage>>| {
+                        let attachables = attachables.clone();
+                        async move { forward_agent(&attachables.agents, request) }
+                    });
+                Grpc::new(ProstCodec::default())
+                    .streaming(service, request)
                     .await
             }
             DIFF_COPY => {
@@ -217,6 +317,17 @@ fn escape_pattern(path: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Relays one agent connection to the socket of the id the stream's metadata names.
+fn forward_agent(
+    agents: &Agents,
+    request: Request<Streaming<BytesMessage>>,
+) -> Result<Response<ResponseStream<BytesMessage>>, Status> {
+    let socket = agents.socket(&sshforward::stream_id(request.metadata()))?;
+    let (sender, receiver) = mpsc::channel(16);
+    tokio::spawn(sshforward::forward(socket, request.into_inner(), sender));
+    Ok(Response::new(ReceiverStream::new(receiver)))
 }
 
 fn receive_dir(

@@ -18,7 +18,7 @@ use crate::remote::control::Control;
 use crate::remote::error::{Error, Result};
 use crate::remote::proto::{BytesMessage, CacheOptions, CacheOptionsEntry, SolveRequest};
 use crate::remote::saved::{internal_image_name, save};
-use crate::remote::session::Session;
+use crate::remote::session::{Attachables, Session};
 use crate::remote::staging::{Destination, Staging};
 use crate::remote::status::Translator;
 use crate::remote::transport::Dialer;
@@ -51,6 +51,8 @@ pub(crate) struct Job {
     pub(crate) layout_images: BTreeMap<String, String>,
     /// What the progress has shown of this target's earlier solves.
     pub(crate) translator: Option<Translator>,
+    /// The target's secrets, SSH agents and the registry credentials, for its sessions.
+    pub(crate) attachables: Arc<Attachables>,
 }
 
 /// Whether a node can attach attestations (BuildKit v0.11 and later, and on the engine only
@@ -454,12 +456,6 @@ impl Job {
                 .substitute_contexts(&mut attrs, &mut directories)?
                 .or(inline);
         }
-        if !request.secrets.is_empty() {
-            return Err(self.unsupported("`secret`"));
-        }
-        if !request.ssh.is_empty() {
-            return Err(self.unsupported("`ssh`"));
-        }
         let no_default = std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS").ok();
         let attests = attest_attrs(&request.attest, self.attestations, no_default.as_deref())
             .map_err(|error| Error::Attest {
@@ -650,6 +646,7 @@ impl Job {
             directories: directories.clone(),
             export: staging.target(),
             hidden: self.created.clone(),
+            attachables: self.attachables.clone(),
         });
         let session_task = self.start_session(session.clone()).await?;
         let reference = uuid::Uuid::new_v4().simple().to_string();
@@ -871,7 +868,13 @@ mod tests {
             tls: None,
         };
         let channel = tonic::transport::Endpoint::from_static("http://localhost").connect_lazy();
+        let auth =
+            crate::registry::DockerConfig::load(std::path::Path::new("/nonexistent/config.json"))
+                .expect("a missing config is an empty one");
+        let attachables = crate::remote::session::Attachables::resolve(&request, Arc::new(auth))
+            .expect("no secrets or agents");
         Job {
+            attachables: Arc::new(attachables),
             requests: vec![request],
             builder: "b".to_owned(),
             driver: Driver::Remote,

@@ -48,6 +48,7 @@ mod remote_build;
 mod remote_contexts;
 mod remote_monorepo;
 mod remote_output;
+mod remote_session;
 mod remote_tls;
 mod run_limits;
 mod schema;
