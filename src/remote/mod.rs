@@ -16,6 +16,8 @@ mod control;
 mod error;
 mod filesync;
 mod link;
+mod merge;
+mod nodes;
 mod proto;
 mod saved;
 mod session;
@@ -60,6 +62,8 @@ pub struct NodeStatus {
     pub name: String,
     /// Its address.
     pub address: String,
+    /// The platforms the builder store lists for it (these decide where a platform builds).
+    pub configured: Vec<Platform>,
     /// Its workers' platforms and BuildKit version, or why it could not be asked.
     pub answer: std::result::Result<(Vec<Platform>, Option<String>), String>,
 }
@@ -137,9 +141,21 @@ pub fn inspect(builder: &Builder) -> Result<Vec<NodeStatus>> {
             let answer = runtime.block_on(async {
                 let probe = async {
                     let mut connected = connect(builder, node).await?;
+                    let workers = if node.platforms.is_empty() {
+                        connected.platforms
+                    } else {
+                        let workers = connected.control.list_workers().await.map_err(|status| {
+                            Error::Call {
+                                builder: builder.name.clone(),
+                                call: "ListWorkers",
+                                message: error::status_text(&status),
+                            }
+                        })?;
+                        worker_platforms(&workers)
+                    };
                     let version = connected.control.info().await.ok().flatten();
                     Ok::<_, Error>((
-                        connected.platforms,
+                        workers,
                         version.map(|v| v.version).filter(|v| !v.is_empty()),
                     ))
                 };
@@ -151,6 +167,7 @@ pub fn inspect(builder: &Builder) -> Result<Vec<NodeStatus>> {
             NodeStatus {
                 name: node.name.clone(),
                 address: node.address.to_string(),
+                configured: node.platforms.clone(),
                 answer,
             }
         })
@@ -221,7 +238,20 @@ async fn run(
     cancel: &AtomicBool,
 ) -> Result<Vec<TargetOutcome>> {
     let mut nodes: Vec<Option<Connected>> = vec![None; builder.nodes.len()];
-    nodes[0] = Some(connect(builder, &builder.nodes[0]).await?);
+    if builder.driver == builder::Driver::Docker {
+        nodes[0] = Some(connect(builder, &builder.nodes[0]).await?);
+    }
+    let routes = routes(builder, &mut nodes, &groups).await?;
+    for (target, shares) in &routes {
+        if shares.len() > 1 {
+            check_split(builder, target, shares, &groups[target])?;
+        }
+        for share in shares {
+            if nodes[share.node].is_none() {
+                nodes[share.node] = Some(connect(builder, &builder.nodes[share.node]).await?);
+            }
+        }
+    }
     // Compat: BuildKit v0.11 added `Info`; a daemon without it may carry a Dockerfile front
     // end older than named contexts (Docker Engine 20.10's does), so on the engine bake
     // writes image contexts into the Dockerfile, which every front end understands.
@@ -239,35 +269,352 @@ async fn run(
     let forward: Arc<dyn Sink> = Arc::new(ChannelSink(sender));
     let mut tasks = tokio::task::JoinSet::new();
     for (target, requests) in groups {
-        let index = route(builder, &mut nodes, &requests).await?;
-        let node = nodes[index]
-            .clone()
-            .expect("route connects the node it returns");
+        let shares = &routes[&target];
         let cache_only = requests[0].outputs.is_empty();
         let (publish, linked) = links.of(&target, &requests);
-        let job = solve::Job {
-            requests,
-            builder: builder.name.clone(),
-            driver: builder.driver,
-            control: node.control,
-            dialer: node.dialer,
-            legacy_frontend,
-            publish,
-            linked,
-            translator: None,
-        };
+        let split = shares.len() > 1;
+        let mut jobs = Vec::new();
+        for share in shares {
+            let node = nodes[share.node]
+                .clone()
+                .expect("every node a share names is connected above");
+            let requests: Vec<BuildRequest> = if split {
+                requests
+                    .iter()
+                    .filter(|r| {
+                        r.platform
+                            .as_ref()
+                            .is_some_and(|p| share.platforms.contains(p))
+                    })
+                    .cloned()
+                    .collect()
+            } else {
+                requests.clone()
+            };
+            jobs.push(solve::Job {
+                requests,
+                builder: builder.name.clone(),
+                driver: builder.driver,
+                control: node.control,
+                dialer: node.dialer,
+                legacy_frontend,
+                publish: None,
+                linked: BTreeMap::new(),
+                translator: None,
+                split_over: split.then(|| builder.nodes[share.node].name.clone()),
+            });
+        }
+        if !split {
+            jobs[0].publish = publish;
+            jobs[0].linked = linked;
+        }
         let sink = forward.clone();
         tasks.spawn(async move {
-            job.run(sink)
-                .await
-                .map(|outcomes| (target, outcomes, cache_only))
+            let outcomes = if split {
+                run_split(&requests[0], jobs, sink).await?
+            } else {
+                let job = jobs.pop().expect("one share");
+                job.run(sink).await?
+            };
+            Ok((target, outcomes, cache_only))
         });
     }
     drop(forward);
     let finished = wait(tasks, events, sink, cancel).await;
-    let dialer = &nodes[0].as_ref().expect("connected above").dialer;
-    links.remove(dialer).await;
+    if let Some(node) = nodes[0].as_ref() {
+        links.remove(&node.dialer).await;
+    }
     finished
+}
+
+/// Which nodes build which platforms of each target. The nodes' configured platforms
+/// decide when they cover every platform asked for; otherwise every node is asked for its
+/// workers' platforms too, and a node that runs a platform may take it.
+// Compat: buildx nodeResolver.Resolve: strict matching on the store's platforms first, then
+// every node booted and its workers listed.
+async fn routes(
+    builder: &Builder,
+    nodes: &mut [Option<Connected>],
+    groups: &BTreeMap<String, Vec<BuildRequest>>,
+) -> Result<BTreeMap<String, Vec<nodes::Share>>> {
+    let wanted: BTreeMap<&String, Vec<Platform>> = groups
+        .iter()
+        .map(|(target, requests)| {
+            (
+                target,
+                requests.iter().filter_map(|r| r.platform.clone()).collect(),
+            )
+        })
+        .collect();
+    let configured: Vec<Vec<Platform>> =
+        builder.nodes.iter().map(|n| n.platforms.clone()).collect();
+    let mut routes = BTreeMap::new();
+    let mut perfect = true;
+    for (target, platforms) in &wanted {
+        if builder.nodes.len() == 1 {
+            routes.insert(
+                (*target).clone(),
+                nodes::split(platforms, &configured[..1], nodes::Matching::Strict).0,
+            );
+            continue;
+        }
+        let (shares, all_found) = nodes::split(platforms, &configured, nodes::Matching::Strict);
+        if !all_found {
+            perfect = false;
+            break;
+        }
+        routes.insert((*target).clone(), shares);
+    }
+    if perfect {
+        return Ok(routes);
+    }
+    let mut listed = configured;
+    for (index, node) in builder.nodes.iter().enumerate() {
+        if nodes[index].is_none() {
+            nodes[index] = Some(connect(builder, node).await?);
+        }
+        let connected = nodes[index].as_mut().expect("connected above");
+        let workers = connected
+            .control
+            .list_workers()
+            .await
+            .map_err(|status| Error::Call {
+                builder: builder.name.clone(),
+                call: "ListWorkers",
+                message: format!(
+                    "listing workers of node `{}`: {}",
+                    node.name,
+                    error::status_text(&status)
+                ),
+            })?;
+        listed[index].extend(worker_platforms(&workers));
+    }
+    Ok(wanted
+        .into_iter()
+        .map(|(target, platforms)| {
+            let shares = nodes::split(&platforms, &listed, nodes::Matching::Compatible).0;
+            (target.clone(), shares)
+        })
+        .collect())
+}
+
+/// Refuses, before anything builds, what cannot come out of a target split over several
+/// nodes, as buildx does.
+fn check_split(
+    builder: &Builder,
+    target: &str,
+    shares: &[nodes::Share],
+    requests: &[BuildRequest],
+) -> Result<()> {
+    let split = shares
+        .iter()
+        .map(|share| {
+            let platforms: Vec<String> = share.platforms.iter().map(ToString::to_string).collect();
+            format!(
+                "`{}` ({})",
+                builder.nodes[share.node].name,
+                platforms.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let unsupported = |what: String| Error::Unsupported {
+        target: target.to_owned(),
+        builder: builder.name.clone(),
+        what: format!("{what} when the platforms are split over nodes {split}"),
+    };
+    let request = &requests[0];
+    for entry in &request.outputs {
+        match (entry.kind.as_str(), entry.destination.as_str()) {
+            // Compat: buildx Build: "oci for multi-node builds currently not supported".
+            ("oci" | "tar", _) => {
+                return Err(unsupported(format!("a `type={}` output", entry.kind)));
+            }
+            ("image" | "registry", _)
+                if entry.kind == "registry" || solve::parse_bool(entry.attrs.get("push")) =>
+            {
+                // Compat: buildx Build: the docker driver cannot push by digest.
+                if builder.driver == builder::Driver::Docker {
+                    return Err(unsupported(
+                        "pushing (multi-node push can't be performed with the docker driver)"
+                            .to_owned(),
+                    ));
+                }
+                if entry.attrs.get("name").is_none_or(String::is_empty) && request.tags.is_empty() {
+                    return Err(Error::Solve {
+                        target: target.to_owned(),
+                        message: "tag is needed when pushing to registry (set the target's `tags` or the output's `name`)".to_owned(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let links = request
+        .named_contexts
+        .values()
+        .any(|context| matches!(context, crate::plan::NamedContext::Target { .. }));
+    if links && builder.driver == builder::Driver::Docker {
+        return Err(unsupported("a `target:` context".to_owned()));
+    }
+    Ok(())
+}
+
+/// Runs a split target's node jobs side by side (the first failure stops the others),
+/// then puts each output together: staged exports moved into place one node after the
+/// other, pushed images merged into one index.
+async fn run_split(
+    request: &BuildRequest,
+    jobs: Vec<solve::Job>,
+    sink: Arc<dyn Sink>,
+) -> Result<Vec<solve::Outcome>> {
+    let target = request.target.clone();
+    let mut running = tokio::task::JoinSet::new();
+    for (index, job) in jobs.into_iter().enumerate() {
+        let node = job.split_over.clone().unwrap_or_default();
+        let sink: Arc<dyn Sink> = Arc::new(NodeSink {
+            inner: sink.clone(),
+            node,
+        });
+        running.spawn(async move { job.run(sink).await.map(|outcomes| (index, outcomes)) });
+    }
+    let mut per_node = Vec::new();
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok(Ok(done)) => per_node.push(done),
+            Ok(Err(error)) => return Err(error),
+            Err(join) => {
+                return Err(Error::Solve {
+                    target,
+                    message: join.to_string(),
+                });
+            }
+        }
+    }
+    per_node.sort_by_key(|(index, _)| *index);
+    let mut per_output: Vec<Vec<solve::Outcome>> = Vec::new();
+    for (_, outcomes) in per_node {
+        for (output, outcome) in outcomes.into_iter().enumerate() {
+            if per_output.len() <= output {
+                per_output.push(Vec::new());
+            }
+            per_output[output].push(outcome);
+        }
+    }
+    let mut merged = Vec::new();
+    for (output, outcomes) in per_output.into_iter().enumerate() {
+        let entry = request.outputs.get(output);
+        let mut first_response = None;
+        let mut pushed = Vec::new();
+        for outcome in outcomes {
+            if let Some(staging) = outcome.held {
+                staging.finish(&target)?;
+            }
+            pushed.extend(merge::pushed(&outcome.response));
+            first_response.get_or_insert(outcome.response);
+        }
+        let mut response = first_response.unwrap_or_default();
+        if let Some(entry) = entry.filter(|e| {
+            matches!(e.kind.as_str(), "image" | "registry")
+                && (e.kind == "registry" || solve::parse_bool(e.attrs.get("push")))
+        }) && !pushed.is_empty()
+        {
+            let names = entry
+                .attrs
+                .get("name")
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .unwrap_or_else(|| request.tags.join(","));
+            let digest = merge_push(&target, entry, names, pushed, &*sink).await?;
+            // Compat: buildx Build: the merged index's digest is the whole response.
+            response = BTreeMap::from([("containerimage.digest".to_owned(), digest)]);
+        }
+        merged.push(solve::Outcome {
+            response,
+            stdout: None,
+            held: None,
+        });
+    }
+    Ok(merged)
+}
+
+/// Merges what the nodes pushed into one index under every name, shown as one step.
+async fn merge_push(
+    target: &str,
+    entry: &crate::buildflags::ExportEntry,
+    names: String,
+    pushed: Vec<crate::oci::Descriptor>,
+    sink: &dyn Sink,
+) -> Result<String> {
+    let fail = |message: String| Error::Solve {
+        target: target.to_owned(),
+        message: format!("merging the nodes' images into `{names}`: {message}"),
+    };
+    let annotations = merge::Annotations::of(&entry.attrs).map_err(fail)?;
+    let insecure = solve::parse_bool(entry.attrs.get("registry.insecure"));
+    // Compat: buildx Build writes this step as "merging manifest list NAMES".
+    let name = format!("merging manifest list {names}");
+    let vertex = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!(
+            "{target}\n{name}"
+        )))
+    );
+    sink.event(Event::Started {
+        vertex: vertex.clone(),
+        name,
+    });
+    let started = std::time::Instant::now();
+    let task_names = names.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        merge::push_merged(&task_names, insecure, &pushed, &annotations)
+    })
+    .await
+    .map_err(|join| join.to_string())
+    .and_then(|r| r);
+    match result {
+        Ok(digest) => {
+            sink.event(Event::Done {
+                vertex,
+                duration: started.elapsed(),
+            });
+            Ok(digest)
+        }
+        Err(message) => {
+            sink.event(Event::Error {
+                vertex,
+                message: message.clone(),
+                duration: started.elapsed(),
+            });
+            Err(fail(message))
+        }
+    }
+}
+
+/// One node's progress within a split target: BuildKit names a vertex by the digest of its
+/// operation, the same on every node, so each node's vertices get their own ids.
+struct NodeSink {
+    inner: Arc<dyn Sink>,
+    node: String,
+}
+
+impl Sink for NodeSink {
+    fn event(&self, mut event: Event) {
+        let (Event::Started { vertex, .. }
+        | Event::Cached { vertex }
+        | Event::Log { vertex, .. }
+        | Event::Done { vertex, .. }
+        | Event::Cancelled { vertex, .. }
+        | Event::Error { vertex, .. }) = &mut event;
+        *vertex = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!(
+                "{}\n{vertex}",
+                self.node
+            )))
+        );
+        self.inner.event(event);
+    }
 }
 
 /// Forwards progress until every target is done; the first failure or a cancel aborts the
@@ -316,47 +663,6 @@ async fn wait(
     }
     done.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(done)
-}
-
-/// Picks the node for a target's platforms: the first node that lists all of them (as
-/// buildx routes each platform to a node that has it), else the first node.
-async fn route(
-    builder: &Builder,
-    nodes: &mut [Option<Connected>],
-    requests: &[BuildRequest],
-) -> Result<usize> {
-    let wanted: Vec<Platform> = requests
-        .iter()
-        .filter_map(|r| r.platform.clone())
-        .map(Platform::normalize)
-        .collect();
-    if wanted.is_empty() || builder.nodes.len() == 1 {
-        return Ok(0);
-    }
-    for (index, node) in builder.nodes.iter().enumerate() {
-        let listed: Vec<Platform> = if node.platforms.is_empty() {
-            if nodes[index].is_none() {
-                match connect(builder, node).await {
-                    Ok(connected) => nodes[index] = Some(connected),
-                    Err(_) => continue,
-                }
-            }
-            nodes[index]
-                .as_ref()
-                .map(|n| n.platforms.clone())
-                .unwrap_or_default()
-        } else {
-            node.platforms.clone()
-        };
-        let listed: Vec<Platform> = listed.into_iter().map(Platform::normalize).collect();
-        if wanted.iter().all(|p| listed.contains(p)) {
-            if nodes[index].is_none() {
-                nodes[index] = Some(connect(builder, node).await?);
-            }
-            return Ok(index);
-        }
-    }
-    Ok(0)
 }
 
 /// An exporter response value as buildx writes it to the metadata file: base64 of a JSON

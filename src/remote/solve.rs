@@ -44,6 +44,10 @@ pub(crate) struct Job {
     pub(crate) linked: BTreeMap<String, watch::Receiver<Option<String>>>,
     /// What the progress has shown of this target's earlier solves.
     pub(crate) translator: Option<Translator>,
+    /// The node's name when the target's platforms are split over several nodes: the
+    /// result is a per-platform one, an image push goes by digest to be merged, and the
+    /// exports wait in staging until every node has built.
+    pub(crate) split_over: Option<String>,
 }
 
 /// The exporter of one output: its BuildKit name, attributes, and destination.
@@ -59,6 +63,16 @@ pub(crate) struct Outcome {
     pub(crate) response: BTreeMap<String, String>,
     /// Bytes for stdout (`dest=-`).
     pub(crate) stdout: Option<Vec<u8>>,
+    /// The export still in staging, for a target split over several nodes.
+    pub(crate) held: Option<Staging>,
+}
+
+/// Go's `strconv.ParseBool`, `false` for anything else, as buildx reads `push`.
+pub(crate) fn parse_bool(value: Option<&String>) -> bool {
+    matches!(
+        value.map(String::as_str),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+    )
 }
 
 impl Job {
@@ -212,6 +226,11 @@ impl Job {
             .collect();
         if !platforms.is_empty() {
             attrs.insert("platform".to_owned(), platforms.join(","));
+        }
+        if self.split_over.is_some() {
+            // Compat: buildx toSolveOpt: a per-platform result (an index, platform
+            // directories) even for one platform, so the nodes' results fit together.
+            attrs.insert("multi-platform".to_owned(), "true".to_owned());
         }
         if request.no_cache {
             attrs.insert("no-cache".to_owned(), String::new());
@@ -411,6 +430,20 @@ impl Job {
                 if entry.kind == "registry" {
                     attrs.insert("push".to_owned(), "true".to_owned());
                 }
+                if self.split_over.is_some() && parse_bool(attrs.get("push")) {
+                    // Compat: buildx Build: each node pushes by digest to the repositories
+                    // only; the merged index gets the tags.
+                    let names = attrs.get("name").cloned().unwrap_or_default();
+                    let repositories =
+                        crate::remote::merge::repositories(&names).map_err(|message| {
+                            Error::Solve {
+                                target: self.target().to_owned(),
+                                message,
+                            }
+                        })?;
+                    attrs.insert("name".to_owned(), repositories);
+                    attrs.insert("push-by-digest".to_owned(), "true".to_owned());
+                }
                 let name = if self.driver == Driver::Docker {
                     "moby"
                 } else {
@@ -490,12 +523,22 @@ impl Job {
                     message.push_str(&tail.join("\n    "));
                 }
             }
+            if let Some(node) = &self.split_over {
+                message = format!("on node `{node}`: {message}");
+            }
             Error::Solve {
                 target: target.clone(),
                 message,
             }
         })?;
         self.translator = translator;
+        if self.split_over.is_some() {
+            return Ok(Outcome {
+                response: response.exporter_response,
+                stdout: None,
+                held: Some(staging),
+            });
+        }
         let stdout = staging.finish(&target)?;
         if let Some(Exporter {
             destination: Destination::Saved { name, entry },
@@ -503,11 +546,16 @@ impl Job {
         }) = exporter
         {
             let (response, stdout) = save(&self.dialer, &target, &name, &entry).await?;
-            return Ok(Outcome { response, stdout });
+            return Ok(Outcome {
+                response,
+                stdout,
+                held: None,
+            });
         }
         Ok(Outcome {
             response: response.exporter_response,
             stdout,
+            held: None,
         })
     }
 
