@@ -361,4 +361,171 @@ mod tests {
         assert_eq!(found.media_type, media_types::DOCKER_MANIFEST_LIST);
         assert!(pushed(&BTreeMap::new()).is_none());
     }
+
+    /// Debian's `docker-registry` on a free loopback port, killed on drop.
+    struct Registry {
+        child: std::process::Child,
+        host: String,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Drop for Registry {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn registry() -> Option<Registry> {
+        let binary = std::path::Path::new("/usr/bin/docker-registry");
+        if !binary.is_file() {
+            eprintln!(
+                "skipped: `docker-registry` is not installed (apt-get install docker-registry)"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = Registry {
+            child,
+            host,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while ureq::get(format!("http://{}/v2/", registry.host))
+            .call()
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the registry did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(registry)
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    }
+
+    /// Pushes what one node's `push-by-digest` leaves: a config, a manifest and a
+    /// one-entry index, all by digest; returns the index's descriptor.
+    fn node_push(client: &Client, repository: &Reference, architecture: &str) -> Descriptor {
+        let config = format!(
+            r#"{{"architecture":"{architecture}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        );
+        let host = &repository.registry;
+        let started = ureq::post(format!(
+            "http://{host}/v2/{}/blobs/uploads/",
+            repository.repository
+        ))
+        .send_empty()
+        .unwrap();
+        let location = started.headers()["location"].to_str().unwrap().to_owned();
+        let location = if location.starts_with('/') {
+            format!("http://{host}{location}")
+        } else {
+            location
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        ureq::put(format!(
+            "{location}{separator}digest={}",
+            sha256(config.as_bytes())
+        ))
+        .header("Content-Type", "application/octet-stream")
+        .send(config.as_bytes())
+        .unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_types::DOCKER_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": sha256(config.as_bytes()),
+                "size": config.len(),
+            },
+            "layers": [],
+        }))
+        .unwrap();
+        let manifest_digest = client
+            .push_manifest(
+                &repository.with_digest(sha256(&manifest).parse().unwrap()),
+                media_types::DOCKER_MANIFEST,
+                &manifest,
+            )
+            .unwrap();
+        let (descriptor, bytes) = index(&[serde_json::json!({
+            "mediaType": media_types::DOCKER_MANIFEST,
+            "digest": manifest_digest.to_string(),
+            "size": manifest.len(),
+            "platform": {"architecture": architecture, "os": "linux"},
+        })]);
+        client
+            .push_manifest(
+                &repository.with_digest(descriptor.digest),
+                media_types::DOCKER_MANIFEST_LIST,
+                &bytes,
+            )
+            .unwrap();
+        descriptor
+    }
+
+    #[test]
+    fn what_each_node_pushed_by_digest_becomes_one_index_under_every_name() {
+        let Some(registry) = registry() else { return };
+        let client = Client::new(ClientOptions::default()).unwrap();
+        let repository: Reference = format!("{}/farm/app", registry.host).parse().unwrap();
+        let amd = node_push(&client, &repository, "amd64");
+        let arm = node_push(&client, &repository, "arm64");
+        let names = format!("{0}/farm/app:1,{0}/farm/app:stable", registry.host);
+        let digest = push_merged(&names, false, &[amd, arm], &Annotations::default()).unwrap();
+        for tag in ["1", "stable"] {
+            let resolved = client.resolve(&repository.with_tag(tag)).unwrap();
+            assert_eq!(
+                sha256(&resolved.bytes),
+                digest,
+                "{tag} names the merged index"
+            );
+            assert_eq!(
+                resolved.descriptor.media_type,
+                media_types::DOCKER_MANIFEST_LIST
+            );
+            let index: Index = serde_json::from_slice(&resolved.bytes).unwrap();
+            let platforms: Vec<String> = index
+                .manifests
+                .iter()
+                .map(|m| m.platform.as_ref().unwrap().to_platform().to_string())
+                .collect();
+            assert_eq!(platforms, vec!["linux/amd64", "linux/arm64"]);
+        }
+        // A digest no node pushed is named in the error.
+        let missing = Descriptor::new(
+            media_types::DOCKER_MANIFEST_LIST,
+            format!("sha256:{}", "0".repeat(64)).parse().unwrap(),
+            0,
+        );
+        let error = push_merged(&names, false, &[missing], &Annotations::default()).unwrap_err();
+        assert!(error.contains(&"0".repeat(64)), "{error}");
+    }
 }
