@@ -244,7 +244,7 @@ async fn run(
     let routes = routes(builder, &mut nodes, &groups).await?;
     for (target, shares) in &routes {
         if shares.len() > 1 {
-            check_split(builder, target, shares, &groups[target])?;
+            check_split(builder, target, shares, &groups)?;
         }
         for share in shares {
             if nodes[share.node].is_none() {
@@ -374,6 +374,11 @@ async fn routes(
             nodes[index] = Some(connect(builder, node).await?);
         }
         let connected = nodes[index].as_mut().expect("connected above");
+        if node.platforms.is_empty() {
+            // Connecting asked the workers of a node the store lists no platforms for.
+            listed[index].extend(connected.platforms.iter().cloned());
+            continue;
+        }
         let workers = connected
             .control
             .list_workers()
@@ -404,7 +409,7 @@ fn check_split(
     builder: &Builder,
     target: &str,
     shares: &[nodes::Share],
-    requests: &[BuildRequest],
+    groups: &BTreeMap<String, Vec<BuildRequest>>,
 ) -> Result<()> {
     let split = shares
         .iter()
@@ -423,7 +428,7 @@ fn check_split(
         builder: builder.name.clone(),
         what: format!("{what} when the platforms are split over nodes {split}"),
     };
-    let request = &requests[0];
+    let request = &groups[target][0];
     for entry in &request.outputs {
         match (entry.kind.as_str(), entry.destination.as_str()) {
             // Compat: buildx Build: "oci for multi-node builds currently not supported".
@@ -450,12 +455,26 @@ fn check_split(
             _ => {}
         }
     }
-    let links = request
-        .named_contexts
-        .values()
-        .any(|context| matches!(context, crate::plan::NamedContext::Target { .. }));
-    if links && builder.driver == builder::Driver::Docker {
-        return Err(unsupported("a `target:` context".to_owned()));
+    // Compat: buildx Build refuses a link whose targets build on different nodes; on the
+    // engine a link is an image in one engine, which a split target cannot be or take.
+    let links = |requests: &Vec<BuildRequest>, linked: Option<&str>| {
+        requests[0].named_contexts.values().any(|context| {
+            matches!(context, crate::plan::NamedContext::Target { name }
+                if linked.is_none_or(|linked| linked == name))
+        })
+    };
+    if builder.driver == builder::Driver::Docker {
+        if links(&groups[target], None) {
+            return Err(unsupported("a `target:` context".to_owned()));
+        }
+        if groups
+            .values()
+            .any(|requests| links(requests, Some(target)))
+        {
+            return Err(unsupported(
+                "being another target's `target:` context".to_owned(),
+            ));
+        }
     }
     Ok(())
 }
