@@ -182,6 +182,13 @@ fn each_platform_builds_on_the_node_that_lists_it_and_local_exports_merge() {
         "node arm"
     );
     assert!(metadata.is_file(), "the metadata file is written");
+    // Both nodes' steps are in the one progress view.
+    let progress = stderr(&output);
+    assert!(
+        progress.contains("[linux/amd64 1/1] COPY amd64.txt /arch")
+            && progress.contains("[linux/arm64 1/1] COPY arm64.txt /arch"),
+        "{progress}"
+    );
 
     // `bake debug builders` shows each node with the platforms the store lists for it.
     let listed = bake(
@@ -322,4 +329,50 @@ fn a_failing_node_stops_the_other_and_exits_1_with_its_output() {
         !dir.path().join("out").exists(),
         "no output from a failed build"
     );
+}
+
+#[test]
+fn a_split_push_asks_every_node_to_push_by_digest_to_the_repository() {
+    if !engine() {
+        return;
+    }
+    let _serial = crate::remote_build::serial();
+    let sockets = tempfile::tempdir().unwrap();
+    let (amd, arm) = (node(sockets.path(), "amd"), node(sockets.path(), "arm"));
+    let config = farm(&amd, &arm);
+    let config_dir = config.path().display().to_string();
+    let dir = arch_project(r#""type=image,push=true""#);
+    let output = bake(
+        dir.path(),
+        &["--builder", "farm"],
+        &[("BUILDX_CONFIG", &config_dir)],
+    );
+    // The engine's BuildKit has no `image` exporter (its images go to the engine), so the
+    // nodes refuse the push itself; what bake asked of each node is what a buildkitd gets.
+    // The merge of what buildkitd nodes push is tested in `remote::merge` against a registry.
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        flat(&text).contains(&flat(r#"exporter "image" could not be found"#)),
+        "{text}"
+    );
+    assert!(
+        text.contains("on node `"),
+        "the failing node is named: {text}"
+    );
+    // The first refusal cancels the other node, which may not have sent its Solve yet.
+    let asked: Vec<&Node> = [&amd, &arm]
+        .into_iter()
+        .filter(|node| node.saw("dockerfile.v0"))
+        .collect();
+    assert!(!asked.is_empty(), "a node was asked to build");
+    for node in asked {
+        assert!(node.saw("push-by-digest"), "each node pushes by digest");
+        assert!(node.saw("multi-platform"), "each node makes an index");
+        assert!(node.saw("127.0.0.1:5999/farm/app"), "to the repository");
+        assert!(
+            !node.saw("127.0.0.1:5999/farm/app:1"),
+            "the tag is the merge's"
+        );
+    }
 }
