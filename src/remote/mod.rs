@@ -3,7 +3,8 @@
 //! `/grpc` and `/session`) drivers, the control-API client (`ListWorkers`, `Info`, `Solve`,
 //! `Status`) and the session services the daemon calls back (file sync, exports, auth).
 //! Layer 4, the alternative to `solver`/`ops`: the same [`BuildRequest`]s go to the daemon
-//! and its progress comes back as the same [`crate::progress::Event`]s.
+//! and its progress comes back as the same [`crate::progress::Event`]s. On a builder with
+//! several nodes a target's platforms are split over the nodes and their results merged.
 //!
 //! May import `plan`, `buildflags`, `source` (the context walk), `registry`, `oci`, `exporter`
 //! (archives rewritten from images the engine built),
