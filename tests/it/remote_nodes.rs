@@ -376,3 +376,65 @@ fn a_split_push_asks_every_node_to_push_by_digest_to_the_repository() {
         );
     }
 }
+
+#[test]
+fn a_docker_builder_with_two_nodes_refuses_a_split_push_and_split_links() {
+    if !engine() {
+        return;
+    }
+    let _serial = crate::remote_build::serial();
+    let config = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(config.path().join("instances")).unwrap();
+    let node = |name: &str, architecture: &str| {
+        serde_json::json!({
+            "Name": name,
+            "Endpoint": "unix:///var/run/docker.sock",
+            "Platforms": [{"architecture": architecture, "os": "linux"}],
+        })
+    };
+    let instance = serde_json::json!({
+        "Name": "engines",
+        "Driver": "docker",
+        "Nodes": [node("e0", "amd64"), node("e1", "arm64")],
+    });
+    std::fs::write(
+        config.path().join("instances/engines"),
+        instance.to_string(),
+    )
+    .unwrap();
+    let config_dir = config.path().display().to_string();
+
+    let dir = arch_project(r#""type=registry""#);
+    let result = bake(
+        dir.path(),
+        &["--builder", "engines"],
+        &[("BUILDX_CONFIG", &config_dir)],
+    );
+    let text = stderr(&result);
+    assert_eq!(result.status.code(), Some(1), "{text}");
+    assert!(
+        flat(&text).contains(&flat(
+            "multi-node push can't be performed with the docker driver"
+        )),
+        "{text}"
+    );
+
+    // `base` is split over both engines; `app` takes it as a `target:` context.
+    let hcl = "target \"base\" {\n  platforms = [\"linux/amd64\", \"linux/arm64\"]\n}\n\
+               target \"app\" {\n  contexts = { base = \"target:base\" }\n  \
+               output = [\"type=local,dest=out\"]\n}\n\
+               group \"default\" {\n  targets = [\"app\"]\n}\n";
+    std::fs::write(dir.path().join("docker-bake.hcl"), hcl).unwrap();
+    let result = bake(
+        dir.path(),
+        &["--builder", "engines"],
+        &[("BUILDX_CONFIG", &config_dir)],
+    );
+    let text = stderr(&result);
+    assert_eq!(result.status.code(), Some(1), "{text}");
+    assert!(
+        flat(&text).contains(&flat("being another target's `target:` context")),
+        "{text}"
+    );
+    assert!(!dir.path().join("out").exists());
+}
