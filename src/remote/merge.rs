@@ -149,12 +149,28 @@ pub(crate) fn combine(
         subject: None,
         annotations: annotations.index.clone(),
     };
-    let bytes = serde_json::to_vec_pretty(&index).map_err(|error| error.to_string())?;
+    let bytes =
+        go_escaped(&serde_json::to_string_pretty(&index).map_err(|error| error.to_string())?);
     let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)))
         .parse()
         .map_err(|_| "the merged index's digest does not parse".to_owned())?;
     let size = bytes.len() as u64;
     Ok((bytes, Descriptor::new(media_type, digest, size)))
+}
+
+/// JSON text as Go's `encoding/json` writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped
+/// (they occur only inside strings, so the text can be rewritten as a whole).
+fn go_escaped(json: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            _ => out.push(c),
+        }
+    }
+    out.into_bytes()
 }
 
 /// The repositories of `names` (tags dropped, each once): where the nodes push by digest.
@@ -300,6 +316,7 @@ mod tests {
                 "annotation-index.org.opencontainers.image.title".to_owned(),
                 "t".to_owned(),
             ),
+            ("annotation-index.cmp".to_owned(), "a<b".to_owned()),
             (
                 "annotation-manifest-descriptor[linux/arm64].note".to_owned(),
                 "arm".to_owned(),
@@ -312,6 +329,9 @@ mod tests {
         let index: Index = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(index.annotations["org.opencontainers.image.title"], "t");
         assert!(index.manifests[0].annotations.is_empty());
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!text.contains("a<b"), "escaped as Go does: {text}");
+        assert!(text.contains(r#""a\u003cb""#), "{text}");
         assert_eq!(index.manifests[1].annotations["note"], "arm");
     }
 

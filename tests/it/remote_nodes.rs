@@ -332,7 +332,7 @@ fn a_failing_node_stops_the_other_and_exits_1_with_its_output() {
 }
 
 #[test]
-fn a_split_push_asks_every_node_to_push_by_digest_to_the_repository() {
+fn a_split_push_asks_the_nodes_to_push_by_digest_to_the_repository() {
     if !engine() {
         return;
     }
