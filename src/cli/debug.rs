@@ -119,7 +119,8 @@ fn workers(config: &crate::config::Config) -> Output {
 
 /// `bake debug builders`: every builder in buildx's store plus `default` (and `--builder`
 /// when it names an endpoint), the one a build would use marked `*`, each node with its
-/// platforms and BuildKit version as the daemon reports them, like `docker buildx ls`.
+/// platforms (the store's marked `*`, then the workers') and BuildKit version, like
+/// `docker buildx ls`.
 fn builders(flag: Option<&str>) -> miette::Result<Output> {
     use crate::engine::remote::{self, Selection};
     let environment = remote::Environment::from_process();
@@ -168,18 +169,30 @@ fn builders(flag: Option<&str>) -> miette::Result<Output> {
             Ok(builder) => {
                 text.push_str(&format!("{name}{}\t{}\t\t\t\n", mark(name), builder.driver));
                 for node in remote::inspect(builder)? {
-                    let (status, version, platforms) = match &node.answer {
-                        Ok((platforms, version)) => (
-                            "running".to_owned(),
-                            version.clone().unwrap_or_else(|| "-".to_owned()),
-                            platforms
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        ),
-                        Err(error) => (format!("error: {error}"), "-".to_owned(), String::new()),
+                    // Compat: `docker buildx ls` marks the store's platforms with `*` and
+                    // lists the workers' other platforms after them.
+                    let mut platforms: Vec<String> =
+                        node.configured.iter().map(|p| format!("{p}*")).collect();
+                    let (status, version) = match &node.answer {
+                        Ok((workers, version)) => {
+                            platforms.extend(
+                                workers
+                                    .iter()
+                                    .filter(|p| {
+                                        !node.configured.iter().any(|c| {
+                                            c.clone().normalize() == (*p).clone().normalize()
+                                        })
+                                    })
+                                    .map(ToString::to_string),
+                            );
+                            (
+                                "running".to_owned(),
+                                version.clone().unwrap_or_else(|| "-".to_owned()),
+                            )
+                        }
+                        Err(error) => (format!("error: {error}"), "-".to_owned()),
                     };
+                    let platforms = platforms.join(", ");
                     text.push_str(&format!(
                         "  \\_ {}\t{}\t{status}\t{version}\t{platforms}\n",
                         node.name, node.address

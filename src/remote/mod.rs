@@ -4,7 +4,8 @@
 //! `Status`) and the session services the daemon calls back (file sync, exports, registry
 //! credentials, secrets, SSH agents).
 //! Layer 4, the alternative to `solver`/`ops`: the same [`BuildRequest`]s go to the daemon
-//! and its progress comes back as the same [`crate::progress::Event`]s.
+//! and its progress comes back as the same [`crate::progress::Event`]s. On a builder with
+//! several nodes a target's platforms are split over the nodes and their results merged.
 //!
 //! May import `plan`, `buildflags`, `source` (the context walk), `registry`, `oci`, `exporter`
 //! (archives rewritten from images the engine built),
@@ -19,11 +20,14 @@ mod error;
 mod filesync;
 mod layouts;
 mod link;
+mod merge;
+mod nodes;
 mod proto;
 mod saved;
 mod secrets;
 mod session;
 mod solve;
+mod split;
 mod sshforward;
 mod staging;
 mod status;
@@ -67,6 +71,8 @@ pub struct NodeStatus {
     pub name: String,
     /// Its address.
     pub address: String,
+    /// The platforms the builder store lists for it (these decide where a platform builds).
+    pub configured: Vec<Platform>,
     /// Its workers' platforms and BuildKit version, or why it could not be asked.
     pub answer: std::result::Result<(Vec<Platform>, Option<String>), String>,
 }
@@ -144,9 +150,21 @@ pub fn inspect(builder: &Builder) -> Result<Vec<NodeStatus>> {
             let answer = runtime.block_on(async {
                 let probe = async {
                     let mut connected = connect(builder, node).await?;
+                    let workers = if node.platforms.is_empty() {
+                        connected.platforms
+                    } else {
+                        let workers = connected.control.list_workers().await.map_err(|status| {
+                            Error::Call {
+                                builder: builder.name.clone(),
+                                call: "ListWorkers",
+                                message: error::status_text(&status),
+                            }
+                        })?;
+                        worker_platforms(&workers)
+                    };
                     let version = connected.control.info().await.ok().flatten();
                     Ok::<_, Error>((
-                        connected.platforms,
+                        workers,
                         version.map(|v| v.version).filter(|v| !v.is_empty()),
                     ))
                 };
@@ -158,6 +176,7 @@ pub fn inspect(builder: &Builder) -> Result<Vec<NodeStatus>> {
             NodeStatus {
                 name: node.name.clone(),
                 address: node.address.to_string(),
+                configured: node.platforms.clone(),
                 answer,
             }
         })
@@ -275,11 +294,28 @@ async fn run(
     cancel: &AtomicBool,
 ) -> Result<(Vec<TargetOutcome>, bool)> {
     let mut nodes: Vec<Option<Connected>> = vec![None; builder.nodes.len()];
-    nodes[0] = Some(connect(builder, &builder.nodes[0]).await?);
+    if builder.driver == builder::Driver::Docker {
+        nodes[0] = Some(connect(builder, &builder.nodes[0]).await?);
+    }
+    let routes = routes(builder, &mut nodes, &groups).await?;
+    for (target, shares) in &routes {
+        if shares.len() > 1 {
+            split::check_split(builder, target, shares, &groups)?;
+        }
+        for share in shares {
+            if nodes[share.node].is_none() {
+                nodes[share.node] = Some(connect(builder, &builder.nodes[share.node]).await?);
+            }
+        }
+    }
     // Compat: BuildKit v0.11 added `Info`; a daemon without it may carry a Dockerfile front
     // end older than named contexts (Docker Engine 20.10's does), so on the engine bake
     // writes image contexts into the Dockerfile, which every front end understands.
-    let first = nodes[0].as_ref().expect("connected above");
+    // The first node the routing connected (on the engine, its only node) answers for the
+    // daemon; an empty build connects none.
+    let Some(first) = nodes.iter().flatten().next().cloned() else {
+        return Ok((Vec::new(), false));
+    };
     let version = first
         .control
         .clone()
@@ -308,43 +344,145 @@ async fn run(
     let forward: Arc<dyn Sink> = Arc::new(ChannelSink(sender));
     let mut tasks = tokio::task::JoinSet::new();
     for (target, requests) in groups {
-        let index = route(builder, &mut nodes, &requests).await?;
-        let node = nodes[index]
-            .clone()
-            .expect("route connects the node it returns");
+        let shares = &routes[&target];
         let cache_only = requests[0].outputs.is_empty();
         let (publish, linked) = links.of(&target, &requests);
-        let layout_images = layouts.of(&host, &requests);
-        let job = solve::Job {
-            requests,
-            builder: builder.name.clone(),
-            driver: builder.driver,
-            control: node.control,
-            dialer: node.dialer,
-            legacy_frontend,
-            attestations,
-            publish,
-            linked,
-            layout_images,
-            created: created.clone(),
-            translator: None,
-            attachables: attachables
-                .remove(&target)
-                .expect("resolved for every target"),
-        };
+        let split = shares.len() > 1;
+        let attachables = attachables
+            .remove(&target)
+            .expect("resolved for every target");
+        let mut jobs = Vec::new();
+        for share in shares {
+            let node = nodes[share.node]
+                .clone()
+                .expect("every node a share names is connected above");
+            let requests: Vec<BuildRequest> = if split {
+                requests
+                    .iter()
+                    .filter(|r| {
+                        r.platform
+                            .as_ref()
+                            .is_some_and(|p| share.platforms.contains(p))
+                    })
+                    .cloned()
+                    .collect()
+            } else {
+                requests.clone()
+            };
+            let layout_images = layouts.of(&host, &requests);
+            jobs.push(solve::Job {
+                requests,
+                builder: builder.name.clone(),
+                driver: builder.driver,
+                control: node.control,
+                dialer: node.dialer,
+                legacy_frontend,
+                attestations,
+                publish: None,
+                linked: BTreeMap::new(),
+                layout_images,
+                created: created.clone(),
+                translator: None,
+                attachables: attachables.clone(),
+                split_over: split.then(|| builder.nodes[share.node].name.clone()),
+            });
+        }
+        if !split {
+            jobs[0].publish = publish;
+            jobs[0].linked = linked;
+        }
         let sink = forward.clone();
         tasks.spawn(async move {
-            job.run(sink)
-                .await
-                .map(|outcomes| (target, outcomes, cache_only))
+            let outcomes = if split {
+                split::run_split(&requests[0], jobs, sink).await?
+            } else {
+                let job = jobs.pop().expect("one share");
+                job.run(sink).await?
+            };
+            Ok((target, outcomes, cache_only))
         });
     }
     drop(forward);
     let finished = wait(tasks, events, sink, cancel).await;
-    let dialer = &nodes[0].as_ref().expect("connected above").dialer;
-    links.remove(dialer).await;
-    layouts.remove(dialer).await;
+    links.remove(&first.dialer).await;
+    layouts.remove(&first.dialer).await;
     finished.map(|outcomes| (outcomes, legacy_frontend))
+}
+
+/// Which nodes build which platforms of each target. The nodes' configured platforms
+/// decide when they cover every platform asked for; otherwise every node is asked for its
+/// workers' platforms too, and a node that runs a platform may take it.
+// Compat: buildx nodeResolver.Resolve: strict matching on the store's platforms first, then
+// every node booted and its workers listed.
+async fn routes(
+    builder: &Builder,
+    nodes: &mut [Option<Connected>],
+    groups: &BTreeMap<String, Vec<BuildRequest>>,
+) -> Result<BTreeMap<String, Vec<nodes::Share>>> {
+    let wanted: BTreeMap<&String, Vec<Platform>> = groups
+        .iter()
+        .map(|(target, requests)| {
+            (
+                target,
+                requests.iter().filter_map(|r| r.platform.clone()).collect(),
+            )
+        })
+        .collect();
+    let configured: Vec<Vec<Platform>> =
+        builder.nodes.iter().map(|n| n.platforms.clone()).collect();
+    let mut routes = BTreeMap::new();
+    let mut perfect = true;
+    for (target, platforms) in &wanted {
+        if builder.nodes.len() == 1 {
+            routes.insert(
+                (*target).clone(),
+                nodes::split(platforms, &configured[..1], nodes::Matching::Strict).0,
+            );
+            continue;
+        }
+        let (shares, all_found) = nodes::split(platforms, &configured, nodes::Matching::Strict);
+        if !all_found {
+            perfect = false;
+            break;
+        }
+        routes.insert((*target).clone(), shares);
+    }
+    if perfect {
+        return Ok(routes);
+    }
+    let mut listed = configured;
+    for (index, node) in builder.nodes.iter().enumerate() {
+        if nodes[index].is_none() {
+            nodes[index] = Some(connect(builder, node).await?);
+        }
+        let connected = nodes[index].as_mut().expect("connected above");
+        if node.platforms.is_empty() {
+            // Connecting asked the workers of a node the store lists no platforms for.
+            listed[index].extend(connected.platforms.iter().cloned());
+            continue;
+        }
+        let workers = connected
+            .control
+            .list_workers()
+            .await
+            .map_err(|status| Error::Call {
+                builder: builder.name.clone(),
+                call: "ListWorkers",
+                message: format!(
+                    "listing workers of node `{}`: {}",
+                    node.name,
+                    error::status_text(&status)
+                ),
+            })?;
+        listed[index].extend(worker_platforms(&workers));
+    }
+    Ok(wanted
+        .into_iter()
+        .map(|(target, platforms)| {
+            let shares = nodes::split(&platforms, &listed, nodes::Matching::Compatible).0;
+            (target.clone(), shares)
+        })
+        .collect())
 }
 
 /// Forwards progress until every target is done; the first failure or a cancel aborts the
@@ -393,47 +531,6 @@ async fn wait(
     }
     done.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(done)
-}
-
-/// Picks the node for a target's platforms: the first node that lists all of them (as
-/// buildx routes each platform to a node that has it), else the first node.
-async fn route(
-    builder: &Builder,
-    nodes: &mut [Option<Connected>],
-    requests: &[BuildRequest],
-) -> Result<usize> {
-    let wanted: Vec<Platform> = requests
-        .iter()
-        .filter_map(|r| r.platform.clone())
-        .map(Platform::normalize)
-        .collect();
-    if wanted.is_empty() || builder.nodes.len() == 1 {
-        return Ok(0);
-    }
-    for (index, node) in builder.nodes.iter().enumerate() {
-        let listed: Vec<Platform> = if node.platforms.is_empty() {
-            if nodes[index].is_none() {
-                match connect(builder, node).await {
-                    Ok(connected) => nodes[index] = Some(connected),
-                    Err(_) => continue,
-                }
-            }
-            nodes[index]
-                .as_ref()
-                .map(|n| n.platforms.clone())
-                .unwrap_or_default()
-        } else {
-            node.platforms.clone()
-        };
-        let listed: Vec<Platform> = listed.into_iter().map(Platform::normalize).collect();
-        if wanted.iter().all(|p| listed.contains(p)) {
-            if nodes[index].is_none() {
-                nodes[index] = Some(connect(builder, node).await?);
-            }
-            return Ok(index);
-        }
-    }
-    Ok(0)
 }
 
 /// An exporter response value as buildx writes it to the metadata file: base64 of a JSON

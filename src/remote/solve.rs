@@ -53,6 +53,10 @@ pub(crate) struct Job {
     pub(crate) translator: Option<Translator>,
     /// The target's secrets, SSH agents and the registry credentials, for its sessions.
     pub(crate) attachables: Arc<Attachables>,
+    /// The node's name when the target's platforms are split over several nodes: the
+    /// result is a per-platform one, an image push goes by digest to be merged, and the
+    /// exports wait in staging until every node has built.
+    pub(crate) split_over: Option<String>,
 }
 
 /// Whether a node can attach attestations (BuildKit v0.11 and later, and on the engine only
@@ -207,16 +211,29 @@ struct Solved {
 }
 
 impl Solved {
-    /// Moves the export into place (or writes the engine's image as the archive asked).
-    async fn finish(self, dialer: &Dialer, target: &str) -> Result<Outcome> {
+    /// Moves the export into place (or writes the engine's image as the archive asked); a
+    /// node's share of a split target keeps it staged until every node has built.
+    async fn finish(self, dialer: &Dialer, target: &str, split: bool) -> Result<Outcome> {
+        if split {
+            return Ok(Outcome {
+                response: self.response,
+                stdout: None,
+                held: Some(self.staging),
+            });
+        }
         let stdout = self.staging.finish(target)?;
         if let Some((name, entry)) = self.saved {
             let (response, stdout) = save(dialer, target, &name, &entry).await?;
-            return Ok(Outcome { response, stdout });
+            return Ok(Outcome {
+                response,
+                stdout,
+                held: None,
+            });
         }
         Ok(Outcome {
             response: self.response,
             stdout,
+            held: None,
         })
     }
 }
@@ -227,6 +244,16 @@ pub(crate) struct Outcome {
     pub(crate) response: BTreeMap<String, String>,
     /// Bytes for stdout (`dest=-`).
     pub(crate) stdout: Option<Vec<u8>>,
+    /// The export still in staging, for a target split over several nodes.
+    pub(crate) held: Option<Staging>,
+}
+
+/// Go's `strconv.ParseBool`, `false` for anything else, as buildx reads `push`.
+pub(crate) fn parse_bool(value: Option<&String>) -> bool {
+    matches!(
+        value.map(String::as_str),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+    )
 }
 
 impl Job {
@@ -276,7 +303,7 @@ impl Job {
                 sink.clone(),
             )
             .await?
-            .finish(&self.dialer, self.target())
+            .finish(&self.dialer, self.target(), false)
             .await?;
             let _ = ready.send(Some(name));
             if self.requests[0].outputs.is_empty() {
@@ -304,7 +331,10 @@ impl Job {
         let target = self.target().to_owned();
         let mut outcomes = Vec::new();
         for one in solved {
-            outcomes.push(one.finish(&self.dialer, &target).await?);
+            outcomes.push(
+                one.finish(&self.dialer, &target, self.split_over.is_some())
+                    .await?,
+            );
         }
         Ok(outcomes)
     }
@@ -389,6 +419,11 @@ impl Job {
             .collect();
         if !platforms.is_empty() {
             attrs.insert("platform".to_owned(), platforms.join(","));
+        }
+        if self.split_over.is_some() {
+            // Compat: buildx toSolveOpt: a per-platform result (an index, platform
+            // directories) even for one platform, so the nodes' results fit together.
+            attrs.insert("multi-platform".to_owned(), "true".to_owned());
         }
         if request.no_cache {
             attrs.insert("no-cache".to_owned(), String::new());
@@ -614,6 +649,20 @@ impl Job {
                 if entry.kind == "registry" {
                     attrs.insert("push".to_owned(), "true".to_owned());
                 }
+                if self.split_over.is_some() && parse_bool(attrs.get("push")) {
+                    // Compat: buildx Build: each node pushes by digest to the repositories
+                    // only; the merged index gets the tags.
+                    let names = attrs.get("name").cloned().unwrap_or_default();
+                    let repositories =
+                        crate::remote::merge::repositories(&names).map_err(|message| {
+                            Error::Solve {
+                                target: self.target().to_owned(),
+                                message,
+                            }
+                        })?;
+                    attrs.insert("name".to_owned(), repositories);
+                    attrs.insert("push-by-digest".to_owned(), "true".to_owned());
+                }
                 let name = if self.driver == Driver::Docker {
                     "moby"
                 } else {
@@ -694,6 +743,9 @@ impl Job {
                     message.push_str("\n  output:\n    ");
                     message.push_str(&tail.join("\n    "));
                 }
+            }
+            if let Some(node) = &self.split_over {
+                message = format!("on node `{node}`: {message}");
             }
             Error::Solve {
                 target: target.clone(),
@@ -887,6 +939,7 @@ mod tests {
             created: Vec::new(),
             layout_images: BTreeMap::new(),
             translator: None,
+            split_over: None,
         }
     }
 

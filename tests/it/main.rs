@@ -47,6 +47,7 @@ mod registry_push;
 mod remote_build;
 mod remote_contexts;
 mod remote_monorepo;
+mod remote_nodes;
 mod remote_output;
 mod remote_session;
 mod remote_tls;
