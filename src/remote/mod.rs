@@ -216,6 +216,11 @@ pub fn build(
         .iter()
         .map(|(target, requests)| (target.clone(), sent_limits(&requests[0])))
         .collect();
+    let annotated: Vec<String> = groups
+        .iter()
+        .filter(|(_, requests)| annotates_engine_image(&requests[0]))
+        .map(|(target, _)| target.clone())
+        .collect();
     // Secrets, agents and the credentials file are checked before anything is sent.
     let auth = std::sync::Arc::new(
         crate::registry::DockerConfig::load(&crate::registry::DockerConfig::default_path())
@@ -245,11 +250,17 @@ pub fn build(
                 })?;
             }
         }
-        let warnings = limited
+        let mut warnings: Vec<String> = limited
             .get(&target)
             .filter(|names| legacy_frontend && !names.is_empty())
             .map(|names| vec![legacy_limits_warning(&builder.name, &target, names)])
             .unwrap_or_default();
+        if legacy_frontend && annotated.contains(&target) {
+            warnings.push(format!(
+                "the annotations of target `{target}` are ignored by builder `{}` for its image outputs: the engine's image exporter predates them (BuildKit before v0.11); `type=oci`/`type=docker` archives with `dest` carry them",
+                builder.name
+            ));
+        }
         reports.push(Report {
             target,
             metadata,
@@ -273,6 +284,16 @@ fn sent_limits(request: &BuildRequest) -> Vec<&'static str> {
         out.push("ulimits");
     }
     out
+}
+
+/// Whether `request` has an output the engine's own image exporter writes (an image, or a
+/// load into the engine) with annotations, which that exporter drops when it predates them.
+fn annotates_engine_image(request: &BuildRequest) -> bool {
+    request.outputs.iter().any(|output| {
+        let engine_image = matches!(output.kind.as_str(), "image" | "registry")
+            || (output.kind == "docker" && output.destination.is_empty());
+        engine_image && output.attrs.keys().any(|key| key.starts_with("annotation"))
+    })
 }
 
 /// The warning for limits a legacy front end drops.

@@ -175,3 +175,38 @@ fn annotations_reach_an_oci_archive_the_engine_built() {
         "{index}"
     );
 }
+
+#[test]
+fn annotations_an_old_engine_drops_from_its_images_are_named_in_a_warning() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let _serial = serial();
+    let tag = format!(
+        "bake-it/annotated-{}:latest",
+        uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY Dockerfile /\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("docker-bake.hcl"),
+        format!(
+            "target \"default\" {{\n  tags = [\"{tag}\"]\n  annotations = [\"org.opencontainers.image.title=x\"]\n  output = [\"type=image\"]\n}}\n"
+        ),
+    )
+    .unwrap();
+    let output = bake(dir.path(), &["--builder", "docker://"], &[]);
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &tag])
+        .output();
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("the annotations of target `default` are ignored by builder"),
+        "{text}"
+    );
+}
