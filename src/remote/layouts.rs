@@ -13,7 +13,7 @@ use crate::platform::Platform;
 use crate::remote::builder::{Builder, Driver};
 use crate::remote::error::{Error, Result};
 use crate::remote::saved::internal_image_name;
-use crate::remote::transport::{Dialer, engine_request, engine_upload};
+use crate::remote::transport::{Dialer, engine_upload, remove_image};
 use crate::source::oci_layout::{OciLayout, selector};
 
 /// One image of a layout: its directory, the tag or digest given, and the platform.
@@ -116,14 +116,7 @@ impl Layouts {
     /// Removes the loaded images from the engine.
     pub(crate) async fn remove(&self, dialer: &Dialer) {
         for name in self.images.values() {
-            // A failed removal leaves only a tag under `bake-internal/`.
-            let _ = engine_request(
-                dialer,
-                "DELETE",
-                &format!("/images/{name}"),
-                &mut tokio::io::sink(),
-            )
-            .await;
+            remove_image(dialer, name).await;
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::plan::{BuildRequest, NamedContext};
 use crate::remote::builder::{Builder, Driver};
 use crate::remote::error::{Error, Result};
 use crate::remote::saved::internal_image_name;
-use crate::remote::transport::{Dialer, engine_request};
+use crate::remote::transport::{Dialer, remove_image};
 
 /// The engine images of linked targets, and who waits for them.
 pub(crate) struct Links {
@@ -94,15 +94,7 @@ impl Links {
     /// Removes the internal images from the engine; one that was never made is skipped.
     pub(crate) async fn remove(&self, dialer: &Dialer) {
         for (name, _) in self.images.values() {
-            // A failed removal leaves only a tag under `bake-internal/`; the build's own
-            // result matters more than reporting it.
-            let _ = engine_request(
-                dialer,
-                "DELETE",
-                &format!("/images/{name}"),
-                &mut tokio::io::sink(),
-            )
-            .await;
+            remove_image(dialer, name).await;
         }
     }
 }

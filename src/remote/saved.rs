@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::buildflags::ExportEntry;
 use crate::remote::error::{Error, Result};
-use crate::remote::transport::{Dialer, engine_request};
+use crate::remote::transport::{Dialer, engine_request, remove_image};
 
 /// A name for an image the engine keeps only during this build: a prefix no user image
 /// has, and a fresh id, so concurrent builds never share one.
@@ -48,15 +48,8 @@ pub(crate) async fn save(
         Ok(())
     }
     .await;
-    // The image is removed whatever happens next; a failure to remove it only leaves a
-    // tag behind, which the error below would hide.
-    let _ = engine_request(
-        dialer,
-        "DELETE",
-        &format!("/images/{name}"),
-        &mut tokio::io::sink(),
-    )
-    .await;
+    // The image is removed whatever happens next.
+    remove_image(dialer, name).await;
     fetched.map_err(|source| Error::Export {
         target: target.clone(),
         path: entry.destination.clone().into(),

@@ -156,6 +156,18 @@ pub(crate) async fn engine_request(
     engine_call(dialer, method, path, None, body).await
 }
 
+/// Removes the engine image `name`; a failure leaves only a tag behind, which is not worth
+/// failing a build for, so it is not reported.
+pub(crate) async fn remove_image(dialer: &Dialer, name: &str) {
+    let _ = engine_request(
+        dialer,
+        "DELETE",
+        &format!("/images/{name}"),
+        &mut tokio::io::sink(),
+    )
+    .await;
+}
+
 /// Sends `method path` with `upload` (a tar of `length` bytes) as the request body, copying
 /// the answer's body into `body`; returns the status.
 pub(crate) async fn engine_upload(

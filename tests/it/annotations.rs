@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::remote_build::{bake, engine, seed_base, serial, stderr};
 use crate::support;
+use crate::support::registry::raw_image;
 
 fn blob(layout: &Path, digest: &str) -> serde_json::Value {
     let hex = digest.strip_prefix("sha256:").unwrap();
@@ -47,18 +48,7 @@ fn target_annotations_reach_the_index_the_manifests_and_their_descriptors() {
     );
     let layout = dir.path().join("image");
     // skopeo reads the layout's index; the index annotations are on it.
-    let raw = std::process::Command::new("skopeo")
-        .arg("inspect")
-        .arg("--raw")
-        .arg(format!("oci:{}", layout.display()))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let index = raw_image(&format!("oci:{}", layout.display()));
     assert_eq!(
         index["annotations"]["org.opencontainers.image.version"], "1.2",
         "{index}"
@@ -152,18 +142,7 @@ fn annotations_reach_an_oci_archive_the_engine_built() {
     let text = stderr(&output);
     assert!(output.status.success(), "{text}");
     let layout = dir.path().join("image");
-    let raw = std::process::Command::new("skopeo")
-        .arg("inspect")
-        .arg("--raw")
-        .arg(format!("oci:{}", layout.display()))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let manifest = raw_image(&format!("oci:{}", layout.display()));
     assert_eq!(
         manifest["annotations"]["org.opencontainers.image.title"], "engine",
         "{manifest}"

@@ -135,17 +135,7 @@ fn build(dir: &Path, root: &Path, sets: &[String], env: &[(String, String)], bas
 /// read with `skopeo`.
 fn layout_cache(dir: &Path, tag: &str) -> Option<(serde_json::Value, serde_json::Value)> {
     support::find_in_path("skopeo")?;
-    let raw = Command::new("skopeo")
-        .args(["inspect", "--raw"])
-        .arg(format!("oci:{}:{tag}", dir.display()))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let manifest = support::registry::raw_image(&format!("oci:{}:{tag}", dir.display()));
     let digest = manifest["config"]["digest"].as_str().unwrap();
     let path = dir
         .join("blobs/sha256")

@@ -105,18 +105,7 @@ fn two_platforms_build_in_one_solve_share_the_build_platform_stage_and_export_on
         "linux/arm64 on linux/amd64"
     );
     // One index of two manifests with the right platforms; skopeo reads it.
-    let raw = std::process::Command::new("skopeo")
-        .arg("inspect")
-        .arg("--raw")
-        .arg(format!("oci:{}", dir.join("image").display()))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let index = support::registry::raw_image(&format!("oci:{}", dir.join("image").display()));
     let platforms: Vec<String> = index["manifests"]
         .as_array()
         .unwrap()

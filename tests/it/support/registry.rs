@@ -138,9 +138,14 @@ impl Drop for TestRegistry {
 /// The manifest or index `docker://reference` holds in a test registry (plain HTTP), read
 /// with skopeo, which must be installed.
 pub(crate) fn raw_manifest(reference: &str) -> serde_json::Value {
+    raw_image(&format!("docker://{reference}"))
+}
+
+/// The manifest or index of any skopeo image reference (`oci:/layout:tag`,
+/// `docker://...` over plain HTTP), read with `skopeo inspect --raw`.
+pub(crate) fn raw_image(reference: &str) -> serde_json::Value {
     let raw = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
+        .args(["inspect", "--raw", "--tls-verify=false", reference])
         .output()
         .unwrap();
     assert!(

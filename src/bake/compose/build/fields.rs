@@ -58,23 +58,7 @@ impl Cx<'_> {
 
     // Compat: buildx ParseCompose ulimits + go-units ParseUlimit.
     pub(super) fn ulimits(&self, node: &Node) -> Result<Vec<String>> {
-        const NAMES: &[&str] = &[
-            "core",
-            "cpu",
-            "data",
-            "fsize",
-            "locks",
-            "memlock",
-            "msgqueue",
-            "nice",
-            "nofile",
-            "nproc",
-            "rss",
-            "rtprio",
-            "rttime",
-            "sigpending",
-            "stack",
-        ];
+        const NAMES: &[&str] = &crate::buildflags::ULIMIT_NAMES;
         let Some(entries) = node.entries() else {
             if node.is_null() {
                 return Ok(Vec::new());
