@@ -220,7 +220,19 @@ pub(crate) fn run(args: &Args) -> miette::Result<Output> {
     for warning in unknown_entitlements(&resolved) {
         warn(&warning);
     }
-    if remote.is_some() {
+    if let Some(builder) = &remote {
+        // The daemon keeps its own state and reads its own config.
+        for (flag, set) in [
+            ("--root", args.root.is_some()),
+            ("--config", args.config.is_some()),
+        ] {
+            if set {
+                warn(&format!(
+                    "`{flag}` is not used with builder `{}`: the BuildKit daemon keeps its own state and configuration",
+                    builder.name
+                ));
+            }
+        }
         let mut granted: Vec<&str> = plan
             .requests
             .iter()

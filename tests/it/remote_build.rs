@@ -472,3 +472,25 @@ fn run_limits_the_engine_front_end_drops_are_named_in_warnings() {
     let df = std::fs::read_to_string(dir.path().join("out/shm")).unwrap();
     assert!(!df.contains("98304"), "{df}");
 }
+
+#[test]
+fn flags_for_the_embedded_solver_are_named_when_a_daemon_builds() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let _serial = serial();
+    let dir = project(r#""type=local,dest=out""#);
+    let state = dir.path().join("state").display().to_string();
+    let output = bake(
+        dir.path(),
+        &["--builder", "docker://", "--root", &state],
+        &[],
+    );
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("`--root` is not used with builder `docker://`"),
+        "{text}"
+    );
+    assert!(!dir.path().join("state").exists(), "{text}");
+}
