@@ -128,11 +128,30 @@ pub(crate) struct VertexLog {
     pub(crate) msg: Vec<u8>,
 }
 
-/// `moby.buildkit.v1.StatusResponse` (vertex statuses, the byte counters, are not shown).
+/// `moby.buildkit.v1.VertexStatus`: a counter of a vertex's work (bytes sent, a layer).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct VertexStatus {
+    #[prost(string, tag = "1")]
+    pub(crate) id: String,
+    #[prost(string, tag = "2")]
+    pub(crate) vertex: String,
+    #[prost(int64, tag = "4")]
+    pub(crate) current: i64,
+    #[prost(int64, tag = "5")]
+    pub(crate) total: i64,
+    #[prost(message, optional, tag = "7")]
+    pub(crate) started: Option<Timestamp>,
+    #[prost(message, optional, tag = "8")]
+    pub(crate) completed: Option<Timestamp>,
+}
+
+/// `moby.buildkit.v1.StatusResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct StatusResponse {
     #[prost(message, repeated, tag = "1")]
     pub(crate) vertexes: Vec<Vertex>,
+    #[prost(message, repeated, tag = "2")]
+    pub(crate) statuses: Vec<VertexStatus>,
     #[prost(message, repeated, tag = "3")]
     pub(crate) logs: Vec<VertexLog>,
 }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::progress::{Event, Sink, Stream};
-use crate::remote::proto::{StatusResponse, Timestamp};
+use crate::remote::proto::{StatusResponse, Timestamp, VertexStatus};
 
 #[derive(Debug, Default)]
 struct VertexState {
@@ -33,6 +33,47 @@ pub(crate) struct Translator {
     /// Names of the steps shown by earlier solves of the target, and by this one.
     earlier: HashSet<String>,
     current: HashSet<String>,
+    /// Counters shown already (vertex, id), and finished ones waiting for their vertex to
+    /// be shown.
+    shown: HashSet<(String, String)>,
+    pending: HashMap<String, Vec<String>>,
+}
+
+/// A byte count as BuildKit's plain progress writes it (decimal units, two decimals).
+// Compat: tonistiigi/units Bytes with `%.2f`.
+fn bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return format!("{n}B");
+    }
+    let mut value = n as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.2}{}", UNITS[unit])
+}
+
+/// The line a finished counter shows, as buildx's plain progress writes it.
+// Compat: buildkit progressui printer: `ID current / total 0.0s done`.
+fn status_line(status: &VertexStatus) -> String {
+    let mut line = status.id.clone();
+    if status.total != 0 {
+        line.push_str(&format!(
+            " {} / {}",
+            bytes(status.current),
+            bytes(status.total)
+        ));
+    } else if status.current != 0 {
+        line.push_str(&format!(" {}", bytes(status.current)));
+    }
+    if status.started.is_some() {
+        let took = duration(status.started.as_ref(), status.completed.as_ref());
+        line.push_str(&format!(" {:.1}s", took.as_secs_f64()));
+    }
+    line.push_str(" done");
+    line
 }
 
 /// Whether a vertex named `name` that an earlier solve of the target showed is only a
@@ -58,6 +99,19 @@ fn duration(started: Option<&Timestamp>, completed: Option<&Timestamp>) -> Durat
 impl Translator {
     /// Sends the events one status update implies.
     pub(crate) fn update(&mut self, response: &StatusResponse, sink: &dyn Sink) {
+        for status in &response.statuses {
+            if status.completed.is_none()
+                || !self
+                    .shown
+                    .insert((status.vertex.clone(), status.id.clone()))
+            {
+                continue;
+            }
+            self.pending
+                .entry(status.vertex.clone())
+                .or_default()
+                .push(status_line(status));
+        }
         for vertex in &response.vertexes {
             let state = self.vertices.entry(vertex.digest.clone()).or_default();
             if state.finished {
@@ -98,6 +152,14 @@ impl Translator {
                     name: vertex.name.clone(),
                 });
             }
+            // Finished counters come before the step's end, as buildx shows them.
+            for line in self.pending.remove(&vertex.digest).unwrap_or_default() {
+                sink.event(Event::Log {
+                    vertex: vertex.digest.clone(),
+                    stream: Stream::Stdout,
+                    line,
+                });
+            }
             let took = duration(vertex.started.as_ref(), vertex.completed.as_ref());
             if vertex.cached {
                 state.finished = true;
@@ -131,6 +193,12 @@ impl Translator {
                 });
             }
         }
+        let waiting: Vec<String> = self.pending.keys().cloned().collect();
+        for vertex in waiting {
+            if self.vertices.get(&vertex).is_some_and(|v| v.started) {
+                self.flush_counters(&vertex, sink);
+            }
+        }
         for log in &response.logs {
             let key = (log.vertex.clone(), log.stream);
             let buffer = self.partial.entry(key).or_default();
@@ -158,6 +226,24 @@ impl Translator {
                     line: text,
                 });
             }
+        }
+    }
+
+    /// Shows the finished counters of `vertex` as lines of its output (none for a vertex
+    /// an earlier solve showed).
+    fn flush_counters(&mut self, vertex: &str, sink: &dyn Sink) {
+        let Some(lines) = self.pending.remove(vertex) else {
+            return;
+        };
+        if self.vertices.get(vertex).is_some_and(|v| v.quiet) {
+            return;
+        }
+        for line in lines {
+            sink.event(Event::Log {
+                vertex: vertex.to_owned(),
+                stream: Stream::Stdout,
+                line,
+            });
         }
     }
 
@@ -249,6 +335,7 @@ mod tests {
                 &StatusResponse {
                     vertexes: update,
                     logs: Vec::new(),
+                    ..StatusResponse::default()
                 },
                 &recorder,
             );
@@ -293,6 +380,7 @@ mod tests {
                 &StatusResponse {
                     vertexes,
                     logs: Vec::new(),
+                    ..StatusResponse::default()
                 },
                 &recorder,
             );
@@ -342,6 +430,7 @@ mod tests {
                 &StatusResponse {
                     vertexes: Vec::new(),
                     logs,
+                    ..StatusResponse::default()
                 },
                 &recorder,
             );
@@ -380,10 +469,83 @@ mod tests {
             &StatusResponse {
                 vertexes: vec![failed],
                 logs: Vec::new(),
+                ..StatusResponse::default()
             },
             &recorder,
         );
         assert!(matches!(recorder.events()[1], Event::Error { .. }));
         assert_eq!(translator.failure().map(|(name, _)| name), Some("step a"));
+    }
+
+    #[test]
+    fn finished_counters_show_before_their_step_ends_once_each() {
+        let recorder = Recorder::default();
+        let mut translator = Translator::default();
+        let running = Vertex {
+            started: at(1),
+            ..vertex("ctx")
+        };
+        let sent = VertexStatus {
+            id: "transferring context:".into(),
+            vertex: "ctx".into(),
+            current: 34,
+            completed: at(2),
+            ..VertexStatus::default()
+        };
+        let layer = VertexStatus {
+            id: "sha256:35b2".into(),
+            vertex: "ctx".into(),
+            current: 3520,
+            total: 3520,
+            started: at(1),
+            completed: at(1),
+        };
+        let busy = VertexStatus {
+            id: "extracting".into(),
+            vertex: "ctx".into(),
+            started: at(1),
+            ..VertexStatus::default()
+        };
+        for (vertexes, statuses) in [
+            (vec![running.clone()], vec![busy]),
+            (vec![], vec![sent.clone(), layer]),
+            (
+                vec![Vertex {
+                    completed: at(3),
+                    ..running
+                }],
+                vec![sent],
+            ),
+        ] {
+            translator.update(
+                &StatusResponse {
+                    vertexes,
+                    statuses,
+                    ..StatusResponse::default()
+                },
+                &recorder,
+            );
+        }
+        let lines: Vec<String> = recorder
+            .events()
+            .iter()
+            .map(|e| match e {
+                Event::Log { line, .. } => line.clone(),
+                Event::Started { .. } => "started".into(),
+                Event::Done { .. } => "done".into(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "started",
+                "transferring context: 34B done",
+                "sha256:35b2 3.52kB / 3.52kB 0.0s done",
+                "done"
+            ]
+        );
+        assert_eq!(bytes(1_080_000), "1.08MB");
+        assert_eq!(bytes(999), "999B");
     }
 }
