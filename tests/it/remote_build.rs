@@ -338,6 +338,18 @@ fn unknown_builder_fails_listing_the_known_ones() {
         "--print needs no builder: {}",
         stderr(&print)
     );
+    for flag in ["--list=targets", "--call=check"] {
+        let output = bake(
+            dir.path(),
+            &["--builder", "nope", flag],
+            &[("BUILDX_CONFIG", &config_dir)],
+        );
+        assert!(
+            output.status.success(),
+            "{flag} needs no builder: {}",
+            stderr(&output)
+        );
+    }
 }
 
 /// Forwards every connection on a unix socket to the engine's `/grpc`, upgraded: a
