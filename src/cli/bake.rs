@@ -373,19 +373,13 @@ type IgnoredAttribute = (&'static str, &'static str, fn(&bake::model::Target) ->
 
 /// What the build accepts but does not act on, one line per flag or attribute with the
 /// targets that set it: nothing accepted is silently dropped. A remote build passes
-/// `network` and `attest` on to the daemon, which judges them; `resources` only a remote
-/// build drops.
+/// `attest` on to the daemon, which judges it; `resources` only a remote build drops.
 fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
     let mut out = Vec::new();
-    let checks: [IgnoredAttribute; 3] = [
+    let checks: [IgnoredAttribute; 2] = [
         ("attest", "bake does not produce attestations", |t| {
             t.attest.iter().any(|a| !a.disabled)
         }),
-        (
-            "network",
-            "RUN steps use the network mode of their `--network` flag",
-            |t| t.network.as_deref().is_some_and(|n| n != "default"),
-        ),
         (
             "resources",
             "a BuildKit daemon takes no cgroup limits for RUN steps",
@@ -393,7 +387,7 @@ fn ignored(resolved: &bake::Resolved, remote: bool) -> Vec<String> {
         ),
     ];
     for (attribute, why, set) in checks {
-        if remote && matches!(attribute, "network" | "attest") {
+        if remote && attribute == "attest" {
             continue;
         }
         // The embedded solver applies them; a daemon has no attribute for them.

@@ -109,6 +109,11 @@ pub fn convert_options_with(request: &BuildRequest, resolver: Resolver) -> Resul
         dockerignore,
         multi_platform: false,
         extra_hosts: request.extra_hosts.clone(),
+        network: match request.network.as_deref() {
+            Some("host") => crate::graph::NetworkMode::Host,
+            Some("none") => crate::graph::NetworkMode::None,
+            _ => crate::graph::NetworkMode::Sandbox,
+        },
         shm_size: request.limits.shm_size,
         ulimits: request
             .limits

@@ -255,6 +255,10 @@ pub fn missing(
     let mut reads: BTreeSet<PathBuf> = BTreeSet::new();
     let mut writes: BTreeSet<PathBuf> = BTreeSet::new();
     for request in requests {
+        // Compat: buildx's bake asks for `network.host` for a target whose `network` is host.
+        if request.network.as_deref() == Some("host") {
+            out.network_host |= !granted.network_host;
+        }
         for entitlement in &request.entitlements {
             match entitlement.as_str() {
                 NETWORK_HOST => out.network_host |= !granted.network_host,

@@ -50,6 +50,18 @@ pub enum Error {
         /// What is unknown.
         source: crate::platform::UnknownPlatformError,
     },
+    /// The `network` attribute names a mode BuildKit does not have.
+    // Compat: buildx build.toSolveOpt's message.
+    #[error(
+        "target `{target}`: network mode `{mode}` not supported by buildkit - you can define a custom network for your builder using the network driver-opt in buildx create"
+    )]
+    #[diagnostic(code(plan::network), help("use `default`, `none` or `host`"))]
+    Network {
+        /// The target.
+        target: String,
+        /// The mode as written.
+        mode: String,
+    },
     /// The `call` attribute names an unknown method.
     #[error("target `{target}`: unknown call method `{method}`")]
     #[diagnostic(code(plan::call), help("use `build`, `check`, `outline` or `targets`"))]
@@ -314,6 +326,16 @@ fn plan_target(cwd: &Path, target: &Target) -> Result<Vec<BuildRequest>> {
         target: target.name.clone(),
         method,
     })?;
+    if let Some(mode) = target
+        .network
+        .as_deref()
+        .filter(|m| !matches!(*m, "" | "default" | "none" | "host"))
+    {
+        return Err(Error::Network {
+            target: target.name.clone(),
+            mode: mode.to_owned(),
+        });
+    }
     let strings = |map: &crate::bake::model::NullableMap| -> BTreeMap<String, String> {
         map.iter()
             .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))

@@ -1109,3 +1109,72 @@ fn extra_hosts_reach_the_hosts_file_of_run_steps_without_a_warning() {
     assert!(hosts.contains("10.1.2.3\tdb.internal"), "{hosts}");
     assert!(hosts.contains("127.0.0.1\tlocalhost"), "{hosts}");
 }
+
+#[test]
+fn the_target_network_is_the_default_of_its_run_steps() {
+    if !can_run() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The first step takes the target's network; the second asks for its own.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM base\nRUN cat /proc/net/dev > /default\nRUN --network=none cat /proc/net/dev > /own\n",
+    )
+    .unwrap();
+    let write = |network: &str| {
+        std::fs::write(
+            dir.join("docker-bake.hcl"),
+            format!(
+                "variable \"BASE\" {{}}\ntarget \"default\" {{\n  contexts = {{ base = BASE }}\n  {network}\n  output = [\"type=local,dest=out\"]\n}}\n"
+            ),
+        )
+        .unwrap();
+    };
+    let interfaces = |file: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join("out").join(file))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim().to_owned()))
+            .filter(|name| !name.contains('|'))
+            .collect()
+    };
+    let root = scratch.path().join("root");
+    write("network = \"none\"");
+    let (output, _) = run(&dir, &root);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("`network`"),
+        "no warning names it: {stderr}"
+    );
+    assert_eq!(interfaces("default"), ["lo"]);
+    assert_eq!(interfaces("own"), ["lo"]);
+    // Without it the step is in the sandbox network, which without CNI is the host's.
+    write("");
+    let (output, _) = run(&dir, &root);
+    assert!(output.status.success());
+    assert!(
+        interfaces("default").len() > 1,
+        "{:?}",
+        interfaces("default")
+    );
+    assert_eq!(interfaces("own"), ["lo"]);
+    // Other modes are BuildKit's refusal, before anything builds.
+    write("network = \"bridge\"");
+    let (output, _) = run(&dir, &root);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("network mode `bridge` not supported by buildkit"),
+        "{stderr}"
+    );
+    // The host network needs the entitlement, as buildx's bake asks for it.
+    write("network = \"host\"");
+    let (output, _) = run(&dir, &root);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("network.host"), "{stderr}");
+}

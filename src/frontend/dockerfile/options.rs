@@ -128,6 +128,9 @@ pub struct ConvertOptions {
     pub ulimits: Vec<crate::graph::Ulimit>,
     /// cgroup limits of every RUN step's container (the target's `resources`).
     pub resources: Option<Box<crate::graph::ExecResources>>,
+    /// The network of RUN steps without `--network` (or with `--network=default`): the
+    /// target's `network`, BuildKit's `force-network-mode`.
+    pub network: crate::graph::NetworkMode,
 }
 
 impl fmt::Debug for ConvertOptions {

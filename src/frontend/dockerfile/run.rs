@@ -94,10 +94,12 @@ pub(crate) fn convert_run(
         shm_size: dispatcher.context.options.shm_size,
         ulimits: dispatcher.context.options.ulimits.clone(),
     };
+    // Compat: BuildKit's `force-network-mode` sets the stage's default network; a step's own
+    // `--network` (other than `default`) replaces it.
     let network = match spec.network.as_deref() {
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
-        _ => NetworkMode::Sandbox,
+        _ => dispatcher.context.options.network,
     };
     let security = if spec.security.as_deref() == Some("insecure") {
         SecurityMode::Insecure
