@@ -89,6 +89,13 @@ pub(crate) fn stderr(output: &Output) -> String {
 pub(crate) fn project(outputs: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("greeting.txt"), "hello from the context\n").unwrap();
+    // A context no earlier run had, so the engine's cache (shared by every run on this
+    // machine) cannot answer a first build.
+    std::fs::write(
+        dir.path().join("nonce.txt"),
+        uuid::Uuid::new_v4().to_string(),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("ignored.txt"), "must not be sent\n").unwrap();
     // The outputs land in the project too: they must not change the context of the next run.
     std::fs::write(
