@@ -363,17 +363,27 @@ fn unknown_builder_fails_listing_the_known_ones() {
 /// buildkitd-like socket speaking gRPC directly, backed by the engine's BuildKit.
 pub(crate) fn grpc_forwarder(dir: &Path) -> PathBuf {
     let socket = dir.join("buildkitd.sock");
-    let listener = UnixListener::bind(&socket).unwrap();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            std::thread::spawn(move || forward(client));
-        }
-    });
+    serve_forwarder(&socket, None);
     socket
 }
 
-pub(crate) fn forward(client: UnixStream) {
+/// Bytes a client sent through a forwarder.
+pub(crate) type Recorded = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Serves `socket`, forwarding every connection to the engine's `/grpc`; what clients send
+/// is appended to `record` when given.
+pub(crate) fn serve_forwarder(socket: &Path, record: Option<Recorded>) {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let record = record.clone();
+            std::thread::spawn(move || forward(client, record));
+        }
+    });
+}
+
+fn forward(client: UnixStream, record: Option<Recorded>) {
     let Ok(mut engine) = UnixStream::connect("/var/run/docker.sock") else {
         return;
     };
@@ -390,7 +400,18 @@ pub(crate) fn forward(client: UnixStream) {
     let (mut from_client, mut to_engine) =
         (client.try_clone().unwrap(), engine.try_clone().unwrap());
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from_client, &mut to_engine);
+        let mut buffer = [0u8; 32 * 1024];
+        while let Ok(n) = from_client.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            if let Some(record) = &record {
+                record.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+            if to_engine.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to_engine.shutdown(std::net::Shutdown::Write);
     });
     let mut to_client = client;

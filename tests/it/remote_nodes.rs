@@ -2,12 +2,10 @@
 //! `/grpc`, one listing `linux/amd64` and the other `linux/arm64`. Each forwarder keeps
 //! what bake sent through it, so a test sees which node was asked for which platform.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::remote_build::{BASE, bake, engine, seed_base, stderr};
+use crate::remote_build::{BASE, bake, engine, seed_base, serve_forwarder, stderr};
 
 /// A node's socket and everything bake wrote to it.
 struct Node {
@@ -28,62 +26,37 @@ impl Node {
 /// keeping the bytes the client sends.
 fn node(dir: &Path, name: &str) -> Node {
     let socket = dir.join(format!("{name}.sock"));
-    let listener = UnixListener::bind(&socket).unwrap();
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let record = sent.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let record = record.clone();
-            std::thread::spawn(move || forward(client, &record));
-        }
-    });
+    serve_forwarder(&socket, Some(sent.clone()));
     Node {
         socket: format!("unix://{}", socket.display()),
         sent,
     }
 }
 
-fn forward(client: UnixStream, record: &Arc<Mutex<Vec<u8>>>) {
-    let Ok(mut engine) = UnixStream::connect("/var/run/docker.sock") else {
-        return;
-    };
-    let _ = engine.write_all(
-        b"POST /grpc HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n",
-    );
-    let mut reader = BufReader::new(engine.try_clone().unwrap());
-    let mut line = String::new();
-    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-        line.clear();
-    }
-    let early = reader.buffer().to_vec();
-    let (mut from_client, mut to_engine) =
-        (client.try_clone().unwrap(), engine.try_clone().unwrap());
-    let record = record.clone();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 32 * 1024];
-        while let Ok(n) = from_client.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            record.lock().unwrap().extend_from_slice(&buffer[..n]);
-            if to_engine.write_all(&buffer[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = to_engine.shutdown(std::net::Shutdown::Write);
-    });
-    let mut to_client = client;
-    if to_client.write_all(&early).is_err() {
-        return;
-    }
-    let mut buffer = [0u8; 32 * 1024];
-    while let Ok(n) = engine.read(&mut buffer) {
-        if n == 0 || to_client.write_all(&buffer[..n]).is_err() {
-            break;
+/// Two recording nodes and the buildx store naming them as the builder `farm`; both live
+/// as long as the value.
+struct Farm {
+    amd: Node,
+    arm: Node,
+    config_dir: String,
+    _sockets: tempfile::TempDir,
+    _config: tempfile::TempDir,
+}
+
+impl Farm {
+    fn new() -> Self {
+        let sockets = tempfile::tempdir().unwrap();
+        let (amd, arm) = (node(sockets.path(), "amd"), node(sockets.path(), "arm"));
+        let config = farm(&amd, &arm);
+        Self {
+            config_dir: config.path().display().to_string(),
+            amd,
+            arm,
+            _sockets: sockets,
+            _config: config,
         }
     }
-    let _ = to_client.shutdown(std::net::Shutdown::Write);
 }
 
 /// A buildx store whose instance `farm` is a `remote` builder with the nodes `amd` and
@@ -140,10 +113,7 @@ fn each_platform_builds_on_the_node_that_lists_it_and_local_exports_merge() {
         return;
     }
     let _serial = crate::remote_build::serial();
-    let sockets = tempfile::tempdir().unwrap();
-    let (amd, arm) = (node(sockets.path(), "amd"), node(sockets.path(), "arm"));
-    let config = farm(&amd, &arm);
-    let config_dir = config.path().display().to_string();
+    let farm = Farm::new();
     let dir = arch_project(r#""type=local,dest=out""#);
     let metadata = dir.path().join("metadata.json");
     let output = bake(
@@ -155,7 +125,7 @@ fn each_platform_builds_on_the_node_that_lists_it_and_local_exports_merge() {
             "--metadata-file",
             &metadata.display().to_string(),
         ],
-        &[("BUILDX_CONFIG", &config_dir)],
+        &[("BUILDX_CONFIG", &farm.config_dir)],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let out = dir.path().join("out");
@@ -174,11 +144,11 @@ fn each_platform_builds_on_the_node_that_lists_it_and_local_exports_merge() {
     entries.sort();
     assert_eq!(entries, vec!["linux_amd64", "linux_arm64"]);
     assert!(
-        amd.saw("linux/amd64") && !amd.saw("linux/arm64"),
+        farm.amd.saw("linux/amd64") && !farm.amd.saw("linux/arm64"),
         "node amd"
     );
     assert!(
-        arm.saw("linux/arm64") && !arm.saw("linux/amd64"),
+        farm.arm.saw("linux/arm64") && !farm.arm.saw("linux/amd64"),
         "node arm"
     );
     assert!(metadata.is_file(), "the metadata file is written");
@@ -194,7 +164,7 @@ fn each_platform_builds_on_the_node_that_lists_it_and_local_exports_merge() {
     let listed = bake(
         dir.path(),
         &["debug", "builders", "--builder", "farm"],
-        &[("BUILDX_CONFIG", &config_dir)],
+        &[("BUILDX_CONFIG", &farm.config_dir)],
     );
     let table = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(listed.status.success(), "{}", stderr(&listed));
@@ -224,10 +194,7 @@ fn outputs_that_cannot_merge_are_refused_before_any_node_builds() {
         return;
     }
     let _serial = crate::remote_build::serial();
-    let sockets = tempfile::tempdir().unwrap();
-    let (amd, arm) = (node(sockets.path(), "amd"), node(sockets.path(), "arm"));
-    let config = farm(&amd, &arm);
-    let config_dir = config.path().display().to_string();
+    let farm = Farm::new();
     for (output, named) in [
         (r#""type=oci,dest=app.tar""#, "a `type=oci` output"),
         (r#""type=tar,dest=fs.tar""#, "a `type=tar` output"),
@@ -236,7 +203,7 @@ fn outputs_that_cannot_merge_are_refused_before_any_node_builds() {
         let result = bake(
             dir.path(),
             &["--builder", "farm"],
-            &[("BUILDX_CONFIG", &config_dir)],
+            &[("BUILDX_CONFIG", &farm.config_dir)],
         );
         let text = stderr(&result);
         assert_eq!(result.status.code(), Some(1), "{text}");
@@ -259,7 +226,7 @@ fn outputs_that_cannot_merge_are_refused_before_any_node_builds() {
     let result = bake(
         dir.path(),
         &["--builder", "farm"],
-        &[("BUILDX_CONFIG", &config_dir)],
+        &[("BUILDX_CONFIG", &farm.config_dir)],
     );
     let text = stderr(&result);
     assert_eq!(result.status.code(), Some(1), "{text}");
@@ -273,7 +240,7 @@ fn outputs_that_cannot_merge_are_refused_before_any_node_builds() {
     let result = bake(
         dir.path(),
         &["--builder", "farm"],
-        &[("BUILDX_CONFIG", &config_dir)],
+        &[("BUILDX_CONFIG", &farm.config_dir)],
     );
     let text = stderr(&result);
     assert_eq!(result.status.code(), Some(1), "{text}");
@@ -284,7 +251,7 @@ fn outputs_that_cannot_merge_are_refused_before_any_node_builds() {
         "{text}"
     );
     assert!(
-        !amd.saw("dockerfile.v0") && !arm.saw("dockerfile.v0"),
+        !farm.amd.saw("dockerfile.v0") && !farm.arm.saw("dockerfile.v0"),
         "no Solve reached a node"
     );
 }
@@ -295,10 +262,7 @@ fn a_failing_node_stops_the_other_and_exits_1_with_its_output() {
         return;
     }
     let _serial = crate::remote_build::serial();
-    let sockets = tempfile::tempdir().unwrap();
-    let (amd, arm) = (node(sockets.path(), "amd"), node(sockets.path(), "arm"));
-    let config = farm(&amd, &arm);
-    let config_dir = config.path().display().to_string();
+    let farm = Farm::new();
     let dir = arch_project(r#""type=local,dest=out""#);
     // The steps run on the build platform (no emulation); on the arm64 node the RUN fails
     // at once while the amd64 node would still be sleeping.
@@ -314,7 +278,7 @@ fn a_failing_node_stops_the_other_and_exits_1_with_its_output() {
     let output = bake(
         dir.path(),
         &["--builder", "farm", "--progress=plain"],
-        &[("BUILDX_CONFIG", &config_dir)],
+        &[("BUILDX_CONFIG", &farm.config_dir)],
     );
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
@@ -337,15 +301,12 @@ fn a_split_push_asks_the_nodes_to_push_by_digest_to_the_repository() {
         return;
     }
     let _serial = crate::remote_build::serial();
-    let sockets = tempfile::tempdir().unwrap();
-    let (amd, arm) = (node(sockets.path(), "amd"), node(sockets.path(), "arm"));
-    let config = farm(&amd, &arm);
-    let config_dir = config.path().display().to_string();
+    let farm = Farm::new();
     let dir = arch_project(r#""type=image,push=true""#);
     let output = bake(
         dir.path(),
         &["--builder", "farm"],
-        &[("BUILDX_CONFIG", &config_dir)],
+        &[("BUILDX_CONFIG", &farm.config_dir)],
     );
     // The engine's BuildKit has no `image` exporter (its images go to the engine), so the
     // nodes refuse the push itself; what bake asked of each node is what a buildkitd gets.
@@ -361,7 +322,7 @@ fn a_split_push_asks_the_nodes_to_push_by_digest_to_the_repository() {
         "the failing node is named: {text}"
     );
     // The first refusal cancels the other node, which may not have sent its Solve yet.
-    let asked: Vec<&Node> = [&amd, &arm]
+    let asked: Vec<&Node> = [&farm.amd, &farm.arm]
         .into_iter()
         .filter(|node| node.saw("dockerfile.v0"))
         .collect();
