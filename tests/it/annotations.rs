@@ -88,23 +88,28 @@ fn a_malformed_annotation_fails_naming_it_before_building() {
     assert!(!dir.path().join("image").exists());
 }
 
-#[test]
-fn attestations_on_the_engine_fail_as_buildx_fails_unless_switched_off() {
-    if !engine() || !seed_base() {
-        return;
-    }
-    let _serial = serial();
+/// A project for the engine whose Dockerfile copies itself into an empty image; `hcl` is
+/// its bake file.
+fn engine_project(hcl: impl AsRef<str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("Dockerfile"),
         "FROM scratch\nCOPY Dockerfile /\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("docker-bake.hcl"),
+    std::fs::write(dir.path().join("docker-bake.hcl"), hcl.as_ref()).unwrap();
+    dir
+}
+
+#[test]
+fn attestations_on_the_engine_fail_as_buildx_fails_unless_switched_off() {
+    if !engine() || !seed_base() {
+        return;
+    }
+    let _serial = serial();
+    let dir = engine_project(
         "target \"asks\" {\n  attest = [\"type=provenance,mode=max\"]\n  output = [\"type=local,dest=asks\"]\n}\ntarget \"off\" {\n  attest = [\"type=provenance,disabled=true\", \"type=sbom,disabled=true\"]\n  output = [\"type=local,dest=off\"]\n}\n",
-    )
-    .unwrap();
+    );
     let refused = bake(dir.path(), &["--builder", "docker://", "asks"], &[]);
     let text = stderr(&refused);
     assert_eq!(refused.status.code(), Some(1), "{text}");
@@ -127,17 +132,9 @@ fn annotations_reach_an_oci_archive_the_engine_built() {
         return;
     }
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY Dockerfile /\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("docker-bake.hcl"),
+    let dir = engine_project(
         "target \"default\" {\n  annotations = [\"org.opencontainers.image.title=engine\", \"manifest-descriptor:seen.on=descriptor\"]\n  output = [\"type=oci,dest=image,tar=false\"]\n}\n",
-    )
-    .unwrap();
+    );
     let output = bake(dir.path(), &["--builder", "docker://"], &[]);
     let text = stderr(&output);
     assert!(output.status.success(), "{text}");
@@ -165,19 +162,9 @@ fn annotations_an_old_engine_drops_from_its_images_are_named_in_a_warning() {
         "bake-it/annotated-{}:latest",
         uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap()
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY Dockerfile /\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("docker-bake.hcl"),
-        format!(
-            "target \"default\" {{\n  tags = [\"{tag}\"]\n  annotations = [\"org.opencontainers.image.title=x\"]\n  output = [\"type=image\"]\n}}\n"
-        ),
-    )
-    .unwrap();
+    let dir = engine_project(format!(
+        "target \"default\" {{\n  tags = [\"{tag}\"]\n  annotations = [\"org.opencontainers.image.title=x\"]\n  output = [\"type=image\"]\n}}\n"
+    ));
     let output = bake(dir.path(), &["--builder", "docker://"], &[]);
     let _ = std::process::Command::new("docker")
         .args(["rmi", "-f", &tag])
