@@ -289,41 +289,7 @@ pub(crate) mod tests {
 
     /// A request for `target` on `platform` whose named contexts link `links`.
     pub(crate) fn request(target: &str, platform: Option<&str>, links: &[&str]) -> BuildRequest {
-        BuildRequest {
-            target: target.to_owned(),
-            platform: platform.map(|p| p.parse().expect("platform")),
-            context: plan::Context::Local("/nonexistent".into()),
-            dockerfile: Dockerfile::Inline("FROM scratch".to_owned()),
-            stage: None,
-            build_args: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            named_contexts: links
-                .iter()
-                .map(|l| {
-                    (
-                        format!("ctx-{l}"),
-                        plan::NamedContext::Target {
-                            name: (*l).to_owned(),
-                        },
-                    )
-                })
-                .collect(),
-            outputs: Vec::new(),
-            attest: Vec::new(),
-            cache_from: Vec::new(),
-            cache_to: Vec::new(),
-            secrets: Vec::new(),
-            ssh: Vec::new(),
-            network: None,
-            extra_hosts: Vec::new(),
-            limits: crate::plan::Limits::default(),
-            no_cache: false,
-            no_cache_filter: Vec::new(),
-            pull: false,
-            tags: Vec::new(),
-            call: Call::Build,
-            entitlements: Vec::new(),
-        }
+        plan::tests::linking(target, platform, links)
     }
 
     fn names(plan: &plan::Plan) -> Result<Vec<String>, Error> {

@@ -438,6 +438,27 @@ pub(crate) mod tests {
             .remove(0)
     }
 
+    /// A request for `target` on `platform` (an inline `FROM scratch`) whose named contexts
+    /// link the targets `links`, as `ctx-NAME`.
+    pub(crate) fn linking(target: &str, platform: Option<&str>, links: &[&str]) -> BuildRequest {
+        let mut request = request_for("/nonexistent");
+        request.target = target.to_owned();
+        request.platform = platform.map(|p| p.parse().expect("platform"));
+        request.dockerfile = Dockerfile::Inline("FROM scratch".to_owned());
+        request.named_contexts = links
+            .iter()
+            .map(|l| {
+                (
+                    format!("ctx-{l}"),
+                    NamedContext::Target {
+                        name: (*l).to_owned(),
+                    },
+                )
+            })
+            .collect();
+        request
+    }
+
     fn target(name: &str) -> Target {
         Target {
             name: name.to_owned(),

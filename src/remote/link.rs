@@ -126,41 +126,7 @@ mod tests {
     use super::*;
 
     fn requests(links: &[&str]) -> Vec<BuildRequest> {
-        vec![BuildRequest {
-            target: String::new(),
-            platform: None,
-            context: crate::plan::Context::Local("/nonexistent".into()),
-            dockerfile: crate::plan::Dockerfile::Inline("FROM scratch".to_owned()),
-            stage: None,
-            build_args: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            named_contexts: links
-                .iter()
-                .map(|l| {
-                    (
-                        format!("ctx-{l}"),
-                        NamedContext::Target {
-                            name: (*l).to_owned(),
-                        },
-                    )
-                })
-                .collect(),
-            outputs: Vec::new(),
-            attest: Vec::new(),
-            cache_from: Vec::new(),
-            cache_to: Vec::new(),
-            secrets: Vec::new(),
-            ssh: Vec::new(),
-            network: None,
-            extra_hosts: Vec::new(),
-            limits: crate::plan::Limits::default(),
-            no_cache: false,
-            no_cache_filter: Vec::new(),
-            pull: false,
-            tags: Vec::new(),
-            call: crate::plan::Call::Build,
-            entitlements: Vec::new(),
-        }]
+        vec![crate::plan::tests::linking("", None, links)]
     }
 
     #[test]
