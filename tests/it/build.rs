@@ -44,6 +44,22 @@ fn events(stderr: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Writes `scratch/project` with `dockerfile` and a bake file whose `default` target takes
+/// the base as the named context `base`, adds `attributes` (HCL lines) and exports to `out`.
+fn base_project(scratch: &Path, dockerfile: &str, attributes: &str) -> std::path::PathBuf {
+    let dir = scratch.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        format!(
+            "variable \"BASE\" {{}}\ntarget \"default\" {{\n  contexts = {{ base = BASE }}\n  {attributes}\n  output = [\"type=local,dest=out\"]\n}}\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
 fn run(dir: &Path, root: &Path) -> (std::process::Output, Vec<serde_json::Value>) {
     run_with_base(dir, root, &base())
 }
@@ -1088,19 +1104,11 @@ fn extra_hosts_reach_the_hosts_file_of_run_steps_without_a_warning() {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path().join("project");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
+    let dir = base_project(
+        scratch.path(),
         "FROM base\nRUN cp /etc/hosts /hosts\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("docker-bake.hcl"),
-        "variable \"BASE\" {}\ntarget \"default\" {\n  contexts = { base = BASE }\n  \
-         extra-hosts = { \"db.internal\" = \"10.1.2.3\" }\n  output = [\"type=local,dest=out\"]\n}\n",
-    )
-    .unwrap();
+        "extra-hosts = { \"db.internal\" = \"10.1.2.3\" }",
+    );
     let (output, _) = run(&dir, &scratch.path().join("root"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -1116,23 +1124,10 @@ fn the_target_network_is_the_default_of_its_run_steps() {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path().join("project");
-    std::fs::create_dir_all(&dir).unwrap();
     // The first step takes the target's network; the second asks for its own.
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM base\nRUN cat /proc/net/dev > /default\nRUN --network=none cat /proc/net/dev > /own\n",
-    )
-    .unwrap();
-    let write = |network: &str| {
-        std::fs::write(
-            dir.join("docker-bake.hcl"),
-            format!(
-                "variable \"BASE\" {{}}\ntarget \"default\" {{\n  contexts = {{ base = BASE }}\n  {network}\n  output = [\"type=local,dest=out\"]\n}}\n"
-            ),
-        )
-        .unwrap();
-    };
+    let dockerfile = "FROM base\nRUN cat /proc/net/dev > /default\nRUN --network=none cat /proc/net/dev > /own\n";
+    let write = |network: &str| base_project(scratch.path(), dockerfile, network);
+    let dir = write("");
     let interfaces = |file: &str| -> Vec<String> {
         std::fs::read_to_string(dir.join("out").join(file))
             .unwrap()
