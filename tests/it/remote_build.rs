@@ -451,24 +451,35 @@ fn remote_driver_builds_over_the_control_api_session_tunnel() {
     );
 }
 
+/// A project on the seeded base: `steps` after its `FROM`, `attributes` (HCL) on its
+/// `default` target, which exports to `out`.
+fn engine_project(steps: &str, attributes: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {BASE}\n{steps}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("docker-bake.hcl"),
+        format!(
+            "target \"default\" {{\n  {attributes}\n  output = [\"type=local,dest=out\"]\n}}\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
 #[test]
 fn extra_hosts_reach_run_steps_on_the_engine() {
     if !engine() || !seed_base() {
         return;
     }
     let _serial = crate::remote_build::serial();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM {BASE}\nRUN cp /etc/hosts /hosts\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("docker-bake.hcl"),
-        "target \"default\" {\n  extra-hosts = { \"db.internal\" = \"10.1.2.3\" }\n  \
-         output = [\"type=local,dest=out\"]\n}\n",
-    )
-    .unwrap();
+    let dir = engine_project(
+        "RUN cp /etc/hosts /hosts\n",
+        "extra-hosts = { \"db.internal\" = \"10.1.2.3\" }",
+    );
     let output = bake(dir.path(), &["--builder", "docker://"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let hosts = std::fs::read_to_string(dir.path().join("out/hosts")).unwrap();
@@ -484,18 +495,10 @@ fn run_limits_the_engine_front_end_drops_are_named_in_warnings() {
         return;
     }
     let _serial = crate::remote_build::serial();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM {BASE}\nRUN df -k /dev/shm > /shm && ulimit -Hn > /hard\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("docker-bake.hcl"),
-        "target \"default\" {\n  shm-size = \"96m\"\n  ulimits = [\"nofile=1000:2000\"]\n  \
-         resources = { memory = \"64m\" }\n  output = [\"type=local,dest=out\"]\n}\n",
-    )
-    .unwrap();
+    let dir = engine_project(
+        "RUN df -k /dev/shm > /shm && ulimit -Hn > /hard\n",
+        "shm-size = \"96m\"\n  ulimits = [\"nofile=1000:2000\"]\n  resources = { memory = \"64m\" }",
+    );
     let output = bake(dir.path(), &["--builder", "docker://"], &[]);
     let text = stderr(&output);
     assert!(output.status.success(), "{text}");
