@@ -61,6 +61,21 @@ pub(crate) struct Built {
     pub(crate) ran: usize,
 }
 
+/// A first build of `dir` on the empty root `root` exporting a `mode=max` local cache to
+/// `cache`; nothing can have come from a cache.
+fn cold_with_max_cache(dir: &Path, root: &Path, cache: &Path) -> Built {
+    let cold = bake(
+        dir,
+        root,
+        &[format!(
+            "*.cache-to=type=local,dest={},mode=max",
+            cache.display()
+        )],
+    );
+    assert_eq!(cold.cached, 0, "{}", cold.stderr);
+    cold
+}
+
 fn bake(dir: &Path, root: &Path, sets: &[String]) -> Built {
     bake_with_env(dir, root, sets, &[])
 }
@@ -152,15 +167,7 @@ fn a_local_max_cache_makes_a_fresh_root_in_another_directory_run_nothing() {
     let scratch = tempfile::tempdir().unwrap();
     let first = project(&scratch.path().join("a/project"), DOCKERFILE);
     let cache = scratch.path().join("cache");
-    let cold = bake(
-        &first,
-        &scratch.path().join("root-a"),
-        &[format!(
-            "*.cache-to=type=local,dest={},mode=max",
-            cache.display()
-        )],
-    );
-    assert_eq!(cold.cached, 0, "{}", cold.stderr);
+    let cold = cold_with_max_cache(&first, &scratch.path().join("root-a"), &cache);
     assert!(cold.ran >= 5, "{}", cold.stderr);
     assert!(cold.stderr.contains("exporting cache to client directory"));
     assert!(cold.stderr.contains("preparing build cache for export"));
@@ -469,15 +476,7 @@ fn a_copy_from_a_cached_stage_is_found_without_fetching_that_stage() {
     let scratch = tempfile::tempdir().unwrap();
     let first = project(&scratch.path().join("a"), DOCKERFILE);
     let cache = scratch.path().join("cache");
-    let cold = bake(
-        &first,
-        &scratch.path().join("root-a"),
-        &[format!(
-            "*.cache-to=type=local,dest={},mode=max",
-            cache.display()
-        )],
-    );
-    assert_eq!(cold.cached, 0, "{}", cold.stderr);
+    let cold = cold_with_max_cache(&first, &scratch.path().join("root-a"), &cache);
     let (manifest, config) = layout_cache(&cache, "latest").unwrap();
     assert!(
         config["bake.aliases"]
