@@ -9,22 +9,8 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::support;
-
-fn base() -> String {
-    let layout = support::root().join("fixtures/base/busybox");
-    let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
-    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
-    format!("oci-layout://{}@{digest}", layout.display())
-}
-
-fn can_run() -> bool {
-    let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
-    if !ok {
-        support::skip("skipping bigtree_edits test: needs root and runc (Debian package `runc`)");
-    }
-    ok
-}
+use crate::support::busybox_base as base;
+use crate::support::can_build as can_run;
 
 fn project(scratch: &Path) -> PathBuf {
     let dir = scratch.join("project");

@@ -5,22 +5,8 @@
 use std::path::Path;
 
 use crate::support;
-
-fn base() -> String {
-    let layout = support::root().join("fixtures/base/busybox");
-    let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
-    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
-    format!("oci-layout://{}@{digest}", layout.display())
-}
-
-fn can_run() -> bool {
-    let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
-    if !ok {
-        crate::support::skip("skipping build test: needs root and runc (Debian package `runc`)");
-    }
-    ok
-}
+use crate::support::busybox_base as base;
+use crate::support::can_build as can_run;
 
 /// The rawjson progress events of a build, without the export steps (which run every time,
 /// so they would hide whether any build step ran).

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support;
+pub(crate) use crate::support::can_build as can_run;
 use crate::support::registry::{TestRegistry, raw_manifest};
 
 /// A multi-stage build whose final stage copies from a builder stage and ends with a RUN
@@ -15,14 +16,6 @@ use crate::support::registry::{TestRegistry, raw_manifest};
 pub(crate) const DOCKERFILE: &str = "FROM base AS builder\nRUN echo built > /built\n\
 FROM base\nCOPY foo /foo\nCOPY --from=builder /built /built\n\
 RUN head -c 16 /dev/urandom | od -x > /r\n";
-
-pub(crate) fn can_run() -> bool {
-    let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
-    if !ok {
-        support::skip("skipping cache export test: needs root and runc (Debian package `runc`)");
-    }
-    ok
-}
 
 /// The committed busybox base, from where it lies in the repository.
 pub(crate) fn base() -> String {

@@ -6,6 +6,7 @@ use std::path::Path;
 use bake::diag::SourceFile;
 
 use crate::support;
+use crate::support::busybox_base as base;
 
 /// Every case renders its errors, or, when the file loads, its warnings.
 #[test]
@@ -170,14 +171,6 @@ fn a_missing_config_file_is_an_error() {
         stderr.contains("failed to read config file `missing.toml`"),
         "{stderr}"
     );
-}
-
-fn base() -> String {
-    let layout = support::root().join("fixtures/base/busybox");
-    let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
-    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
-    format!("oci-layout://{}@{digest}", layout.display())
 }
 
 /// A project with one RUN step on the busybox base.

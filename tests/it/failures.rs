@@ -8,18 +8,11 @@ use std::path::Path;
 use sha2::Digest as _;
 
 use crate::support;
+use crate::support::can_build as can_run;
 
 fn base() -> String {
     let layout = support::root().join("fixtures/base/busybox");
     format!("oci-layout://{}", layout.display())
-}
-
-fn can_run() -> bool {
-    let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
-    if !ok {
-        crate::support::skip("skipping failure test: needs root and runc (Debian package `runc`)");
-    }
-    ok
 }
 
 /// Writes a project with `dockerfile` and one target `app` using `contexts.base`, plus the

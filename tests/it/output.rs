@@ -4,24 +4,8 @@
 use std::path::Path;
 
 use crate::support;
-
-/// The committed busybox OCI layout as a `contexts` value.
-pub(crate) fn base() -> String {
-    let layout = support::root().join("fixtures/base/busybox");
-    let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
-    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
-    format!("oci-layout://{}@{digest}", layout.display())
-}
-
-/// Whether RUN steps can run here (root and runc); says why when not.
-pub(crate) fn can_run() -> bool {
-    let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
-    if !ok {
-        crate::support::skip("skipping test: needs root and runc (Debian package `runc`)");
-    }
-    ok
-}
+pub(crate) use crate::support::busybox_base as base;
+pub(crate) use crate::support::can_build as can_run;
 
 /// Writes a project in `dir` whose default target builds `dockerfile` on the busybox base.
 pub(crate) fn project(dir: &Path, dockerfile: &str) {

@@ -5,24 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::support;
+use crate::support::busybox_base as base;
+use crate::support::can_build as can_run;
 
 const EPOCH: &str = "1700000000";
-
-fn base() -> String {
-    let layout = support::root().join("fixtures/base/busybox");
-    let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
-    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
-    format!("oci-layout://{}@{digest}", layout.display())
-}
-
-fn can_run() -> bool {
-    let ok = rustix::process::geteuid().is_root() && support::find_in_path("runc").is_some();
-    if !ok {
-        crate::support::skip("skipping rebuild test: needs root and runc (Debian package `runc`)");
-    }
-    ok
-}
 
 /// What one build reported: its manifest digest, how many steps came from the cache and
 /// how many ran.
